@@ -1,0 +1,65 @@
+package ha
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// negotiatedDialer wraps connections to read the session timeout the server
+// granted from the first reply frame (ConnectResponse: length, protocol
+// version, timeout in ms, session id, password). go-zookeeper keeps that value
+// private, and the lease must not assume more time than the server gives.
+type negotiatedDialer struct {
+	timeoutMs atomic.Int32
+}
+
+func (d *negotiatedDialer) dial(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &sniffConn{Conn: c, d: d}, nil
+}
+
+// negotiated returns the last granted session timeout, 0 if none seen yet.
+func (d *negotiatedDialer) negotiated() time.Duration {
+	return time.Duration(d.timeoutMs.Load()) * time.Millisecond
+}
+
+var _ zk.Dialer = (&negotiatedDialer{}).dial
+
+type sniffConn struct {
+	net.Conn
+	d    *negotiatedDialer
+	mu   sync.Mutex
+	head []byte // first bytes read, until the timeout field is complete
+	done bool
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if !c.done {
+			need := 12 - len(c.head) // length(4) + protocolVersion(4) + timeOut(4)
+			if need > n {
+				need = n
+			}
+			c.head = append(c.head, p[:need]...)
+			if len(c.head) >= 12 {
+				ms := int32(binary.BigEndian.Uint32(c.head[8:12]))
+				if ms > 0 {
+					c.d.timeoutMs.Store(ms)
+				}
+				c.done, c.head = true, nil
+			}
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}

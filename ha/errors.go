@@ -1,0 +1,17 @@
+package ha
+
+import "errors"
+
+// Refusals: the cluster will not let this node take part. They are final for
+// the process (cmd/hanode exits with status 3); details are wrapped around them.
+var (
+	// ErrNameInUse: another live process holds this server name.
+	ErrNameInUse = errors.New("ha: name in use")
+	// ErrGroupMismatch: the HA_ID is recorded with another role or region.
+	ErrGroupMismatch = errors.New("ha: HA group recorded with another role or region")
+)
+
+// IsRefusal reports whether err is one of the refusals above.
+func IsRefusal(err error) bool {
+	return errors.Is(err, ErrNameInUse) || errors.Is(err, ErrGroupMismatch)
+}

@@ -1,0 +1,98 @@
+package ha
+
+import "time"
+
+// Phase is where a node stands in its HA group. Phases grow with the product
+// (draining, paused); readers must treat an unknown phase as not active.
+type Phase string
+
+const (
+	// PhaseStarting: the process runs but has not yet joined its group.
+	PhaseStarting Phase = "starting"
+	// PhaseStandby: a live member of the group that is not the leader.
+	PhaseStandby Phase = "standby"
+	// PhaseActive: the leader, with an unexpired lease. The only phase in
+	// which duties run and the ping endpoints answer "ok".
+	PhaseActive Phase = "active"
+	// PhaseDisconnected: no healthy ZooKeeper session, or the lease lapsed.
+	PhaseDisconnected Phase = "disconnected"
+)
+
+// MemberInfo is what a member publishes about itself in its znode. It is the
+// JSON payload of every member node; fields may be added, never renamed.
+type MemberInfo struct {
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	Region  string    `json:"region"`
+	Host    string    `json:"host"`
+	HTTP    string    `json:"http,omitempty"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// Priority and Health are reserved for candidacy policies; zero values
+	// mean "default priority" and "healthy".
+	Priority int    `json:"priority,omitempty"`
+	Health   string `json:"health,omitempty"`
+	// SeenTerm is the highest term this member has observed, so a new leader
+	// can keep terms growing even if ZooKeeper lost its data.
+	SeenTerm int64 `json:"seen_term,omitempty"`
+}
+
+// Member is one live member of a group as last listed by this node.
+type Member struct {
+	MemberInfo
+	// Seq is the ZooKeeper sequence number of the member node; the lowest leads.
+	Seq int64 `json:"seq"`
+	// Leader is true for the member that holds the lowest sequence.
+	Leader bool `json:"leader"`
+}
+
+// ZKStatus describes this node's ZooKeeper session.
+type ZKStatus struct {
+	Connected bool   `json:"connected"`
+	SessionID string `json:"session_id,omitempty"`
+	// State is go-zookeeper's connection state, for operators.
+	State string `json:"state,omitempty"`
+}
+
+// State is an immutable snapshot of a node's position in its group, already
+// evaluated against the clock at the moment it was read: a node whose lease
+// ran out reports PhaseDisconnected even if no event has arrived yet.
+type State struct {
+	Phase Phase `json:"state"`
+	// Reason says why the node is in this phase ("lowest member",
+	// "lease expired", "session expired", ...).
+	Reason string `json:"reason,omitempty"`
+	// Term is the fencing token of the current leadership in the group, as
+	// far as this node knows (0: none observed yet).
+	Term int64 `json:"term"`
+	// Leader is the name of the group's leader, "" when unknown.
+	Leader string `json:"leader"`
+	// Since is when this node entered Phase.
+	Since time.Time `json:"since"`
+	// LeaseLeft is how long this node's lease has left (0 when it holds none).
+	LeaseLeft time.Duration `json:"lease_left_ns"`
+	Members   []Member      `json:"members"`
+	ZK        ZKStatus      `json:"zk"`
+}
+
+// Active reports whether the node may act as leader right now.
+func (s State) Active() bool { return s.Phase == PhaseActive }
+
+// StateReader is the one thing HTTP handlers and duties need from an elector.
+type StateReader interface {
+	// State returns the node's state evaluated at the moment of the call.
+	// It never blocks on ZooKeeper.
+	State() State
+}
+
+// StateFunc adapts a function to StateReader.
+type StateFunc func() State
+
+// State calls f.
+func (f StateFunc) State() State { return f() }
+
+// Standalone returns a StateReader for a node with no HA group: always active.
+func Standalone(since time.Time, reason string) StateReader {
+	s := State{Phase: PhaseActive, Reason: reason, Since: since}
+	return StateFunc(func() State { return s })
+}
