@@ -1,0 +1,55 @@
+# hanode — two commands do everything on a fresh machine:
+#   make demo   build, start ZooKeeper and a three-node group, kill the leader, show the takeover
+#   make test   the whole suite against real ZooKeeper (builds its image first when missing)
+
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+ZK_IMAGE    ?= $(or $(HANODE_ZK_IMAGE),hanode-zookeeper:3.8)
+TEST_TIMEOUT ?= 60m
+FUZZTIME    ?= 20s
+
+export PATH := $(PATH):/usr/local/go/bin
+export HANODE_ZK_IMAGE := $(ZK_IMAGE)
+
+.PHONY: all build zk-image test test-unit fuzz vet demo bench clean
+
+all: build
+
+## build: compile bin/hanode
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hanode ./cmd/hanode
+
+## zk-image: build the ZooKeeper test image from Debian's packages when missing
+zk-image:
+	@bash scripts/zk-image.sh $(ZK_IMAGE)
+
+## vet: gofmt and go vet
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+## test: vet, the whole suite under the race detector, and a short fuzz run
+test: zk-image vet
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+## test-unit: the tests that need no Docker
+test-unit:
+	$(GO) test -race -count=1 ./conf ./roles ./ping ./ha -run 'Parse|Lease|Transition|Member|Timeout|Renew|State|Env|Config|Valid|Supervisor|Ping|Status|Serve|Fuzz'
+
+## fuzz: run the env-file fuzzer briefly (FUZZTIME=...)
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnvFile -fuzztime=$(FUZZTIME) ./conf
+
+## demo: a three-node primary group on this machine; the leader is killed, a standby takes over
+demo: build zk-image
+	@bash scripts/demo.sh
+
+## bench: failover times (see BENCHMARKS.md)
+bench: build zk-image
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 30m ./bench ./ping
+
+clean:
+	rm -rf bin .demo

@@ -1,0 +1,440 @@
+// Package conf loads hanode's configuration.
+//
+// Four layers are merged, later wins: built-in defaults, the env file
+// (/etc/default/hanode, a shell fragment in the NetSpyGlass style, see
+// ParseEnvFile), environment variables HANODE_<KEY>, and the command-line
+// flags the user set. Every effective value remembers where it came from, so
+// that an error and `hanode check-config` can say "ZK_SESSION_TIMEOUT=10x
+// (from /etc/default/hanode:7)".
+//
+// Load reports every problem at once; each matches ErrInvalid.
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// The configuration keys, as written in the env file.
+const (
+	KeyName              = "NAME"
+	KeyRole              = "ROLE"
+	KeyRegion            = "REGION"
+	KeyHAID              = "HA_ID"
+	KeyZK                = "ZK"
+	KeyZKSessionTimeout  = "ZK_SESSION_TIMEOUT"
+	KeyZKRoot            = "ZK_ROOT"
+	KeyNetID             = "NET_ID"
+	KeyHTTPListen        = "HTTP_LISTEN"
+	KeyActiveCmd         = "ACTIVE_CMD"
+	KeyActiveStopTimeout = "ACTIVE_STOP_TIMEOUT"
+	KeyLeaseMargin       = "LEASE_MARGIN"
+	KeyLogLevel          = "LOG_LEVEL"
+	KeyLogFormat         = "LOG_FORMAT"
+)
+
+// EnvPrefix starts the name of every environment variable that sets a key.
+const EnvPrefix = "HANODE_"
+
+// DefaultEnvFile is read when LoadOptions names no env file and this one exists.
+const DefaultEnvFile = "/etc/default/hanode"
+
+// keyInfo describes one key; keys lists them in the order Settings prints.
+type keyInfo struct {
+	name  string
+	def   string // static default, "" for none (or computed, see validate)
+	usage string
+	// emptyIsValue marks keys for which an empty value means "none" (no HA
+	// group, no ZooKeeper, no duty) and so overrides lower layers. For every
+	// other key an empty value is treated as not set, as ${X:-default} would.
+	emptyIsValue bool
+}
+
+var keys = []keyInfo{
+	{name: KeyName, usage: "server name, unique in the cluster (required)"},
+	{name: KeyRole, usage: "server role: primary, secondary, monitor, compute, alert, or a combination such as primary,monitor (required)"},
+	{name: KeyRegion, def: "world", usage: "region this server serves"},
+	{name: KeyHAID, emptyIsValue: true, usage: "HA group id, identical on all servers of the group; empty means standalone (always active)"},
+	{name: KeyZK, emptyIsValue: true, usage: "ZooKeeper ensemble host:port[,host:port...][/chroot]; empty or embedded means none"},
+	{name: KeyZKSessionTimeout, def: "10s", usage: "ZooKeeper session timeout (2s to 5m)"},
+	{name: KeyZKRoot, def: "/hanode", usage: "znode under which hanode keeps its groups"},
+	{name: KeyNetID, def: "1", usage: "network id answered under /v2/ping/net/:netid/"},
+	{name: KeyHTTPListen, def: ":9640", usage: "host:port of the HTTP health endpoint"},
+	{name: KeyActiveCmd, emptyIsValue: true, usage: "shell command run only while this server is active"},
+	{name: KeyActiveStopTimeout, usage: "how long the active command gets to stop (default 2/3 of LEASE_MARGIN)"},
+	{name: KeyLeaseMargin, usage: "how long before the ZooKeeper session could expire the active lease ends (default 30% of ZK_SESSION_TIMEOUT)"},
+	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
+	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
+}
+
+func lookupKey(name string) (keyInfo, bool) {
+	for _, k := range keys {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return keyInfo{}, false
+}
+
+// flagName turns ZK_SESSION_TIMEOUT into zk-session-timeout.
+func flagName(key string) string {
+	return strings.ToLower(strings.ReplaceAll(key, "_", "-"))
+}
+
+// Config is the validated, effective configuration. Each field holds the key
+// of the same name (Name is NAME, HAID is HA_ID, ZKSessionTimeout is
+// ZK_SESSION_TIMEOUT, ...), trimmed; Role is canonical (roles.Set.String),
+// LogLevel and LogFormat are lower case, and LeaseMargin and
+// ActiveStopTimeout are computed when unset.
+type Config struct {
+	Name, Role, Region, HAID, ZK, ZKRoot, NetID, HTTPListen, ActiveCmd, LogLevel, LogFormat string
+
+	ZKSessionTimeout, LeaseMargin, ActiveStopTimeout time.Duration
+
+	// EnvFile is the env file actually read, "" if none.
+	EnvFile string
+
+	sources map[string]string // key -> where its effective value came from
+}
+
+// Standalone reports whether no external ZooKeeper is configured (ZK empty or
+// "embedded"): the server runs alone and is always active.
+func (c *Config) Standalone() bool { return c.ZK == "" || c.ZK == "embedded" }
+
+// HA reports whether the server belongs to an HA group (HA_ID set). After
+// validation this implies an external ZooKeeper.
+func (c *Config) HA() bool { return c.HAID != "" }
+
+// ZKServers returns the host:port list of the ZooKeeper ensemble, nil when
+// Standalone.
+func (c *Config) ZKServers() []string {
+	if c.Standalone() {
+		return nil
+	}
+	servers, _ := splitZK(c.ZK)
+	var out []string
+	for _, s := range strings.Split(servers, ",") {
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}
+
+// ZKChroot returns the chroot suffix of ZK ("/chroot"), or "" if none.
+func (c *Config) ZKChroot() string {
+	if c.Standalone() {
+		return ""
+	}
+	_, chroot := splitZK(c.ZK)
+	return chroot
+}
+
+// Setting is one effective key for printing.
+type Setting struct{ Key, Value, Source string }
+
+// Settings returns every key in table order with its effective value and the
+// place it came from ("default", "/etc/default/hanode:7", "env HANODE_ZK",
+// "flag --zk"; computed defaults say how they were computed).
+func (c *Config) Settings() []Setting {
+	out := make([]Setting, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, Setting{Key: k.name, Value: c.value(k.name), Source: c.sources[k.name]})
+	}
+	return out
+}
+
+func (c *Config) value(key string) string {
+	switch key {
+	case KeyName:
+		return c.Name
+	case KeyRole:
+		return c.Role
+	case KeyRegion:
+		return c.Region
+	case KeyHAID:
+		return c.HAID
+	case KeyZK:
+		return c.ZK
+	case KeyZKSessionTimeout:
+		return c.ZKSessionTimeout.String()
+	case KeyZKRoot:
+		return c.ZKRoot
+	case KeyNetID:
+		return c.NetID
+	case KeyHTTPListen:
+		return c.HTTPListen
+	case KeyActiveCmd:
+		return c.ActiveCmd
+	case KeyActiveStopTimeout:
+		return c.ActiveStopTimeout.String()
+	case KeyLeaseMargin:
+		return c.LeaseMargin.String()
+	case KeyLogLevel:
+		return c.LogLevel
+	case KeyLogFormat:
+		return c.LogFormat
+	}
+	return ""
+}
+
+// LoadOptions says where Load finds each layer.
+type LoadOptions struct {
+	// EnvFile is the env file to read (--env-file). When set, a missing or
+	// unreadable file is an error. When empty, DefaultEnvFile is read if it
+	// exists.
+	EnvFile string
+	// DefaultEnvFile is the file tried when EnvFile is empty;
+	// "" means /etc/default/hanode.
+	DefaultEnvFile string
+	// Environ is the process environment in os.Environ form; HANODE_<KEY>
+	// entries set keys. nil means an empty environment: pass os.Environ() in
+	// production.
+	Environ []string
+	// LookupEnv supplies $VAR in the env file; nil means a lookup in Environ.
+	LookupEnv func(string) (string, bool)
+	// Flags holds the flags registered by BindFlags; only flags the user set
+	// (Changed) count. May be nil.
+	Flags *pflag.FlagSet
+}
+
+// BindFlags registers one string flag per key (--name, --ha-id,
+// --zk-session-timeout, ...) and nothing else. Durations are strings too, so
+// that a bad value is reported by Load together with every other problem.
+func BindFlags(fs *pflag.FlagSet) {
+	for _, k := range keys {
+		usage := fmt.Sprintf("%s (env %s%s", k.usage, EnvPrefix, k.name)
+		if k.def != "" {
+			usage += "; default " + k.def
+		}
+		fs.String(flagName(k.name), "", usage+")")
+	}
+}
+
+// Load merges defaults, the env file, HANODE_ variables and set flags, and
+// validates the result. The error joins every problem found; each one matches
+// ErrInvalid. When the env file cannot be read or parsed, only its problems
+// are reported: the keys it would have set are unknown, so judging the merged
+// configuration would add misleading errors.
+func Load(opts LoadOptions) (*Config, error) {
+	lookupEnv := opts.LookupEnv
+	if lookupEnv == nil {
+		lookupEnv = environLookup(opts.Environ)
+	}
+
+	merged := koanf.New(".")
+	sources := map[string]string{}
+	// Each layer is loaded alone first so that its keys, and so the source
+	// of each effective value, are known; then it is merged over the others.
+	layer := func(p koanf.Provider, source func(key string) string) error {
+		l := koanf.New(".")
+		if err := l.Load(p, nil); err != nil {
+			return err
+		}
+		for _, key := range l.Keys() {
+			sources[key] = source(key)
+		}
+		return merged.Merge(l)
+	}
+
+	defaults := map[string]any{}
+	for _, k := range keys {
+		if k.def != "" {
+			defaults[k.name] = k.def
+		}
+	}
+	if err := layer(confmap.Provider(defaults, ""), func(string) string { return "default" }); err != nil {
+		return nil, err
+	}
+
+	// A file with refused or broken lines still yields the values it
+	// could evaluate: check those too, so every problem is reported at once.
+	file, fileErr := readEnvFile(opts, lookupEnv)
+	if file == nil && fileErr != nil {
+		return nil, fileErr
+	}
+	if file != nil {
+		vals := map[string]any{}
+		for key, s := range file.settings {
+			vals[key] = s.Value
+		}
+		err := layer(confmap.Provider(vals, ""), func(key string) string { return file.settings[key].Source })
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	environ := opts.Environ
+	envProvider := env.Provider("", env.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, value string) (string, any) {
+			key, _ := strings.CutPrefix(name, EnvPrefix)
+			return keep(key, value)
+		},
+	})
+	if err := layer(envProvider, func(key string) string { return "env " + EnvPrefix + key }); err != nil {
+		return nil, err
+	}
+
+	if opts.Flags != nil {
+		byFlag := map[string]string{}
+		for _, k := range keys {
+			byFlag[flagName(k.name)] = k.name
+		}
+		// A nil koanf instance makes posflag take only the flags the user set.
+		flags := posflag.ProviderWithFlag(opts.Flags, ".", nil, func(f *pflag.Flag) (string, any) {
+			key, ok := byFlag[f.Name]
+			if !ok {
+				return "", nil
+			}
+			return keep(key, f.Value.String())
+		})
+		if err := layer(flags, func(key string) string { return "flag --" + flagName(key) }); err != nil {
+			return nil, err
+		}
+	}
+
+	var raw []Setting
+	for _, k := range keys {
+		if merged.Exists(k.name) {
+			raw = append(raw, Setting{Key: k.name, Value: merged.String(k.name), Source: sources[k.name]})
+		}
+	}
+	cfg, err := Validate(raw)
+	if fileErr != nil {
+		return nil, errors.Join(fileErr, withoutRequired(err))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if file != nil {
+		cfg.EnvFile = file.path
+	}
+	return cfg, nil
+}
+
+// keep filters one value of a layer: unknown keys are dropped, values are
+// trimmed, and an empty value is dropped unless empty means something for
+// the key (see keyInfo.emptyIsValue). A "" key tells the providers to skip.
+func keep(key, value string) (string, any) {
+	k, ok := lookupKey(key)
+	if !ok {
+		return "", nil
+	}
+	value = strings.TrimSpace(value)
+	if value == "" && !k.emptyIsValue {
+		return "", nil
+	}
+	return key, value
+}
+
+// envFile is the layer read from an env file.
+type envFile struct {
+	path     string
+	settings map[string]Setting // known keys only, filtered by keep
+}
+
+// readEnvFile picks, reads and parses the env file; it returns nil, nil when
+// there is none.
+func readEnvFile(opts LoadOptions, lookupEnv func(string) (string, bool)) (*envFile, error) {
+	path := opts.EnvFile
+	if path == "" {
+		path = opts.DefaultEnvFile
+		if path == "" {
+			path = DefaultEnvFile
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &invalidError{msg: "cannot read env file", err: err}
+	}
+	vals, err := ParseEnvFile(path, src, lookupEnv)
+	return &envFile{path: path, settings: fileSettings(path, vals)}, err
+}
+
+// withoutRequired drops "required" errors from a validation of a broken
+// file: the missing key may well be set on a line the parser never reached.
+func withoutRequired(err error) error {
+	if err == nil {
+		return nil
+	}
+	var keep []error
+	for _, e := range unjoin(err) {
+		var fe *FieldError
+		if errors.As(e, &fe) && fe.Source == "" && fe.Value == "" {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
+}
+
+// unjoin lists the errors inside an errors.Join.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// fileSettings keeps the known keys of a parsed env file. A NetSpyGlass file
+// may pass them only inside SERVER_CLI as -DKEY=value; those count for keys
+// the file does not assign directly.
+func fileSettings(path string, vals map[string]Value) map[string]Setting {
+	out := map[string]Setting{}
+	if cli, ok := vals["SERVER_CLI"]; ok {
+		// The start script runs `java $SERVER_CLI`: the value is split on
+		// blanks, without quote removal. Like java, the last -D wins.
+		for _, word := range strings.Fields(cli.Value) {
+			kv, ok := strings.CutPrefix(word, "-D")
+			if !ok {
+				continue
+			}
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok {
+				continue
+			}
+			if _, direct := vals[name]; direct {
+				continue
+			}
+			if key, v := keep(name, value); key != "" {
+				source := fmt.Sprintf("%s:%d, -D%s in SERVER_CLI", path, cli.Line, name)
+				out[key] = Setting{Key: key, Value: v.(string), Source: source}
+			}
+		}
+	}
+	for name, v := range vals {
+		if key, value := keep(name, v.Value); key != "" {
+			out[key] = Setting{Key: key, Value: value.(string), Source: fmt.Sprintf("%s:%d", path, v.Line)}
+		}
+	}
+	return out
+}
+
+// environLookup looks names up in an os.Environ-style list (first entry wins,
+// as in getenv).
+func environLookup(environ []string) func(string) (string, bool) {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if _, seen := m[k]; ok && !seen {
+			m[k] = v
+		}
+	}
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}

@@ -1,0 +1,366 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hanode/hanode/roles"
+)
+
+// ErrInvalid matches every configuration problem Load and Validate report
+// (errors.Is); the CLI maps it to exit status 2.
+var ErrInvalid = errors.New("conf: invalid configuration")
+
+// FieldError is a problem with one key: its value, where that value came
+// from, and what is wrong.
+type FieldError struct {
+	Key, Value, Source, Msg string
+}
+
+// Error renders the error as `KEY="value" (from source): msg`; a key that was
+// never set has no source and renders as `KEY: msg`.
+func (e *FieldError) Error() string {
+	if e.Source == "" {
+		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s=%q (from %s): %s", e.Key, e.Value, e.Source, e.Msg)
+}
+
+// Is makes every FieldError match ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// invalidError is a configuration problem that is not about one key, such as
+// an unreadable env file; it matches both ErrInvalid and its cause.
+type invalidError struct {
+	msg string
+	err error
+}
+
+func (e *invalidError) Error() string   { return e.msg + ": " + e.err.Error() }
+func (e *invalidError) Unwrap() []error { return []error{ErrInvalid, e.err} }
+
+// Limits of ZK_SESSION_TIMEOUT. ZooKeeper itself clamps the session to 2 to
+// 20 ticks of the server; these bounds only catch values that make no sense.
+const (
+	minSessionTimeout = 2 * time.Second
+	maxSessionTimeout = 5 * time.Minute
+)
+
+// Validate checks merged raw values and builds the Config. raw lists values
+// with their sources; when a key appears twice the later entry wins. A key
+// that is missing, or empty where empty does not mean "none", takes its
+// default (source "default"). Values are trimmed. Every problem is reported,
+// joined, each as a *FieldError matching ErrInvalid.
+func Validate(raw []Setting) (*Config, error) {
+	v := &validation{vals: map[string]Setting{}}
+	for _, s := range raw {
+		k, ok := lookupKey(s.Key)
+		if !ok {
+			v.errs = append(v.errs, &FieldError{Key: s.Key, Value: s.Value, Source: s.Source, Msg: "unknown key"})
+			continue
+		}
+		s.Value = strings.TrimSpace(s.Value)
+		if s.Value == "" && !k.emptyIsValue {
+			delete(v.vals, s.Key)
+			continue
+		}
+		v.vals[s.Key] = s
+	}
+	for _, k := range keys {
+		if _, ok := v.vals[k.name]; !ok && k.def != "" {
+			v.vals[k.name] = Setting{Key: k.name, Value: k.def, Source: "default"}
+		}
+	}
+
+	c := &Config{sources: map[string]string{}}
+	c.Name = v.name(KeyName, true)
+	c.Role = v.role()
+	c.Region = v.name(KeyRegion, true)
+	c.HAID = v.name(KeyHAID, false)
+	c.ZK = v.zk()
+	c.ZKRoot = v.znodePath(KeyZKRoot)
+	c.NetID = v.netID()
+	c.HTTPListen = v.listen()
+	c.ActiveCmd = v.get(KeyActiveCmd).Value
+	c.LogLevel = v.oneOf(KeyLogLevel, "debug", "info", "warn", "error")
+	c.LogFormat = v.oneOf(KeyLogFormat, "json", "console")
+	v.timing(c)
+
+	if c.HA() && c.Standalone() {
+		zk := v.get(KeyZK)
+		have := "ZK is not set, which means"
+		if zk.Source != "" {
+			have = fmt.Sprintf("ZK=%q (from %s) means", zk.Value, zk.Source)
+		}
+		v.fail(KeyHAID, fmt.Sprintf("HA needs an external ZooKeeper ensemble, but %s no ZooKeeper: set ZK=host:port[,host:port...][/chroot], or remove HA_ID to run standalone", have))
+	}
+
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	for _, k := range keys {
+		c.sources[k.name] = v.get(k.name).Source
+	}
+	return c, nil
+}
+
+// validation collects the problems of one Validate call.
+type validation struct {
+	vals map[string]Setting
+	errs []error
+}
+
+// get returns a key's setting; an unset key has an empty Source.
+func (v *validation) get(key string) Setting {
+	if s, ok := v.vals[key]; ok {
+		return s
+	}
+	return Setting{Key: key}
+}
+
+func (v *validation) fail(key, msg string) {
+	s := v.get(key)
+	v.errs = append(v.errs, &FieldError{Key: key, Value: s.Value, Source: s.Source, Msg: msg})
+}
+
+// name checks a value that becomes a znode name (NAME, REGION, HA_ID).
+func (v *validation) name(key string, required bool) string {
+	s := v.get(key)
+	if s.Value == "" {
+		if required {
+			v.fail(key, fmt.Sprintf("required: set %s in the env file, %s%s in the environment, or --%s", key, EnvPrefix, key, flagName(key)))
+		}
+		return ""
+	}
+	if msg := checkName(s.Value); msg != "" {
+		v.fail(key, msg)
+	}
+	return s.Value
+}
+
+// checkName returns what is wrong with a znode-safe name, or "".
+func checkName(s string) string {
+	switch {
+	case len(s) > 128:
+		return fmt.Sprintf("too long (%d characters, at most 128)", len(s))
+	case s == "." || s == "..":
+		return "must not be . or .."
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("character %q is not allowed (use letters, digits, '.', '_' and '-')", r)
+		}
+	}
+	return ""
+}
+
+func (v *validation) role() string {
+	s := v.get(KeyRole)
+	if s.Value == "" {
+		v.fail(KeyRole, fmt.Sprintf("required: one of %s, or a combination such as primary,monitor", roles.Set(roles.Catalog)))
+		return ""
+	}
+	set, err := roles.Parse(s.Value)
+	if err != nil {
+		v.fail(KeyRole, strings.TrimPrefix(err.Error(), "roles: "))
+		return ""
+	}
+	return set.String()
+}
+
+// splitZK splits "h1:p1,h2:p2/chroot" at the first '/'.
+func splitZK(s string) (servers, chroot string) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i:]
+	}
+	return s, ""
+}
+
+func (v *validation) zk() string {
+	s := v.get(KeyZK)
+	if s.Value == "" || s.Value == "embedded" {
+		return s.Value
+	}
+	servers, chroot := splitZK(s.Value)
+	var problems []string
+	if strings.TrimSpace(servers) == "" {
+		problems = append(problems, "no host:port before the chroot")
+	} else {
+		for _, hp := range strings.Split(servers, ",") {
+			if msg := checkHostPort(strings.TrimSpace(hp), false); msg != "" {
+				problems = append(problems, msg)
+			}
+		}
+	}
+	if chroot != "" {
+		if msg := checkZnodePath(chroot); msg != "" {
+			problems = append(problems, "chroot "+msg)
+		}
+	}
+	if len(problems) > 0 {
+		v.fail(KeyZK, strings.Join(problems, "; ")+" (want host:port[,host:port...][/chroot], or empty or embedded for no ZooKeeper)")
+	}
+	return s.Value
+}
+
+// checkHostPort checks one host:port; HTTP_LISTEN may leave the host empty
+// and use port 0 (any free port).
+func checkHostPort(hp string, listen bool) string {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port", hp)
+	}
+	if host == "" && !listen {
+		return fmt.Sprintf("%q has no host", hp)
+	}
+	if strings.ContainsAny(host, " \t/,") {
+		return fmt.Sprintf("%q has a bad host", hp)
+	}
+	low := 1
+	if listen {
+		low = 0
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || strings.TrimLeft(port, "0123456789") != "" || n < low || n > 65535 {
+		return fmt.Sprintf("%q: port must be a number from %d to 65535", hp, low)
+	}
+	return ""
+}
+
+// checkZnodePath returns what is wrong with an absolute znode path, or "".
+func checkZnodePath(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("%q must start with /", p)
+	case p == "/":
+		return `must not be "/" alone`
+	case strings.HasSuffix(p, "/"):
+		return fmt.Sprintf("%q must not end with /", p)
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		switch {
+		case seg == "":
+			return fmt.Sprintf("%q has an empty segment (//)", p)
+		case seg == "." || seg == "..":
+			return fmt.Sprintf("%q has a %q segment", p, seg)
+		}
+		for _, r := range seg {
+			if r < 0x20 || r == 0x7f {
+				return fmt.Sprintf("%q has a control character", p)
+			}
+		}
+	}
+	return ""
+}
+
+func (v *validation) znodePath(key string) string {
+	s := v.get(key)
+	if msg := checkZnodePath(s.Value); msg != "" {
+		v.fail(key, "znode path "+msg)
+	}
+	return s.Value
+}
+
+func (v *validation) netID() string {
+	s := v.get(KeyNetID)
+	for _, r := range s.Value {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			v.fail(KeyNetID, fmt.Sprintf("character %q is not allowed (use letters, digits, '_' and '-')", r))
+			break
+		}
+	}
+	return s.Value
+}
+
+func (v *validation) listen() string {
+	s := v.get(KeyHTTPListen)
+	if msg := checkHostPort(s.Value, true); msg != "" {
+		v.fail(KeyHTTPListen, msg+" (examples: :9640, 127.0.0.1:9641, [::1]:9640)")
+	}
+	return s.Value
+}
+
+func (v *validation) oneOf(key string, allowed ...string) string {
+	s := v.get(key)
+	val := strings.ToLower(s.Value)
+	for _, a := range allowed {
+		if val == a {
+			return val
+		}
+	}
+	v.fail(key, "must be one of "+strings.Join(allowed, ", "))
+	return s.Value
+}
+
+// duration parses a key; ok is false when it is missing or invalid (and
+// then the problem has been recorded, unless the key is computed).
+func (v *validation) duration(key string) (d time.Duration, ok bool) {
+	s := v.get(key)
+	if s.Value == "" {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s.Value)
+	if err != nil {
+		v.fail(key, "not a duration (examples: 10s, 1500ms)")
+		return 0, false
+	}
+	return d, true
+}
+
+// timing checks ZK_SESSION_TIMEOUT, LEASE_MARGIN and ACTIVE_STOP_TIMEOUT,
+// computing the last two when unset, and the inequality that keeps one
+// active server: 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2.
+// A problem in one duration skips the checks that depend on it, so one
+// typo gives one message.
+func (v *validation) timing(c *Config) {
+	session, sessionOK := v.duration(KeyZKSessionTimeout)
+	if sessionOK && (session < minSessionTimeout || session > maxSessionTimeout) {
+		v.fail(KeyZKSessionTimeout, fmt.Sprintf("must be between %v and %v", minSessionTimeout, "5m"))
+		sessionOK = false
+	}
+
+	margin, marginOK := v.duration(KeyLeaseMargin)
+	if _, set := v.vals[KeyLeaseMargin]; !set && sessionOK {
+		margin, marginOK = (session * 3 / 10).Truncate(time.Millisecond), true
+		v.vals[KeyLeaseMargin] = Setting{Key: KeyLeaseMargin, Value: margin.String(), Source: "default (30% of ZK_SESSION_TIMEOUT)"}
+	} else if marginOK && margin <= 0 {
+		v.fail(KeyLeaseMargin, "must be positive")
+		marginOK = false
+	}
+
+	stop, stopOK := v.duration(KeyActiveStopTimeout)
+	if _, set := v.vals[KeyActiveStopTimeout]; !set && marginOK {
+		stop, stopOK = (margin * 2 / 3).Truncate(time.Millisecond), true
+		v.vals[KeyActiveStopTimeout] = Setting{Key: KeyActiveStopTimeout, Value: stop.String(), Source: "default (2/3 of LEASE_MARGIN)"}
+	} else if stopOK && stop <= 0 {
+		v.fail(KeyActiveStopTimeout, "must be positive")
+		stopOK = false
+	}
+
+	c.ZKSessionTimeout, c.LeaseMargin, c.ActiveStopTimeout = session, margin, stop
+	if !sessionOK || !marginOK || !stopOK {
+		return
+	}
+	if margin >= session/2 {
+		v.fail(KeyLeaseMargin, fmt.Sprintf("must be less than half of ZK_SESSION_TIMEOUT; %s", v.leaseRule()))
+	}
+	if stop <= 0 || stop >= margin {
+		v.fail(KeyActiveStopTimeout, fmt.Sprintf("must be more than 0 and less than LEASE_MARGIN; %s", v.leaseRule()))
+	}
+}
+
+// leaseRule explains the timing inequality with the three values in force.
+func (v *validation) leaseRule() string {
+	show := func(key string) string {
+		s := v.get(key)
+		return fmt.Sprintf("%s=%s (from %s)", key, s.Value, s.Source)
+	}
+	return fmt.Sprintf("need 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2, have %s, %s, %s: "+
+		"the active lease ends LEASE_MARGIN before the ZooKeeper session could expire, "+
+		"and the active command must stop within that margin, so that it has stopped before another server can take over",
+		show(KeyActiveStopTimeout), show(KeyLeaseMargin), show(KeyZKSessionTimeout))
+}

@@ -1,0 +1,354 @@
+package conf
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// minimal is the smallest valid input: the two required keys.
+func minimal(extra ...Setting) []Setting {
+	return append([]Setting{{KeyName, "primary-1", "test"}, {KeyRole, "primary", "test"}}, extra...)
+}
+
+func set(key, value string) Setting { return Setting{Key: key, Value: value, Source: "test"} }
+
+func TestValidateDefaults(t *testing.T) {
+	c, err := Validate(minimal())
+	require.NoError(t, err)
+	assert.Equal(t, "primary-1", c.Name)
+	assert.Equal(t, "primary", c.Role)
+	assert.Equal(t, "world", c.Region)
+	assert.Equal(t, "", c.HAID)
+	assert.Equal(t, "", c.ZK)
+	assert.Equal(t, 10*time.Second, c.ZKSessionTimeout)
+	assert.Equal(t, "/hanode", c.ZKRoot)
+	assert.Equal(t, "1", c.NetID)
+	assert.Equal(t, ":9640", c.HTTPListen)
+	assert.Equal(t, "", c.ActiveCmd)
+	assert.Equal(t, 3*time.Second, c.LeaseMargin)
+	assert.Equal(t, 2*time.Second, c.ActiveStopTimeout)
+	assert.Equal(t, "info", c.LogLevel)
+	assert.Equal(t, "json", c.LogFormat)
+	assert.True(t, c.Standalone())
+	assert.False(t, c.HA())
+	assert.Nil(t, c.ZKServers())
+	assert.Equal(t, "", c.ZKChroot())
+}
+
+// TestValidateKeys checks each key's rule: the accepted value (and its
+// canonical form) or the refusal message.
+func TestValidateKeys(t *testing.T) {
+	long := strings.Repeat("a", 128)
+	cases := []struct {
+		name    string
+		in      Setting
+		get     func(*Config) string // nil when the value is refused
+		want    string               // canonical value, or the message's tail
+		wantErr bool
+	}{
+		{"name with every allowed character", set(KeyName, "Nsg_primary-1.b"), func(c *Config) string { return c.Name }, "Nsg_primary-1.b", false},
+		{"name of 128 characters", set(KeyName, long), func(c *Config) string { return c.Name }, long, false},
+		{"name is trimmed", set(KeyName, "  primary-2 \t"), func(c *Config) string { return c.Name }, "primary-2", false},
+		{"name of 129 characters", set(KeyName, long+"a"), nil, "too long (129 characters, at most 128)", true},
+		{"name with a slash", set(KeyName, "a/b"), nil, `character '/' is not allowed`, true},
+		{"name with a space", set(KeyName, "a b"), nil, `character ' ' is not allowed`, true},
+		{"name dot", set(KeyName, "."), nil, "must not be . or ..", true},
+		{"name dot dot", set(KeyName, ".."), nil, "must not be . or ..", true},
+		{"empty name is missing", set(KeyName, "  "), nil, "NAME: required", true},
+		{"role canonical order", set(KeyRole, "monitor, Primary"), func(c *Config) string { return c.Role }, "primary,monitor", false},
+		{"role unknown", set(KeyRole, "primry"), nil, `unknown role "primry"`, true},
+		{"role bad combination", set(KeyRole, "primary,secondary"), nil, "roles cannot be combined", true},
+		{"region", set(KeyRegion, "eu-west"), func(c *Config) string { return c.Region }, "eu-west", false},
+		{"empty region takes the default", set(KeyRegion, ""), func(c *Config) string { return c.Region }, "world", false},
+		{"region with a colon", set(KeyRegion, "eu:1"), nil, `character ':' is not allowed`, true},
+		{"ha id with a slash", set(KeyHAID, "a/b"), nil, `character '/' is not allowed`, true},
+		{"zk one server", set(KeyZK, "zk1:2181"), func(c *Config) string { return c.ZK }, "zk1:2181", false},
+		{"zk ensemble with chroot", set(KeyZK, "zk1:2181,10.0.0.2:2182,[::1]:2183/nsg/prod"), func(c *Config) string { return c.ZK }, "zk1:2181,10.0.0.2:2182,[::1]:2183/nsg/prod", false},
+		{"zk embedded", set(KeyZK, "embedded"), func(c *Config) string { return c.ZK }, "embedded", false},
+		{"zk without port", set(KeyZK, "zk1"), nil, `"zk1" is not host:port`, true},
+		{"zk without host", set(KeyZK, ":2181"), nil, `":2181" has no host`, true},
+		{"zk port 0", set(KeyZK, "zk1:0"), nil, "port must be a number from 1 to 65535", true},
+		{"zk port too big", set(KeyZK, "zk1:65536"), nil, "port must be a number from 1 to 65535", true},
+		{"zk port not a number", set(KeyZK, "zk1:+21"), nil, "port must be a number from 1 to 65535", true},
+		{"zk empty server", set(KeyZK, "zk1:2181,"), nil, `"" is not host:port`, true},
+		{"zk chroot only", set(KeyZK, "/nsg"), nil, "no host:port before the chroot", true},
+		{"zk chroot trailing slash", set(KeyZK, "zk1:2181/nsg/"), nil, `chroot "/nsg/" must not end with /`, true},
+		{"zk chroot slash alone", set(KeyZK, "zk1:2181/"), nil, `chroot must not be "/" alone`, true},
+		{"zk chroot empty segment", set(KeyZK, "zk1:2181/a//b"), nil, `chroot "/a//b" has an empty segment`, true},
+		{"zk several problems in one message", set(KeyZK, "zk1,zk2:0"), nil, `"zk1" is not host:port; "zk2:0": port must be`, true},
+		{"session timeout", set(KeyZKSessionTimeout, "4s"), func(c *Config) string { return c.ZKSessionTimeout.String() }, "4s", false},
+		{"session timeout minimum", set(KeyZKSessionTimeout, "2s"), func(c *Config) string { return c.ZKSessionTimeout.String() }, "2s", false},
+		{"session timeout maximum", set(KeyZKSessionTimeout, "5m"), func(c *Config) string { return c.ZKSessionTimeout.String() }, "5m0s", false},
+		{"session timeout too short", set(KeyZKSessionTimeout, "1999ms"), nil, "must be between 2s and 5m", true},
+		{"session timeout too long", set(KeyZKSessionTimeout, "301s"), nil, "must be between 2s and 5m", true},
+		{"session timeout without unit", set(KeyZKSessionTimeout, "10"), nil, "not a duration (examples: 10s, 1500ms)", true},
+		{"zk root", set(KeyZKRoot, "/nsg/hanode"), func(c *Config) string { return c.ZKRoot }, "/nsg/hanode", false},
+		{"zk root relative", set(KeyZKRoot, "hanode"), nil, `znode path "hanode" must start with /`, true},
+		{"zk root trailing slash", set(KeyZKRoot, "/hanode/"), nil, `must not end with /`, true},
+		{"zk root empty segment", set(KeyZKRoot, "/a//b"), nil, `has an empty segment`, true},
+		{"zk root dot dot", set(KeyZKRoot, "/a/.."), nil, `has a ".." segment`, true},
+		{"net id", set(KeyNetID, "net_2-b"), func(c *Config) string { return c.NetID }, "net_2-b", false},
+		{"net id with a dot", set(KeyNetID, "1.2"), nil, `character '.' is not allowed`, true},
+		{"listen all addresses", set(KeyHTTPListen, ":9641"), func(c *Config) string { return c.HTTPListen }, ":9641", false},
+		{"listen port 0", set(KeyHTTPListen, "127.0.0.1:0"), func(c *Config) string { return c.HTTPListen }, "127.0.0.1:0", false},
+		{"listen ipv6", set(KeyHTTPListen, "[::1]:9640"), func(c *Config) string { return c.HTTPListen }, "[::1]:9640", false},
+		{"listen without port", set(KeyHTTPListen, "localhost"), nil, `"localhost" is not host:port`, true},
+		{"listen port too big", set(KeyHTTPListen, ":70000"), nil, "port must be a number from 0 to 65535", true},
+		{"active cmd kept as written", set(KeyActiveCmd, `echo "$HANODE_TERM" | logger`), func(c *Config) string { return c.ActiveCmd }, `echo "$HANODE_TERM" | logger`, false},
+		{"log level any case", set(KeyLogLevel, "DEBUG"), func(c *Config) string { return c.LogLevel }, "debug", false},
+		{"log level unknown", set(KeyLogLevel, "trace"), nil, "must be one of debug, info, warn, error", true},
+		{"log format console", set(KeyLogFormat, "console"), func(c *Config) string { return c.LogFormat }, "console", false},
+		{"log format unknown", set(KeyLogFormat, "text"), nil, "must be one of json, console", true},
+		{"unknown key", set("ZOOKEEPER", "x"), nil, `ZOOKEEPER="x" (from test): unknown key`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Validate(minimal(tc.in))
+			if !tc.wantErr {
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, tc.get(c))
+				return
+			}
+			require.Error(t, err)
+			assert.Nil(t, c)
+			assert.ErrorIs(t, err, ErrInvalid)
+			var fe *FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tc.in.Key, fe.Key)
+			assert.Contains(t, err.Error(), tc.want)
+			if strings.TrimSpace(tc.in.Value) != "" {
+				// Every message names the key, the value and the source.
+				assert.Contains(t, err.Error(), tc.in.Key+"=")
+				assert.Contains(t, err.Error(), "(from test)")
+			}
+		})
+	}
+}
+
+func TestValidateRequiredKeys(t *testing.T) {
+	_, err := Validate(nil)
+	require.Error(t, err)
+	msgs := strings.Split(err.Error(), "\n")
+	require.Len(t, msgs, 2)
+	assert.Equal(t, "NAME: required: set NAME in the env file, HANODE_NAME in the environment, or --name", msgs[0])
+	assert.True(t, strings.HasPrefix(msgs[1], "ROLE: required: one of primary,secondary,monitor,compute,alert"), msgs[1])
+}
+
+func TestValidateLaterEntryWins(t *testing.T) {
+	c, err := Validate(minimal(set(KeyRegion, "eu"), Setting{KeyRegion, "us", "later"}))
+	require.NoError(t, err)
+	assert.Equal(t, "us", c.Region)
+	assert.Contains(t, c.Settings(), Setting{KeyRegion, "us", "later"})
+}
+
+// TestValidateTiming covers the computed defaults of LEASE_MARGIN and
+// ACTIVE_STOP_TIMEOUT and the inequality
+// 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2.
+func TestValidateTiming(t *testing.T) {
+	cases := []struct {
+		name                       string
+		session, margin, stop      string
+		wantMargin, wantStop       time.Duration
+		wantMarginSrc, wantStopSrc string
+		wantErrKeys                []string
+		wantErrContains            []string
+	}{
+		{
+			name:       "both computed from the default session",
+			wantMargin: 3 * time.Second, wantStop: 2 * time.Second,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+		},
+		{
+			name: "both computed from a 4s session", session: "4s",
+			wantMargin: 1200 * time.Millisecond, wantStop: 800 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+		},
+		{
+			name: "computed values are whole milliseconds", session: "2001ms",
+			wantMargin: 600 * time.Millisecond, wantStop: 400 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+		},
+		{
+			name: "stop computed from a set margin", margin: "1500ms",
+			wantMargin: 1500 * time.Millisecond, wantStop: time.Second,
+			wantMarginSrc: "test", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+		},
+		{
+			name: "stop set, margin computed", stop: "2500ms",
+			wantMargin: 3 * time.Second, wantStop: 2500 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "test",
+		},
+		{
+			name: "all three set at the limits", session: "10s", margin: "4999ms", stop: "4998ms",
+			wantMargin: 4999 * time.Millisecond, wantStop: 4998 * time.Millisecond,
+			wantMarginSrc: "test", wantStopSrc: "test",
+		},
+		{
+			name: "margin of half the session", margin: "5s",
+			wantErrKeys:     []string{KeyLeaseMargin},
+			wantErrContains: []string{`LEASE_MARGIN="5s" (from test): must be less than half of ZK_SESSION_TIMEOUT`},
+		},
+		{
+			name: "stop as long as the margin", stop: "3s",
+			wantErrKeys: []string{KeyActiveStopTimeout},
+			wantErrContains: []string{
+				`ACTIVE_STOP_TIMEOUT="3s" (from test): must be more than 0 and less than LEASE_MARGIN`,
+				"ACTIVE_STOP_TIMEOUT=3s (from test), LEASE_MARGIN=3s (from default (30% of ZK_SESSION_TIMEOUT)), ZK_SESSION_TIMEOUT=10s (from default)",
+			},
+		},
+		{
+			name: "both sides broken", session: "4s", margin: "3s", stop: "3s",
+			wantErrKeys: []string{KeyLeaseMargin, KeyActiveStopTimeout},
+		},
+		{
+			name: "margin too small to leave a computed stop", margin: "1ms",
+			wantErrKeys:     []string{KeyActiveStopTimeout},
+			wantErrContains: []string{`ACTIVE_STOP_TIMEOUT="0s" (from default (2/3 of LEASE_MARGIN))`},
+		},
+		{
+			name: "negative margin", margin: "-1s",
+			wantErrKeys: []string{KeyLeaseMargin}, wantErrContains: []string{"must be positive"},
+		},
+		{
+			name: "zero stop", stop: "0s",
+			wantErrKeys: []string{KeyActiveStopTimeout}, wantErrContains: []string{"must be positive"},
+		},
+		{
+			name: "a bad session skips the checks that depend on it", session: "10x",
+			wantErrKeys: []string{KeyZKSessionTimeout}, wantErrContains: []string{`ZK_SESSION_TIMEOUT="10x" (from test): not a duration (examples: 10s, 1500ms)`},
+		},
+		{
+			name: "a bad margin skips the checks that depend on it", margin: "soon",
+			wantErrKeys: []string{KeyLeaseMargin},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := minimal()
+			for key, v := range map[string]string{KeyZKSessionTimeout: tc.session, KeyLeaseMargin: tc.margin, KeyActiveStopTimeout: tc.stop} {
+				if v != "" {
+					in = append(in, set(key, v))
+				}
+			}
+			c, err := Validate(in)
+			if len(tc.wantErrKeys) == 0 {
+				require.NoError(t, err)
+				assert.Equal(t, tc.wantMargin, c.LeaseMargin)
+				assert.Equal(t, tc.wantStop, c.ActiveStopTimeout)
+				settings := c.Settings()
+				assert.Contains(t, settings, Setting{KeyLeaseMargin, tc.wantMargin.String(), tc.wantMarginSrc})
+				assert.Contains(t, settings, Setting{KeyActiveStopTimeout, tc.wantStop.String(), tc.wantStopSrc})
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, tc.wantErrKeys, fieldErrorKeys(err))
+			for _, want := range tc.wantErrContains {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+// TestValidateTimingMessageExplains checks that the cross-field message names
+// all three keys with their values and says why the rule exists.
+func TestValidateTimingMessageExplains(t *testing.T) {
+	_, err := Validate(minimal(set(KeyZKSessionTimeout, "4s"), Setting{KeyLeaseMargin, "2500ms", "flag --lease-margin"}))
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		`LEASE_MARGIN="2500ms" (from flag --lease-margin)`,
+		"need 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2",
+		"ACTIVE_STOP_TIMEOUT=1.666s (from default (2/3 of LEASE_MARGIN))",
+		"LEASE_MARGIN=2500ms (from flag --lease-margin)",
+		"ZK_SESSION_TIMEOUT=4s (from test)",
+		"the active lease ends LEASE_MARGIN before the ZooKeeper session could expire",
+		"must stop within that margin",
+	} {
+		assert.Contains(t, msg, want)
+	}
+}
+
+func TestValidateHANeedsExternalZooKeeper(t *testing.T) {
+	cases := []struct {
+		name    string
+		zk      []Setting
+		wantErr string
+	}{
+		{"no ZK at all", nil, `HA_ID="g" (from test): HA needs an external ZooKeeper ensemble, but ZK is not set, which means no ZooKeeper`},
+		{"ZK embedded", []Setting{{KeyZK, "embedded", "f:3"}}, `HA needs an external ZooKeeper ensemble, but ZK="embedded" (from f:3) means no ZooKeeper`},
+		{"ZK cleared", []Setting{{KeyZK, "", "env HANODE_ZK"}}, `but ZK="" (from env HANODE_ZK) means no ZooKeeper`},
+		{"external ZK", []Setting{set(KeyZK, "zk1:2181,zk2:2181/nsg")}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Validate(minimal(append([]Setting{set(KeyHAID, "g")}, tc.zk...)...))
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Equal(t, []string{KeyHAID}, fieldErrorKeys(err))
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, c.HA())
+			assert.False(t, c.Standalone())
+			assert.Equal(t, []string{"zk1:2181", "zk2:2181"}, c.ZKServers())
+			assert.Equal(t, "/nsg", c.ZKChroot())
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	_, err := Validate([]Setting{
+		{KeyRole, "boss", "f:2"},
+		{KeyZK, "zk1", "env HANODE_ZK"},
+		{KeyZKSessionTimeout, "10x", "f:7"},
+		{KeyHTTPListen, "9640", "flag --http-listen"},
+		{KeyLogFormat, "xml", "f:9"},
+	})
+	require.Error(t, err)
+	assert.Equal(t, []string{KeyName, KeyRole, KeyZK, KeyHTTPListen, KeyLogFormat, KeyZKSessionTimeout}, fieldErrorKeys(err))
+	assert.Contains(t, err.Error(), `ZK_SESSION_TIMEOUT="10x" (from f:7): not a duration (examples: 10s, 1500ms)`)
+	assert.Contains(t, err.Error(), `HTTP_LISTEN="9640" (from flag --http-listen)`)
+	assert.Contains(t, err.Error(), `ZK="zk1" (from env HANODE_ZK)`)
+}
+
+func TestZKHelpers(t *testing.T) {
+	cases := []struct {
+		zk         string
+		standalone bool
+		servers    []string
+		chroot     string
+	}{
+		{"", true, nil, ""},
+		{"embedded", true, nil, ""},
+		{"zk1:2181", false, []string{"zk1:2181"}, ""},
+		{"zk1:2181, zk2:2181/a/b", false, []string{"zk1:2181", "zk2:2181"}, "/a/b"},
+	}
+	for _, tc := range cases {
+		c := &Config{ZK: tc.zk}
+		assert.Equal(t, tc.standalone, c.Standalone(), tc.zk)
+		assert.Equal(t, tc.servers, c.ZKServers(), tc.zk)
+		assert.Equal(t, tc.chroot, c.ZKChroot(), tc.zk)
+	}
+}
+
+// fieldErrorKeys lists the keys of the FieldErrors joined in err, in order.
+func fieldErrorKeys(err error) []string {
+	var keys []string
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		return nil
+	}
+	for _, e := range joined.Unwrap() {
+		var fe *FieldError
+		if errors.As(e, &fe) {
+			keys = append(keys, fe.Key)
+		}
+	}
+	return keys
+}

@@ -1,0 +1,107 @@
+package ping
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hanode/hanode/ha"
+)
+
+// Status is the JSON body of GET /v2/status. Every key is always present, so
+// scripts can rely on the shape; a standalone node (no HA group) has empty
+// members, an empty ha_id and zk.connected false.
+type Status struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Region  string `json:"region"`
+	HAID    string `json:"ha_id"`
+	NetID   string `json:"net_id"`
+	Version string `json:"version"`
+	// State is the ha phase verbatim: active, standby, starting,
+	// disconnected, or a phase added later (only "active" pings "ok").
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+	// Leader is the name of the group's leader, "" when unknown.
+	Leader string `json:"leader"`
+	Term   int64  `json:"term"`
+	// Since is when the node entered State, RFC 3339 with nanoseconds in
+	// UTC; "" when unknown.
+	Since string `json:"since"`
+	// LeaseLeft is a Go duration string ("2.5s", "0s").
+	LeaseLeft string         `json:"lease_left"`
+	Members   []StatusMember `json:"members"`
+	ZK        StatusZK       `json:"zk"`
+}
+
+// StatusMember is one live member of the group, as this node last listed it,
+// in the order ha lists them.
+type StatusMember struct {
+	Name string `json:"name"`
+	Host string `json:"host"`
+	HTTP string `json:"http"`
+	// State is "active" for the member holding the lowest sequence, else
+	// "standby". It is this node's view of the group, not the member's own
+	// answer.
+	State string `json:"state"`
+	Seq   int64  `json:"seq"`
+}
+
+// StatusZK describes this node's ZooKeeper session.
+type StatusZK struct {
+	Connected bool   `json:"connected"`
+	SessionID string `json:"session_id"`
+	State     string `json:"state"`
+}
+
+// NewStatus builds the status document of a node from one state snapshot.
+func NewStatus(id Identity, st ha.State) Status {
+	s := Status{
+		Name:      id.Name,
+		Role:      id.Role,
+		Region:    id.Region,
+		HAID:      id.HAID,
+		NetID:     id.NetID,
+		Version:   id.Version,
+		State:     string(st.Phase),
+		Reason:    st.Reason,
+		Leader:    st.Leader,
+		Term:      st.Term,
+		LeaseLeft: st.LeaseLeft.String(),
+		Members:   make([]StatusMember, 0, len(st.Members)),
+		ZK: StatusZK{
+			Connected: st.ZK.Connected,
+			SessionID: st.ZK.SessionID,
+			State:     st.ZK.State,
+		},
+	}
+	if !st.Since.IsZero() {
+		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
+	}
+	for _, m := range st.Members {
+		state := string(ha.PhaseStandby)
+		if m.Leader {
+			state = string(ha.PhaseActive)
+		}
+		s.Members = append(s.Members, StatusMember{
+			Name:  m.Name,
+			Host:  m.Host,
+			HTTP:  m.HTTP,
+			State: state,
+			Seq:   m.Seq,
+		})
+	}
+	return s
+}
+
+// status answers the node's status as indented JSON (it is read by people
+// more than by programs, and asked rarely), with a trailing newline.
+func (h *handler) status(c echo.Context) error {
+	b, err := json.MarshalIndent(NewStatus(h.id, h.src.State()), "", "  ")
+	if err != nil {
+		return err // unreachable: Status holds only strings, numbers and bools
+	}
+	return write(c, http.StatusOK, echo.MIMEApplicationJSON, append(b, '\n'))
+}

@@ -1,0 +1,527 @@
+package roles
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// KillGrace bounds the last phase of stopping a duty. After the shell has
+// exited (on SIGTERM, or on the SIGKILL sent StopTimeout later) the supervisor
+// SIGKILLs the rest of its process group and waits at most KillGrace for the
+// shell to be reaped and the group to hold no live process. Stop therefore
+// returns within StopTimeout+KillGrace; the lease margin must cover both.
+const KillGrace = 500 * time.Millisecond
+
+// Backoff defaults for SupervisorConfig.
+const (
+	DefaultMinBackoff = 200 * time.Millisecond
+	DefaultMaxBackoff = 10 * time.Second
+)
+
+// SupervisorConfig configures the active duty.
+type SupervisorConfig struct {
+	// Command is run via /bin/sh -c. Empty means no duty: Start and Stop
+	// only log at debug level.
+	Command string
+	// StopTimeout is how long Stop waits after SIGTERM to the process group
+	// before it sends SIGKILL. Zero sends SIGKILL right after SIGTERM.
+	StopTimeout time.Duration
+	// Name, Role and HAID reach the duty as HANODE_NAME, HANODE_ROLE and
+	// HANODE_HA_ID.
+	Name, Role, HAID string
+	// Env is the base environment; nil means os.Environ() at NewSupervisor.
+	// HANODE_NAME, HANODE_ROLE, HANODE_HA_ID and HANODE_TERM are replaced.
+	Env []string
+	// Stdout and Stderr receive the duty's output; nil means os.Stdout and
+	// os.Stderr. An *os.File is handed to the duty directly.
+	Stdout, Stderr io.Writer
+	// MinBackoff and MaxBackoff pace restarts of a duty that exits while it
+	// is still wanted: the first restart waits MinBackoff (default 200ms),
+	// each next one twice as long, at most MaxBackoff (default 10s). The
+	// backoff goes back to MinBackoff after a run of at least MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives the duty's lifecycle; nil means no logging.
+	Logger *zap.Logger
+}
+
+// DutyStatus is a snapshot of the duty.
+type DutyStatus struct {
+	Running  bool   // a duty process runs now
+	PID      int    // its process ID, which is also its process group ID; 0 when none
+	Term     int64  // term of the current activation (between Start and Stop); 0 when stopped
+	Restarts int    // restarts in this term after the duty exited on its own
+	LastExit string // how the latest duty process ended ("exit status 3", "signal: killed"); kept across Stop
+}
+
+// Supervisor runs the active duty while this node leads.
+//
+// Between Start and Stop one owner goroutine forks the duty's shell, restarts
+// it when it exits, and stops it. The shell leads its own process group;
+// stopping signals the whole group, and a duty that exits on its own has its
+// leftover group members killed before it is restarted, so two runs never
+// overlap.
+//
+// Each shell gets Pdeathsig SIGKILL, so a killed hanode takes the shell with
+// it (not its children, which Pdeathsig cannot reach). Pdeathsig fires when
+// the forking thread ends, so the owner goroutine locks its OS thread for its
+// whole life and never unlocks: the runtime ends that thread when the owner
+// returns, by which time its children are gone.
+type Supervisor struct {
+	cfg SupervisorConfig
+	log *zap.Logger
+
+	mu  sync.Mutex  // serializes Start and Stop; held for all of Stop
+	act *activation // the current owner, nil when stopped; guarded by mu
+
+	status atomic.Pointer[DutyStatus] // stored only by the current owner
+}
+
+// NewSupervisor fills in defaults; it starts nothing.
+func NewSupervisor(cfg SupervisorConfig) *Supervisor {
+	if cfg.StopTimeout < 0 {
+		cfg.StopTimeout = 0
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Supervisor{cfg: cfg, log: log}
+	s.status.Store(&DutyStatus{})
+	return s
+}
+
+// Start begins running the duty for term and returns without waiting for it.
+// If the duty is already active for term, Start does nothing; for another
+// term the owner stops the old duty (bounded like Stop) and starts a new one
+// with the new HANODE_TERM. Start waits only for a Stop running concurrently.
+func (s *Supervisor) Start(term int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Command == "" {
+		s.log.Debug("duty not configured", zap.String("action", "start"), zap.Int64("term", term))
+		return
+	}
+	if s.act != nil {
+		s.act.retarget(term)
+		return
+	}
+	a := &activation{
+		s:        s,
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		wantTerm: term,
+		term:     term,
+	}
+	s.act = a
+	go a.run()
+}
+
+// Stop ends the duty and any pending restart. It blocks until the duty's
+// whole process group is gone, at most StopTimeout+KillGrace. It is safe to
+// call when nothing runs and concurrently with Start. The error reports a
+// group that could not be confirmed gone.
+func (s *Supervisor) Stop(reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Command == "" {
+		s.log.Debug("duty not configured", zap.String("action", "stop"), zap.String("reason", reason))
+		return nil
+	}
+	a := s.act
+	if a == nil {
+		s.log.Debug("duty not running", zap.String("reason", reason))
+		return nil
+	}
+	s.act = nil
+	a.requestStop(reason)
+	<-a.done
+	return a.err
+}
+
+// Status reports what runs now.
+func (s *Supervisor) Status() DutyStatus {
+	if st := s.status.Load(); st != nil {
+		return *st
+	}
+	return DutyStatus{}
+}
+
+// activation is one Start..Stop span, run by one owner goroutine.
+type activation struct {
+	s    *Supervisor
+	kick chan struct{} // capacity 1: read the wanted state again
+	done chan struct{} // closed when run returns
+	err  error         // the final stop's error; written before done closes
+
+	mu       sync.Mutex // guards the wanted state
+	wantTerm int64
+	stopping bool
+	reason   string
+
+	// Owned by run.
+	term     int64
+	child    *proc
+	restarts int
+	backoff  time.Duration
+	retry    *time.Timer // pending restart, nil if none
+	lastExit string
+}
+
+func (a *activation) retarget(term int64) {
+	a.mu.Lock()
+	changed := a.wantTerm != term
+	a.wantTerm = term
+	a.mu.Unlock()
+	if !changed {
+		a.s.log.Debug("duty already active", zap.Int64("term", term))
+		return
+	}
+	a.poke()
+}
+
+func (a *activation) requestStop(reason string) {
+	a.mu.Lock()
+	a.stopping, a.reason = true, reason
+	a.mu.Unlock()
+	a.poke()
+}
+
+func (a *activation) poke() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *activation) wanted() (term int64, stopping bool, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.wantTerm, a.stopping, a.reason
+}
+
+func (a *activation) run() {
+	runtime.LockOSThread() // never unlocked; see Supervisor
+	defer close(a.done)
+	a.lastExit = a.s.Status().LastExit
+	a.backoff = a.s.cfg.MinBackoff
+	launch := true
+	for {
+		term, stopping, reason := a.wanted()
+		if stopping {
+			a.err = a.end(reason)
+			a.s.status.Store(&DutyStatus{LastExit: a.lastExit})
+			return
+		}
+		if term != a.term {
+			_ = a.end(fmt.Sprintf("new term %d", term)) // logged by end
+			a.term, a.restarts, a.backoff = term, 0, a.s.cfg.MinBackoff
+			launch = true
+			continue // a Stop may have come in meanwhile
+		}
+		if launch {
+			launch = false
+			a.launch()
+		}
+		var exited <-chan struct{}
+		if a.child != nil {
+			exited = a.child.exited
+		}
+		var retry <-chan time.Time
+		if a.retry != nil {
+			retry = a.retry.C
+		}
+		select {
+		case <-a.kick:
+		case <-exited:
+			a.childExited()
+		case <-retry:
+			a.retry = nil
+			a.restarts++
+			launch = true
+		}
+	}
+}
+
+func (a *activation) publish() {
+	st := DutyStatus{Term: a.term, Restarts: a.restarts, LastExit: a.lastExit}
+	if a.child != nil {
+		st.Running, st.PID = true, a.child.pid
+	}
+	a.s.status.Store(&st)
+}
+
+func (a *activation) launch() {
+	cfg := a.s.cfg
+	cmd := exec.Command("/bin/sh", "-c", cfg.Command)
+	cmd.Env = dutyEnv(cfg, a.term)
+	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Bounds how long Wait copies output that an escaped process keeps open.
+	cmd.WaitDelay = KillGrace / 2
+	if err := cmd.Start(); err != nil {
+		a.s.log.Error("duty start failed", zap.Int64("term", a.term), zap.Error(err))
+		a.lastExit = "start failed: " + err.Error()
+		a.scheduleRestart()
+		a.publish()
+		return
+	}
+	p := &proc{
+		cmd:     cmd,
+		pid:     cmd.Process.Pid,
+		term:    a.term,
+		started: time.Now(),
+		exited:  make(chan struct{}),
+		reap:    make(chan struct{}),
+		reaped:  make(chan struct{}),
+	}
+	a.child = p
+	go p.wait()
+	a.s.log.Info("duty started", zap.Int("pid", p.pid), zap.Int64("term", p.term))
+	a.publish()
+}
+
+func (a *activation) childExited() {
+	p := a.child
+	a.child = nil
+	exit, err := finish(p, time.Now().Add(KillGrace))
+	ran := p.exitedAt.Sub(p.started)
+	a.lastExit = exit
+	fields := []zap.Field{zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("exit", exit), zap.Duration("ran", ran)}
+	if err != nil {
+		a.s.log.Error("duty exited", append(fields, zap.Error(err))...)
+	} else {
+		a.s.log.Warn("duty exited", fields...)
+	}
+	if ran >= a.s.cfg.MaxBackoff {
+		a.backoff = a.s.cfg.MinBackoff
+	}
+	a.scheduleRestart()
+	a.publish()
+}
+
+func (a *activation) scheduleRestart() {
+	in := a.backoff
+	a.backoff = min(2*a.backoff, a.s.cfg.MaxBackoff)
+	a.retry = time.NewTimer(in)
+	a.s.log.Info("duty restart scheduled", zap.Duration("in", in), zap.Int64("term", a.term), zap.Int("restarts", a.restarts))
+}
+
+// end cancels a pending restart and stops the child, if any.
+func (a *activation) end(reason string) error {
+	if a.retry != nil {
+		a.retry.Stop()
+		a.retry = nil
+		a.s.log.Info("duty restart cancelled", zap.Int64("term", a.term), zap.String("reason", reason))
+	}
+	if a.child == nil {
+		return nil
+	}
+	p := a.child
+	a.child = nil
+	defer a.publish()
+	log := a.s.log.With(zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("reason", reason))
+	begin := time.Now()
+	log.Info("duty stopping")
+	if err := signalGroup(p.pid, syscall.SIGTERM); err != nil {
+		log.Warn("duty signal failed", zap.String("signal", "SIGTERM"), zap.Error(err))
+	}
+	grace := time.NewTimer(a.s.cfg.StopTimeout)
+	select {
+	case <-p.exited:
+		grace.Stop()
+	case <-grace.C:
+		if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
+			log.Warn("duty signal failed", zap.String("signal", "SIGKILL"), zap.Error(err))
+		}
+	}
+	exit, err := finish(p, time.Now().Add(KillGrace))
+	a.lastExit = exit
+	if err != nil {
+		log.Error("duty stopped", zap.Duration("took", time.Since(begin)), zap.String("exit", exit), zap.Error(err))
+		return err
+	}
+	log.Info("duty stopped", zap.Duration("took", time.Since(begin)), zap.String("exit", exit))
+	return nil
+}
+
+// proc is one run of the duty's shell. Its waiter reports the exit without
+// reaping the shell, so the shell's PID, which is the group ID, stays
+// reserved until the owner has signalled the group for the last time.
+type proc struct {
+	cmd     *exec.Cmd
+	pid     int
+	term    int64
+	started time.Time
+
+	exited   chan struct{}    // closed when the shell has exited (a zombie, not reaped)
+	exitedAt time.Time        // written before exited closes
+	reap     chan struct{}    // closed by the owner: no more signals to the group
+	reaped   chan struct{}    // closed when cmd.Wait has returned
+	state    *os.ProcessState // written before reaped closes
+}
+
+func (p *proc) wait() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	p.exitedAt = time.Now()
+	close(p.exited)
+	<-p.reap
+	_ = p.cmd.Wait() // the exit is in ProcessState; an ErrWaitDelay does not matter
+	p.state = p.cmd.ProcessState
+	close(p.reaped)
+}
+
+// finish ends what is left of p by deadline: it waits for the shell to exit,
+// SIGKILLs its group, reaps the shell and waits until the group holds no live
+// process. It reports how the shell ended.
+func finish(p *proc, deadline time.Time) (exit string, err error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		close(p.reap) // the waiter reaps it whenever it exits
+		return "still running", fmt.Errorf("roles: duty %d still running after SIGKILL", p.pid)
+	}
+	killErr := signalGroup(p.pid, syscall.SIGKILL) // survivors of the shell
+	close(p.reap)
+	select {
+	case <-p.reaped:
+	case <-t.C:
+		return "not reaped", fmt.Errorf("roles: duty %d exited but was not reaped", p.pid)
+	}
+	exit = "unknown"
+	if p.state != nil {
+		exit = p.state.String()
+	}
+	if err := waitGroupGone(p.pid, deadline); err != nil {
+		return exit, errors.Join(err, killErr)
+	}
+	return exit, nil
+}
+
+// signalGroup signals process group pgid; a group already gone is no error.
+func signalGroup(pgid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pgid, sig)
+	if err == nil || errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return fmt.Errorf("roles: signal group %d with %v: %w", pgid, sig, err)
+}
+
+func waitGroupGone(pgid int, deadline time.Time) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !groupAlive(pgid) {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("roles: duty process group %d still has live processes", pgid)
+		}
+		<-tick.C
+	}
+}
+
+// groupAlive reports whether process group pgid has a process that can still
+// run. kill(-pgid, 0) also counts zombies, which linger when the process that
+// inherits orphans reaps slowly (PID 1 in many containers), so a hit is
+// checked against /proc: a group of zombies only is dead.
+func groupAlive(pgid int) bool {
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true // cannot tell
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		state, grp, ok := parseStat(b)
+		if !ok || grp != pgid {
+			continue
+		}
+		if state != 'Z' && state != 'X' {
+			return true
+		}
+		// A zombie leader whose other threads still run shows Z as well.
+		if tasks, err := os.ReadDir("/proc/" + e.Name() + "/task"); err == nil && len(tasks) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// parseStat reads the state and process group from /proc/PID/stat.
+func parseStat(b []byte) (state byte, pgrp int, ok bool) {
+	i := bytes.LastIndexByte(b, ')') // the command name may hold anything
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	pgrp, err := strconv.Atoi(f[2])
+	return f[0][0], pgrp, err == nil
+}
+
+// dutyEnv is the base environment with the HANODE_* variables set for term.
+func dutyEnv(cfg SupervisorConfig, term int64) []string {
+	ours := []string{
+		"HANODE_NAME=" + cfg.Name,
+		"HANODE_ROLE=" + cfg.Role,
+		"HANODE_HA_ID=" + cfg.HAID,
+		"HANODE_TERM=" + strconv.FormatInt(term, 10),
+	}
+	env := make([]string, 0, len(cfg.Env)+len(ours))
+	for _, kv := range cfg.Env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "HANODE_NAME", "HANODE_ROLE", "HANODE_HA_ID", "HANODE_TERM":
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(env, ours...)
+}
