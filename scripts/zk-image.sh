@@ -40,14 +40,15 @@ rm -f "$rootfs.log"
 rm -rf "$rootfs"/usr/share/doc "$rootfs"/usr/share/man "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/*
 
 # Entry point: a standalone server on 2181 with data in /var/lib/zookeeper.
-# Arguments replace the default CMD: "2181 /var/lib/zookeeper 2000" (tickTime 2000 ms,
-# so sessions down to 4 s are honoured). An ensemble member runs
+# Arguments replace the default CMD: "2181 /var/lib/zookeeper 500" (tickTime 500 ms:
+# sessions of 1 s to 10 s are honoured, and a dead client's session ends at most
+# one tick after its timeout, since ZooKeeper expires sessions on tick boundaries). An ensemble member runs
 # "zk-quorum" with /conf/zoo.cfg instead (see internal/zktest).
 cat >"$rootfs/usr/local/bin/zk-standalone" <<'SH'
 #!/bin/sh
 exec java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
   -Dzookeeper.admin.enableServer=false \
-  org.apache.zookeeper.server.ZooKeeperServerMain "${1:-2181}" "${2:-/var/lib/zookeeper}" "${3:-2000}"
+  org.apache.zookeeper.server.ZooKeeperServerMain "${1:-2181}" "${2:-/var/lib/zookeeper}" "${3:-500}"
 SH
 cat >"$rootfs/usr/local/bin/zk-quorum" <<'SH'
 #!/bin/sh
@@ -61,7 +62,7 @@ mkdir -p "$rootfs/var/lib/zookeeper"
 
 tar -C "$rootfs" -c . | docker import \
   -c 'ENTRYPOINT ["/usr/local/bin/zk-standalone"]' \
-  -c 'CMD ["2181", "/var/lib/zookeeper", "2000"]' \
+  -c 'CMD ["2181", "/var/lib/zookeeper", "500"]' \
   -c 'EXPOSE 2181 2888 3888' \
   - "$tag" >/dev/null
 echo "zk-image: built $tag"
