@@ -30,7 +30,8 @@ type Config struct {
 	// Margin is how long before the session could expire the lease ends; it
 	// must exceed the time the duty needs to stop.
 	Margin time.Duration
-	// Logger receives every state change; nil means no logging.
+	// Logger receives every state change; nil means no logging. It should
+	// already carry the node's name.
 	Logger *zap.Logger
 	// Callbacks connect the duty; both may be nil.
 	Callbacks Callbacks
@@ -125,7 +126,7 @@ func NewElector(cfg Config) (*Elector, error) {
 	}
 	e := &Elector{
 		cfg:     cfg,
-		log:     log.With(zap.String("ha_id", cfg.Group), zapName(cfg.Self.Name)),
+		log:     log.With(zap.String("ha_id", cfg.Group)), // the caller's logger names the node
 		layout:  layout{root: cfg.Root, group: cfg.Group},
 		now:     time.Now,
 		dialer:  &negotiatedDialer{},

@@ -129,7 +129,7 @@ func (e *Elector) reserveName(sid int64) error {
 				holder.Started.Format(time.RFC3339), holder.Session)
 		}
 		e.log.Info("name held by a dead process on this host; waiting for its session to expire",
-			zapName(e.cfg.Self.Name), zapPID(holder.PID), zapSession(holder.Session))
+			zapPID(holder.PID), zapSession(holder.Session))
 		ok, _, ch, err := s.conn.ExistsW(p)
 		if err != nil {
 			return fmt.Errorf("ha: watch name: %w", err)

@@ -150,6 +150,7 @@ func newLogger(level, format string) (*zap.Logger, error) {
 	cfg.Sampling = nil // every state change must be logged
 	cfg.EncoderConfig.TimeKey = "ts"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder // "2.8s", as in /v2/status
 	cfg.OutputPaths = []string{"stderr"}
 	return cfg.Build()
 }
