@@ -49,6 +49,43 @@ type Callbacks struct {
 	// the duty has stopped, within the margin. It runs only after
 	// OnStartedLeading.
 	OnStoppedLeading func(reason string)
+	// OnLeaseExtended runs whenever an active node's lease is set or
+	// extended, with the time it has left. It must not block. A duty guard
+	// in another process uses it to stop the duty on its own clock when the
+	// extensions stop coming (this process froze, starved or died).
+	OnLeaseExtended func(left time.Duration)
+	// Fence, when set, runs before a new leader starts its duty whenever a
+	// previous leader may have acted: the node stays standby until Fence
+	// returns nil, and retries with backoff after an error. It runs on its
+	// own goroutine; ctx ends when the node loses its membership.
+	Fence func(ctx context.Context, req FenceRequest) error
+}
+
+// LeaderInfo identifies one leadership of a group.
+type LeaderInfo struct {
+	Name  string    `json:"name"`
+	Host  string    `json:"host"`
+	HTTP  string    `json:"http,omitempty"`
+	Term  int64     `json:"term"`
+	Since time.Time `json:"since"`
+}
+
+// FenceRequest asks to fence the previous leader before this node's term
+// starts.
+type FenceRequest struct {
+	// Term is the term this node will lead in.
+	Term int64
+	// Previous is the last leader that may have run its duty.
+	Previous LeaderInfo
+}
+
+// pendingFence is a committed but not yet active leadership.
+type pendingFence struct {
+	term    int64
+	record  leaderRecord
+	version int32
+	target  leaderRecord
+	fenced  bool
 }
 
 // Elector runs one node's membership of one HA group. Run is the only code
@@ -97,12 +134,24 @@ type Elector struct {
 	retryTimer *time.Timer
 	backoff    time.Duration
 	fatal      error
+
+	fence        *pendingFence
+	fenceBusy    bool
+	fenceCancel  context.CancelFunc
+	fenceTimer   *time.Timer
+	fenceBackoff time.Duration
+
+	// cause classifies why the session is unhealthy, from the events seen:
+	// "disconnected", "expired" or "no quorum"; "" while healthy.
+	cause         string
+	connectedOnly bool // TCP connected since the last session, but no session yet
 }
 
 // snapshot is what the owner publishes after every change.
 type snapshot struct {
 	state   State
 	ackSend time.Time
+	cause   string
 }
 
 // NewElector checks cfg and returns an elector that has not started.
@@ -157,7 +206,10 @@ func (e *Elector) State() State {
 	}
 	left := leaseLeft(s.ackSend, e.timeout(), e.cfg.Margin, e.now())
 	if (st.Phase == PhaseActive || st.Phase == PhaseStandby) && left <= 0 {
-		st.Phase, st.Reason = PhaseDisconnected, e.lapseReason()
+		st.Phase, st.Reason = PhaseDisconnected, e.lapseReason(s.cause)
+	}
+	if st.Phase == PhaseDisconnected || st.Phase == PhaseStarting {
+		st.Cause = s.cause
 	}
 	if st.Phase == PhaseActive {
 		st.LeaseLeft = left
@@ -184,6 +236,7 @@ func (e *Elector) Run(ctx context.Context) error {
 
 	e.leaseTimer = stoppedTimer()
 	e.retryTimer = stoppedTimer()
+	e.fenceTimer = stoppedTimer()
 	tick := time.NewTimer(e.renewEvery())
 	defer tick.Stop()
 	e.reconcile()
@@ -203,6 +256,8 @@ func (e *Elector) Run(ctx context.Context) error {
 			e.checkLease()
 		case <-e.retryTimer.C:
 			e.retry()
+		case <-e.fenceTimer.C:
+			e.startFence()
 		}
 		if e.fatal != nil {
 			e.shutdown("refused")
@@ -248,6 +303,23 @@ func (e *Elector) reconcile() {
 		}
 		e.log.Log(lvl, "zookeeper session", zap.String("zk_state", ev.State.String()),
 			zap.String("server", ev.Server), zapSession(sessionHex(conn.SessionID())))
+		switch ev.State {
+		case zk.StateHasSession:
+			e.cause, e.connectedOnly = "", false
+		case zk.StateConnected:
+			e.connectedOnly = true
+		case zk.StateExpired:
+			e.cause = "expired"
+		case zk.StateDisconnected:
+			// A server that accepts the connection and drops it before a
+			// session is established has no quorum (or is starting).
+			if e.connectedOnly {
+				e.cause = "no quorum"
+			} else if e.cause != "expired" && e.cause != "no quorum" {
+				e.cause = "disconnected"
+			}
+			e.connectedOnly = false
+		}
 		if ev.State == zk.StateExpired && e.joined {
 			e.lose("session expired")
 		}
@@ -321,10 +393,13 @@ func (e *Elector) startElect() {
 		e.electAgain = true
 		return
 	}
+	if e.fence != nil {
+		return // a committed term waits for its fence; electing again would hide whom to fence
+	}
 	e.opBusy, e.electAgain = true, false
 	gen, own, sid, known, seen := e.gen, e.own, e.sid, maps.Clone(e.infos), e.seenTerm
 	go func() {
-		res, err := e.elect(own, sid, known, seen)
+		res, err := e.elect(own, sid, known, seen, e.cfg.Callbacks.Fence != nil)
 		e.post(func() { e.electDone(gen, res, err) })
 	}()
 }
@@ -344,18 +419,13 @@ func (e *Elector) electDone(gen uint64, res electResult, err error) {
 	case res.lost:
 		e.lose("member node gone")
 		e.reconcile()
+	case res.leader && res.fence != nil:
+		e.fence = &pendingFence{term: res.term, record: res.record, version: res.version, target: *res.fence}
+		e.transition(PhaseStandby, fmt.Sprintf("term %d committed; fencing previous leader %s (term %d)",
+			res.term, res.fence.Name, res.fence.Term))
+		e.startFence()
 	case res.leader:
-		e.ackSend = later(e.ackSend, res.ackSend)
-		if e.phase == PhaseActive {
-			e.armLease() // already leading: the round only renewed the proof
-			return
-		}
-		if e.conn.Load().SessionID() != e.sid || e.leaseLeft() <= 0 {
-			e.startElect() // the proof came too late to lead on; prove again
-			return
-		}
-		e.term = res.term
-		e.becomeActive(fmt.Sprintf("lowest member; term %d committed", res.term))
+		e.activated(res.term, res.ackSend, fmt.Sprintf("lowest member; term %d committed", res.term))
 	case e.electAgain || res.again:
 		e.startElect()
 	default:
@@ -419,10 +489,16 @@ func (e *Elector) renewDone(gen uint64, res renewResult, err error) {
 		if res.view != nil {
 			e.applyView(*res.view)
 		}
-		switch e.phase {
-		case PhaseActive, PhaseStandby:
+		switch {
+		case e.phase == PhaseActive:
 			e.armLease()
-		case PhaseDisconnected:
+			e.extended()
+		case e.phase == PhaseStandby:
+			e.armLease()
+		case e.fence != nil:
+			e.transition(PhaseStandby, "lease regained; fencing still pending")
+			e.armLease()
+		default:
 			e.startElect() // the lease lapsed but our node survived: stand again
 		}
 		e.publish()
@@ -437,9 +513,9 @@ func (e *Elector) checkLease() {
 	}
 	switch e.phase {
 	case PhaseActive:
-		e.stepDown(e.lapseReason())
+		e.stepDown(e.lapseReason(e.cause))
 	case PhaseStandby:
-		e.transition(PhaseDisconnected, e.lapseReason())
+		e.transition(PhaseDisconnected, e.lapseReason(e.cause))
 	}
 }
 
@@ -461,6 +537,100 @@ func (e *Elector) lose(reason string) {
 	e.joined, e.sid, e.own, e.ackSend, e.guid = false, 0, memberNode{}, time.Time{}, ""
 	e.electAgain = false
 	e.leaseTimer.Stop()
+	e.dropFence()
+}
+
+// activated takes a proven, committed term: active if the proof still gives
+// a lease, else prove again.
+func (e *Elector) activated(term int64, ackSend time.Time, reason string) {
+	e.ackSend = later(e.ackSend, ackSend)
+	if e.phase == PhaseActive {
+		e.armLease() // already leading: the round only renewed the proof
+		return
+	}
+	if e.conn.Load().SessionID() != e.sid || e.leaseLeft() <= 0 {
+		e.startElect() // the proof came too late to lead on; stand again
+		return
+	}
+	e.term = term
+	e.becomeActive(reason)
+}
+
+// startFence runs the Fence callback for the pending term, off the owner.
+func (e *Elector) startFence() {
+	if e.fence == nil || e.fenceBusy || !e.joined {
+		return
+	}
+	e.fenceBusy = true
+	ctx, cancel := context.WithCancel(context.Background())
+	e.fenceCancel = cancel
+	gen, f := e.gen, *e.fence
+	req := FenceRequest{Term: f.term, Previous: LeaderInfo{Name: f.target.Name, Host: f.target.Host,
+		HTTP: f.target.HTTP, Term: f.target.Term, Since: f.target.Since}}
+	e.log.Info("fencing previous leader", zap.String("previous", req.Previous.Name),
+		zap.String("previous_host", req.Previous.Host), zap.Int64("previous_term", req.Previous.Term), zap.Int64("term", f.term))
+	go func() {
+		err := e.cfg.Callbacks.Fence(ctx, req)
+		e.post(func() { e.fenceDone(gen, f.term, err) })
+	}()
+}
+
+func (e *Elector) fenceDone(gen uint64, term int64, err error) {
+	e.fenceBusy = false
+	if gen != e.gen || e.fence == nil || e.fence.term != term {
+		return
+	}
+	if err != nil {
+		e.fenceBackoff = min(max(2*e.fenceBackoff, 500*time.Millisecond), 10*time.Second)
+		e.log.Warn("fencing failed; staying standby", zap.Error(err), zap.Int64("term", term),
+			zap.Duration("retry_in", e.fenceBackoff))
+		e.fenceTimer.Reset(e.fenceBackoff)
+		return
+	}
+	e.fenceBackoff = 0
+	e.log.Info("previous leader fenced", zap.String("previous", e.fence.target.Name), zap.Int64("term", term))
+	f := *e.fence
+	e.opBusy = true
+	own, sid := e.own, e.sid
+	go func() {
+		ack, lost, err := e.activate(own, sid, f.record, f.version)
+		e.post(func() { e.activateDone(gen, f.term, ack, lost, err) })
+	}()
+}
+
+func (e *Elector) activateDone(gen uint64, term int64, ack time.Time, lost bool, err error) {
+	e.opBusy = false
+	if gen != e.gen || e.fence == nil || e.fence.term != term {
+		e.reconcile()
+		return
+	}
+	switch {
+	case err != nil:
+		e.log.Warn("activation failed; fencing again", zap.Error(err))
+		e.fenceTimer.Reset(500 * time.Millisecond)
+	case lost:
+		e.dropFence()
+		e.startElect()
+	default:
+		e.dropFence()
+		e.activated(term, ack, fmt.Sprintf("lowest member; previous leader fenced; term %d", term))
+	}
+}
+
+func (e *Elector) dropFence() {
+	if e.fenceCancel != nil {
+		e.fenceCancel()
+		e.fenceCancel = nil
+	}
+	e.fence = nil
+	e.fenceTimer.Stop()
+}
+
+// extended tells a duty guard how long the lease has left.
+func (e *Elector) extended() {
+	if f := e.cfg.Callbacks.OnLeaseExtended; f != nil {
+		f(e.leaseLeft())
+	}
 }
 
 func (e *Elector) becomeActive(reason string) {
@@ -470,6 +640,7 @@ func (e *Elector) becomeActive(reason string) {
 	e.transition(PhaseActive, reason)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.dutyCancel = cancel
+	e.extended() // the guard learns the lease before the duty exists
 	if f := e.cfg.Callbacks.OnStartedLeading; f != nil {
 		f(ctx, e.term)
 	}
@@ -494,6 +665,7 @@ func (e *Elector) stepDown(reason string) {
 
 // shutdown: stop the duty, then delete our nodes, then (in Run) close.
 func (e *Elector) shutdown(reason string) {
+	e.dropFence()
 	if e.phase == PhaseActive {
 		e.stepDown(reason)
 	} else {
@@ -584,6 +756,7 @@ func (e *Elector) publish() {
 			Leader: e.leaderName, Members: e.members,
 		},
 		ackSend: e.ackSend,
+		cause:   e.cause,
 	})
 }
 
@@ -597,8 +770,12 @@ func (e *Elector) leaseLeft() time.Duration {
 
 func (e *Elector) renewEvery() time.Duration { return renewInterval(e.timeout(), e.cfg.Margin) }
 
-func (e *Elector) lapseReason() string {
-	return fmt.Sprintf("lease expired: no acknowledgement from ZooKeeper for %s", e.timeout()-e.cfg.Margin)
+// lapseReason explains a lapsed lease, naming the cause when one is known.
+func (e *Elector) lapseReason(cause string) string {
+	if cause == "" {
+		cause = "lease expired"
+	}
+	return fmt.Sprintf("%s: no acknowledgement from ZooKeeper for %s", cause, e.timeout()-e.cfg.Margin)
 }
 
 func stoppedTimer() *time.Timer {

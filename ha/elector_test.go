@@ -38,6 +38,7 @@ type group struct {
 	servers []string
 	haID    string
 	role    string
+	fence   func(name string) func(context.Context, FenceRequest) error // per-member Fence; nil: none
 
 	mu      sync.Mutex
 	nodes   []*node
@@ -53,7 +54,7 @@ func newGroup(t *testing.T, addr string) *group {
 func (g *group) start(name string) *node {
 	g.t.Helper()
 	n := &node{name: name, done: make(chan error, 1)}
-	el, err := NewElector(Config{
+	cfg := Config{
 		Servers: g.servers, Root: "/hanode", Group: g.haID,
 		Self:           MemberInfo{Name: name, Role: g.role, Region: "world", Host: "test-host", PID: os.Getpid(), Started: time.Now()},
 		SessionTimeout: testTimeout, Margin: testMargin,
@@ -62,7 +63,11 @@ func (g *group) start(name string) *node {
 			OnStartedLeading: func(context.Context, int64) { n.starts.Add(1) },
 			OnStoppedLeading: func(string) { n.stops.Add(1) },
 		},
-	})
+	}
+	if g.fence != nil {
+		cfg.Callbacks.Fence = g.fence(name)
+	}
+	el, err := NewElector(cfg)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -164,17 +164,22 @@ type electResult struct {
 	lost    bool // our node is gone: rejoin
 	leader  bool
 	term    int64
-	ackSend time.Time       // send time of the request that proved our node (leader only)
+	ackSend time.Time       // send time of the request that proved our node (leader, activated)
 	pred    memberNode      // standby: the node we watch
 	watch   <-chan zk.Event // standby: fires when pred changes
 	again   bool            // standby: pred vanished before the watch was set
 	view    view
+	// leader: the committed record and its version; fence is the leader to
+	// fence before activating (nil: activated already).
+	record  leaderRecord
+	version int32
+	fence   *leaderRecord
 }
 
 // elect lists the group; the lowest member commits a new term and proves
 // its node is still owned by its session before it may lead; the others
 // watch their predecessor.
-func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, seenTerm int64) (electResult, error) {
+func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, seenTerm int64, fencing bool) (electResult, error) {
 	s, l := e.store, e.layout
 	v, sorted, err := readView(s, l, known)
 	if err != nil {
@@ -193,43 +198,84 @@ func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, 
 	}
 
 	// Lowest: take a term larger than any recorded or seen, with a
-	// versioned write so two writers cannot both succeed.
+	// versioned write so two writers cannot both succeed. Without fencing
+	// to do, the same write marks us active.
 	term := seenTerm
 	for _, m := range v.members {
 		term = max(term, m.SeenTerm)
 	}
-	var rec leaderRecord
+	var (
+		rec, next leaderRecord
+		version   int32
+		target    *leaderRecord
+	)
 	for attempt := 0; ; attempt++ {
+		rec = leaderRecord{}
 		st, err := s.getJSON(l.leaderNode(), &rec)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return electResult{}, fmt.Errorf("ha: read leader record: %w", err)
 		}
-		next := leaderRecord{Term: max(term, rec.Term) + 1, Name: e.cfg.Self.Name, Host: e.cfg.Self.Host,
-			HTTP: e.cfg.Self.HTTP, Since: time.Now().UTC(), Session: sessionHex(sid)}
+		target = rec.fenceTarget()
+		if target != nil && target.Name == e.cfg.Self.Name && target.Session == sessionHex(sid) {
+			target = nil // ourselves, in this session: our own lease covered it
+		}
+		next = leaderRecord{Term: max(term, rec.Term) + 1, Name: e.cfg.Self.Name, Host: e.cfg.Self.Host,
+			HTTP: e.cfg.Self.HTTP, Since: time.Now().UTC(), Session: sessionHex(sid),
+			Active: target == nil || !fencing, Previous: target}
 		if st == nil {
 			err = s.createOnce(l.leaderNode(), mustJSON(next))
+			version = 0
 		} else {
-			_, err = s.conn.Set(l.leaderNode(), mustJSON(next), st.Version)
+			var nst *zk.Stat
+			nst, err = s.conn.Set(l.leaderNode(), mustJSON(next), st.Version)
+			if nst != nil {
+				version = nst.Version
+			}
 		}
 		if err == nil {
-			rec = next
 			break
 		}
 		if !(errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists)) || attempt >= 3 {
 			return electResult{}, fmt.Errorf("ha: commit term: %w", err)
 		}
 	}
-	v.leader = rec
+	v.leader = next
+	res := electResult{leader: true, term: next.Term, view: v, record: next, version: version}
+	if !next.Active {
+		res.fence = target // the owner fences, then activates
+		return res, nil
+	}
+	if res.ackSend, res.lost, err = e.prove(own, sid); err != nil {
+		return electResult{}, err
+	}
+	return res, nil
+}
 
-	ackSend := e.now()
-	ok, st, err := s.conn.Exists(l.member(own.Name))
+// prove checks that our member node exists and belongs to session sid, and
+// returns the send time of the request that showed it.
+func (e *Elector) prove(own memberNode, sid int64) (time.Time, bool, error) {
+	send := e.now()
+	ok, st, err := e.store.conn.Exists(e.layout.member(own.Name))
 	if err != nil {
-		return electResult{}, fmt.Errorf("ha: verify member: %w", err)
+		return time.Time{}, false, fmt.Errorf("ha: verify member: %w", err)
 	}
-	if !ok || st.EphemeralOwner != sid || s.conn.SessionID() != sid {
-		return electResult{lost: true, view: v}, nil
+	if !ok || st.EphemeralOwner != sid || e.store.conn.SessionID() != sid {
+		return time.Time{}, true, nil
 	}
-	return electResult{leader: true, term: rec.Term, ackSend: ackSend, view: v}, nil
+	return send, false, nil
+}
+
+// activate marks our committed record active (after fencing) and proves our
+// node, so the duty may start.
+func (e *Elector) activate(own memberNode, sid int64, rec leaderRecord, version int32) (time.Time, bool, error) {
+	rec.Active = true
+	if _, err := e.store.conn.Set(e.layout.leaderNode(), mustJSON(rec), version); err != nil {
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+			return time.Time{}, true, nil // someone rewrote the record: stand again
+		}
+		return time.Time{}, false, fmt.Errorf("ha: mark leader active: %w", err)
+	}
+	return e.prove(own, sid)
 }
 
 // readView lists the members in sequence order with their data (reusing
@@ -268,12 +314,11 @@ type renewResult struct {
 // renew proves our member node exists and is owned by session sid. The send
 // time is taken before the request, so the lease it grants is conservative.
 func (e *Elector) renew(own memberNode, sid int64, refresh bool, known map[string]MemberInfo) (renewResult, error) {
-	send := e.now()
-	ok, st, err := e.store.conn.Exists(e.layout.member(own.Name))
+	send, lost, err := e.prove(own, sid)
 	if err != nil {
 		return renewResult{}, fmt.Errorf("ha: renew: %w", err)
 	}
-	if !ok || st.EphemeralOwner != sid {
+	if lost {
 		return renewResult{lost: true}, nil
 	}
 	res := renewResult{ackSend: send}

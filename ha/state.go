@@ -62,6 +62,10 @@ type State struct {
 	// Reason says why the node is in this phase ("lowest member",
 	// "lease expired", "session expired", ...).
 	Reason string `json:"reason,omitempty"`
+	// Cause classifies an unhealthy session while not active:
+	// "disconnected" (ZooKeeper unreachable or silent), "expired" (the
+	// session was lost), "no quorum" (servers answer but do not serve).
+	Cause string `json:"cause,omitempty"`
 	// Term is the fencing token of the current leadership in the group, as
 	// far as this node knows (0: none observed yet).
 	Term int64 `json:"term"`

@@ -37,13 +37,31 @@ type groupRecord struct {
 
 // leaderRecord is the data of groups/<HA_ID>/leader, written (versioned) by
 // each new leader before it acts. It keeps the term across leaders.
+//
+// Active is set, by a versioned write, just before the holder's duty
+// starts: a holder that never got that far ran nothing. Previous is the last
+// holder that did set Active, so fencing always targets a leader that may
+// really have acted, even if leaders in between died while fencing.
 type leaderRecord struct {
-	Term    int64     `json:"term"`
-	Name    string    `json:"name"`
-	Host    string    `json:"host"`
-	HTTP    string    `json:"http,omitempty"`
-	Since   time.Time `json:"since"`
-	Session string    `json:"session"`
+	Term     int64         `json:"term"`
+	Name     string        `json:"name"`
+	Host     string        `json:"host"`
+	HTTP     string        `json:"http,omitempty"`
+	Since    time.Time     `json:"since"`
+	Session  string        `json:"session"`
+	Active   bool          `json:"active"`
+	Previous *leaderRecord `json:"previous,omitempty"`
+}
+
+// fenceTarget is the last leader that may have run its duty: the holder if
+// it went active, else the one it had to fence. nil: nobody ever led.
+func (r leaderRecord) fenceTarget() *leaderRecord {
+	if r.Active {
+		t := r
+		t.Previous = nil
+		return &t
+	}
+	return r.Previous
 }
 
 // nameRecord is the data of names/<NAME>: who holds the name.
