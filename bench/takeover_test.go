@@ -1,0 +1,170 @@
+// Package bench measures hanode's failover with the real binary and a real
+// ZooKeeper (see README.md for the command and the latest numbers).
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/zktest"
+)
+
+func TestMain(m *testing.M) { os.Exit(nodetest.Main(m)) }
+
+// pollInterval is how often every node's /se/ is asked during a benchmark:
+// a takeover is measured to within about this much.
+const pollInterval = 2 * time.Millisecond
+
+// phaseSpread bounds the random wait before each fault. It spans several
+// periods of both clocks a SIGKILL takeover depends on: the leader's renewal
+// (every 0.7 s with a 4 s session) and ZooKeeper's tick (500 ms in zktest).
+const phaseSpread = 2 * time.Second
+
+// BenchmarkTakeoverSIGTERM: each iteration sends SIGTERM to the leader of a
+// three-node group and measures the time from the signal to the arrival of
+// the first "ok" from another node; the old leader must exit 0 and is
+// restarted as a standby before the next round.
+func BenchmarkTakeoverSIGTERM(b *testing.B) {
+	benchTakeover(b, func(leader *nodetest.Node) time.Time { return leader.Term() }, 0, 10*time.Second)
+}
+
+// BenchmarkTakeoverSIGKILL: each iteration SIGKILLs the leader's process
+// (ZK_SESSION_TIMEOUT=4s) and measures the time from the signal to the
+// first "ok" from another node. The killed node is restarted at once, as
+// systemd would, and must rejoin as a standby.
+func BenchmarkTakeoverSIGKILL(b *testing.B) {
+	benchTakeover(b, func(leader *nodetest.Node) time.Time { return leader.Kill() }, -1,
+		nodetest.DefaultSessionTimeout+10*time.Second)
+}
+
+type round struct {
+	from, to string
+	takeover time.Duration // signal to the first ok of another node
+	dark     time.Duration // the old leader's last ok to the new leader's first ok
+}
+
+func benchTakeover(b *testing.B, fault func(*nodetest.Node) time.Time, wantExit int, bound time.Duration) {
+	zk := zktest.Start(b)
+	nodes := nodetest.StartGroup(b, nodetest.GroupOptions{ZK: zk.Addr, Heartbeat: true})
+	chk := nodetest.NewCheckerWith(b, nodetest.CheckerOptions{Interval: pollInterval}, nodes...)
+	leader := chk.Node(chk.WaitSingleLeader(20 * time.Second))
+
+	var rounds []round
+	for b.Loop() {
+		waitRandomPhase()
+		at := fault(leader)
+		next, took := chk.WaitTakeover(at, leader, bound)
+		r := round{from: leader.Name(), to: next.Name(), takeover: took, dark: darkTime(chk, leader, at.Add(took))}
+		rounds = append(rounds, r)
+
+		if code := leader.WaitExit(10 * time.Second); code != wantExit {
+			b.Fatalf("round %d: %s exited %d, want %d\n%s", len(rounds), leader, code, wantExit, leader.Logs())
+		}
+		leader.Restart()
+		waitStandby(b, leader, nodetest.DefaultSessionTimeout+10*time.Second)
+		if got := chk.WaitSingleLeader(5 * time.Second); got != next.Name() {
+			b.Fatalf("round %d: %s leads after %s rejoined, want %s", len(rounds), got, leader, next)
+		}
+		leader = next
+	}
+
+	rep := chk.Report()
+	for _, o := range rep.Definite {
+		b.Errorf("%s", o)
+	}
+	for _, o := range rep.Duties {
+		b.Errorf("%s", o)
+	}
+	for _, p := range rep.TermProblems {
+		b.Errorf("%s", p)
+	}
+
+	takeovers := make([]time.Duration, len(rounds))
+	darks := make([]time.Duration, len(rounds))
+	var table strings.Builder
+	fmt.Fprintf(&table, "%5s  %-4s  %-4s  %12s  %12s\n", "round", "from", "to", "takeover", "no-ok gap")
+	for i, r := range rounds {
+		takeovers[i], darks[i] = r.takeover, r.dark
+		fmt.Fprintf(&table, "%5d  %-4s  %-4s  %12v  %12v\n", i+1, r.from, r.to,
+			r.takeover.Round(10*time.Microsecond), r.dark.Round(10*time.Microsecond))
+	}
+	p50, p90, hi := quantiles(takeovers)
+	d50, _, dhi := quantiles(darks)
+	// The table goes to stdout: go test trims a benchmark's log to 10 lines.
+	fmt.Printf("%s: %d rounds, /se/ polled every %v\n%s", b.Name(), len(rounds), pollInterval, table.String())
+	b.Logf("takeover: median %v  p90 %v  max %v; no-ok gap: median %v  max %v",
+		p50.Round(10*time.Microsecond), p90.Round(10*time.Microsecond), hi.Round(10*time.Microsecond),
+		d50.Round(10*time.Microsecond), dhi.Round(10*time.Microsecond))
+	b.Logf("overlaps: %d definite, %d possible (balancer view at %v), %d duty overlaps",
+		len(rep.Definite), len(rep.Possible), pollInterval, len(rep.Duties))
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(0, "ns/op") // a round's wall time means nothing here
+	b.ReportMetric(ms(p50), "takeover-p50-ms")
+	b.ReportMetric(ms(p90), "takeover-p90-ms")
+	b.ReportMetric(ms(hi), "takeover-max-ms")
+	b.ReportMetric(float64(len(rep.Definite)+len(rep.Duties)), "overlaps")
+}
+
+// waitRandomPhase waits a random time below phaseSpread before the fault.
+// It synchronizes nothing: each round starts a fixed time after the previous
+// takeover, so without it every SIGKILL would come at the same phase of the
+// leader's renewals and of the server's session-expiry ticks, and the
+// numbers would show one phase instead of the spread.
+func waitRandomPhase() {
+	t := time.NewTimer(rand.N(phaseSpread))
+	defer t.Stop()
+	<-t.C
+}
+
+// darkTime is how long before newOK the old leader last answered "ok": the
+// time in which no node answered "ok".
+func darkTime(chk *nodetest.Checker, old *nodetest.Node, newOK time.Time) time.Duration {
+	var last time.Time
+	for _, r := range chk.Runs(old) {
+		if r.Result == nodetest.ResultOK && !r.LastArrived.After(newOK) && r.LastArrived.After(last) {
+			last = r.LastArrived
+		}
+	}
+	if last.IsZero() {
+		return 0
+	}
+	return newOK.Sub(last)
+}
+
+// quantiles returns the median, the 90th percentile (nearest rank) and the
+// maximum.
+func quantiles(ds []time.Duration) (p50, p90, hi time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return rank(0.5), rank(0.9), s[len(s)-1]
+}
+
+func waitStandby(b *testing.B, n *nodetest.Node, timeout time.Duration) {
+	b.Helper()
+	last := ""
+	err := nodetest.Poll(timeout, 20*time.Millisecond, func() bool {
+		st, err := n.Status()
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = st.State + " (" + st.Reason + ")"
+		return st.State == "standby"
+	})
+	if err != nil {
+		b.Fatalf("%s not standby within %v after its restart; last: %s", n, timeout, last)
+	}
+}

@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hanode/hanode/internal/nodetest"
+)
+
+// TestBadConfigurationExitsTwoNamingEveryProblem: `hanode run` with a bad env
+// file exits 2 before starting anything (nothing listens on HTTP_LISTEN),
+// and stderr names every bad key at once, the file and line of a shell
+// construct the env file may not use, and HA_ID when it lacks an external
+// ZooKeeper.
+func TestBadConfigurationExitsTwoNamingEveryProblem(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		raw  string
+		want []string
+	}{
+		{
+			name: "several bad keys",
+			env: map[string]string{
+				"NAME":               "bad name!",
+				"ROLE":               "primary",
+				"ZK_SESSION_TIMEOUT": "10x",
+				"LOG_LEVEL":          "loud",
+				"NET_ID":             "a b",
+				"ZK_ROOT":            "no-slash",
+			},
+			want: []string{"NAME=", "ZK_SESSION_TIMEOUT=", "LOG_LEVEL=", "NET_ID=", "ZK_ROOT=", "hanode.env:"},
+		},
+		{
+			name: "command substitution",
+			env:  map[string]string{"NAME": "n1", "ROLE": "primary"},
+			// EnvFile writes a comment line, then the keys (HTTP_LISTEN, NAME,
+			// ROLE): this is line 5.
+			raw:  "X=$(date)\n",
+			want: []string{"hanode.env:5:", "command substitution"},
+		},
+		{
+			name: "HA_ID without ZK",
+			env:  map[string]string{"NAME": "n1", "ROLE": "primary", "HA_ID": "g1"},
+			want: []string{"HA_ID=", "ZK"},
+		},
+		{
+			name: "HA_ID with an embedded ZooKeeper",
+			env:  map[string]string{"NAME": "n1", "ROLE": "primary", "HA_ID": "g1", "ZK": "embedded"},
+			want: []string{"HA_ID=", `ZK="embedded"`},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := nodetest.Launch(t, nodetest.Options{Name: "bad", Env: tc.env, Raw: tc.raw})
+			code := n.WaitExit(exitBound)
+			stderr := n.Logs()
+			if code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, stderr)
+			}
+			mustContain(t, "stderr", stderr, tc.want...)
+			if strings.Contains(stderr, `"msg":"hanode starting"`) {
+				t.Errorf("the node started despite the bad configuration:\n%s", stderr)
+			}
+			if conn, err := net.DialTimeout("tcp", n.Addr(), time.Second); err == nil {
+				conn.Close()
+				t.Errorf("something listens on HTTP_LISTEN %s after a configuration error", n.Addr())
+			}
+		})
+	}
+}
+
+// TestCheckConfigPrintsTheEffectiveConfiguration: check-config prints every
+// key with its effective value and source (file:line, default, computed
+// default, flag), says which mode the node would run in, and exits 0; it
+// contacts nobody.
+func TestCheckConfigPrintsTheEffectiveConfiguration(t *testing.T) {
+	file := writeFile(t, "hanode.env", nodetest.EnvFile(map[string]string{
+		"NAME":               "n1",
+		"ROLE":               "primary",
+		"HA_ID":              "g1",
+		"ZK":                 "127.0.0.1:9/chroot",
+		"ZK_SESSION_TIMEOUT": "4s",
+		"HTTP_LISTEN":        "127.0.0.1:1",
+	}))
+	out, stderr, code := cli(t, "check-config", "--env-file", file, "--http-listen", "127.0.0.1:9641")
+	if code != 0 {
+		t.Fatalf("check-config: exit %d\n%s%s", code, out, stderr)
+	}
+	line := func(key string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == key {
+				return l
+			}
+		}
+		t.Errorf("check-config prints no %s line:\n%s", key, out)
+		return ""
+	}
+	mustContain(t, "NAME line", line("NAME"), `"n1"`, file+":")
+	mustContain(t, "ZK line", line("ZK"), `"127.0.0.1:9/chroot"`, file+":")
+	mustContain(t, "HTTP_LISTEN line", line("HTTP_LISTEN"), `"127.0.0.1:9641"`, "flag --http-listen")
+	mustContain(t, "REGION line", line("REGION"), `"world"`, "default")
+	mustContain(t, "LEASE_MARGIN line", line("LEASE_MARGIN"), `"1.2s"`, "default")
+	mustContain(t, "check-config", out, "configuration OK", `HA group "g1"`)
+
+	bad := writeFile(t, "bad.env", "NAME=n1\nROLE=primary\nLOG_FORMAT=xml\n")
+	_, stderr, code = cli(t, "check-config", "--env-file", bad)
+	if code != 2 {
+		t.Errorf("check-config of a bad file: exit %d, want 2", code)
+	}
+	mustContain(t, "check-config stderr", stderr, "LOG_FORMAT=", bad+":3")
+}
+
+// TestVersionPrintsTheBuildVersion: `hanode version` prints the version set
+// at build time.
+func TestVersionPrintsTheBuildVersion(t *testing.T) {
+	out, _, code := cli(t, "version")
+	if code != 0 || strings.TrimSpace(out) != "hanode "+nodetest.Version {
+		t.Errorf("hanode version: exit %d, %q; want 0, %q", code, out, "hanode "+nodetest.Version)
+	}
+}

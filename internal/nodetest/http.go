@@ -1,0 +1,78 @@
+package nodetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/hanode/hanode/ping"
+)
+
+// HTTPTimeout bounds every request of the HTTP helpers.
+const HTTPTimeout = 2 * time.Second
+
+// client is shared by the helpers; the Checker has its own per node.
+var client = &http.Client{
+	Timeout: HTTPTimeout,
+	Transport: &http.Transport{
+		Proxy:               nil, // never a proxy: 127.0.0.1 only
+		MaxIdleConnsPerHost: 4,
+		DisableCompression:  true,
+	},
+}
+
+// URL returns http://ADDR + path.
+func (n *Node) URL(path string) string { return "http://" + n.addr + path }
+
+// PingPath is the node's /v2/ping/net/<NET_ID>/ path.
+func (n *Node) PingPath() string { return "/v2/ping/net/" + n.netID + "/" }
+
+// PingSEPath is the node's /v2/ping/net/<NET_ID>/se/ path.
+func (n *Node) PingSEPath() string { return "/v2/ping/net/" + n.netID + "/se/" }
+
+// Ping asks /v2/ping/net/<id>/ and returns the status code and body.
+func (n *Node) Ping() (int, string, error) { return get(client, n.URL(n.PingPath())) }
+
+// PingSE asks /v2/ping/net/<id>/se/ and returns the status code and body.
+func (n *Node) PingSE() (int, string, error) { return get(client, n.URL(n.PingSEPath())) }
+
+// Status asks /v2/status and decodes it.
+func (n *Node) Status() (ping.Status, error) {
+	var st ping.Status
+	code, body, err := get(client, n.URL(ping.PathStatus))
+	if err != nil {
+		return st, err
+	}
+	if code != http.StatusOK {
+		return st, fmt.Errorf("GET %s: status %d: %s", ping.PathStatus, code, body)
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return st, fmt.Errorf("GET %s: %w: %s", ping.PathStatus, err, body)
+	}
+	return st, nil
+}
+
+// MustStatus is Status that fails the test on an error.
+func (n *Node) MustStatus() ping.Status {
+	n.t.Helper()
+	st, err := n.Status()
+	if err != nil {
+		n.t.Fatalf("nodetest: %s: %v", n.name, err)
+	}
+	return st
+}
+
+func get(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, "", err
+	}
+	return resp.StatusCode, string(body), nil
+}
