@@ -39,6 +39,8 @@ const (
 	KeyActiveCmd         = "ACTIVE_CMD"
 	KeyActiveStopTimeout = "ACTIVE_STOP_TIMEOUT"
 	KeyLeaseMargin       = "LEASE_MARGIN"
+	KeyFenceCmd          = "FENCE_CMD"
+	KeyFenceTimeout      = "FENCE_TIMEOUT"
 	KeyLogLevel          = "LOG_LEVEL"
 	KeyLogFormat         = "LOG_FORMAT"
 )
@@ -73,6 +75,8 @@ var keys = []keyInfo{
 	{name: KeyActiveCmd, emptyIsValue: true, usage: "shell command run only while this server is active"},
 	{name: KeyActiveStopTimeout, usage: "how long the active command gets to stop (default 2/3 of LEASE_MARGIN)"},
 	{name: KeyLeaseMargin, usage: "how long before the ZooKeeper session could expire the active lease ends (default 30% of ZK_SESSION_TIMEOUT)"},
+	{name: KeyFenceCmd, emptyIsValue: true, usage: "shell command a new leader runs to fence the previous one before its duty starts"},
+	{name: KeyFenceTimeout, def: "30s", usage: "how long FENCE_CMD may run before it counts as failed"},
 	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
 }
@@ -97,9 +101,9 @@ func flagName(key string) string {
 // LogLevel and LogFormat are lower case, and LeaseMargin and
 // ActiveStopTimeout are computed when unset.
 type Config struct {
-	Name, Role, Region, HAID, ZK, ZKRoot, NetID, HTTPListen, ActiveCmd, LogLevel, LogFormat string
+	Name, Role, Region, HAID, ZK, ZKRoot, NetID, HTTPListen, ActiveCmd, FenceCmd, LogLevel, LogFormat string
 
-	ZKSessionTimeout, LeaseMargin, ActiveStopTimeout time.Duration
+	ZKSessionTimeout, LeaseMargin, ActiveStopTimeout, FenceTimeout time.Duration
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
@@ -178,6 +182,10 @@ func (c *Config) value(key string) string {
 		return c.ActiveStopTimeout.String()
 	case KeyLeaseMargin:
 		return c.LeaseMargin.String()
+	case KeyFenceCmd:
+		return c.FenceCmd
+	case KeyFenceTimeout:
+		return c.FenceTimeout.String()
 	case KeyLogLevel:
 		return c.LogLevel
 	case KeyLogFormat:

@@ -55,7 +55,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	assert.ElementsMatch(t, []string{
 		"name", "role", "region", "ha-id", "zk", "zk-session-timeout", "zk-root", "net-id",
-		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "log-level", "log-format",
+		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -121,6 +121,8 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyActiveCmd, "", ""},
 		{KeyActiveStopTimeout, "2s", "default (2/3 of LEASE_MARGIN)"},
 		{KeyLeaseMargin, "3s", "default (30% of ZK_SESSION_TIMEOUT)"},
+		{KeyFenceCmd, "", ""},
+		{KeyFenceTimeout, "30s", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
 	}, c.Settings())

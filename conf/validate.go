@@ -86,6 +86,13 @@ func Validate(raw []Setting) (*Config, error) {
 	c.NetID = v.netID()
 	c.HTTPListen = v.listen()
 	c.ActiveCmd = v.get(KeyActiveCmd).Value
+	c.FenceCmd = v.get(KeyFenceCmd).Value
+	if d, ok := v.duration(KeyFenceTimeout); ok {
+		if d <= 0 {
+			v.fail(KeyFenceTimeout, "must be positive")
+		}
+		c.FenceTimeout = d
+	}
 	c.LogLevel = v.oneOf(KeyLogLevel, "debug", "info", "warn", "error")
 	c.LogFormat = v.oneOf(KeyLogFormat, "json", "console")
 	v.timing(c)

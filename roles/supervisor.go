@@ -509,19 +509,26 @@ func parseStat(b []byte) (state byte, pgrp int, ok bool) {
 
 // dutyEnv is the base environment with the HANODE_* variables set for term.
 func dutyEnv(cfg SupervisorConfig, term int64) []string {
-	ours := []string{
-		"HANODE_NAME=" + cfg.Name,
-		"HANODE_ROLE=" + cfg.Role,
-		"HANODE_HA_ID=" + cfg.HAID,
-		"HANODE_TERM=" + strconv.FormatInt(term, 10),
+	return setEnv(cfg.Env,
+		"HANODE_NAME="+cfg.Name,
+		"HANODE_ROLE="+cfg.Role,
+		"HANODE_HA_ID="+cfg.HAID,
+		"HANODE_TERM="+strconv.FormatInt(term, 10))
+}
+
+// setEnv returns base with each KEY=value of vars replacing any entry of
+// that key, appended at the end.
+func setEnv(base []string, vars ...string) []string {
+	keys := make(map[string]bool, len(vars))
+	for _, kv := range vars {
+		k, _, _ := strings.Cut(kv, "=")
+		keys[k] = true
 	}
-	env := make([]string, 0, len(cfg.Env)+len(ours))
-	for _, kv := range cfg.Env {
-		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "HANODE_NAME", "HANODE_ROLE", "HANODE_HA_ID", "HANODE_TERM":
-		default:
+	env := make([]string, 0, len(base)+len(vars))
+	for _, kv := range base {
+		if k, _, _ := strings.Cut(kv, "="); !keys[k] {
 			env = append(env, kv)
 		}
 	}
-	return append(env, ours...)
+	return append(env, vars...)
 }

@@ -423,7 +423,7 @@ func TestConcurrentStartAndStopLeaveNothingBehind(t *testing.T) {
 // Pdeathsig to take the duty with it.
 func TestDutyDiesWithHanode(t *testing.T) {
 	dir := t.TempDir()
-	helper := exec.Command(os.Args[0], "-test.run=^TestHelperSupervisorProcess$", "-test.count=1")
+	helper := exec.Command(os.Args[0])
 	helper.Env = append(os.Environ(), "HANODE_ROLES_HELPER_DIR="+dir)
 	require.NoError(t, helper.Start())
 	waitFor(t, 10*time.Second, "duty pid", exists(filepath.Join(dir, "pid")))
@@ -435,18 +435,20 @@ func TestDutyDiesWithHanode(t *testing.T) {
 	waitFor(t, 5*time.Second, "duty to die with its supervisor", func() bool { return processDead(duty) })
 }
 
-// TestHelperSupervisorProcess is the supervising process for TestDutyDiesWithHanode.
-func TestHelperSupervisorProcess(t *testing.T) {
-	dir := os.Getenv("HANODE_ROLES_HELPER_DIR")
-	if dir == "" {
-		t.Skip("helper process only")
+// TestMain doubles as the supervising process for TestDutyDiesWithHanode:
+// started with HANODE_ROLES_HELPER_DIR set, the test binary supervises a
+// duty until the test kills it.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("HANODE_ROLES_HELPER_DIR"); dir != "" {
+		s := NewSupervisor(SupervisorConfig{
+			Command: `echo $$ > "$DIR/pid.tmp" && mv "$DIR/pid.tmp" "$DIR/pid"; exec sleep 1000`,
+			Env:     append(os.Environ(), "DIR="+dir),
+		})
+		s.Start(1)
+		<-time.After(time.Minute) // the parent kills this process long before
+		os.Exit(1)
 	}
-	s := NewSupervisor(SupervisorConfig{
-		Command: `echo $$ > "$DIR/pid.tmp" && mv "$DIR/pid.tmp" "$DIR/pid"; exec sleep 1000`,
-		Env:     append(os.Environ(), "DIR="+dir),
-	})
-	s.Start(1)
-	<-time.After(time.Minute) // the parent kills this process long before
+	os.Exit(m.Run())
 }
 
 func TestParseStat(t *testing.T) {

@@ -61,7 +61,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newStatusCmd(), newCheckConfigCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newStatusCmd(), newCheckConfigCmd(), newVersionCmd(), newGuardCmd())
 	return root
 }
 

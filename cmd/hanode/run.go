@@ -59,15 +59,42 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		zap.String("region", cfg.Region), zap.String("ha_id", cfg.HAID), zap.String("http", httpAddr),
 		zap.String("env_file", cfg.EnvFile))
 
-	duty := roles.NewSupervisor(roles.SupervisorConfig{
-		Command: cfg.ActiveCmd, StopTimeout: cfg.ActiveStopTimeout,
-		Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID,
-		Env: os.Environ(), Logger: log.Named("duty"),
-	})
 	id := ping.Identity{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region, HAID: cfg.HAID, NetID: cfg.NetID, Version: version}
-
 	if !cfg.HA() {
+		duty := roles.NewSupervisor(roles.SupervisorConfig{
+			Command: cfg.ActiveCmd, StopTimeout: cfg.ActiveStopTimeout,
+			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID,
+			Env: os.Environ(), Logger: log.Named("duty"),
+		})
 		return runStandalone(ctx, log, ln, id, duty)
+	}
+
+	// In a group the duty runs under a guard process that holds its own copy
+	// of the lease: it stops the duty even if this process freezes or dies.
+	duty := noDuty
+	if cfg.ActiveCmd != "" {
+		exe, err := os.Executable()
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("find own executable for the duty guard: %w", err)
+		}
+		guard := roles.NewGuard(roles.GuardConfig{
+			Path:        exe,
+			Args:        guardArgs(cfg.ActiveCmd, cfg.ActiveStopTimeout, cfg.Name, cfg.Role, cfg.HAID, cfg.LogLevel, cfg.LogFormat),
+			StopTimeout: cfg.ActiveStopTimeout + roles.KillGrace + time.Second,
+			Logger:      log.Named("duty"),
+		})
+		defer func() { _ = guard.Close() }()
+		duty = guard
+	}
+	var fence func(context.Context, ha.FenceRequest) error
+	if cfg.FenceCmd != "" {
+		fc := roles.FenceConfig{Command: cfg.FenceCmd, Timeout: cfg.FenceTimeout,
+			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ()}
+		fence = func(ctx context.Context, req ha.FenceRequest) error {
+			p := req.Previous
+			return roles.Fence(ctx, fc, req.Term, roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term})
+		}
 	}
 	el, err := ha.NewElector(ha.Config{
 		Servers: cfg.ZKServers(),
@@ -85,6 +112,8 @@ func run(ctx context.Context, cfg *conf.Config) error {
 					log.Error("duty did not stop", zap.Error(err))
 				}
 			},
+			OnLeaseExtended: duty.Extend,
+			Fence:           fence,
 		},
 	})
 	if err != nil {
@@ -106,6 +135,22 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	log.Info("hanode stopped", zap.Error(runErr))
 	return runErr
 }
+
+// leaseDuty is what the elector drives: the duty guard, or nothing.
+type leaseDuty interface {
+	Start(term int64)
+	Stop(reason string) error
+	Extend(left time.Duration)
+}
+
+// noDuty stands in when there is no ACTIVE_CMD.
+var noDuty leaseDuty = nopDuty{}
+
+type nopDuty struct{}
+
+func (nopDuty) Start(int64)          {}
+func (nopDuty) Stop(string) error    { return nil }
+func (nopDuty) Extend(time.Duration) {}
 
 // runStandalone serves a node with no HA group: always active, duty always on.
 func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor) error {

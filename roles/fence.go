@@ -1,0 +1,72 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// FenceConfig configures FENCE_CMD, run by a new leader before its duty
+// starts, to cut the previous leader off from what lies outside its host
+// (a storage reservation, a switch port, a power outlet).
+type FenceConfig struct {
+	Command          string // run via /bin/sh -c; empty = no fencing
+	Timeout          time.Duration
+	Name, Role, HAID string
+	Env              []string  // base environment (os.Environ() in production)
+	Output           io.Writer // the command's stdout and stderr (nil = os.Stderr)
+}
+
+// Previous identifies the leader to fence.
+type Previous struct {
+	Name, Host, HTTP string
+	Term             int64
+}
+
+// Fence runs the fence command for the leadership of term and reports
+// whether it succeeded (exit status 0 within the timeout). The command sees
+// HANODE_NAME, HANODE_ROLE, HANODE_HA_ID, HANODE_TERM (the new term) and
+// HANODE_PREV_NAME, HANODE_PREV_HOST, HANODE_PREV_HTTP, HANODE_PREV_TERM.
+// It runs in its own process group, killed whole on timeout or when ctx ends.
+func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) error {
+	if cfg.Command == "" {
+		return nil
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	out := cfg.Output
+	if out == nil {
+		out = os.Stderr
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", cfg.Command)
+	cmd.Env = setEnv(cfg.Env,
+		"HANODE_NAME="+cfg.Name, "HANODE_ROLE="+cfg.Role, "HANODE_HA_ID="+cfg.HAID,
+		"HANODE_TERM="+strconv.FormatInt(term, 10),
+		"HANODE_PREV_NAME="+prev.Name, "HANODE_PREV_HOST="+prev.Host, "HANODE_PREV_HTTP="+prev.HTTP,
+		"HANODE_PREV_TERM="+strconv.FormatInt(prev.Term, 10))
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leave nothing of it behind
+	}
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("roles: FENCE_CMD did not finish within %s", cfg.Timeout)
+	default:
+		return fmt.Errorf("roles: FENCE_CMD: %w", err)
+	}
+}
