@@ -24,6 +24,9 @@ type Status struct {
 	// disconnected, or a phase added later (only "active" pings "ok").
 	State  string `json:"state"`
 	Reason string `json:"reason"`
+	// Cause says why a node that is not active has no healthy session:
+	// "disconnected", "expired" or "no quorum" ("" when healthy).
+	Cause string `json:"cause"`
 	// Leader is the name of the group's leader, "" when unknown.
 	Leader string `json:"leader"`
 	Term   int64  `json:"term"`
@@ -67,6 +70,7 @@ func NewStatus(id Identity, st ha.State) Status {
 		Version:   id.Version,
 		State:     string(st.Phase),
 		Reason:    st.Reason,
+		Cause:     st.Cause,
 		Leader:    st.Leader,
 		Term:      st.Term,
 		LeaseLeft: st.LeaseLeft.String(),

@@ -147,6 +147,17 @@ func NewGuard(cfg GuardConfig) *Guard {
 	return &Guard{cfg: cfg, log: log}
 }
 
+// Ready starts the guard process now, so the first takeover does not pay
+// for starting it.
+func (g *Guard) Ready() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cmd != nil {
+		return nil
+	}
+	return g.spawnLocked()
+}
+
 // Extend passes the lease left to the guard. It never blocks for long: a
 // pipe write to a live guard.
 func (g *Guard) Extend(left time.Duration) {

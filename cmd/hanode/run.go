@@ -84,6 +84,10 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			StopTimeout: cfg.ActiveStopTimeout + roles.KillGrace + time.Second,
 			Logger:      log.Named("duty"),
 		})
+		if err := guard.Ready(); err != nil {
+			_ = ln.Close()
+			return err
+		}
 		defer func() { _ = guard.Close() }()
 		duty = guard
 	}
