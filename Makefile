@@ -47,9 +47,11 @@ fuzz:
 demo: build zk-image
 	@bash scripts/demo.sh
 
-## bench: failover times (see BENCHMARKS.md)
+## bench: failover times and ping handler cost (BENCH_ROUNDS failovers each; see BENCHMARKS.md)
+BENCH_ROUNDS ?= 30
 bench: build zk-image
-	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 30m ./bench ./ping
+	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCH_ROUNDS)x -timeout 30m ./bench
+	$(GO) test -run='^$$' -bench=. -benchmem ./ping
 
 clean:
 	rm -rf bin .demo
