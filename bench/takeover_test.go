@@ -1,5 +1,5 @@
 // Package bench measures hanode's failover with the real binary and a real
-// ZooKeeper (see README.md for the command and the latest numbers).
+// ZooKeeper (see BENCHMARKS.md at the top of the repository for the command and the latest numbers).
 package bench
 
 import (
