@@ -1,0 +1,151 @@
+package roles
+
+// Process groups: waiting for the duty's shell, signalling its whole group,
+// and confirming that the group is gone (zombies do not count).
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// proc is one run of the duty's shell. Its waiter reports the exit without
+// reaping the shell, so the shell's PID, which is the group ID, stays
+// reserved until the owner has signalled the group for the last time.
+type proc struct {
+	cmd     *exec.Cmd
+	pid     int
+	term    int64
+	started time.Time
+
+	exited   chan struct{}    // closed when the shell has exited (a zombie, not reaped)
+	exitedAt time.Time        // written before exited closes
+	reap     chan struct{}    // closed by the owner: no more signals to the group
+	reaped   chan struct{}    // closed when cmd.Wait has returned
+	state    *os.ProcessState // written before reaped closes
+}
+
+func (p *proc) wait() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	p.exitedAt = time.Now()
+	close(p.exited)
+	<-p.reap
+	_ = p.cmd.Wait() // the exit is in ProcessState; an ErrWaitDelay does not matter
+	p.state = p.cmd.ProcessState
+	close(p.reaped)
+}
+
+// finish ends what is left of p by deadline: it waits for the shell to exit,
+// SIGKILLs its group, reaps the shell and waits until the group holds no live
+// process. It reports how the shell ended.
+func finish(p *proc, deadline time.Time) (exit string, err error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		close(p.reap) // the waiter reaps it whenever it exits
+		return "still running", fmt.Errorf("roles: duty %d still running after SIGKILL", p.pid)
+	}
+	killErr := signalGroup(p.pid, syscall.SIGKILL) // survivors of the shell
+	close(p.reap)
+	select {
+	case <-p.reaped:
+	case <-t.C:
+		return "not reaped", fmt.Errorf("roles: duty %d exited but was not reaped", p.pid)
+	}
+	exit = "unknown"
+	if p.state != nil {
+		exit = p.state.String()
+	}
+	if err := waitGroupGone(p.pid, deadline); err != nil {
+		return exit, errors.Join(err, killErr)
+	}
+	return exit, nil
+}
+
+// signalGroup signals process group pgid; a group already gone is no error.
+func signalGroup(pgid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pgid, sig)
+	if err == nil || errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return fmt.Errorf("roles: signal group %d with %v: %w", pgid, sig, err)
+}
+
+func waitGroupGone(pgid int, deadline time.Time) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !groupAlive(pgid) {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("roles: duty process group %d still has live processes", pgid)
+		}
+		<-tick.C
+	}
+}
+
+// groupAlive reports whether process group pgid has a process that can still
+// run. kill(-pgid, 0) also counts zombies, which linger when the process that
+// inherits orphans reaps slowly (PID 1 in many containers), so a hit is
+// checked against /proc: a group of zombies only is dead.
+func groupAlive(pgid int) bool {
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true // cannot tell
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		state, grp, ok := parseStat(b)
+		if !ok || grp != pgid {
+			continue
+		}
+		if state != 'Z' && state != 'X' {
+			return true
+		}
+		// A zombie leader whose other threads still run shows Z as well.
+		if tasks, err := os.ReadDir("/proc/" + e.Name() + "/task"); err == nil && len(tasks) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// parseStat reads the state and process group from /proc/PID/stat.
+func parseStat(b []byte) (state byte, pgrp int, ok bool) {
+	i := bytes.LastIndexByte(b, ')') // the command name may hold anything
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	pgrp, err := strconv.Atoi(f[2])
+	return f[0][0], pgrp, err == nil
+}
