@@ -20,7 +20,9 @@ import (
 // exited (on SIGTERM, or on the SIGKILL sent StopTimeout later) the supervisor
 // SIGKILLs the rest of its process group and waits at most KillGrace for the
 // shell to be reaped and the group to hold no live process. Stop therefore
-// returns within StopTimeout+KillGrace; the lease margin must cover both.
+// returns within StopTimeout+KillGrace. Safety needs only the first part
+// inside the lease margin: by StopTimeout every process of the group has
+// been sent SIGKILL; KillGrace is the time allowed to confirm it.
 const KillGrace = 500 * time.Millisecond
 
 // Backoff defaults for SupervisorConfig.
