@@ -35,6 +35,12 @@ test: zk-image vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
 
+## test-faults: the fault-injection suite alone (docs/faults.md); the soak
+## reads HANODE_SOAK_SEED and HANODE_SOAK_FAULTS (here 100 unless set) from the environment
+.PHONY: test-faults
+test-faults: zk-image
+	HANODE_SOAK_FAULTS=$${HANODE_SOAK_FAULTS:-100} $(GO) test -race -count=1 -timeout 45m -v ./faults
+
 ## test-unit: the tests that need no Docker
 test-unit:
 	$(GO) test -race -count=1 ./conf ./roles ./ping ./ha -run 'Parse|Lease|Transition|Member|Timeout|Renew|State|Env|Config|Valid|Supervisor|Ping|Status|Serve|Fuzz'

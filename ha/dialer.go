@@ -2,9 +2,11 @@ package ha
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -16,13 +18,20 @@ import (
 // private, and the lease must not assume more time than the server gives.
 type negotiatedDialer struct {
 	timeoutMs atomic.Int32
+	// reset is true when the last connection was reset before the server's
+	// first reply: a broken path, not a server that refuses to serve.
+	reset atomic.Bool
 }
+
+// lastReset reports whether the last connection was reset before any reply.
+func (d *negotiatedDialer) lastReset() bool { return d.reset.Load() }
 
 func (d *negotiatedDialer) dial(network, address string, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
 	}
+	d.reset.Store(false)
 	return &sniffConn{Conn: c, d: d}, nil
 }
 
@@ -43,6 +52,13 @@ type sniffConn struct {
 
 func (c *sniffConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if err != nil && n == 0 {
+		c.mu.Lock()
+		if !c.done && len(c.head) == 0 && errors.Is(err, syscall.ECONNRESET) {
+			c.d.reset.Store(true)
+		}
+		c.mu.Unlock()
+	}
 	if n > 0 {
 		c.mu.Lock()
 		if !c.done {
@@ -58,6 +74,19 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 				}
 				c.done, c.head = true, nil
 			}
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Write notes a path reset while sending the connect request.
+func (c *sniffConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		c.mu.Lock()
+		if !c.done {
+			c.d.reset.Store(true)
 		}
 		c.mu.Unlock()
 	}

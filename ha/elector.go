@@ -71,8 +71,8 @@ type Elector struct {
 
 	// Shared with readers and op goroutines.
 	conn  atomic.Pointer[zk.Conn]
+	store atomic.Pointer[store] // replaced with conn; each op captures one at launch
 	snap  atomic.Pointer[snapshot]
-	store store // set once before any op starts
 
 	wake    chan struct{} // session events pending
 	evMu    sync.Mutex
@@ -106,6 +106,15 @@ type Elector struct {
 	retryTimer *time.Timer
 	backoff    time.Duration
 	fatal      error
+
+	// sessionSID is the session id last seen healthy, sessionSince when we
+	// first saw it, and lastSession the last time the client had a session.
+	sessionSID   int64
+	sessionSince time.Time
+	lastSession  time.Time
+	// sawPred: in this membership we have seen a member below ours, so if we
+	// lead it is because the server, with its history, removed that member.
+	sawPred bool
 
 	fence        *pendingFence
 	fenceBusy    bool
@@ -194,17 +203,12 @@ func (e *Elector) State() State {
 // It returns nil after a shutdown, or a refusal (ErrNameInUse,
 // ErrGroupMismatch) that makes further tries pointless.
 func (e *Elector) Run(ctx context.Context) error {
-	conn, _, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
-		zk.WithLogger(zap.NewStdLog(e.log.Named("zk"))),
-		zk.WithDialer(e.dialer.dial),
-		zk.WithEventCallback(e.onEvent))
-	if err != nil {
-		return fmt.Errorf("ha: connect: %w", err)
+	if err := e.connect(); err != nil {
+		return err
 	}
-	e.store = newStore(conn)
-	e.conn.Store(conn)
-	defer conn.Close()
+	defer func() { e.conn.Load().Close() }()
 	defer close(e.done)
+	e.lastSession = e.now()
 
 	e.leaseTimer = stoppedTimer()
 	e.retryTimer = stoppedTimer()
@@ -223,6 +227,7 @@ func (e *Elector) Run(ctx context.Context) error {
 			f()
 		case <-tick.C:
 			tick.Reset(e.renewEvery())
+			e.checkClient()
 			e.startRenew()
 		case <-e.leaseTimer.C:
 			e.checkLease()
@@ -236,6 +241,50 @@ func (e *Elector) Run(ctx context.Context) error {
 			return e.fatal
 		}
 	}
+}
+
+// connect opens a ZooKeeper client; its events reach the owner through onEvent.
+func (e *Elector) connect() error {
+	conn, _, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
+		zk.WithLogger(zap.NewStdLog(e.log.Named("zk"))),
+		zk.WithDialer(e.dialer.dial),
+		zk.WithEventCallback(e.onEvent))
+	if err != nil {
+		return fmt.Errorf("ha: connect: %w", err)
+	}
+	st := newStore(conn)
+	e.store.Store(&st)
+	e.conn.Store(conn)
+	return nil
+}
+
+// st is the store of the current client.
+func (e *Elector) st() store { return *e.store.Load() }
+
+// checkClient replaces a client that has had no session for longer than the
+// session timeout. By then the server has surely expired our session, and a
+// client that keeps retrying can be locked out for good: after ZooKeeper
+// lost its data it refuses a client that has seen a newer zxid than its own.
+func (e *Elector) checkClient() {
+	old := e.conn.Load()
+	if old.State() == zk.StateHasSession {
+		e.lastSession = e.now()
+		return
+	}
+	if e.now().Sub(e.lastSession) <= e.timeout() {
+		return
+	}
+	e.log.Warn("no ZooKeeper session for longer than the session timeout; starting a fresh client",
+		zap.Duration("without_session", e.now().Sub(e.lastSession)), zap.String("zk_state", old.State().String()))
+	if e.joined {
+		e.lose("no ZooKeeper session for longer than the session timeout")
+	}
+	if err := e.connect(); err != nil {
+		e.log.Error("cannot start a ZooKeeper client", zap.Error(err))
+		return
+	}
+	go old.Close() // may wait for a server that does not answer
+	e.lastSession = e.now()
 }
 
 // onEvent runs on go-zookeeper's receive goroutine: queue and wake, never block.
@@ -283,9 +332,10 @@ func (e *Elector) reconcile() {
 		case zk.StateExpired:
 			e.cause = "expired"
 		case zk.StateDisconnected:
-			// A server that accepts the connection and drops it before a
-			// session is established has no quorum (or is starting).
-			if e.connectedOnly {
+			// A server that accepts the connection and closes it before a
+			// session is established has no quorum (or is starting); a
+			// connection reset before any reply is a broken path.
+			if e.connectedOnly && !e.dialer.lastReset() {
 				e.cause = "no quorum"
 			} else if e.cause != "expired" && e.cause != "no quorum" {
 				e.cause = "disconnected"
@@ -298,6 +348,9 @@ func (e *Elector) reconcile() {
 	}
 	if e.joined && conn.SessionID() != e.sid {
 		e.lose("session expired")
+	}
+	if conn.State() == zk.StateHasSession && conn.SessionID() != e.sessionSID {
+		e.sessionSID, e.sessionSince = conn.SessionID(), e.now()
 	}
 	if !e.joined && !e.opBusy && conn.State() == zk.StateHasSession {
 		e.startJoin(conn.SessionID())

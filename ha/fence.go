@@ -89,9 +89,9 @@ func (e *Elector) fenceDone(gen uint64, term int64, err error) {
 	e.log.Info("previous leader fenced", zap.String("previous", e.fence.target.Name), zap.Int64("term", term))
 	f := *e.fence
 	e.opBusy = true
-	own, sid := e.own, e.sid
+	own, sid, s := e.own, e.sid, e.st()
 	go func() {
-		ack, lost, err := e.activate(own, sid, f.record, f.version)
+		ack, lost, err := e.activate(s, own, sid, f.record, f.version)
 		e.post(func() { e.activateDone(gen, f.term, ack, lost, err) })
 	}()
 }

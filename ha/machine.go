@@ -75,9 +75,10 @@ func (e *Elector) shutdown(reason string) {
 	own, name, sid := e.layout.member(e.own.Name), e.layout.name(e.cfg.Self.Name), e.sid
 	done := make(chan error, 1)
 	go func() {
-		err := e.store.conn.Delete(own, -1)
-		if ok, st, xerr := e.store.conn.Exists(name); xerr == nil && ok && st.EphemeralOwner == sid {
-			_ = e.store.conn.Delete(name, st.Version)
+		s := e.st()
+		err := s.conn.Delete(own, -1)
+		if ok, st, xerr := s.conn.Exists(name); xerr == nil && ok && st.EphemeralOwner == sid {
+			_ = s.conn.Delete(name, st.Version)
 		}
 		done <- err
 	}()

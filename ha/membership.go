@@ -34,10 +34,10 @@ func (e *Elector) startJoin(sid int64) {
 		e.guid, e.guidSID = newGUID(), sid
 	}
 	e.opBusy = true
-	gen, guid, self := e.gen, e.guid, e.cfg.Self
+	gen, guid, self, s := e.gen, e.guid, e.cfg.Self, e.st()
 	self.SeenTerm = e.seenTerm
 	go func() {
-		res, err := e.join(sid, guid, self)
+		res, err := e.join(s, sid, guid, self)
 		e.post(func() { e.joinDone(gen, res, err) })
 	}()
 }
@@ -77,9 +77,10 @@ func (e *Elector) startElect() {
 		return // a committed term waits for its fence; electing again would hide whom to fence
 	}
 	e.opBusy, e.electAgain = true, false
-	gen, own, sid, known, seen := e.gen, e.own, e.sid, maps.Clone(e.infos), e.seenTerm
+	gen, own, sid, known, seen, s := e.gen, e.own, e.sid, maps.Clone(e.infos), e.seenTerm, e.st()
+	hold := e.mustHold() > 0
 	go func() {
-		res, err := e.elect(own, sid, known, seen, e.cfg.Callbacks.Fence != nil)
+		res, err := e.elect(s, own, sid, known, seen, e.cfg.Callbacks.Fence != nil, hold)
 		e.post(func() { e.electDone(gen, res, err) })
 	}()
 }
@@ -95,6 +96,9 @@ func (e *Elector) electDone(gen uint64, res electResult, err error) {
 		return
 	}
 	e.applyView(res.view)
+	if res.pred.Name != "" {
+		e.sawPred = true
+	}
 	switch {
 	case res.lost:
 		e.lose("member node gone")
@@ -106,6 +110,11 @@ func (e *Elector) electDone(gen uint64, res electResult, err error) {
 		e.startFence()
 	case res.leader:
 		e.activated(res.term, res.ackSend, fmt.Sprintf("lowest member; term %d committed", res.term))
+	case res.hold:
+		wait := e.mustHold()
+		e.transition(PhaseStandby, fmt.Sprintf("lowest member, first of its session: a leader from before this session "+
+			"may still hold its lease; leading in %s", wait.Round(time.Millisecond)))
+		e.retryTimer.Reset(max(wait, time.Millisecond))
 	case e.electAgain || res.again:
 		e.startElect()
 	default:
@@ -147,9 +156,9 @@ func (e *Elector) startRenew() {
 	e.renewBusy = true
 	e.renewCount++
 	refresh := e.renewCount%4 == 0
-	gen, own, sid, known := e.gen, e.own, e.sid, maps.Clone(e.infos)
+	gen, own, sid, known, s := e.gen, e.own, e.sid, maps.Clone(e.infos), e.st()
 	go func() {
-		res, err := e.renew(own, sid, refresh, known)
+		res, err := e.renew(s, own, sid, refresh, known)
 		e.post(func() { e.renewDone(gen, res, err) })
 	}()
 }
@@ -195,9 +204,31 @@ func (e *Elector) lose(reason string) {
 	}
 	e.gen++
 	e.joined, e.sid, e.own, e.ackSend, e.guid = false, 0, memberNode{}, time.Time{}, ""
-	e.electAgain = false
+	e.electAgain, e.sawPred = false, false
 	e.leaseTimer.Stop()
 	e.dropFence()
+}
+
+// mustHold is how long this member must wait before it may lead without
+// having seen a member below its own in this membership (the first member of
+// an empty group, a whole group restarted, a tree ZooKeeper lost): until its
+// session is one session timeout old, plus one renewal period. Every earlier
+// leader's last acknowledged request was sent before this session existed,
+// so by then its lease has ended and its duty has stopped, even if ZooKeeper
+// forgot its session early (data loss). The extra period lets members that a
+// data loss locked out replace their client (checkClient) and rejoin with the
+// terms they have seen, so terms keep growing. Taking over by watching a
+// predecessor vanish needs no wait: the server that removed it knew its
+// session.
+func (e *Elector) mustHold() time.Duration {
+	if e.sawPred {
+		return 0
+	}
+	since := e.sessionSince
+	if e.sessionSID != e.sid || since.IsZero() {
+		since = e.now() // not tracked: assume the session is new
+	}
+	return max(since.Add(e.timeout()+e.renewEvery()).Sub(e.now()), 0)
 }
 
 func (e *Elector) applyView(v view) {

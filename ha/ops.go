@@ -24,18 +24,18 @@ type joinResult struct {
 
 // join records or checks the group, reserves the server name, and creates
 // (or finds again, by guid) our member node.
-func (e *Elector) join(sid int64, guid string, self MemberInfo) (joinResult, error) {
-	s, l := e.store, e.layout
+func (e *Elector) join(s store, sid int64, guid string, self MemberInfo) (joinResult, error) {
+	l := e.layout
 	if err := s.ensurePath(l.groupsDir()); err != nil {
 		return joinResult{}, err
 	}
-	if err := e.checkGroup(); err != nil {
+	if err := e.checkGroup(s); err != nil {
 		return joinResult{}, err
 	}
 	if err := s.ensurePath(l.membersDir()); err != nil {
 		return joinResult{}, err
 	}
-	if err := e.reserveName(sid); err != nil {
+	if err := e.reserveName(s, sid); err != nil {
 		return joinResult{}, err
 	}
 	children, _, err := s.conn.Children(l.membersDir())
@@ -67,9 +67,9 @@ func (e *Elector) join(sid int64, guid string, self MemberInfo) (joinResult, err
 
 // checkGroup records the group's role and region, or refuses a node whose
 // role or region differs from the record.
-func (e *Elector) checkGroup() error {
+func (e *Elector) checkGroup(s store) error {
 	want := groupRecord{HAID: e.layout.group, Role: e.cfg.Self.Role, Region: e.cfg.Self.Region, Created: time.Now().UTC()}
-	err := e.store.createOnce(e.layout.groupNode(), mustJSON(want))
+	err := s.createOnce(e.layout.groupNode(), mustJSON(want))
 	if err == nil {
 		return nil
 	}
@@ -77,12 +77,12 @@ func (e *Elector) checkGroup() error {
 		return fmt.Errorf("ha: create group: %w", err)
 	}
 	var got groupRecord
-	if _, err := e.store.getJSON(e.layout.groupNode(), &got); err != nil {
+	if _, err := s.getJSON(e.layout.groupNode(), &got); err != nil {
 		return fmt.Errorf("ha: read group: %w", err)
 	}
 	if got.Role == "" && got.Region == "" {
 		// An empty node (made by hand, or recreated bare): claim it.
-		_, err := e.store.conn.Set(e.layout.groupNode(), mustJSON(want), -1)
+		_, err := s.conn.Set(e.layout.groupNode(), mustJSON(want), -1)
 		return err
 	}
 	if got.Role != want.Role || got.Region != want.Region {
@@ -93,11 +93,12 @@ func (e *Elector) checkGroup() error {
 	return nil
 }
 
-// reserveName creates names/<NAME> for session sid. A name held by a live
-// process is refused. A name still held by a dead process on this host (we
-// were restarted after a crash) is waited for: its session will expire.
-func (e *Elector) reserveName(sid int64) error {
-	s, p := e.store, e.layout.name(e.cfg.Self.Name)
+// reserveName creates names/<NAME> for session sid. A name held by another
+// live process is refused. A name still held by a dead process on this host
+// (we were restarted after a crash), or by an earlier session of this process,
+// is waited for: its session will expire.
+func (e *Elector) reserveName(s store, sid int64) error {
+	p := e.layout.name(e.cfg.Self.Name)
 	if err := s.ensurePath(e.layout.namesDir()); err != nil {
 		return err
 	}
@@ -123,12 +124,19 @@ func (e *Elector) reserveName(sid int64) error {
 		if st.EphemeralOwner == sid {
 			return nil // ours: an earlier create's reply was lost
 		}
-		if holder.Host != e.cfg.Self.Host || pidAlive(holder.PID) || time.Now().After(deadline) {
+		// Wait for a holder that cannot act any more: a dead process on this
+		// host (we were restarted after a crash), or this very process in an
+		// earlier session (our client was replaced, or the server restored
+		// an old session from its snapshot). Refuse anyone else.
+		self := e.cfg.Self
+		earlierSelf := holder.Host == self.Host && holder.PID == self.PID && holder.Started.Equal(self.Started)
+		deadHere := holder.Host == self.Host && !pidAlive(holder.PID)
+		if !(earlierSelf || deadHere) || time.Now().After(deadline) {
 			return fmt.Errorf("%w: %q is held by host %s pid %d (HA_ID %q, since %s, session %s)",
 				ErrNameInUse, e.cfg.Self.Name, holder.Host, holder.PID, holder.HAID,
 				holder.Started.Format(time.RFC3339), holder.Session)
 		}
-		e.log.Info("name held by a dead process on this host; waiting for its session to expire",
+		e.log.Info("name held by a dead process on this host or an earlier session of ours; waiting for its session to expire",
 			zapPID(holder.PID), zapSession(holder.Session))
 		ok, _, ch, err := s.conn.ExistsW(p)
 		if err != nil {
@@ -168,6 +176,7 @@ type electResult struct {
 	pred    memberNode      // standby: the node we watch
 	watch   <-chan zk.Event // standby: fires when pred changes
 	again   bool            // standby: pred vanished before the watch was set
+	hold    bool            // lowest, but must not lead yet (see Elector.mustHold)
 	view    view
 	// leader: the committed record and its version; fence is the leader to
 	// fence before activating (nil: activated already).
@@ -179,8 +188,8 @@ type electResult struct {
 // elect lists the group; the lowest member commits a new term and proves
 // its node is still owned by its session before it may lead; the others
 // watch their predecessor.
-func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, seenTerm int64, fencing bool) (electResult, error) {
-	s, l := e.store, e.layout
+func (e *Elector) elect(s store, own memberNode, sid int64, known map[string]MemberInfo, seenTerm int64, fencing, hold bool) (electResult, error) {
+	l := e.layout
 	v, sorted, err := readView(s, l, known)
 	if err != nil {
 		return electResult{}, err
@@ -188,6 +197,9 @@ func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, 
 	idx, pred, found := position(sorted, own.Name)
 	if !found {
 		return electResult{lost: true, view: v}, nil
+	}
+	if idx == 0 && hold {
+		return electResult{hold: true, view: v}, nil
 	}
 	if idx > 0 {
 		ok, _, ch, err := s.conn.ExistsW(l.member(pred.Name))
@@ -245,7 +257,7 @@ func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, 
 		res.fence = target // the owner fences, then activates
 		return res, nil
 	}
-	if res.ackSend, res.lost, err = e.prove(own, sid); err != nil {
+	if res.ackSend, res.lost, err = e.prove(s, own, sid); err != nil {
 		return electResult{}, err
 	}
 	return res, nil
@@ -253,13 +265,13 @@ func (e *Elector) elect(own memberNode, sid int64, known map[string]MemberInfo, 
 
 // prove checks that our member node exists and belongs to session sid, and
 // returns the send time of the request that showed it.
-func (e *Elector) prove(own memberNode, sid int64) (time.Time, bool, error) {
+func (e *Elector) prove(s store, own memberNode, sid int64) (time.Time, bool, error) {
 	send := e.now()
-	ok, st, err := e.store.conn.Exists(e.layout.member(own.Name))
+	ok, st, err := s.conn.Exists(e.layout.member(own.Name))
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("ha: verify member: %w", err)
 	}
-	if !ok || st.EphemeralOwner != sid || e.store.conn.SessionID() != sid {
+	if !ok || st.EphemeralOwner != sid || s.conn.SessionID() != sid {
 		return time.Time{}, true, nil
 	}
 	return send, false, nil
@@ -267,15 +279,15 @@ func (e *Elector) prove(own memberNode, sid int64) (time.Time, bool, error) {
 
 // activate marks our committed record active (after fencing) and proves our
 // node, so the duty may start.
-func (e *Elector) activate(own memberNode, sid int64, rec leaderRecord, version int32) (time.Time, bool, error) {
+func (e *Elector) activate(s store, own memberNode, sid int64, rec leaderRecord, version int32) (time.Time, bool, error) {
 	rec.Active = true
-	if _, err := e.store.conn.Set(e.layout.leaderNode(), mustJSON(rec), version); err != nil {
+	if _, err := s.conn.Set(e.layout.leaderNode(), mustJSON(rec), version); err != nil {
 		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
 			return time.Time{}, true, nil // someone rewrote the record: stand again
 		}
 		return time.Time{}, false, fmt.Errorf("ha: mark leader active: %w", err)
 	}
-	return e.prove(own, sid)
+	return e.prove(s, own, sid)
 }
 
 // readView lists the members in sequence order with their data (reusing
@@ -313,8 +325,8 @@ type renewResult struct {
 
 // renew proves our member node exists and is owned by session sid. The send
 // time is taken before the request, so the lease it grants is conservative.
-func (e *Elector) renew(own memberNode, sid int64, refresh bool, known map[string]MemberInfo) (renewResult, error) {
-	send, lost, err := e.prove(own, sid)
+func (e *Elector) renew(s store, own memberNode, sid int64, refresh bool, known map[string]MemberInfo) (renewResult, error) {
+	send, lost, err := e.prove(s, own, sid)
 	if err != nil {
 		return renewResult{}, fmt.Errorf("ha: renew: %w", err)
 	}
@@ -323,7 +335,7 @@ func (e *Elector) renew(own memberNode, sid int64, refresh bool, known map[strin
 	}
 	res := renewResult{ackSend: send}
 	if refresh {
-		if v, _, err := readView(e.store, e.layout, known); err == nil {
+		if v, _, err := readView(s, e.layout, known); err == nil {
 			res.view = &v
 		}
 	}
