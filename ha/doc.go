@@ -38,12 +38,31 @@
 // A changed session id means the old session expired: its view, member and
 // term are discarded and the node rejoins as a new candidate, at the back.
 //
+// The lease relies on the server not forgetting a session before
+// lastAck + sessionTimeout. ZooKeeper losing its data breaks that, so a
+// member that becomes lowest without ever having seen a member below its own
+// (the first member of an empty group, a group restarted whole, a tree the
+// server lost) holds leadership until its own session is one session timeout
+// (plus one renewal period) old: every earlier leader's last acknowledgement
+// was sent before that session existed. A member that takes over by seeing
+// its predecessor's node removed needs no wait: the server that removed it
+// knew the predecessor's session. A client that has had no session for a
+// session timeout is replaced, since a server that lost its data refuses,
+// for good, a client that has seen a newer zxid.
+//
 // A new leader takes a term (fencing token) that is larger than any term
 // recorded in the group or seen by any member, commits it with a versioned
 // write before it acts, and passes it to its duty. ZooKeeper orders the
-// writes, so terms only grow within a group.
+// writes, so terms only grow within a group; after a data loss they keep
+// growing through the terms members remember (MemberInfo.SeenTerm).
 //
-// This package gives no fencing for resources outside the host: downstream
-// systems should reject writes carrying a term lower than one they have
-// seen. It knows nothing of HTTP or of what the duty does.
+// When a previous leader may have acted, a new leader first calls
+// Callbacks.Fence and stays standby until it succeeds. The leader record
+// remembers the last leader that may have acted, so a leader that dies while
+// fencing does not hide whom to fence.
+//
+// Beyond Callbacks.Fence, downstream systems should reject writes carrying a
+// term lower than one they have seen. This package knows nothing of HTTP or
+// of what the duty does; Callbacks.OnLeaseExtended lets a duty guard in
+// another process enforce the lease even when this process cannot.
 package ha

@@ -136,7 +136,11 @@ func (e *Elector) reserveName(s store, sid int64) error {
 				ErrNameInUse, e.cfg.Self.Name, holder.Host, holder.PID, holder.HAID,
 				holder.Started.Format(time.RFC3339), holder.Session)
 		}
-		e.log.Info("name held by a dead process on this host or an earlier session of ours; waiting for its session to expire",
+		msg := "name held by a dead process on this host; waiting for its session to expire"
+		if earlierSelf {
+			msg = "name held by an earlier session of this process; waiting for it to expire"
+		}
+		e.log.Info(msg,
 			zapPID(holder.PID), zapSession(holder.Session))
 		ok, _, ch, err := s.conn.ExistsW(p)
 		if err != nil {
