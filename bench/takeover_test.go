@@ -13,6 +13,7 @@ import (
 
 	"github.com/hanode/hanode/internal/nodetest"
 	"github.com/hanode/hanode/internal/zktest"
+	"github.com/hanode/hanode/ping"
 )
 
 func TestMain(m *testing.M) { os.Exit(nodetest.Main(m)) }
@@ -74,16 +75,8 @@ func benchTakeover(b *testing.B, fault func(*nodetest.Node) time.Time, wantExit 
 		leader = next
 	}
 
+	chk.Assert(b)
 	rep := chk.Report()
-	for _, o := range rep.Definite {
-		b.Errorf("%s", o)
-	}
-	for _, o := range rep.Duties {
-		b.Errorf("%s", o)
-	}
-	for _, p := range rep.TermProblems {
-		b.Errorf("%s", p)
-	}
 
 	takeovers := make([]time.Duration, len(rounds))
 	darks := make([]time.Duration, len(rounds))
@@ -154,17 +147,7 @@ func quantiles(ds []time.Duration) (p50, p90, hi time.Duration) {
 
 func waitStandby(b *testing.B, n *nodetest.Node, timeout time.Duration) {
 	b.Helper()
-	last := ""
-	err := nodetest.Poll(timeout, 20*time.Millisecond, func() bool {
-		st, err := n.Status()
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		last = st.State + " (" + st.Reason + ")"
-		return st.State == "standby"
-	})
-	if err != nil {
-		b.Fatalf("%s not standby within %v after its restart; last: %s", n, timeout, last)
+	if _, err := n.WaitStatus(timeout, func(st ping.Status) bool { return st.State == "standby" }); err != nil {
+		b.Fatalf("not standby after its restart: %v", err)
 	}
 }

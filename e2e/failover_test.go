@@ -8,6 +8,7 @@ import (
 
 	"github.com/hanode/hanode/internal/nodetest"
 	"github.com/hanode/hanode/internal/zktest"
+	"github.com/hanode/hanode/ping"
 )
 
 // TestGracefulFailoverHandsOverWithoutOverlap: SIGTERM to the leader, ten
@@ -110,17 +111,7 @@ func activeTerm(t *testing.T, n *nodetest.Node) int64 {
 // waitState waits until n's /v2/status reports one of states.
 func waitState(t *testing.T, n *nodetest.Node, timeout time.Duration, states ...string) {
 	t.Helper()
-	last := ""
-	err := nodetest.Poll(timeout, 20*time.Millisecond, func() bool {
-		st, err := n.Status()
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		last = st.State + " (" + st.Reason + ")"
-		return slices.Contains(states, st.State)
-	})
-	if err != nil {
-		t.Fatalf("%s did not reach %s within %v; last: %s", n, strings.Join(states, " or "), timeout, last)
+	if _, err := n.WaitStatus(timeout, func(st ping.Status) bool { return slices.Contains(states, st.State) }); err != nil {
+		t.Fatalf("want %s: %v", strings.Join(states, " or "), err)
 	}
 }

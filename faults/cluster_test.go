@@ -183,20 +183,11 @@ func activeStatus(t testing.TB, n *nodetest.Node, timeout time.Duration) ping.St
 // waits for a session other than that one.
 func waitStandby(t testing.TB, n *nodetest.Node, timeout time.Duration, notSession string) ping.Status {
 	t.Helper()
-	var st ping.Status
-	last := ""
-	err := nodetest.Poll(timeout, 20*time.Millisecond, func() bool {
-		var err error
-		st, err = n.Status()
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		last = fmt.Sprintf("%s (%s) cause %q session %s", st.State, st.Reason, st.Cause, st.ZK.SessionID)
+	st, err := n.WaitStatus(timeout, func(st ping.Status) bool {
 		return st.State == "standby" && (notSession == "" || (st.ZK.SessionID != "" && st.ZK.SessionID != notSession))
 	})
 	if err != nil {
-		t.Fatalf("%s did not rejoin as standby within %v; last: %s", n, timeout, last)
+		t.Fatalf("did not rejoin as standby: %v", err)
 	}
 	return st
 }
@@ -416,21 +407,7 @@ func (c *cluster) assertClean(t testing.TB) {
 	rep := c.chk.Report()
 	t.Logf("checker: %d definite overlaps, %d possible (balancer view), %d duty overlaps, %d term problems, %d duty spans",
 		len(rep.Definite), len(rep.Possible), len(rep.Duties), len(rep.TermProblems), len(rep.Spans))
-	for _, o := range rep.Definite {
-		t.Errorf("%s", o)
-	}
-	for _, o := range rep.Duties {
-		t.Errorf("%s", o)
-	}
-	for _, p := range rep.TermProblems {
-		t.Errorf("%s", p)
-	}
-	if t.Failed() {
-		t.Logf("%s", c.chk.Summary())
-		for _, s := range rep.Spans {
-			t.Logf("duty %s", s)
-		}
-	}
+	c.chk.Assert(t)
 }
 
 // logSince renders n's state changes and ZooKeeper session events logged

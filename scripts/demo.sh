@@ -66,7 +66,11 @@ echo "  ready"
 
 say "three nodes of HA group nsg-primary-ha (logs in $dir/)"
 for n in "${names[@]}"; do start_node "$n"; done
+echo "  (the first leader of a new group waits one session timeout, 4 s here: it cannot know"
+echo "   that no earlier leader still holds a lease; later takeovers do not wait)"
+t0=$(now_ms)
 wait_until 30 one_leader_besides none || { echo "no leader elected"; show; exit 1; }
+echo "  elected in $(( $(now_ms) - t0 )) ms"
 show
 "$bin" status --zk "$zk"
 

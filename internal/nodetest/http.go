@@ -76,3 +76,24 @@ func get(c *http.Client, url string) (int, string, error) {
 	}
 	return resp.StatusCode, string(body), nil
 }
+
+// WaitStatus polls n's /v2/status every 20 ms until cond holds and returns
+// that status; after timeout it returns the last status and an error that
+// says what the node last reported.
+func (n *Node) WaitStatus(timeout time.Duration, cond func(ping.Status) bool) (ping.Status, error) {
+	var st ping.Status
+	last := "no answer"
+	err := Poll(timeout, 20*time.Millisecond, func() bool {
+		var err error
+		if st, err = n.Status(); err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("%s (%s) cause %q session %s", st.State, st.Reason, st.Cause, st.ZK.SessionID)
+		return cond(st)
+	})
+	if err != nil {
+		return st, fmt.Errorf("%s: condition not met within %v; last: %s", n.name, timeout, last)
+	}
+	return st, nil
+}
