@@ -35,7 +35,6 @@ type pendingFence struct {
 	record  leaderRecord
 	version int32
 	target  leaderRecord
-	fenced  bool
 }
 
 // activated takes a proven, committed term: active if the proof still gives
