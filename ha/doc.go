@@ -5,64 +5,119 @@
 //
 // Under the root (ZK_ROOT, after any chroot of the connect string):
 //
-//	names/<NAME>                  ephemeral: who holds a server name
-//	groups/<HA_ID>                persistent: the group's role and region
+//	names/<NAME>                  ephemeral: which process holds a server name
+//	groups/<HA_ID>                persistent: the group's role, region and lease
 //	groups/<HA_ID>/members/_c_<guid>-m-<seq>
-//	                              ephemeral sequential: one per live member, JSON MemberInfo
-//	groups/<HA_ID>/leader         persistent: the current term and who holds it
+//	                              ephemeral sequential: one per member; the
+//	                              holder's lease extensions are writes of it
+//	groups/<HA_ID>/leader         persistent: the lease record (term, holder,
+//	                              state: fencing, active or released)
 //
-// The member with the lowest sequence number leads. Each standby watches
-// only its predecessor, so a departure wakes one node. Every znode is
-// created by the helpers in znodes.go, the one place ACLs apply.
+// Members are ordered by sequence number. A standby watches only its
+// predecessor, so a departure wakes one node. Anything under members/ that
+// is not an ephemeral node with a member's name and data is ignored (and
+// shown in status); hanode never trusts what it did not write.
 //
-// # The safety contract
+// # The invariant
 //
-// Leadership is a lease against this process's monotonic clock, not a flag
-// flipped by events. A node is active only while
+// Never two actives in a group. For any two leaderships X then Y of a group
+// (Y's claim succeeded after X's), with every clock's rate within ρ of real
+// time (DriftAllowance, 1%):
 //
-//	lastAck + sessionTimeout - margin > now
+//	stop(X)  ≤  s_X + D/(1−ρ)  <  o_Y + W/(1+ρ)  ≤  start(Y)
 //
-// where lastAck is the local send time of the most recent request that the
-// server acknowledged and that proved our member node still exists and is
-// owned by our current session (ephemeralOwner). The server cannot expire
-// the session, and so no other member can see our node vanish, before
-// lastAck + sessionTimeout: the request reached the server after we sent it.
-// The margin covers stopping the duty (ACTIVE_STOP_TIMEOUT < margin). The
-// session timeout used is the smaller of the requested and the negotiated
-// one, so a server that lowers it cannot stretch the lease.
+// in real time, where s_X is the send time of X's last acknowledged write of
+// its lease, D the lease duration (ZK_SESSION_TIMEOUT, the same for the
+// whole group), o_Y the time Y made the observation its claim rests on, and
+// W = D(1+ρ)/(1−ρ) (takeoverWait). The middle inequality holds because
+// s_X < o_Y: Y's observation is of a state X's write had already reached
+// (or a state in which X could no longer write). When X released, start(Y)
+// follows X's versioned release, written after stop(X).
 //
-// The lease is evaluated on every read of State, so a process resumed from
-// a pause answers from the clock, not from a stale flag; and the owner
-// goroutine arms a timer at the deadline that stops the duty whether or not
-// any ZooKeeper event arrived. Only StateHasSession counts as connected.
-// A changed session id means the old session expired: its view, member and
-// term are discarded and the node rejoins as a new candidate, at the back.
+// The left inequality is the holder's side. X is active only while
 //
-// The lease relies on the server not forgetting a session before
-// lastAck + sessionTimeout. ZooKeeper losing its data breaks that, so a
-// member that becomes lowest without ever having seen a member below its own
-// (the first member of an empty group, a group restarted whole, a tree the
-// server lost) holds leadership until its own session is one session timeout
-// (plus one renewal period) old: every earlier leader's last acknowledgement
-// was sent before that session existed. A member that takes over by seeing
-// its predecessor's node removed needs no wait: the server that removed it
-// knew the predecessor's session. A client that has had no session for a
-// session timeout is replaced, since a server that lost its data refuses,
-// for good, a client that has seen a newer zxid.
+//	now < s + D − M        (the lease; M = LEASE_MARGIN)
 //
-// A new leader takes a term (fencing token) that is larger than any term
-// recorded in the group or seen by any member, commits it with a versioned
-// write before it acts, and passes it to its duty. ZooKeeper orders the
-// writes, so terms only grow within a group; after a data loss they keep
-// growing through the terms members remember (MemberInfo.SeenTerm).
+// on its own monotonic clock, checked on every read of State and by a
+// timer, and its duty is stopped within M (ACTIVE_STOP_TIMEOUT < M), also by
+// a duty guard in another process that holds the same deadline. So X acts
+// only before s + D on its clock, which is at most D/(1−ρ) of real time.
 //
-// When a previous leader may have acted, a new leader first calls
-// Callbacks.Fence and stays standby until it succeeds. The leader record
-// remembers the last leader that may have acted, so a leader that dies while
-// fencing does not hide whom to fence.
+// # Extensions, claims and releases
 //
-// Beyond Callbacks.Fence, downstream systems should reject writes carrying a
-// term lower than one they have seen. This package knows nothing of HTTP or
-// of what the duty does; Callbacks.OnLeaseExtended lets a duty guard in
-// another process enforce the lease even when this process cannot.
+// The holder extends its lease only by writing its own member node with
+// the version it last wrote. The write succeeds only if nobody deleted or
+// wrote that node since, and the node's name is unique forever (a random
+// guid), so once it is deleted no write by X can ever succeed again.
+//
+// A claim is one ZooKeeper multi that writes the claimant's own node at its
+// known version (so the claimant is still a member in this incarnation of
+// the tree), writes the lease record at the version read (so nobody claimed
+// since, and terms grow), and, to take over from a silent holder, deletes
+// the holder's node at the version last seen. Exactly one of four rules
+// allows it (core_rules.go):
+//
+//	A  the record names us and our node is as our last write left it, in
+//	   this connection epoch: nobody claimed since; our duty has stopped.
+//	B  the record says its holder released, and we saw that holder below us
+//	   in this epoch. A release is a multi that checks (or deletes) the
+//	   holder's node at its last written version, written after its duty
+//	   stopped: no claim happened before it, none after (B's write of the
+//	   record checks its version).
+//	C  we are the lowest member, and W has passed since o: the first look in
+//	   this epoch that showed it, or our last read of a lowest predecessor
+//	   that then vanished with no change in between. Every earlier holder's
+//	   node was gone (or unchanged) at o, so its last extension was sent
+//	   before o, and it can never extend again.
+//	D  we are second, the lowest member holds the lease, and its node stayed
+//	   at the version we read at o for W. Our claim deletes it at that
+//	   version: if it extended meanwhile the claim fails; if not, it never can.
+//
+// A node vanishing, a tree recreated, an empty server: none of these proves
+// anything by itself. A crashed holder is replaced W after its last
+// extension (rule D), without waiting for ZooKeeper to expire its session,
+// so a crash takeover takes W − (time since the last extension), below the
+// session timeout on average. A graceful one takes two writes: the release
+// and the claim.
+//
+// # Observations
+//
+// Observations (versions seen, absences seen, members seen below us) belong
+// to one connection epoch: every reconnect, to the same session or not,
+// drops them. ZooKeeper restarted from an older snapshot always cuts every
+// connection, so nothing seen before a rollback is used after it, and the
+// holder's own proofs (A, releases) count only writes acknowledged in the
+// current epoch. What remains assumed: nobody forges hanode's records
+// (copying a holder's node name into the lease record, or recreating a
+// member node under its exact name); digest ACLs keep other clients out.
+//
+// # Terms
+//
+// Each claim takes a term above every term known (the record's, the terms
+// members remember and publish when they join, the holder's own) and at
+// least the wall clock in milliseconds. The record's version check makes
+// terms strictly increase while the record lives; when ZooKeeper lost
+// everything and only new members remain, the wall clock does, assuming the
+// members' clocks differ by less than the time between two claims (at least
+// W after a loss) and fewer than one claim a millisecond. A record whose
+// term cannot grow (MaxTerm) is refused with a message naming it.
+//
+// # Fencing
+//
+// When FENCE_CMD is set and a previous leader may have acted (it did not
+// release, or the record is missing and nobody knows), a new leader claims
+// with state "fencing", naming that leader, fences it, then marks the record
+// active with a versioned write before it acts: a leader that dies while
+// fencing does not hide whom the next must fence. Downstream systems should
+// also reject writes carrying a term lower than one they have seen.
+//
+// # Structure
+//
+// core*.go is the decision core, a pure state machine (no goroutines, no
+// I/O, no clock): events in, actions out. Election (election.go) runs one
+// core on a Session (session.go), which owns the ZooKeeper client, replaces
+// it when needed, reserves and defends the server name, and serves many
+// elections on one connection. zkio.go carries an Op to go-zookeeper. The
+// simulator (sim_test.go) runs cores against a simulated ZooKeeper with
+// seeded faults and checks the invariant after every step.
 package ha

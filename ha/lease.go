@@ -2,39 +2,44 @@ package ha
 
 import "time"
 
-// leaseLeft returns how long a lease acknowledged by a request sent at
-// lastAck still has, given the session timeout and the safety margin. A zero
-// lastAck (never acknowledged) or a result <= 0 means no lease.
-//
-// now and lastAck must both come from time.Now in this process so their
-// difference uses the monotonic clock.
-func leaseLeft(lastAck time.Time, sessionTimeout, margin time.Duration, now time.Time) time.Duration {
-	if lastAck.IsZero() {
+// The lease arithmetic (doc.go has the argument). Every time here is read
+// from one clock: a node's own monotonic clock.
+
+// DriftAllowance bounds how far any member's clock may run fast or slow
+// against real time, as a fraction (1%: NTP slews CLOCK_MONOTONIC by at most
+// 0.05%, and crystal error is about 0.01%).
+const DriftAllowance = 0.01
+
+// leaseLeft returns how long a lease acknowledged by a write sent at
+// lastSend still has, given the lease duration and the safety margin. A zero
+// lastSend (never acknowledged) or a result <= 0 means no lease.
+func leaseLeft(lastSend time.Time, duration, margin time.Duration, now time.Time) time.Duration {
+	if lastSend.IsZero() {
 		return 0
 	}
-	left := lastAck.Add(sessionTimeout - margin).Sub(now)
+	left := lastSend.Add(duration - margin).Sub(now)
 	if left < 0 {
 		return 0
 	}
 	return left
 }
 
-// renewInterval is how often a member proves its node still exists. Four
-// renewals fit in one lease, so a single slow or lost request never costs
-// leadership, and a connection that comes back within the lease keeps it.
-func renewInterval(sessionTimeout, margin time.Duration) time.Duration {
-	iv := (sessionTimeout - margin) / 4
-	if iv < 50*time.Millisecond {
-		iv = 50 * time.Millisecond
-	}
-	return iv
+// takeoverWait is W: how long a node must watch, on its own clock, a lease
+// of this duration go without an extension before it may claim. With every
+// clock's rate within DriftAllowance (rho) of real time, a holder's duration
+// D on its clock is at most D/(1-rho) real, and the watcher's W is at least
+// W/(1+rho) real, so W = D(1+rho)/(1-rho) outlasts it. Rounded up to the
+// millisecond.
+func takeoverWait(duration time.Duration) time.Duration {
+	w := time.Duration(float64(duration) * (1 + DriftAllowance) / (1 - DriftAllowance))
+	return (w + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
-// effectiveTimeout is the session timeout the lease must assume: the smaller
-// of what we asked for and what the server granted (0: not known yet).
-func effectiveTimeout(requested, negotiated time.Duration) time.Duration {
-	if negotiated > 0 && negotiated < requested {
-		return negotiated
-	}
-	return requested
+// extendEvery is R, the holder's extension period: three per lease, so one
+// lost or slow write never costs the lease.
+func extendEvery(duration, margin time.Duration) time.Duration {
+	return max((duration-margin)/3, 20*time.Millisecond)
 }
+
+// MinLease is the shortest lease duration the core accepts.
+const MinLease = 200 * time.Millisecond

@@ -7,93 +7,79 @@ import (
 
 func TestLeaseLeft(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC)
-	const T, M = 10 * time.Second, 3 * time.Second
+	const D, M = 10 * time.Second, 3 * time.Second
 	cases := []struct {
-		name    string
-		lastAck time.Time
-		now     time.Time
-		want    time.Duration
+		name     string
+		lastSend time.Time
+		now      time.Time
+		want     time.Duration
 	}{
 		{"never acknowledged holds no lease", time.Time{}, t0, 0},
-		{"just acknowledged holds the session timeout less the margin", t0, t0, 7 * time.Second},
+		{"just acknowledged holds the duration less the margin", t0, t0, 7 * time.Second},
 		{"halfway", t0, t0.Add(3500 * time.Millisecond), 3500 * time.Millisecond},
 		{"one nanosecond before the end", t0, t0.Add(7*time.Second - 1), 1},
-		{"lease ends a margin before the session timeout", t0, t0.Add(7 * time.Second), 0},
+		{"lease ends a margin before the bound", t0, t0.Add(7 * time.Second), 0},
 		{"long past: a process resumed from a pause", t0, t0.Add(time.Hour), 0},
-		{"clock reading before the send (cannot extend)", t0, t0.Add(-time.Second), 8 * time.Second},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := leaseLeft(c.lastAck, T, M, c.now); got != c.want {
+			if got := leaseLeft(c.lastSend, D, M, c.now); got != c.want {
 				t.Fatalf("leaseLeft = %v, want %v", got, c.want)
 			}
 		})
 	}
 }
 
-func TestEffectiveTimeoutNeverExceedsWhatTheServerGranted(t *testing.T) {
-	cases := []struct{ req, neg, want time.Duration }{
-		{10 * time.Second, 0, 10 * time.Second},                // not negotiated yet
-		{10 * time.Second, 10 * time.Second, 10 * time.Second}, // granted as asked
-		{60 * time.Second, 40 * time.Second, 40 * time.Second}, // server lowered it (maxSessionTimeout)
-		{2 * time.Second, 4 * time.Second, 2 * time.Second},    // server raised it: keep ours, it is safer
-	}
-	for _, c := range cases {
-		if got := effectiveTimeout(c.req, c.neg); got != c.want {
-			t.Errorf("effectiveTimeout(%v, %v) = %v, want %v", c.req, c.neg, got, c.want)
+// TestTakeoverWaitOutlastsTheLeaseUnderDrift checks the middle inequality of
+// doc.go at its edge: a holder whose clock runs slow by DriftAllowance acts
+// at most D/(1-rho) of real time after its last send; a watcher whose clock
+// runs fast by as much waits at least W/(1+rho) real.
+func TestTakeoverWaitOutlastsTheLeaseUnderDrift(t *testing.T) {
+	for _, d := range []time.Duration{MinLease, time.Second, 4 * time.Second, 10 * time.Second, time.Minute} {
+		w := takeoverWait(d)
+		holderReal := float64(d) / (1 - DriftAllowance)
+		watcherReal := float64(w) / (1 + DriftAllowance)
+		if !(holderReal <= watcherReal) {
+			t.Errorf("D=%v: W=%v waits %.0fns real, the holder may act %.0fns", d, w, watcherReal, holderReal)
 		}
+		if w > d+d/20 {
+			t.Errorf("D=%v: W=%v is needlessly long", d, w)
+		}
+	}
+	if w := takeoverWait(4 * time.Second); w != 4081*time.Millisecond {
+		t.Errorf("W(4s) = %v, want 4.081s", w)
 	}
 }
 
-func TestRenewIntervalFitsFourRenewalsInALease(t *testing.T) {
-	for _, c := range []struct{ T, M, want time.Duration }{
-		{10 * time.Second, 3 * time.Second, 1750 * time.Millisecond},
-		{4 * time.Second, 1200 * time.Millisecond, 700 * time.Millisecond},
-		{100 * time.Millisecond, 90 * time.Millisecond, 50 * time.Millisecond}, // floor
+func TestExtendEveryFitsThreeExtensionsInALease(t *testing.T) {
+	for _, c := range []struct{ D, M, want time.Duration }{
+		{10 * time.Second, 3 * time.Second, 7 * time.Second / 3},
+		{4 * time.Second, 1200 * time.Millisecond, 2800 * time.Millisecond / 3},
+		{100 * time.Millisecond, 90 * time.Millisecond, 20 * time.Millisecond}, // floor
 	} {
-		if got := renewInterval(c.T, c.M); got != c.want {
-			t.Errorf("renewInterval(%v, %v) = %v, want %v", c.T, c.M, got, c.want)
+		if got := extendEvery(c.D, c.M); got != c.want {
+			t.Errorf("extendEvery(%v, %v) = %v, want %v", c.D, c.M, got, c.want)
 		}
 	}
 }
 
 func TestTransitions(t *testing.T) {
-	ok := map[[2]Phase]bool{
-		{PhaseStarting, PhaseStandby}:          true,
-		{PhaseStarting, PhaseDisconnected}:     true,
-		{PhaseStandby, PhaseActive}:            true,
-		{PhaseStandby, PhaseStandby}:           true,
-		{PhaseStandby, PhaseDisconnected}:      true,
-		{PhaseActive, PhaseDisconnected}:       true,
-		{PhaseDisconnected, PhaseStandby}:      true,
-		{PhaseDisconnected, PhaseActive}:       true,
-		{PhaseDisconnected, PhaseDisconnected}: true,
+	all := []Phase{PhaseStarting, PhaseStandby, PhaseWaiting, PhaseFencing, PhaseActive, PhaseDisconnected, PhaseStopped}
+	ok := map[[2]Phase]bool{}
+	for _, from := range all {
+		for _, to := range all {
+			ok[[2]Phase{from, to}] = from != PhaseStopped && to != PhaseStarting
+		}
 	}
-	all := []Phase{PhaseStarting, PhaseStandby, PhaseActive, PhaseDisconnected}
+	for _, from := range all {
+		ok[[2]Phase{from, PhaseActive}] = from == PhaseWaiting || from == PhaseFencing
+		ok[[2]Phase{from, PhaseFencing}] = from == PhaseWaiting || from == PhaseDisconnected
+	}
 	for _, from := range all {
 		for _, to := range all {
 			if got := allowed(from, to); got != ok[[2]Phase{from, to}] {
 				t.Errorf("allowed(%s, %s) = %v", from, to, got)
 			}
 		}
-	}
-}
-
-func TestStateReportsDisconnectedOnceTheLeaseRunsOut(t *testing.T) {
-	t0 := time.Now()
-	now := t0
-	e, err := NewElector(Config{Servers: []string{"127.0.0.1:1"}, Root: "/hanode", Group: "g",
-		Self: MemberInfo{Name: "n", Role: "primary", Host: "h"}, SessionTimeout: 4 * time.Second, Margin: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.now = func() time.Time { return now }
-	e.snap.Store(&snapshot{state: State{Phase: PhaseActive, Term: 3}, ackSend: t0})
-	if st := e.State(); !st.Active() || st.LeaseLeft != 3*time.Second {
-		t.Fatalf("fresh lease: got %s with %v left", st.Phase, st.LeaseLeft)
-	}
-	now = t0.Add(3 * time.Second) // no event arrives; the clock alone decides
-	if st := e.State(); st.Active() || st.Phase != PhaseDisconnected || st.LeaseLeft != 0 {
-		t.Fatalf("lapsed lease: got %s with %v left (%s)", st.Phase, st.LeaseLeft, st.Reason)
 	}
 }

@@ -3,17 +3,18 @@ package ha
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"sort"
-	"strconv"
-	"strings"
+	"slices"
 )
 
-// Member node names are "_c_<guid>-m-<10-digit sequence>". The guid is fixed
-// for a session, so after a create whose reply was lost the node can be found
-// again instead of creating a second one (which would lead in our place).
+// Member node names are "_c_<32 hex>-m-<10-digit sequence>". The guid is
+// fixed for a session, so after a create whose reply was lost the node can be
+// found again instead of creating a second one (which would lead in our
+// place). Anything else under members/ is not hanode's and is ignored.
 const (
 	protectedPrefix = "_c_"
 	memberInfix     = "-m-"
+	guidLen         = 32
+	seqLen          = 10
 )
 
 // newGUID returns 32 hex digits.
@@ -35,30 +36,37 @@ type memberNode struct {
 	Seq  int64
 }
 
-// parseMember parses a member node name; ok is false for anything else,
-// which the election ignores.
+// parseMember parses a member node name strictly: exactly the shape hanode
+// creates, lowercase hex and ten ASCII digits, so a hand-made "-1" or "+5"
+// can never sort first.
 func parseMember(name string) (memberNode, bool) {
-	if !strings.HasPrefix(name, protectedPrefix) {
+	const n = len(protectedPrefix) + guidLen + len(memberInfix) + seqLen
+	if len(name) != n || name[:len(protectedPrefix)] != protectedPrefix {
 		return memberNode{}, false
 	}
-	rest := name[len(protectedPrefix):]
-	i := strings.Index(rest, memberInfix)
-	if i <= 0 {
+	guid := name[len(protectedPrefix) : len(protectedPrefix)+guidLen]
+	for i := 0; i < len(guid); i++ {
+		if c := guid[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return memberNode{}, false
+		}
+	}
+	rest := name[len(protectedPrefix)+guidLen:]
+	if rest[:len(memberInfix)] != memberInfix {
 		return memberNode{}, false
 	}
-	digits := rest[i+len(memberInfix):]
-	if len(digits) != 10 {
-		return memberNode{}, false
+	var seq int64
+	for _, c := range []byte(rest[len(memberInfix):]) {
+		if c < '0' || c > '9' {
+			return memberNode{}, false
+		}
+		seq = seq*10 + int64(c-'0')
 	}
-	seq, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || seq < 0 {
-		return memberNode{}, false
-	}
-	return memberNode{Name: name, GUID: rest[:i], Seq: seq}, true
+	return memberNode{Name: name, GUID: guid, Seq: seq}, true
 }
 
-// sortMembers parses children and orders them by sequence (never by name:
-// the guid comes first, so a string sort would order by guid).
+// sortMembers parses children, drops what is not a member name, and orders
+// the rest by sequence (never by name: the guid comes first, so a string sort
+// would order by guid).
 func sortMembers(children []string) []memberNode {
 	out := make([]memberNode, 0, len(children))
 	for _, c := range children {
@@ -66,31 +74,17 @@ func sortMembers(children []string) []memberNode {
 			out = append(out, m)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	return out
-}
-
-// position finds our node among sorted members: its index, and the node just
-// before it (the one to watch) when we are not first. found is false when our
-// node is not in the list: it is gone and we must rejoin.
-func position(sorted []memberNode, own string) (idx int, pred memberNode, found bool) {
-	for i, m := range sorted {
-		if m.Name == own {
-			if i > 0 {
-				pred = sorted[i-1]
+	slices.SortFunc(out, func(a, b memberNode) int {
+		if a.Seq != b.Seq {
+			if a.Seq < b.Seq {
+				return -1
 			}
-			return i, pred, true
+			return 1
 		}
-	}
-	return -1, memberNode{}, false
-}
-
-// findGUID returns our node if a create for guid already succeeded.
-func findGUID(sorted []memberNode, guid string) (memberNode, bool) {
-	for _, m := range sorted {
-		if m.GUID == guid {
-			return m, true
+		if a.Name < b.Name {
+			return -1
 		}
-	}
-	return memberNode{}, false
+		return 1
+	})
+	return out
 }

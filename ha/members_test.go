@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestParseMember(t *testing.T) {
+func TestParseMemberAcceptsOnlyWhatHanodeCreates(t *testing.T) {
 	guid := strings.Repeat("ab", 16)
 	cases := []struct {
 		in   string
@@ -15,10 +15,16 @@ func TestParseMember(t *testing.T) {
 	}{
 		{"_c_" + guid + "-m-0000000012", true, 12, guid},
 		{"_c_" + guid + "-m-2147483647", true, 2147483647, guid},
-		{"_c_" + guid + "-m-12", false, 0, ""},         // not ten digits
-		{"_c_" + guid + "-m-00000000x2", false, 0, ""}, // not a number
-		{"_c_-m-0000000001", false, 0, ""},             // no guid
-		{"member-0000000001", false, 0, ""},            // not protected
+		{"_c_" + guid + "-m-12", false, 0, ""},          // not ten digits
+		{"_c_" + guid + "-m-00000000x2", false, 0, ""},  // not a number
+		{"_c_" + guid + "-m--000000001", false, 0, ""},  // a sign where a digit belongs
+		{"_c_" + guid + "-m-+000000001", false, 0, ""},  // likewise
+		{"_c_" + guid + "-m- 000000001", false, 0, ""},  // likewise
+		{"_c_" + guid + "-m-00000000001", false, 0, ""}, // eleven digits
+		{"_c_" + strings.ToUpper(guid) + "-m-0000000001", false, 0, ""},
+		{"_c_" + guid[:31] + "-m-0000000001", false, 0, ""}, // short guid
+		{"_c_-m-0000000001", false, 0, ""},
+		{"member-0000000001", false, 0, ""},
 		{"leader", false, 0, ""},
 		{"", false, 0, ""},
 	}
@@ -35,23 +41,25 @@ func TestMembersSortBySequenceNotByName(t *testing.T) {
 	a := "_c_" + strings.Repeat("f", 32) + "-m-0000000001"
 	b := "_c_" + strings.Repeat("0", 32) + "-m-0000000002"
 	c := "_c_" + strings.Repeat("7", 32) + "-m-0000000010"
-	sorted := sortMembers([]string{c, "junk", b, a})
+	sorted := sortMembers([]string{c, "junk", b, "_c_" + strings.Repeat("0", 32) + "-m--000000001", a})
 	if len(sorted) != 3 || sorted[0].Name != a || sorted[1].Name != b || sorted[2].Name != c {
 		t.Fatalf("sorted = %+v", sorted)
-	}
-	if idx, pred, ok := position(sorted, c); !ok || idx != 2 || pred.Name != b {
-		t.Fatalf("position(c) = %d %+v %v: a standby watches only its predecessor", idx, pred, ok)
-	}
-	if idx, _, ok := position(sorted, a); !ok || idx != 0 {
-		t.Fatalf("position(a) = %d %v: lowest leads", idx, ok)
-	}
-	if _, _, ok := position(sorted, "gone"); ok {
-		t.Fatal("a node not listed must be reported missing")
-	}
-	if m, ok := findGUID(sorted, strings.Repeat("0", 32)); !ok || m.Name != b {
-		t.Fatal("findGUID must find a node created earlier in this session")
 	}
 	if p := memberPrefix("abc"); p != "_c_abc-m-" {
 		t.Fatalf("memberPrefix = %q", p)
 	}
+}
+
+func FuzzParseMember(f *testing.F) {
+	f.Add("_c_" + strings.Repeat("ab", 16) + "-m-0000000012")
+	f.Add("_c_" + strings.Repeat("ab", 16) + "-m--000000012")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, ok := parseMember(s)
+		if !ok {
+			return
+		}
+		if m.Seq < 0 || memberPrefix(m.GUID)+s[len(s)-seqLen:] != s {
+			t.Fatalf("parseMember(%q) = %+v", s, m)
+		}
+	})
 }

@@ -11,11 +11,19 @@ const (
 	PhaseStarting Phase = "starting"
 	// PhaseStandby: a live member of the group that is not the leader.
 	PhaseStandby Phase = "standby"
+	// PhaseWaiting: the next leader, waiting until it can prove that no
+	// earlier leader may still be acting (doc.go), then claiming.
+	PhaseWaiting Phase = "waiting"
+	// PhaseFencing: the leader's claim is committed; it fences the previous
+	// leader before it acts.
+	PhaseFencing Phase = "fencing"
 	// PhaseActive: the leader, with an unexpired lease. The only phase in
 	// which duties run and the ping endpoints answer "ok".
 	PhaseActive Phase = "active"
 	// PhaseDisconnected: no healthy ZooKeeper session, or the lease lapsed.
 	PhaseDisconnected Phase = "disconnected"
+	// PhaseStopped: the election ended (shutdown or refusal).
+	PhaseStopped Phase = "stopped"
 )
 
 // MemberInfo is what a member publishes about itself in its znode. It is the
@@ -32,8 +40,8 @@ type MemberInfo struct {
 	// mean "default priority" and "healthy".
 	Priority int    `json:"priority,omitempty"`
 	Health   string `json:"health,omitempty"`
-	// SeenTerm is the highest term this member has observed, so a new leader
-	// can keep terms growing even if ZooKeeper lost its data.
+	// SeenTerm is the highest term this member had observed when it joined,
+	// so a new leader can keep terms growing even if ZooKeeper lost its data.
 	SeenTerm int64 `json:"seen_term,omitempty"`
 }
 
@@ -42,8 +50,18 @@ type Member struct {
 	MemberInfo
 	// Seq is the ZooKeeper sequence number of the member node; the lowest leads.
 	Seq int64 `json:"seq"`
-	// Leader is true for the member that holds the lowest sequence.
+	// Leader is true for the member that holds the group's lease as far as
+	// this node last read it (the leader record names it and it has not
+	// released).
 	Leader bool `json:"leader"`
+}
+
+// Ignored is a znode under members/ that is not a live hanode member: a
+// foreign or hand-made node, or one whose data is not a member record. It
+// takes no part in the election; status shows it so an operator can remove it.
+type Ignored struct {
+	Znode  string `json:"znode"`
+	Reason string `json:"reason"`
 }
 
 // ZKStatus describes this node's ZooKeeper session.
@@ -76,7 +94,12 @@ type State struct {
 	// LeaseLeft is how long this node's lease has left (0 when it holds none).
 	LeaseLeft time.Duration `json:"lease_left_ns"`
 	Members   []Member      `json:"members"`
-	ZK        ZKStatus      `json:"zk"`
+	// Ignored lists znodes under members/ that take no part (see Ignored).
+	Ignored []Ignored `json:"ignored,omitempty"`
+	// Problem is the latest unresolved problem an operator should act on
+	// (damaged data hanode will not repair, a refusal to lead), "" if none.
+	Problem string   `json:"problem,omitempty"`
+	ZK      ZKStatus `json:"zk"`
 }
 
 // Active reports whether the node may act as leader right now.

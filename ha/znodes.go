@@ -1,14 +1,10 @@
 package ha
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 )
 
 // layout names every znode hanode uses. root already includes any chroot.
@@ -26,127 +22,127 @@ func (l layout) membersDir() string       { return l.groupNode() + "/members" }
 func (l layout) member(n string) string   { return l.membersDir() + "/" + n }
 func (l layout) leaderNode() string       { return l.groupNode() + "/leader" }
 
+// parents are the persistent nodes above a member, outermost first.
+func (l layout) parents() []string {
+	var out []string
+	for i := 1; i < len(l.root); i++ {
+		if l.root[i] == '/' {
+			out = append(out, l.root[:i])
+		}
+	}
+	return append(out, l.root, l.groupsDir(), l.groupNode(), l.membersDir())
+}
+
 // groupRecord is the data of groups/<HA_ID>: the group's identity, fixed by
-// its first member. A node with another role or region is refused.
+// its first member. A node whose role, region or lease differs is refused:
+// every member must wait out the same lease (doc.go).
 type groupRecord struct {
 	HAID    string    `json:"ha_id"`
 	Role    string    `json:"role"`
 	Region  string    `json:"region"`
+	LeaseMS int64     `json:"lease_ms"`
 	Created time.Time `json:"created"`
 }
 
-// leaderRecord is the data of groups/<HA_ID>/leader, written (versioned) by
-// each new leader before it acts. It keeps the term across leaders.
-//
-// Active is set, by a versioned write, just before the holder's duty
-// starts: a holder that never got that far ran nothing. Previous is the last
-// holder that did set Active, so fencing always targets a leader that may
-// really have acted, even if leaders in between died while fencing.
+// Leader record states.
+const (
+	recFencing  = "fencing"  // claimed; the holder fences Previous before it acts
+	recActive   = "active"   // the holder may be acting
+	recReleased = "released" // the holder stopped its duty and gave up
+)
+
+// MaxTerm is the largest term hanode issues: terms stay exact for JSON
+// consumers. A leader record at or above it cannot grow and is refused.
+const MaxTerm = 1<<53 - 1
+
+// leaderRecord is the data of groups/<HA_ID>/leader. Every claim, release and
+// activation writes it with a version check (doc.go).
 type leaderRecord struct {
-	Term     int64         `json:"term"`
-	Name     string        `json:"name"`
-	Host     string        `json:"host"`
-	HTTP     string        `json:"http,omitempty"`
-	Since    time.Time     `json:"since"`
-	Session  string        `json:"session"`
-	Active   bool          `json:"active"`
-	Previous *leaderRecord `json:"previous,omitempty"`
+	Term int64 `json:"term"`
+	// Holder is the member node (name, not path) that made the claim.
+	Holder  string    `json:"holder"`
+	Name    string    `json:"name"`
+	Host    string    `json:"host"`
+	HTTP    string    `json:"http,omitempty"`
+	Session string    `json:"session"`
+	Since   time.Time `json:"since"`
+	State   string    `json:"state"`
+	// Previous is the last leader that may have acted, while State is
+	// fencing; nil then means it is not known.
+	Previous *LeaderInfo `json:"previous,omitempty"`
 }
 
-// fenceTarget is the last leader that may have run its duty: the holder if
-// it went active, else the one it had to fence. nil: nobody ever led.
-func (r leaderRecord) fenceTarget() *leaderRecord {
-	if r.Active {
-		t := r
-		t.Previous = nil
-		return &t
+// recKind is what a read of the leader record found.
+type recKind uint8
+
+const (
+	recAbsent recKind = iota // no node
+	recOK                    // a record this version of hanode understands
+	recBad                   // a node whose data is not a usable leader record
+)
+
+// decodeLeader reads leader-record data. Anything that is not a record with
+// a positive term, a holder and a known state is recBad, with a reason.
+func decodeLeader(data []byte) (leaderRecord, recKind, string) {
+	var r leaderRecord
+	if err := strictJSON(data, &r); err != nil {
+		return leaderRecord{}, recBad, err.Error()
 	}
-	return r.Previous
+	switch {
+	case r.Term <= 0:
+		return r, recBad, fmt.Sprintf("term %d is not positive", r.Term)
+	case r.Holder == "":
+		return r, recBad, "no holder"
+	case r.State != recFencing && r.State != recActive && r.State != recReleased:
+		return r, recBad, fmt.Sprintf("unknown state %q", r.State)
+	}
+	return r, recOK, ""
+}
+
+// memberData is the data of a member node: what the member publishes, and
+// while it holds the lease, the term and count of its extensions (every
+// extension is a write of this node, see doc.go).
+type memberData struct {
+	MemberInfo
+	LeaseTerm int64 `json:"lease_term,omitempty"`
+	LeaseN    int64 `json:"lease_n,omitempty"`
+}
+
+// decodeMember reads member data; ok is false for anything that is not a
+// member record (those nodes are ignored, never trusted).
+func decodeMember(data []byte) (memberData, string, bool) {
+	var m memberData
+	if err := strictJSON(data, &m); err != nil {
+		return memberData{}, err.Error(), false
+	}
+	if m.Name == "" || m.Role == "" {
+		return memberData{}, "no name or role", false
+	}
+	return m, "", true
+}
+
+// strictJSON decodes one JSON object and nothing after it.
+func strictJSON(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fmt.Errorf("empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not JSON: %v", err)
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data")
+	}
+	return nil
 }
 
 // nameRecord is the data of names/<NAME>: who holds the name.
 type nameRecord struct {
 	Name    string    `json:"name"`
-	HAID    string    `json:"ha_id"`
 	Host    string    `json:"host"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
 	Session string    `json:"session"`
-}
-
-// store performs every znode creation, so access control is added in one
-// place (acl).
-type store struct {
-	conn *zk.Conn
-	acl  []zk.ACL
-}
-
-func newStore(conn *zk.Conn) store {
-	return store{conn: conn, acl: zk.WorldACL(zk.PermAll)}
-}
-
-// ensurePath creates p and any missing ancestors as empty persistent nodes.
-// Recreating the tree is what lets a group recover after ZooKeeper lost its
-// data (Curator's CURATOR-724 never did).
-func (s store) ensurePath(p string) error {
-	if p == "" || p == "/" {
-		return nil
-	}
-	if ok, _, err := s.conn.Exists(p); err != nil {
-		return fmt.Errorf("ha: exists %s: %w", p, err)
-	} else if ok {
-		return nil
-	}
-	if err := s.ensurePath(path.Dir(p)); err != nil {
-		return err
-	}
-	return s.createPersistent(p, nil)
-}
-
-// createPersistent creates p; an existing node is not an error.
-func (s store) createPersistent(p string, data []byte) error {
-	_, err := s.conn.Create(p, data, 0, s.acl)
-	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-		return fmt.Errorf("ha: create %s: %w", p, err)
-	}
-	return nil
-}
-
-// createOnce creates a persistent node and reports zk.ErrNodeExists as is,
-// for records where the first writer wins.
-func (s store) createOnce(p string, data []byte) error {
-	_, err := s.conn.Create(p, data, 0, s.acl)
-	return err
-}
-
-// createEphemeral creates an ephemeral node and reports zk.ErrNodeExists as is.
-func (s store) createEphemeral(p string, data []byte) error {
-	_, err := s.conn.Create(p, data, zk.FlagEphemeral, s.acl)
-	return err
-}
-
-// createMember creates the ephemeral sequential member node named by prefix
-// in dir and returns its node name (no path).
-func (s store) createMember(dir, prefix string, data []byte) (string, error) {
-	p, err := s.conn.Create(dir+"/"+prefix, data, zk.FlagEphemeral|zk.FlagSequence, s.acl)
-	if err != nil {
-		return "", err
-	}
-	return p[strings.LastIndex(p, "/")+1:], nil
-}
-
-// getJSON reads a node and decodes its JSON data into v.
-func (s store) getJSON(p string, v any) (*zk.Stat, error) {
-	data, st, err := s.conn.Get(p)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > 0 {
-		if err := json.Unmarshal(data, v); err != nil {
-			return st, fmt.Errorf("ha: decode %s: %w", p, err)
-		}
-	}
-	return st, nil
 }
 
 func mustJSON(v any) []byte {
@@ -159,3 +155,12 @@ func mustJSON(v any) []byte {
 
 // sessionHex formats a session id the way ZooKeeper's own tools do.
 func sessionHex(id int64) string { return fmt.Sprintf("0x%x", id) }
+
+// quote shortens foreign data for a message.
+func quote(data []byte) string {
+	const max = 60
+	if len(data) > max {
+		return fmt.Sprintf("%q...", data[:max])
+	}
+	return fmt.Sprintf("%q", data)
+}

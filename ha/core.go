@@ -1,0 +1,462 @@
+package ha
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// CoreConfig configures one member's decision core.
+type CoreConfig struct {
+	// Root is the znode under which hanode keeps its tree, chroot included.
+	Root string
+	// Group is the HA_ID.
+	Group string
+	// Self is what this member publishes; Name, Role and Host are required.
+	Self MemberInfo
+	// Lease is the lease duration D every member of the group uses (the
+	// group record holds it; a member with another value is refused).
+	Lease time.Duration
+	// Margin is how long before the end of the lease bound the holder stops
+	// acting; it must cover stopping the duty (doc.go).
+	Margin time.Duration
+	// Fencing makes a new leader ask for a fence (ActFence) before it acts
+	// whenever a previous leader may have acted.
+	Fencing bool
+	// NewGUID returns the 32-hex-digit guid of a member node; nil uses
+	// crypto/rand. The simulator passes a seeded one.
+	NewGUID func() string
+
+	// unsafeTrustVanish restores the rule hanode once had: a lowest
+	// predecessor that vanished ended its lease, so its successor claims at
+	// once. Only the simulator's test of itself sets it.
+	unsafeTrustVanish bool
+}
+
+// Validate reports every problem with cfg at once.
+func (cfg CoreConfig) Validate() error {
+	var errs []error
+	if cfg.Root == "" || cfg.Root[0] != '/' || cfg.Root != "/" && cfg.Root[len(cfg.Root)-1] == '/' {
+		errs = append(errs, fmt.Errorf("root %q must be an absolute znode path", cfg.Root))
+	}
+	if cfg.Group == "" {
+		errs = append(errs, errors.New("group (HA_ID) is required"))
+	}
+	if cfg.Self.Name == "" || cfg.Self.Role == "" || cfg.Self.Host == "" {
+		errs = append(errs, errors.New("name, role and host are required"))
+	}
+	if cfg.Lease < MinLease {
+		errs = append(errs, fmt.Errorf("lease %s is below the minimum %s", cfg.Lease, MinLease))
+	}
+	if cfg.Margin <= 0 || cfg.Margin >= cfg.Lease {
+		errs = append(errs, fmt.Errorf("margin %s must be positive and below the lease %s", cfg.Margin, cfg.Lease))
+	}
+	return errors.Join(errs...)
+}
+
+// role is where the core stands in the election.
+type role uint8
+
+const (
+	roleOut    role = iota // no member node: joining, or waiting for a session
+	roleMember             // a member node, not holding the lease
+	roleHolder             // holding the lease: fencing or active
+)
+
+// dutyState tracks the duty the core asked for.
+type dutyState uint8
+
+const (
+	dutyOff dutyState = iota
+	dutyOn
+	dutyStopping // ActStopDuty sent, EvDutyStopped not yet seen
+)
+
+// Core is the election's decision core for one member of one group: a pure
+// state machine. Step takes an event and the time on this node's monotonic
+// clock and returns the actions to carry out; it starts no goroutine, does
+// no I/O and reads no clock. Core is not safe for concurrent use: one owner
+// steps it (the Election's goroutine, or the simulator).
+//
+// doc.go states the rule the core implements; the comments on each claim
+// (rule A to D in core_rules.go) say which part of the argument they rest on.
+type Core struct {
+	cfg   CoreConfig
+	l     layout
+	wait  time.Duration // W, takeoverWait(Lease)
+	every time.Duration // R, extendEvery(Lease, Margin)
+
+	now    time.Time
+	out    []Action
+	nextID uint64
+	pend      map[uint64]pending
+	pendOrder []uint64 // outstanding request ids, oldest first (some may be answered)
+
+	// The session as last reported.
+	up    bool
+	sid   int64
+	epoch uint64
+
+	leaving bool // shutdown asked
+	done    bool // ActDone emitted
+
+	// Membership.
+	role    role
+	gen     uint64 // bumped when membership is lost: replies of older generations are stale
+	guid    string // of the membership being made or held
+	joining joinStage
+	own     memberNode
+	ownVer  int32
+	ownSure bool // ownVer is what our last write left (no ambiguous write since)
+	// ownEpoch is the epoch of our last acknowledged write of our node: the
+	// holder's proofs (rule A, release) hold only within it.
+	ownEpoch uint64
+
+	// The group as last looked at.
+	look        lookState
+	lookDue     bool
+	lastLook    time.Time
+	ensureAt    int // joinEnsure: index into layout.parents
+	members     []Member
+	memberNames []string
+	ignored   []Ignored
+	infos     map[string]nodeInfo
+	rec       leaderRecord
+	recKind   recKind
+	recVer    int32
+	recWhy    string
+	seenBelow map[string]bool // members seen below us in this epoch (rule B)
+	seenTerm  int64
+	position  int // our index among members, -1 unknown
+
+	// Standby observations (reset with every epoch, see doc.go).
+	pred       string // the member we watch
+	predWatch  uint64 // its watch, 0 none
+	predLowest bool   // pred was the lowest member when we started watching
+	predObs    time.Time
+	predVer    int32
+	unreadable []unread // nodes below us in the order whose data is not a member record
+	sweepable  []unread // those we may delete (no readable member below us)
+	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
+	candSince  time.Time // b: first look in this epoch showing us lowest
+
+	// Holder.
+	term      int64
+	recMine   int32 // leader record version after our last write of it
+	leaseSend time.Time
+	extBusy   bool
+	extN      int64
+	extLost   []byte // data of an extension whose outcome is unknown
+	recWatch  uint64
+	activated bool // past fencing: may act while the lease lasts
+	duty      dutyState
+	claimBusy bool
+	claiming  claimInfo
+	ownWrites int // writes of our node in flight: a look must not mistake them for another client's
+	shutting  bool // shutdown under way
+	fence     fenceState
+	afterStop func() // what to do once the duty has stopped
+
+	// Pacing of retries after failures.
+	retryAt time.Time
+	backoff time.Duration
+
+	// Published.
+	phase   Phase
+	reason  string
+	since   time.Time
+	noticed map[string]bool // notices already emitted, by key
+}
+
+// nodeInfo is what a look learned about one node under members/.
+type nodeInfo struct {
+	version int32
+	owner   int64 // the session that owns it
+	data    memberData
+	ok      bool   // its data is a member record
+	inOrder bool   // it takes part in the order (every ephemeral node with a member's name)
+	why     string // why it is ignored, when !ok
+}
+
+// NewCore returns a core that has not started: the first events it needs
+// are EvSession and EvTick.
+func NewCore(cfg CoreConfig) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ha: config: %w", err)
+	}
+	if cfg.NewGUID == nil {
+		cfg.NewGUID = newGUID
+	}
+	c := &Core{
+		cfg:       cfg,
+		l:         layout{root: cfg.Root, group: cfg.Group},
+		wait:      takeoverWait(cfg.Lease),
+		every:     extendEvery(cfg.Lease, cfg.Margin),
+		pend:      map[uint64]pending{},
+		infos:     map[string]nodeInfo{},
+		seenBelow: map[string]bool{},
+		noticed:   map[string]bool{},
+		phase:     PhaseStarting,
+		reason:    "connecting to ZooKeeper",
+		position:  -1,
+		seenTerm:  cfg.Self.SeenTerm,
+	}
+	return c, nil
+}
+
+// Step applies one event at time now (this node's monotonic clock) and
+// returns the actions to carry out, in order. The returned slice is valid
+// until the next call.
+func (c *Core) Step(now time.Time, ev Event) []Action {
+	c.now = now
+	c.out = c.out[:0]
+	if c.since.IsZero() {
+		c.since = now
+	}
+	if c.done {
+		return nil
+	}
+	switch ev := ev.(type) {
+	case EvSession:
+		c.onSession(ev)
+	case EvReply:
+		c.onReply(ev)
+	case EvWatch:
+		c.onWatch(ev)
+	case EvTick:
+	case EvDutyStopped:
+		c.onDutyStopped()
+	case EvDutyLost:
+		c.onDutyLost(ev.Reason)
+	case EvFenced:
+		c.onFenced(ev)
+	case EvShutdown:
+		if !c.leaving {
+			c.leaving = true
+			c.retryAt = time.Time{}
+		}
+	}
+	c.advance()
+	return c.out
+}
+
+// advance does whatever the state calls for at c.now: the one place that
+// starts work, so no timer or flag armed earlier can act on a state that has
+// moved on.
+func (c *Core) advance() {
+	if c.done {
+		return
+	}
+	c.expireRequests()
+	if len(c.pendOrder) > 64 && len(c.pendOrder) > 2*len(c.pend) {
+		c.pendOrder = slices.DeleteFunc(c.pendOrder, func(id uint64) bool { _, ok := c.pend[id]; return !ok })
+	}
+	if c.role == roleHolder {
+		c.checkLease()
+	}
+	if c.duty == dutyStopping {
+		return // nothing moves until the duty has stopped
+	}
+	if c.leaving {
+		c.advanceShutdown()
+		return
+	}
+	if !c.up || c.now.Before(c.retryAt) {
+		return
+	}
+	switch c.role {
+	case roleOut:
+		c.advanceJoin()
+	case roleMember:
+		c.advanceMember()
+	case roleHolder:
+		c.advanceHolder()
+	}
+}
+
+// NextDeadline is when the core next needs an EvTick even if nothing else
+// happens; ok is false when it needs none. It mirrors advance: a deadline
+// here is one advance acts on.
+func (c *Core) NextDeadline() (time.Time, bool) {
+	var d time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	if c.done {
+		return d, false
+	}
+	at(c.oldestRequest())
+	if c.role == roleHolder && c.duty != dutyStopping {
+		at(c.leaseEnd())
+	}
+	if c.duty == dutyStopping || c.leaving || !c.up {
+		return d, !d.IsZero()
+	}
+	if c.now.Before(c.retryAt) {
+		at(c.retryAt)
+		return d, true
+	}
+	relist := time.Time{}
+	if !c.lastLook.IsZero() && c.look.id == 0 {
+		relist = c.lastLook.Add(c.relistEvery())
+	}
+	switch c.role {
+	case roleHolder:
+		if !c.extBusy {
+			at(c.leaseSend.Add(c.every))
+		}
+		if !c.activated && !c.fence.busy {
+			at(c.fence.retryAt)
+		}
+		at(relist)
+	case roleMember:
+		at(c.claimAt())
+		at(c.sweepAt())
+		at(relist)
+	}
+	return d, !d.IsZero()
+}
+
+// relistEvery paces the safety-net look of a settled member: watches carry
+// every change, so this only refreshes what status shows.
+func (c *Core) relistEvery() time.Duration { return 2 * c.cfg.Lease }
+
+// leaseEnd is when the holder stops acting: the send time of its last
+// acknowledged write plus D minus M.
+func (c *Core) leaseEnd() time.Time {
+	if c.leaseSend.IsZero() {
+		return time.Time{}
+	}
+	return c.leaseSend.Add(c.cfg.Lease - c.cfg.Margin)
+}
+
+// Active reports whether the core may act as leader at now.
+func (c *Core) Active(now time.Time) bool {
+	return c.role == roleHolder && c.activated && c.duty == dutyOn && now.Before(c.leaseEnd())
+}
+
+// LeaseEnd is the end of the holder's lease ("" zero when it holds none).
+func (c *Core) LeaseEnd() time.Time {
+	if c.role != roleHolder || !c.activated {
+		return time.Time{}
+	}
+	return c.leaseEnd()
+}
+
+// Term is the term this node leads in, or the group's latest term it knows.
+func (c *Core) Term() int64 {
+	if c.role == roleHolder {
+		return c.term
+	}
+	return c.seenTerm
+}
+
+// Snapshot is what the core publishes for readers (State).
+type Snapshot struct {
+	Phase    Phase
+	Reason   string
+	Since    time.Time
+	Term     int64
+	Leader   string
+	LeaseEnd time.Time // zero unless active
+	Members  []Member
+	Ignored  []Ignored
+	Problem  string
+}
+
+// Snapshot returns the core's published state. Members and Ignored are
+// shared with the core until its next Step; copy them to keep them.
+func (c *Core) Snapshot() Snapshot {
+	s := Snapshot{Phase: c.phase, Reason: c.reason, Since: c.since, Term: c.Term(), Members: c.members,
+		Ignored: c.ignored}
+	if c.recKind == recOK && c.rec.Term >= MaxTerm {
+		s.Problem = fmt.Sprintf("refusing to lead: leader record %s holds term %d, which cannot grow; stop every member, "+
+			"then delete it", c.l.leaderNode(), c.rec.Term)
+	}
+	if c.Active(c.now) {
+		s.LeaseEnd = c.leaseEnd()
+	}
+	if c.recKind == recOK && c.rec.State != recReleased {
+		s.Leader = c.rec.Name
+	}
+	if c.role == roleHolder {
+		s.Leader = c.cfg.Self.Name
+	}
+	return s
+}
+
+// setPhase changes phase and reason, and emits the transition when the phase
+// changes. Moves the rule cannot make are bugs: they panic naming both ends.
+func (c *Core) setPhase(to Phase, reason string) {
+	from := c.phase
+	if from == to && reason == c.reason {
+		return
+	}
+	if from != to && !allowed(from, to) {
+		panic(fmt.Sprintf("ha: impossible transition %s -> %s (%s)", from, to, reason))
+	}
+	c.reason = reason
+	if from == to {
+		return
+	}
+	c.phase, c.since = to, c.now
+	c.emit(ActTransition{T: Transition{From: from, To: to, Term: c.Term(), Reason: reason, At: c.now}})
+}
+
+// allowed lists the moves between phases. Active is entered only from
+// waiting or fencing (a claim) and left for anything but fencing.
+func allowed(from, to Phase) bool {
+	switch to {
+	case PhaseActive:
+		return from == PhaseWaiting || from == PhaseFencing
+	case PhaseStarting:
+		return false
+	case PhaseFencing:
+		return from == PhaseWaiting || from == PhaseDisconnected
+	}
+	return from != PhaseStopped
+}
+
+// idlePhase is the phase of a node that is not acting: disconnected
+// without a session, fencing while it holds a claim it has not acted on,
+// else standby or waiting by position.
+func (c *Core) idlePhase() Phase {
+	switch {
+	case !c.up:
+		return PhaseDisconnected
+	case c.role == roleHolder && !c.activated:
+		return PhaseFencing
+	case c.role == roleOut:
+		if c.phase == PhaseStarting {
+			return PhaseStarting
+		}
+		return PhaseStandby
+	case c.position == 0:
+		return PhaseWaiting
+	}
+	return PhaseStandby
+}
+
+func (c *Core) emit(a Action) { c.out = append(c.out, a) }
+
+// notice emits n once per key until forget(key).
+func (c *Core) notice(key string, n Notice) {
+	if c.noticed[key] {
+		return
+	}
+	c.noticed[key] = true
+	c.emit(ActNotice{N: n})
+}
+
+func (c *Core) forget(key string) { delete(c.noticed, key) }
+
+// fail paces the next attempt after a failed request: 100 ms doubling to 2 s.
+func (c *Core) fail() {
+	c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 2*time.Second)
+	c.retryAt = c.now.Add(c.backoff)
+}
+
+func (c *Core) succeeded() { c.backoff = 0 }

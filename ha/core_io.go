@@ -1,0 +1,208 @@
+package ha
+
+import (
+	"fmt"
+	"time"
+)
+
+// The core's side of requests: what each outstanding request was for, and
+// the dispatch of replies, watches and session changes.
+
+// purpose says what a reply means to the core.
+type purpose uint8
+
+const (
+	pGroupGet     purpose = iota + 1 // read the group record
+	pEnsure                          // create a missing parent
+	pGroupRepair                     // overwrite an unusable group record
+	pCreate                          // create our member node
+	pFind                            // list members to find our node after a lost create
+	pLookChildren                    // a look: list members
+	pLookGet                         // a look: one member's data
+	pLookRec                         // a look: the leader record
+	pPredWatch                       // read and watch the predecessor
+	pRecWatch                        // read and watch the leader record (holder)
+	pClaim                           // claim the lease
+	pExtend                          // extend the lease (write our node)
+	pResync                          // read our node after an ambiguous write
+	pActivate                        // mark the leader record active after fencing
+	pRepair                          // rewrite a damaged leader record (holder)
+	pRelease                         // release the lease
+	pLeave                           // delete our member node
+	pCleanup                         // delete a leftover node of our session
+)
+
+// pending is an outstanding request.
+type pending struct {
+	p     purpose
+	gen   uint64
+	epoch uint64
+	sent  time.Time
+	node  string // the member node concerned, if any
+	data  []byte // what a write wrote
+	term  int64
+	rule  claimRule
+	look  uint64 // the look this read belongs to
+	leave bool   // pRelease: our node is deleted too
+	then  func() // pLeave, pRelease: what follows
+}
+
+// request emits op and remembers what it is for.
+func (c *Core) request(p pending, op Op) uint64 {
+	c.nextID++
+	id := c.nextID
+	p.gen, p.epoch, p.sent = c.gen, c.epoch, c.now
+	c.pend[id] = p
+	c.pendOrder = append(c.pendOrder, id)
+	c.emit(ActRequest{ID: id, Op: op})
+	return id
+}
+
+// requestTimeout: a request unanswered this long is given up as lost (its
+// outcome unknown), so nothing waits forever on a server that answers pings
+// but not it. A reply that comes later is dropped.
+func (c *Core) requestTimeout() time.Duration { return c.cfg.Lease }
+
+// expireRequests gives up the requests older than requestTimeout.
+func (c *Core) expireRequests() {
+	for len(c.pendOrder) > 0 {
+		id := c.pendOrder[0]
+		p, ok := c.pend[id]
+		if !ok {
+			c.pendOrder = c.pendOrder[1:]
+			continue
+		}
+		if c.now.Sub(p.sent) < c.requestTimeout() {
+			return
+		}
+		c.pendOrder = c.pendOrder[1:]
+		c.onReply(EvReply{ID: id, Result: Result{Err: ErrLost, Detail: "no answer within " + c.requestTimeout().String()}})
+	}
+}
+
+// oldestRequest is when the oldest outstanding request times out.
+func (c *Core) oldestRequest() time.Time {
+	for _, id := range c.pendOrder {
+		if p, ok := c.pend[id]; ok {
+			return p.sent.Add(c.requestTimeout())
+		}
+	}
+	return time.Time{}
+}
+
+func (c *Core) onReply(ev EvReply) {
+	p, ok := c.pend[ev.ID]
+	if !ok {
+		return
+	}
+	delete(c.pend, ev.ID)
+	r := ev.Result
+	switch p.p {
+	case pGroupGet, pEnsure, pGroupRepair, pCreate, pFind:
+		c.onJoinReply(p, r)
+	case pLookChildren, pLookGet, pLookRec:
+		c.onLookReply(ev.ID, p, r)
+	case pPredWatch:
+		c.onPredRead(ev.ID, p, r)
+	case pRecWatch:
+		c.onRecRead(ev.ID, p, r)
+	case pClaim:
+		c.onClaimReply(p, r)
+	case pExtend:
+		c.onExtendReply(p, r)
+	case pResync:
+		c.onResync(p, r)
+	case pActivate:
+		c.onActivateReply(p, r)
+	case pRepair:
+		c.onRepairReply(p, r)
+	case pRelease, pLeave:
+		c.onLeaveReply(p, r)
+	}
+}
+
+func (c *Core) onWatch(ev EvWatch) {
+	switch {
+	case ev.ID == 0:
+	case ev.ID == c.predWatch:
+		c.predWatch = 0
+		c.onPredWatch(ev.Kind)
+	case ev.ID == c.recWatch:
+		c.recWatch = 0
+		if c.role == roleHolder {
+			c.watchRecord()
+		}
+	}
+}
+
+// onSession applies a session report. A new session id ends the membership
+// (our node belonged to the old session); a new epoch, even of the same
+// session, drops every observation made on the old connection.
+func (c *Core) onSession(ev EvSession) {
+	if ev.Epoch != c.epoch {
+		c.epoch = ev.Epoch
+		c.newEpoch()
+	}
+	if !ev.Up {
+		if c.up {
+			c.up = false
+			if !c.Active(c.now) && c.phase != PhaseStopped {
+				c.setPhase(PhaseDisconnected, "no ZooKeeper session")
+			}
+		}
+		return
+	}
+	if c.role != roleOut && ev.ID != c.sid {
+		c.up = true // lose() reports the phase with a session
+		c.lose(fmt.Sprintf("ZooKeeper session %s ended; now %s", sessionHex(c.sid), sessionHex(ev.ID)))
+	}
+	c.up, c.sid = true, ev.ID
+	if c.guid == "" {
+		c.guid = c.cfg.NewGUID()
+	}
+	c.retryAt, c.backoff = time.Time{}, 0
+	if c.role != roleOut {
+		c.wantLook()
+		if !c.Active(c.now) && c.phase == PhaseDisconnected {
+			c.setPhase(c.idlePhase(), "ZooKeeper session back")
+		}
+	}
+}
+
+// newEpoch forgets what was observed on the previous connection: after a
+// reconnect the server may be another one, or one restored from an older
+// snapshot, so a version or absence seen before proves nothing now.
+func (c *Core) newEpoch() {
+	c.predWatch, c.predObs, c.predLowest = 0, time.Time{}, false
+	c.recWatch = 0
+	c.vacated, c.candSince = time.Time{}, time.Time{}
+	clear(c.seenBelow)
+	c.look = lookState{}
+	c.lookWanted()
+}
+
+// lose ends the membership: our node is gone or belongs to a dead session.
+func (c *Core) lose(reason string) {
+	if c.role == roleHolder {
+		c.stepDown(reason, nil)
+	}
+	c.gen++
+	c.role = roleOut
+	// A new guid for every membership: a member node's name is never used
+	// twice, even when the tree is recreated and sequences start again, so
+	// nothing proved with an old node applies to a new one.
+	c.guid = c.cfg.NewGUID()
+	c.own, c.ownSure, c.ownEpoch = memberNode{}, false, 0
+	c.position, c.pred, c.predWatch, c.recWatch = -1, "", 0, 0
+	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
+	clear(c.seenBelow)
+	c.look = lookState{}
+	c.claimBusy, c.extBusy = false, false
+	c.joining = joinStart
+	if !c.Active(c.now) && c.phase != PhaseStopped {
+		c.setPhase(c.idlePhase(), reason)
+	}
+}
+
+// stale reports whether a reply belongs to a membership that has ended.
+func (c *Core) stale(p pending) bool { return p.gen != c.gen }

@@ -1,0 +1,179 @@
+package ha
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Joining: check (or record, or repair) the group record, recreate missing
+// parents, and create our ephemeral sequential member node.
+
+type joinStage uint8
+
+const (
+	joinStart  joinStage = iota // read the group record next
+	joinBusy                    // a request is out
+	joinEnsure                  // create parents[ensureAt] next
+	joinCreate                  // create our member node next
+	joinFind                    // look for our node by guid next (a create's reply was lost)
+)
+
+func (c *Core) advanceJoin() {
+	switch c.joining {
+	case joinStart:
+		c.joining = joinBusy
+		c.request(pending{p: pGroupGet}, Op{Kind: OpGet, Path: c.l.groupNode()})
+	case joinEnsure:
+		c.joining = joinBusy
+		ps := c.l.parents()
+		i := c.ensureAt
+		var data []byte
+		if ps[i] == c.l.groupNode() {
+			data = c.groupRecord()
+		}
+		c.request(pending{p: pEnsure}, Op{Kind: OpCreate, Path: ps[i], Data: data})
+	case joinCreate:
+		c.joining = joinBusy
+		self := memberData{MemberInfo: c.cfg.Self}
+		self.SeenTerm = c.seenTerm
+		c.request(pending{p: pCreate}, Op{Kind: OpCreate, Path: c.l.membersDir() + "/" + memberPrefix(c.guid),
+			Data: mustJSON(self), Ephemeral: true, Sequence: true})
+	case joinFind:
+		c.joining = joinBusy
+		c.request(pending{p: pFind}, Op{Kind: OpChildren, Path: c.l.membersDir()})
+	}
+}
+
+func (c *Core) groupRecord() []byte {
+	return mustJSON(groupRecord{HAID: c.cfg.Group, Role: c.cfg.Self.Role, Region: c.cfg.Self.Region,
+		LeaseMS: c.cfg.Lease.Milliseconds(), Created: c.now.UTC()})
+}
+
+func (c *Core) onJoinReply(p pending, r Result) {
+	if c.role != roleOut || c.joining != joinBusy {
+		return
+	}
+	if r.Err == ErrNotSent || r.Err == ErrLost && p.p != pCreate || r.Err == ErrOther {
+		c.joining = map[purpose]joinStage{pEnsure: joinEnsure, pCreate: joinCreate, pFind: joinFind}[p.p]
+		c.fail()
+		return
+	}
+	switch p.p {
+	case pGroupGet:
+		c.onGroupRecord(r)
+	case pGroupRepair:
+		c.joining = joinStart
+		if r.Err != ErrNone {
+			c.fail() // changed meanwhile: read it again
+		}
+	case pEnsure:
+		switch {
+		case r.Err == ErrNone || r.Err == ErrNodeExists:
+			c.ensureAt++
+			if c.ensureAt == len(c.l.parents()) {
+				c.joining = joinStart
+			} else {
+				c.joining = joinEnsure
+			}
+		case r.Err == ErrNoNode: // a parent went away meanwhile: start over
+			c.ensureAt, c.joining = 0, joinEnsure
+			c.fail()
+		default:
+			c.joining = joinEnsure
+			c.fail()
+		}
+	case pCreate:
+		switch r.Err {
+		case ErrNone:
+			node, ok := parseMember(r.Path[strings.LastIndex(r.Path, "/")+1:])
+			if !ok {
+				panic(fmt.Sprintf("ha: created member %q has an unexpected name", r.Path)) // our own prefix
+			}
+			c.joined(node, 0, true, p.epoch)
+		case ErrNoNode: // members/ (or more) is gone: recreate the parents
+			c.ensureAt, c.joining = 0, joinEnsure
+		case ErrLost:
+			c.joining = joinFind
+		default:
+			c.joining = joinCreate
+			c.fail()
+		}
+	case pFind:
+		if r.Err != ErrNone {
+			c.joining = joinCreate
+			if r.Err == ErrNoNode {
+				c.ensureAt, c.joining = 0, joinEnsure
+			}
+			return
+		}
+		for _, ch := range r.Children {
+			if m, ok := parseMember(ch); ok && m.GUID == c.guid {
+				c.joined(m, 0, false, 0) // its version is read by the look
+				return
+			}
+		}
+		c.joining = joinCreate
+	}
+}
+
+// onGroupRecord checks the group's identity, or records or repairs it.
+func (c *Core) onGroupRecord(r Result) {
+	gn := c.l.groupNode()
+	switch r.Err {
+	case ErrNone:
+	case ErrNoNode:
+		c.ensureAt, c.joining = 0, joinEnsure
+		return
+	default:
+		c.joining = joinStart
+		c.fail()
+		return
+	}
+	var g groupRecord
+	err := strictJSON(r.Data, &g)
+	if err != nil || g.Role == "" || g.LeaseMS <= 0 {
+		why := "no lease_ms"
+		if err != nil {
+			why = err.Error()
+		} else if g.Role == "" {
+			why = "no role"
+		}
+		c.notice("group-repair", Notice{Level: "warn", Znode: gn,
+			Msg: fmt.Sprintf("group record %s is not usable (%s: %s); rewriting it with this node's role, region and lease", gn, why, quote(r.Data))})
+		c.joining = joinBusy
+		c.request(pending{p: pGroupRepair}, Op{Kind: OpSet, Path: gn, Data: c.groupRecord(), Version: r.Stat.Version})
+		return
+	}
+	lease := time.Duration(g.LeaseMS) * time.Millisecond
+	if g.Role != c.cfg.Self.Role || g.Region != c.cfg.Self.Region || lease != c.cfg.Lease {
+		c.refuse(fmt.Errorf("%w: HA_ID %q is recorded with role=%s region=%s ZK_SESSION_TIMEOUT=%s, this node has "+
+			"role=%s region=%s ZK_SESSION_TIMEOUT=%s (every member of a group must agree: the session timeout is the "+
+			"lease every member waits out; to change the group, stop all its members and delete %s)",
+			ErrGroupMismatch, c.cfg.Group, g.Role, g.Region, lease, c.cfg.Self.Role, c.cfg.Self.Region, c.cfg.Lease, gn))
+		return
+	}
+	c.forget("group-repair")
+	c.joining = joinCreate
+}
+
+// joined makes us a member through node.
+func (c *Core) joined(node memberNode, ver int32, sure bool, epoch uint64) {
+	c.role, c.joining = roleMember, joinStart
+	c.own, c.ownVer, c.ownSure = node, ver, sure
+	c.ownEpoch = 0
+	if sure && epoch == c.epoch {
+		c.ownEpoch = epoch
+	}
+	c.position = -1
+	c.succeeded()
+	c.setPhase(PhaseStandby, fmt.Sprintf("joined as seq %d", node.Seq))
+	c.wantLook()
+}
+
+// refuse ends the election with a refusal.
+func (c *Core) refuse(err error) {
+	c.done = true
+	c.setPhase(PhaseStopped, err.Error())
+	c.emit(ActDone{Err: err})
+}

@@ -1,0 +1,371 @@
+package ha
+
+import (
+	"fmt"
+	"time"
+)
+
+// Looking at the group: list the members, read what is not known yet and
+// the leader record, then settle our position and the predecessor watch.
+
+// lookState is a look in flight.
+type lookState struct {
+	id      uint64    // the listing request; 0: none in flight
+	at      time.Time // when the listing arrived: the observation time
+	names   []string
+	waiting int // reads outstanding
+	rec     Result
+	recDone bool
+	again   bool // another look was asked for meanwhile
+}
+
+// wantLook asks for a look as soon as possible.
+func (c *Core) wantLook() {
+	if c.look.id != 0 {
+		c.look.again = true
+		return
+	}
+	c.lookDue = true
+}
+
+// lookWanted is wantLook for states that may not be members.
+func (c *Core) lookWanted() {
+	if c.role != roleOut {
+		c.wantLook()
+	}
+}
+
+func (c *Core) startLook() {
+	c.lookDue = false
+	id := c.request(pending{p: pLookChildren}, Op{Kind: OpChildren, Path: c.l.membersDir()})
+	c.look = lookState{id: id}
+	p := c.pend[id]
+	p.look = id
+	c.pend[id] = p
+}
+
+func (c *Core) onLookReply(id uint64, p pending, r Result) {
+	if c.stale(p) || p.look != c.look.id || c.look.id == 0 {
+		return
+	}
+	if p.epoch != c.epoch {
+		c.look = lookState{}
+		c.wantLook()
+		return
+	}
+	failed := func() {
+		c.look = lookState{}
+		c.lookDue = true
+		c.fail()
+	}
+	switch p.p {
+	case pLookChildren:
+		switch r.Err {
+		case ErrNone:
+		case ErrNoNode:
+			c.lose(fmt.Sprintf("%s was deleted", c.l.membersDir()))
+			return
+		default:
+			failed()
+			return
+		}
+		c.look.at, c.look.names = c.now, r.Children
+		present := make(map[string]bool, len(r.Children))
+		for _, name := range r.Children {
+			present[name] = true
+			if _, ok := parseMember(name); !ok {
+				continue // ignored without reading it
+			}
+			if _, known := c.infos[name]; known && name != c.own.Name {
+				continue // member data is written once; the holder's changes do not matter here
+			}
+			c.look.waiting++
+			c.request(pending{p: pLookGet, node: name, look: c.look.id}, Op{Kind: OpGet, Path: c.l.member(name)})
+		}
+		for name := range c.infos {
+			if !present[name] {
+				delete(c.infos, name)
+			}
+		}
+		c.look.waiting++
+		c.request(pending{p: pLookRec, look: c.look.id}, Op{Kind: OpGet, Path: c.l.leaderNode()})
+	case pLookGet:
+		c.look.waiting--
+		switch r.Err {
+		case ErrNone:
+			c.infos[p.node] = c.inspect(p.node, r)
+		case ErrNoNode:
+			delete(c.infos, p.node)
+			c.look.names = without(c.look.names, p.node)
+		default:
+			failed()
+			return
+		}
+	case pLookRec:
+		c.look.waiting--
+		if r.Err != ErrNone && r.Err != ErrNoNode {
+			failed()
+			return
+		}
+		c.look.rec, c.look.recDone = r, true
+	}
+	if c.look.waiting == 0 && c.look.at != (time.Time{}) {
+		c.finishLook()
+	}
+}
+
+// inspect reads what a node under members/ is. Only persistent nodes are
+// left out of the order: an ephemeral node with a member's name may belong
+// to a live member (its data overwritten by another client), and a member
+// that may still claim must never be skipped. Its data is not trusted.
+func (c *Core) inspect(name string, r Result) nodeInfo {
+	info := nodeInfo{version: r.Stat.Version, owner: r.Stat.EphemeralOwner}
+	if r.Stat.EphemeralOwner == 0 {
+		info.why = "persistent node, not a member's ephemeral node: ignored"
+		return info
+	}
+	info.inOrder = true
+	d, why, ok := decodeMember(r.Data)
+	if !ok {
+		info.why = "data is not a member record (" + why + "): " + quote(r.Data) +
+			"; it keeps its place in the order until it goes, since a live member may own it"
+		return info
+	}
+	info.data, info.ok = d, true
+	return info
+}
+
+// finishLook settles what a complete look found.
+func (c *Core) finishLook() {
+	lk := c.look
+	c.look = lookState{}
+	c.lastLook = lk.at
+	c.setRecord(lk.rec)
+
+	// Our own node first: it must be there, ours, and unchanged.
+	own, ok := c.infos[c.own.Name]
+	if !ok || !containsName(lk.names, c.own.Name) {
+		c.lose("member node " + c.own.Name + " is gone")
+		return
+	}
+	c.checkOwn(own)
+	if c.role == roleOut {
+		return
+	}
+
+	var members []Member
+	var names []string
+	var unreadable []unread
+	c.ignored = nil
+	idx := -1
+	readableBelow := false
+	for _, m := range sortMembers(lk.names) {
+		info := c.infos[m.Name]
+		if m.Name != c.own.Name && info.owner == c.sid && c.sid != 0 {
+			// Ours, but not our member node: left by a create whose reply
+			// was lost, or by an earlier membership. It cannot be acting
+			// (our duty stopped before we rejoined): remove it.
+			c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: c.l.member(m.Name), Version: -1})
+			continue
+		}
+		if m.Name != c.own.Name && !info.ok {
+			c.ignore(m.Name, info.why)
+			if !info.inOrder {
+				continue
+			}
+			info.data.MemberInfo = MemberInfo{Name: "(unreadable)"}
+			if idx < 0 {
+				u := unread{name: m.Name, ver: info.version, at: lk.at}
+				for _, old := range c.unreadable {
+					if old.name == u.name && old.ver == u.ver {
+						u.at = old.at
+					}
+				}
+				unreadable = append(unreadable, u)
+			}
+		} else if idx < 0 && m.Name != c.own.Name {
+			readableBelow = true
+		}
+		if m.Name == c.own.Name {
+			idx = len(members)
+			info.data.MemberInfo = c.cfg.Self
+		} else {
+			c.seenTerm = max(c.seenTerm, min(info.data.SeenTerm, MaxTerm-1), min(info.data.LeaseTerm, MaxTerm-1))
+		}
+		leader := c.recKind == recOK && c.rec.Holder == m.Name && c.rec.State != recReleased
+		members = append(members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: leader})
+		names = append(names, m.Name)
+		if idx < 0 {
+			c.seenBelow[m.Name] = true
+		}
+	}
+	for _, name := range lk.names {
+		if _, ok := parseMember(name); !ok {
+			c.ignore(name, "not a member node name (hanode creates _c_<32 hex>-m-<10 digits>)")
+		}
+	}
+	c.members, c.memberNames, c.position = members, names, idx // fresh slices: snapshots keep the old ones
+	c.unreadable, c.sweepable = unreadable, nil
+	if !readableBelow {
+		c.sweepable = append([]unread(nil), unreadable...)
+	}
+
+	if idx == 0 {
+		if c.candSince.IsZero() {
+			c.candSince = lk.at
+			if !c.vacated.IsZero() {
+				c.candSince = c.vacated
+				if c.cfg.unsafeTrustVanish {
+					c.candSince = lk.at.Add(-c.wait)
+				}
+			}
+		}
+		c.vacated = time.Time{}
+		c.pred, c.predWatch = "", 0
+	} else {
+		name, lowest := names[idx-1], idx-1 == 0
+		if name != c.pred || lowest != c.predLowest {
+			c.pred, c.predWatch, c.predObs, c.predLowest = name, 0, time.Time{}, lowest
+		}
+		c.candSince, c.vacated = time.Time{}, time.Time{}
+	}
+	if c.role == roleMember {
+		c.setPhase(c.idlePhase(), c.standbyReason())
+	} else if c.role == roleHolder && idx != 0 {
+		// Nothing can appear below the lowest member, unless ZooKeeper was
+		// restored from an older state (or someone forged a node). Our
+		// proofs rest on that order: stop acting and start over from it.
+		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.member(names[0]), Msg: fmt.Sprintf(
+			"member %s appeared below this leader (ZooKeeper restored from an older state?); stepping down", names[0])})
+		c.stepDown("a member appeared below this leader", nil)
+		c.forget("below-holder")
+	}
+	if lk.again {
+		c.lookDue = true
+	}
+}
+
+// checkOwn compares what a look read of our node with what we wrote.
+func (c *Core) checkOwn(own nodeInfo) {
+	switch {
+	case own.owner != c.sid:
+		c.lose(fmt.Sprintf("member node %s is owned by session %s, not ours", c.own.Name, sessionHex(own.owner)))
+	case c.ownWrites > 0:
+		// A write of ours is in flight: the version read may be before or
+		// after it. Its reply settles the version.
+	case !c.ownSure:
+		c.ownVer, c.ownSure, c.ownEpoch = own.version, true, 0
+	case own.version != c.ownVer:
+		// Another client wrote our node: nothing we proved with it holds,
+		// and others cannot read what we are. Rejoin with a clean node.
+		c.ownTampered()
+	}
+}
+
+// ignore records a node that takes no part, telling the operator once.
+func (c *Core) ignore(name, why string) {
+	z := c.l.member(name)
+	c.ignored = append(c.ignored, Ignored{Znode: z, Reason: why})
+	c.notice("ignored:"+name, Notice{Level: "warn", Znode: z,
+		Msg: fmt.Sprintf("ignoring %s: %s", z, why), Fix: "delete it if no hanode member owns it"})
+}
+
+// setRecord takes what a read of the leader record found.
+func (c *Core) setRecord(r Result) {
+	c.recVer = r.Stat.Version
+	if r.Err == ErrNoNode {
+		c.rec, c.recKind, c.recWhy = leaderRecord{}, recAbsent, ""
+		return
+	}
+	c.rec, c.recKind, c.recWhy = decodeLeader(r.Data)
+	z := c.l.leaderNode()
+	switch {
+	case c.recKind == recBad:
+		c.notice("rec-bad", Notice{Level: "warn", Znode: z,
+			Msg: fmt.Sprintf("leader record %s is not usable (%s): %s; the next leader overwrites it after the safe wait",
+				z, c.recWhy, quote(r.Data))})
+	case c.rec.Term >= MaxTerm:
+		c.notice("rec-max", Notice{Level: "error", Znode: z,
+			Msg: fmt.Sprintf("leader record %s holds term %d, which cannot grow (terms stay below %d): refusing to lead",
+				z, c.rec.Term, int64(MaxTerm)),
+			Fix: "stop every member of the group, check which terms downstream systems accepted, then delete " + z})
+	default:
+		c.forget("rec-bad")
+		c.forget("rec-max")
+		c.seenTerm = max(c.seenTerm, c.rec.Term)
+	}
+}
+
+// onPredWatch: the predecessor changed or vanished.
+func (c *Core) onPredWatch(kind WatchKind) {
+	if c.role != roleMember || c.pred == "" {
+		return
+	}
+	switch kind {
+	case WatchChanged:
+		// The version we read is gone: what we observed no longer bounds
+		// anything (it may have been extended since).
+		c.predObs = time.Time{}
+		if c.predLowest {
+			// Still lowest (nothing can appear below it): just read it again.
+			c.watchPred()
+			return
+		}
+	case WatchDeleted:
+		if c.predLowest && !c.predObs.IsZero() {
+			// It vanished with no change since we read it at predObs: its
+			// last extension was sent before predObs (doc.go, rule C).
+			c.vacated = c.predObs
+		}
+	}
+	c.pred, c.predObs = "", time.Time{}
+	c.wantLook()
+}
+
+// watchPred reads the predecessor and sets a watch on it.
+func (c *Core) watchPred() {
+	c.predWatch = c.request(pending{p: pPredWatch, node: c.pred}, Op{Kind: OpGet, Path: c.l.member(c.pred), Watch: true})
+}
+
+func (c *Core) onPredRead(id uint64, p pending, r Result) {
+	if c.stale(p) || id != c.predWatch || p.node != c.pred {
+		return
+	}
+	switch {
+	case r.Err == ErrNoNode:
+		c.predWatch = 0
+		c.onPredWatch(WatchDeleted)
+	case r.Err != ErrNone:
+		c.predWatch = 0
+		c.fail()
+	case p.epoch != c.epoch:
+		c.predWatch = 0 // read on an older connection: read again
+	default:
+		c.predVer = r.Stat.Version
+		if c.predLowest {
+			c.predObs = c.now
+		}
+		if d, _, ok := decodeMember(r.Data); ok && d.LeaseTerm < MaxTerm {
+			c.seenTerm = max(c.seenTerm, d.LeaseTerm)
+		}
+	}
+}
+
+func without(names []string, name string) []string {
+	out := names[:0:0]
+	for _, n := range names {
+		if n != name {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func containsName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

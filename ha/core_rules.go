@@ -1,0 +1,250 @@
+package ha
+
+import (
+	"fmt"
+	"time"
+)
+
+// The claim rules: the one place that decides when this member may take the
+// lease. doc.go states the invariant; each rule below names the part of the
+// argument it rests on. Choosing WHO should lead is position: the lowest
+// member, or the second one when the lowest is a silent holder.
+
+// claimRule is why a claim is allowed.
+type claimRule uint8
+
+const (
+	ruleNone claimRule = iota
+	// ruleSelf (A): the leader record still names us and our node is as our
+	// last write left it, in this epoch: nobody claimed since, and our own
+	// duty has stopped. Re-claim at once (a lapsed lease, a new term).
+	ruleSelf
+	// ruleReleased (B): the record says its holder released, and that
+	// holder is a member we saw below us in this epoch: it stopped its duty
+	// before the versioned release, and no claim happened since (every claim
+	// writes the record; the claim below checks its version).
+	ruleReleased
+	// ruleVacant (C): we are the lowest member, and W has passed since the
+	// first look in this epoch that showed it (or since we last read our
+	// vanished lowest predecessor unchanged). Every earlier holder's node was
+	// gone by then, so its last extension was sent before, and it can never
+	// extend again.
+	ruleVacant
+	// ruleSilent (D): we are second, the lowest member is the holder, and
+	// its node has stayed at the version we read W ago. The claim deletes it
+	// with that version, so the holder's next extension fails for good.
+	ruleSilent
+)
+
+var ruleNames = [...]string{"", "own lease lapsed", "previous leader released", "no member below for the safe wait",
+	"the leader's lease provably ended"}
+
+func (r claimRule) String() string { return ruleNames[r] }
+
+// pickRule returns the rule that will let us claim and from when; ok is
+// false while no rule can apply from what we know.
+func (c *Core) pickRule() (claimRule, time.Time, bool) {
+	if c.role != roleMember || !c.up || c.position < 0 || !c.ownSure || c.look.id != 0 || c.lookDue {
+		return ruleNone, time.Time{}, false
+	}
+	if c.nextTerm() >= MaxTerm {
+		return ruleNone, time.Time{}, false // refused: see Snapshot.Problem
+	}
+	rec := c.recKind == recOK
+	switch {
+	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.ownEpoch == c.epoch && c.ownEpoch != 0:
+		return ruleSelf, c.now, true
+	case c.position == 0 && rec && c.rec.State == recReleased && c.seenBelow[c.rec.Holder]:
+		return ruleReleased, c.now, true
+	case c.position == 0 && !c.candSince.IsZero():
+		return ruleVacant, c.candSince.Add(c.wait), true
+	case c.position == 1 && c.predLowest && !c.predObs.IsZero() && c.predWatch != 0:
+		wait := c.wait
+		if !(rec && c.rec.Holder == c.pred && c.rec.State != recReleased) {
+			// The lowest member does not hold the lease: it is waiting to
+			// claim itself. Give it a full lease more before pushing it out.
+			wait += c.cfg.Lease
+		}
+		return ruleSilent, c.predObs.Add(wait), true
+	}
+	return ruleNone, time.Time{}, false
+}
+
+// advanceMember keeps a member's view fresh and claims when a rule allows.
+func (c *Core) advanceMember() {
+	if c.look.id == 0 && (c.lookDue || !c.lastLook.IsZero() && !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
+		c.startLook()
+	}
+	if c.memberBusy() {
+		return
+	}
+	if c.position > 0 && c.pred != "" && c.predWatch == 0 {
+		c.watchPred()
+	}
+	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
+		c.claim(rule)
+		return
+	}
+	if at := c.sweepAt(); !at.IsZero() && !c.now.Before(at) {
+		c.sweep()
+		return
+	}
+	c.setPhase(c.idlePhase(), c.standbyReason())
+}
+
+// memberBusy: something is in flight that any decision must wait for.
+func (c *Core) memberBusy() bool {
+	return c.look.id != 0 || c.claimBusy || c.ownWrites > 0 || c.afterStop != nil
+}
+
+// sweepAt is when the unreadable nodes below us may be deleted (zero:
+// none). Only the lowest member whose data is readable sweeps, and only
+// while every node below it is unreadable: nodes with a member's name whose
+// data is not a member record, unchanged for W + D. A live member would
+// have rewritten its damaged node by then (it rejoins at its next look, and
+// a holder at its next extension), so they are foreign or dead; deleting
+// one at the version seen is rule D's argument: silent for W, it cannot be
+// acting, and it can never write again.
+func (c *Core) sweepAt() time.Time {
+	if c.role != roleMember || c.memberBusy() || len(c.sweepable) == 0 {
+		return time.Time{}
+	}
+	var first time.Time
+	for _, u := range c.sweepable {
+		if first.IsZero() || u.at.Before(first) {
+			first = u.at
+		}
+	}
+	return first.Add(c.wait + c.cfg.Lease)
+}
+
+// sweep deletes the sweepable nodes that are due, each at its version.
+func (c *Core) sweep() {
+	keep := c.sweepable[:0]
+	for _, u := range c.sweepable {
+		if c.now.Before(u.at.Add(c.wait + c.cfg.Lease)) {
+			keep = append(keep, u)
+			continue
+		}
+		z := c.l.member(u.name)
+		c.notice("swept:"+u.name, Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
+			"deleting %s: its data is not a member record and it has not changed for %s", z, c.wait+c.cfg.Lease)})
+		c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: z, Version: u.ver})
+	}
+	c.sweepable = keep
+	c.wantLook()
+}
+
+// unread is a node in the order whose data is not a member record.
+type unread struct {
+	name string
+	ver  int32
+	at   time.Time // first seen at this version
+}
+
+// claimAt is when the next claim is due (zero: none).
+func (c *Core) claimAt() time.Time {
+	if c.memberBusy() {
+		return time.Time{}
+	}
+	if _, at, ok := c.pickRule(); ok {
+		return at
+	}
+	return time.Time{}
+}
+
+// nextTerm is the term of our next claim: above every term known (the
+// record's, the members', our own), and at least the wall clock in
+// milliseconds, so that after ZooKeeper lost everything terms still grow
+// (doc.go, "Terms").
+func (c *Core) nextTerm() int64 {
+	base := c.seenTerm
+	if c.recKind == recOK {
+		base = max(base, c.rec.Term)
+	}
+	if base >= MaxTerm-1 {
+		return MaxTerm
+	}
+	return max(base+1, c.now.UnixMilli())
+}
+
+// fenceTarget says whom a claim made now must fence: need is false when no
+// previous leader may have acted (it released, or it was us); prev is nil
+// when one may have but the record does not say who.
+func (c *Core) fenceTarget() (prev *LeaderInfo, need bool) {
+	if c.recKind != recOK {
+		return nil, true
+	}
+	r := c.rec
+	switch {
+	case r.State == recReleased:
+		return nil, false
+	case r.Holder == c.own.Name && r.State == recActive:
+		return nil, false // our own duty, which we know stopped
+	case r.State == recFencing:
+		return r.Previous, true // the one it was to fence, or unknown
+	}
+	return &LeaderInfo{Name: r.Name, Host: r.Host, HTTP: r.HTTP, Term: r.Term, Since: r.Since}, true
+}
+
+// claim writes the lease claim: one multi that (for rule D) deletes the
+// silent holder at the version we watched, writes our own node at the
+// version we know (it must still exist: we are still a member) and writes
+// the leader record at the version we read (create it if absent).
+func (c *Core) claim(rule claimRule) {
+	prev, need := c.fenceTarget()
+	fence := c.cfg.Fencing && need
+	term := c.nextTerm()
+	rec := leaderRecord{Term: term, Holder: c.own.Name, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+		HTTP: c.cfg.Self.HTTP, Session: sessionHex(c.sid), Since: c.now.UTC(), State: recActive}
+	if fence {
+		rec.State, rec.Previous = recFencing, prev
+	}
+	data := c.holderData(term, 1)
+	var ops []Op
+	if rule == ruleSilent {
+		ops = append(ops, Op{Kind: OpDelete, Path: c.l.member(c.pred), Version: c.predVer})
+	}
+	ops = append(ops, Op{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer})
+	if c.recKind == recAbsent {
+		ops = append(ops, Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)})
+	} else {
+		ops = append(ops, Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recVer})
+	}
+	c.claimBusy = true
+	c.ownWrites++
+	c.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, prevKnown: prev != nil}
+	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
+	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))
+}
+
+// claimInfo is the claim in flight.
+type claimInfo struct {
+	rule      claimRule
+	rec       leaderRecord
+	data      []byte
+	fence     bool
+	prevKnown bool
+}
+
+// standbyReason explains a member's position.
+func (c *Core) standbyReason() string {
+	if c.position == 0 {
+		rule, at, ok := c.pickRule()
+		switch {
+		case c.nextTerm() >= MaxTerm:
+			return "lowest member; refusing to lead: the leader record's term cannot grow"
+		case ok && rule == ruleVacant:
+			return fmt.Sprintf("lowest member; an earlier leader may still hold its lease: claiming in %s",
+				max(at.Sub(c.now), 0).Round(time.Millisecond))
+		case ok:
+			return "lowest member: " + rule.String()
+		}
+		return "lowest member"
+	}
+	if c.position > 0 && c.position-1 < len(c.members) {
+		p := c.members[c.position-1]
+		return fmt.Sprintf("standby behind %s (seq %d)", p.Name, p.Seq)
+	}
+	return "standby"
+}

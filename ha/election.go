@@ -1,0 +1,406 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+)
+
+// ElectionConfig configures an Election. Every field is required unless
+// noted.
+type ElectionConfig struct {
+	// Group is the HA_ID.
+	Group string
+	// Role, Region and HTTP are published with the member; the name, host,
+	// pid and start time come from the session.
+	Role   string
+	Region string
+	HTTP   string
+	// Margin is how long before the lease bound the node stops acting; it
+	// must exceed the time the duty needs to stop.
+	Margin time.Duration
+	// Callbacks connect the duty; all may be nil.
+	Callbacks Callbacks
+	// Logger receives every state change; nil means none. It should
+	// already carry the node's name.
+	Logger *zap.Logger
+}
+
+// Callbacks tell the duty when to run. OnStartedLeading, OnStoppedLeading
+// and OnLeaseExtended run on the election's goroutine, in order, never
+// concurrently; Fence runs on a goroutine of its own.
+type Callbacks struct {
+	// OnStartedLeading runs when this node becomes active, after its claim
+	// is committed. It must not block. ctx is cancelled when leadership
+	// ends, just before OnStoppedLeading.
+	OnStartedLeading func(ctx context.Context, term int64)
+	// OnStoppedLeading runs when leadership ends for any reason (lease ran
+	// out, node lost, shutdown) and must return only once the duty has
+	// stopped, within the margin. It runs only after OnStartedLeading.
+	OnStoppedLeading func(reason string)
+	// OnLeaseExtended runs whenever an active node's lease is set or
+	// extended, with the time it has left. It must not block. A duty guard
+	// in another process uses it to stop the duty on its own clock when the
+	// extensions stop coming (this process froze, starved or died).
+	OnLeaseExtended func(left time.Duration)
+	// Fence, when set, runs before a new leader starts its duty whenever a
+	// previous leader may have acted: the node stays in PhaseFencing until
+	// Fence returns nil, and retries with backoff after an error. ctx ends
+	// when the node loses its claim.
+	Fence func(ctx context.Context, req FenceRequest) error
+}
+
+// Election runs this process's membership of one HA group on a Session. Run
+// is the only code that changes its state; State may be called from any
+// goroutine and never blocks.
+type Election struct {
+	s    *Session
+	cfg  ElectionConfig
+	log  *zap.Logger
+	core *Core
+
+	snap   atomic.Pointer[Snapshot]
+	events chan Event
+	quit   chan struct{}
+	local  []Event // events the owner raised itself, handled before others
+
+	dutyCancel  context.CancelFunc
+	fenceCancel context.CancelFunc
+	doneErr     error
+	finished    bool
+
+	feedMu sync.Mutex
+	feeds  map[chan Transition]struct{}
+	fenced chan fencedReq
+}
+
+// NewElection checks cfg and returns an election on s that has not started.
+func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	self := MemberInfo{Name: s.cfg.Name, Role: cfg.Role, Region: cfg.Region, Host: s.cfg.Host, HTTP: cfg.HTTP,
+		PID: s.cfg.PID, Started: s.cfg.Started}
+	core, err := NewCore(CoreConfig{Root: s.cfg.Root, Group: cfg.Group, Self: self, Lease: s.cfg.Timeout,
+		Margin: cfg.Margin, Fencing: cfg.Callbacks.Fence != nil})
+	if err != nil {
+		return nil, err
+	}
+	e := &Election{s: s, cfg: cfg, log: log.With(zap.String("ha_id", cfg.Group)), core: core,
+		events: make(chan Event, 64), quit: make(chan struct{}), feeds: map[chan Transition]struct{}{},
+		fenced: make(chan fencedReq)}
+	snap := core.Snapshot()
+	e.snap.Store(&snap)
+	return e, nil
+}
+
+// State returns the node's state evaluated against the clock now: an active
+// node whose lease ran out reports so at once, whether or not Run has
+// caught up (a process resumed from a pause never answers from a stale flag).
+func (e *Election) State() State {
+	s := e.snap.Load()
+	now := time.Now()
+	st := State{Phase: s.Phase, Reason: s.Reason, Since: s.Since, Term: s.Term, Leader: s.Leader,
+		Members: s.Members, Ignored: s.Ignored, Problem: s.Problem, ZK: e.s.ZK()}
+	if st.Phase == PhaseActive {
+		if left := s.LeaseEnd.Sub(now); left > 0 {
+			st.LeaseLeft = left
+		} else {
+			st.Phase, st.Reason = PhaseDisconnected, "lease expired: no acknowledged extension in time"
+		}
+	}
+	if st.Phase != PhaseActive {
+		st.Cause = e.s.status().cause
+	}
+	return st
+}
+
+// Subscribe returns a feed of every transition from now on, in order, and
+// a function that ends the subscription. The feed never drops: a slow
+// reader delays nobody but itself (transitions queue for it).
+func (e *Election) Subscribe() (<-chan Transition, func()) {
+	in := make(chan Transition, 16)
+	out := make(chan Transition)
+	stop := make(chan struct{})
+	e.feedMu.Lock()
+	e.feeds[in] = struct{}{}
+	e.feedMu.Unlock()
+	go func() {
+		defer close(out)
+		var q []Transition
+		for {
+			var send chan Transition
+			var head Transition
+			if len(q) > 0 {
+				send, head = out, q[0]
+			}
+			select {
+			case t := <-in:
+				q = append(q, t)
+			case send <- head:
+				q = q[1:]
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			e.feedMu.Lock()
+			delete(e.feeds, in)
+			e.feedMu.Unlock()
+			close(stop)
+		})
+	}
+}
+
+// ErrNotLeader refuses a fenced write from a node that does not lead.
+var ErrNotLeader = errors.New("ha: not the leader")
+
+type fencedReq struct {
+	reply chan []Op
+}
+
+// Fenced performs ops in one ZooKeeper multi that succeeds only while this
+// node still holds the group's lease: it checks that our member node exists
+// (every claim by another node needs it gone) and that the lease record is
+// as our last write left it. Ops may be Create, Delete, Set and Check.
+func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
+	req := fencedReq{reply: make(chan []Op, 1)}
+	select {
+	case e.fenced <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.quit:
+		return ErrNotLeader
+	}
+	var checks []Op
+	select {
+	case checks = <-req.reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if checks == nil {
+		return ErrNotLeader
+	}
+	r, _ := e.s.do(Op{Kind: OpMulti, Ops: append(checks, ops...)})
+	if r.Err == ErrNone {
+		return nil
+	}
+	if i, _ := failedOp(r); i >= 0 && i < len(checks) {
+		return fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
+	}
+	return fmt.Errorf("ha: fenced write: %s", r.Detail)
+}
+
+// DutyLost tells the election that the duty died and could not be kept
+// running in this term: the node hands over to another member.
+func (e *Election) DutyLost(reason string) {
+	select {
+	case e.events <- EvDutyLost{Reason: reason}:
+	case <-e.quit:
+	}
+}
+
+// shutdownBound limits how long Run waits, once the duty has stopped, for
+// the release to be written before it gives up (the next leader then waits
+// for the lease instead).
+const shutdownBound = 3 * time.Second
+
+// Run joins the group and follows it until ctx ends; then it stops the
+// duty, releases the lease if it holds it, and leaves. It returns nil after
+// a shutdown, or a refusal (ErrNameInUse, ErrGroupMismatch) that makes
+// further tries pointless.
+func (e *Election) Run(ctx context.Context) error {
+	notify, unsub := e.s.subscribe()
+	defer unsub()
+	defer close(e.quit)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var giveUp <-chan time.Time
+	shutdown := ctx.Done()
+	sessionDone := e.s.Done()
+	e.step(e.sessionEvent())
+	for !e.finished {
+		if len(e.local) > 0 {
+			ev := e.local[0]
+			e.local = e.local[1:]
+			e.step(ev)
+			continue
+		}
+		timer.Reset(e.untilDeadline())
+		select {
+		case <-shutdown:
+			shutdown = nil
+			e.step(EvShutdown{})
+		case <-sessionDone:
+			sessionDone = nil
+			e.step(EvShutdown{})
+			if err := e.s.Err(); err != nil {
+				e.doneErr = err
+			}
+		case <-notify:
+			e.step(e.sessionEvent())
+		case ev := <-e.events:
+			e.step(ev)
+		case <-timer.C:
+			e.step(EvTick{})
+		case req := <-e.fenced:
+			req.reply <- e.core.fenceChecks(time.Now())
+		case <-giveUp:
+			e.log.Warn("left the group without releasing: ZooKeeper did not answer in time")
+			e.finished = true
+		}
+		if shutdown == nil && giveUp == nil && e.core.duty == dutyOff {
+			giveUp = time.After(shutdownBound)
+		}
+	}
+	if e.fenceCancel != nil {
+		e.fenceCancel()
+	}
+	if e.dutyCancel != nil { // cannot happen: the core stops the duty before it finishes
+		e.dutyCancel()
+	}
+	return e.doneErr
+}
+
+func (e *Election) sessionEvent() Event {
+	st := e.s.status()
+	return EvSession{Up: st.up, ID: st.id, Epoch: st.epoch}
+}
+
+func (e *Election) untilDeadline() time.Duration {
+	d, ok := e.core.NextDeadline()
+	if !ok {
+		return time.Hour
+	}
+	return max(time.Until(d), 0)
+}
+
+// step feeds one event to the core and carries out its actions.
+func (e *Election) step(ev Event) {
+	acts := e.core.Step(time.Now(), ev)
+	for _, a := range acts {
+		e.execute(a)
+	}
+	snap := e.core.Snapshot()
+	e.snap.Store(&snap)
+}
+
+func (e *Election) post(ev Event) {
+	select {
+	case e.events <- ev:
+	case <-e.quit:
+	}
+}
+
+func (e *Election) execute(a Action) {
+	cb := e.cfg.Callbacks
+	switch a := a.(type) {
+	case ActRequest:
+		go func() {
+			r, ch := e.s.do(a.Op)
+			e.post(EvReply{ID: a.ID, Result: r})
+			if ch != nil {
+				select {
+				case ev := <-ch:
+					e.post(EvWatch{ID: a.ID, Kind: watchKind(ev)})
+				case <-e.quit:
+				}
+			}
+		}()
+	case ActStartDuty:
+		ctx, cancel := context.WithCancel(context.Background())
+		e.dutyCancel = cancel
+		if cb.OnLeaseExtended != nil {
+			cb.OnLeaseExtended(time.Until(a.LeaseEnd)) // the guard learns the lease before the duty exists
+		}
+		if cb.OnStartedLeading != nil {
+			cb.OnStartedLeading(ctx, a.Term)
+		}
+	case ActExtendDuty:
+		if cb.OnLeaseExtended != nil {
+			cb.OnLeaseExtended(time.Until(a.LeaseEnd))
+		}
+	case ActStopDuty:
+		if e.dutyCancel != nil {
+			e.dutyCancel()
+			e.dutyCancel = nil
+		}
+		start := time.Now()
+		if cb.OnStoppedLeading != nil {
+			cb.OnStoppedLeading(a.Reason)
+		}
+		e.log.Info("duty stopped", zap.Int64("term", e.core.term), zap.String("reason", a.Reason),
+			zap.Duration("took", time.Since(start)))
+		e.local = append(e.local, EvDutyStopped{})
+	case ActFence:
+		ctx, cancel := context.WithCancel(context.Background())
+		e.fenceCancel = cancel
+		p := a.Req.Previous
+		e.log.Info("fencing previous leader", zap.String("previous", p.Name), zap.String("previous_host", p.Host),
+			zap.Int64("previous_term", p.Term), zap.Bool("previous_known", a.Req.PreviousKnown), zap.Int64("term", a.Req.Term))
+		go func() {
+			var err error
+			if cb.Fence != nil {
+				err = cb.Fence(ctx, a.Req)
+			}
+			e.post(EvFenced{Term: a.Req.Term, Err: err})
+		}()
+	case ActCancelFence:
+		if e.fenceCancel != nil {
+			e.fenceCancel()
+			e.fenceCancel = nil
+		}
+	case ActTransition:
+		t := a.T
+		e.log.Info("state change", zap.String("from", string(t.From)), zap.String("to", string(t.To)),
+			zap.Int64("term", t.Term), zap.String("reason", t.Reason))
+		e.feedMu.Lock()
+		for ch := range e.feeds {
+			ch <- t // buffered; the subscriber's goroutine queues without bound
+		}
+		e.feedMu.Unlock()
+	case ActNotice:
+		n := a.N
+		fields := []zap.Field{zap.String("znode", n.Znode)}
+		if n.Fix != "" {
+			fields = append(fields, zap.String("fix", n.Fix))
+		}
+		switch n.Level {
+		case "error":
+			e.log.Error(n.Msg, fields...)
+		case "warn":
+			e.log.Warn(n.Msg, fields...)
+		default:
+			e.log.Info(n.Msg, fields...)
+		}
+	case ActDone:
+		if a.Err != nil {
+			e.doneErr = a.Err
+		}
+		e.finished = true
+	}
+}
+
+// fenceChecks are the ops that make a write fenced by our lease, nil when
+// we do not lead.
+func (c *Core) fenceChecks(now time.Time) []Op {
+	if !c.Active(now) {
+		return nil
+	}
+	return []Op{
+		{Kind: OpCheck, Path: c.l.member(c.own.Name), Version: -1},
+		{Kind: OpCheck, Path: c.l.leaderNode(), Version: c.recMine},
+	}
+}
+
+var _ = zk.ErrNoNode

@@ -1,0 +1,326 @@
+package ha
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+)
+
+// SessionConfig configures a Session. Every field is required unless noted.
+type SessionConfig struct {
+	// Servers are the ZooKeeper servers, host:port each.
+	Servers []string
+	// Root is the znode under which hanode keeps its tree, chroot included.
+	Root string
+	// Timeout is the ZooKeeper session timeout asked for; it is also the
+	// lease duration of every election on the session.
+	Timeout time.Duration
+	// Name is the server name this process reserves (names/<Name>); Host,
+	// PID and Started identify the process in the reservation.
+	Name    string
+	Host    string
+	PID     int
+	Started time.Time
+	// ACL applies to every znode created; nil means open (world:anyone).
+	ACL []zk.ACL
+	// Logger receives session events; nil means none.
+	Logger *zap.Logger
+}
+
+// Session is one process's presence in ZooKeeper: it owns the client (and
+// replaces it when it has had no session for a session timeout), reserves
+// and defends the server name, and serves any number of elections over one
+// connection. Elections see it through sessionStatus and do.
+type Session struct {
+	cfg    SessionConfig
+	log    *zap.Logger
+	dialer *negotiatedDialer
+	l      layout
+
+	conn atomic.Pointer[zk.Conn]
+	stat atomic.Pointer[sessionStatus]
+
+	wake chan struct{}
+	quit chan struct{}
+	done chan struct{}
+	err  error // set before done closes
+
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
+
+	// Owned by the session goroutine.
+	epoch        uint64
+	lastSession  time.Time
+	nameSID      int64 // session in which the name is reserved
+	nameBusy     bool
+	nameWatchSID int64
+	cause        string
+	connOnly     bool
+	events       chan func()
+}
+
+// sessionStatus is what elections read.
+type sessionStatus struct {
+	up    bool // a session exists and the name is reserved in it
+	id    int64
+	epoch uint64
+	cause string // why not up: "disconnected", "expired", "no quorum"
+}
+
+// OpenSession checks cfg and starts connecting in the background; it does
+// not wait for ZooKeeper. Close it when done.
+func OpenSession(cfg SessionConfig) (*Session, error) {
+	var errs []error
+	if len(cfg.Servers) == 0 {
+		errs = append(errs, errors.New("no ZooKeeper servers"))
+	}
+	if cfg.Root == "" || cfg.Root[0] != '/' {
+		errs = append(errs, fmt.Errorf("root %q must be an absolute znode path", cfg.Root))
+	}
+	if cfg.Name == "" || cfg.Host == "" {
+		errs = append(errs, errors.New("name and host are required"))
+	}
+	if cfg.Timeout < MinLease {
+		errs = append(errs, fmt.Errorf("session timeout %s is below %s", cfg.Timeout, MinLease))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("ha: session: %w", err)
+	}
+	if cfg.ACL == nil {
+		cfg.ACL = zk.WorldACL(zk.PermAll)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Session{
+		cfg: cfg, log: log, dialer: &negotiatedDialer{}, l: layout{root: cfg.Root},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		subs: map[chan struct{}]struct{}{}, events: make(chan func(), 64),
+	}
+	s.stat.Store(&sessionStatus{cause: "connecting"})
+	if err := s.connect(); err != nil {
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// Done is closed when the session has ended for good: after Close, or when
+// the cluster refused it (Err says why).
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended: nil after Close, or a refusal
+// (ErrNameInUse). Valid once Done is closed.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the session: the client is closed, so ZooKeeper deletes its
+// ephemeral nodes at once. Elections on it must have finished first.
+func (s *Session) Close() {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.done
+}
+
+// Timeout is the session timeout asked for.
+func (s *Session) Timeout() time.Duration { return s.cfg.Timeout }
+
+// ZK describes the client's state for status.
+func (s *Session) ZK() ZKStatus {
+	c := s.conn.Load()
+	zs := c.State()
+	st := ZKStatus{Connected: zs == zk.StateHasSession, State: zs.String()}
+	if id := c.SessionID(); id != 0 {
+		st.SessionID = sessionHex(id)
+	}
+	return st
+}
+
+func (s *Session) status() sessionStatus { return *s.stat.Load() }
+
+// subscribe returns a channel that receives a value whenever the status
+// may have changed.
+func (s *Session) subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Session) publish(st sessionStatus) {
+	s.stat.Store(&st)
+	s.mu.Lock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+}
+
+// do performs op on the current client; it fails fast (ErrNotSent) without
+// a session, rather than wait in the client's queue for a later connection
+// or session, where its premises no longer hold.
+func (s *Session) do(op Op) (Result, <-chan zk.Event) {
+	conn := s.conn.Load()
+	if conn.State() != zk.StateHasSession {
+		return Result{Err: ErrNotSent, Detail: errNoSession.Error()}, nil
+	}
+	return do(conn, s.cfg.ACL, op)
+}
+
+// connect starts a new client; its events reach the session goroutine.
+func (s *Session) connect() error {
+	conn, _, err := zk.Connect(s.cfg.Servers, s.cfg.Timeout,
+		zk.WithLogger(zap.NewStdLog(s.log.Named("zk"))),
+		zk.WithDialer(s.dialer.dial),
+		zk.WithEventCallback(s.onEvent))
+	if err != nil {
+		return fmt.Errorf("ha: connect: %w", err)
+	}
+	s.conn.Store(conn)
+	return nil
+}
+
+// onEvent runs on go-zookeeper's receive goroutine: wake, never block.
+func (s *Session) onEvent(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	s.post(func() { s.onState(ev) })
+}
+
+func (s *Session) post(f func()) {
+	select {
+	case s.events <- f:
+	case <-s.done:
+	}
+}
+
+func (s *Session) run() {
+	tick := time.NewTicker(s.cfg.Timeout / 4)
+	defer tick.Stop()
+	s.lastSession = time.Now()
+	defer close(s.done)
+	defer func() { s.conn.Load().Close() }()
+	for {
+		select {
+		case <-s.quit:
+			s.publish(sessionStatus{epoch: s.epoch, cause: "closed"})
+			return
+		case f := <-s.events:
+			f()
+		case <-tick.C:
+			s.checkClient()
+		}
+		if s.err != nil {
+			s.publish(sessionStatus{epoch: s.epoch, cause: "refused"})
+			return
+		}
+	}
+}
+
+// onState follows the client's state. Every StateHasSession is a new
+// connection: a new epoch (doc.go, "Observations").
+func (s *Session) onState(ev zk.Event) {
+	conn := s.conn.Load()
+	lvl := zap.InfoLevel
+	if ev.State == zk.StateConnecting {
+		lvl = zap.DebugLevel
+	}
+	s.log.Log(lvl, "zookeeper session", zap.String("zk_state", ev.State.String()),
+		zap.String("server", ev.Server), zapSession(sessionHex(conn.SessionID())))
+	switch ev.State {
+	case zk.StateHasSession:
+		s.epoch++
+		s.cause, s.connOnly = "", false
+		s.lastSession = time.Now()
+	case zk.StateConnected:
+		s.connOnly = true
+	case zk.StateExpired:
+		s.cause = "expired"
+	case zk.StateDisconnected:
+		// A server that accepts the connection and closes it before a
+		// session is established has no quorum (or is starting); a
+		// connection reset before any reply is a broken path.
+		if s.connOnly && !s.dialer.lastReset() {
+			s.cause = "no quorum"
+		} else if s.cause != "expired" && s.cause != "no quorum" {
+			s.cause = "disconnected"
+		}
+		s.connOnly = false
+	}
+	s.refresh()
+}
+
+// refresh publishes the status, reserving the name first in a new session.
+func (s *Session) refresh() {
+	conn := s.conn.Load()
+	id := conn.SessionID()
+	if conn.State() != zk.StateHasSession {
+		s.publish(sessionStatus{epoch: s.epoch, cause: s.orCause("disconnected")})
+		return
+	}
+	if s.nameSID != id {
+		s.publish(sessionStatus{epoch: s.epoch, cause: "reserving name"})
+		s.reserveName(conn, id)
+		return
+	}
+	s.publish(sessionStatus{up: true, id: id, epoch: s.epoch})
+}
+
+func (s *Session) orCause(def string) string {
+	if s.cause != "" {
+		return s.cause
+	}
+	return def
+}
+
+// checkClient replaces a client that has had no session for longer than the
+// session timeout. By then the server has surely expired our session, and a
+// client that keeps retrying can be locked out for good: after ZooKeeper
+// lost its data it refuses a client that has seen a newer zxid than its own.
+func (s *Session) checkClient() {
+	old := s.conn.Load()
+	if old.State() == zk.StateHasSession {
+		s.lastSession = time.Now()
+		return
+	}
+	if time.Since(s.lastSession) <= s.cfg.Timeout {
+		return
+	}
+	s.log.Warn("no ZooKeeper session for longer than the session timeout; starting a fresh client",
+		zap.Duration("without_session", time.Since(s.lastSession)), zap.String("zk_state", old.State().String()))
+	if err := s.connect(); err != nil {
+		s.log.Error("cannot start a ZooKeeper client", zap.Error(err))
+		return
+	}
+	go old.Close() // may wait for a server that does not answer
+	s.lastSession = time.Now()
+	s.epoch++
+	s.refresh()
+}
+
+// Negotiated is the session timeout the server last granted (0: not yet).
+func (s *Session) Negotiated() time.Duration { return s.dialer.negotiated() }

@@ -1,0 +1,808 @@
+package ha
+
+import (
+	"container/heap"
+	"flag"
+	"fmt"
+	"math/rand"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/hanode/hanode/internal/simzk"
+)
+
+// The deterministic simulator (doc.go, "Structure"): several cores, each in
+// a simulated process with its own clock rate, its own ZooKeeper client (as
+// go-zookeeper and Session behave) and its duty guard, against a simulated
+// ZooKeeper server (internal/simzk), on one virtual clock, with seeded
+// faults: partitions, slow paths, freezes, kills, restarts, graceful stops,
+// other clients deleting or overwriting any node, the tree deleted, data
+// loss, rollback to an older snapshot, server restarts. After every step it
+// checks the invariant: never two nodes whose lease says active at one
+// instant, never two duties at once, terms strictly increasing from one
+// duty to the next, every duty stopped before its lease bound. After the
+// faults heal it checks liveness: one leader within simSettle.
+//
+// A failing seed replays exactly:
+//
+//	go test ./ha -run 'TestSimulation$' -sim.seed=N -v
+
+var (
+	simSeed  = flag.Int64("sim.seed", 0, "run only this simulation seed, with its trace")
+	simRuns  = flag.Int("sim.runs", 0, "number of seeded scenarios (default: 10000, 600 under -race)")
+	simFirst = flag.Int64("sim.first", 1, "first seed")
+)
+
+type faultKind int
+
+const (
+	fPartition faultKind = iota
+	fSlow
+	fFreeze
+	fKill
+	fStop
+	fDeleteMember
+	fDeleteHolder
+	fGarbageMember
+	fGarbageRecord
+	fDeleteRecord
+	fGarbageGroup
+	fForeignNodes
+	fDeleteTree
+	fDeleteMembers
+	fDataLoss
+	fRollback
+	fServerRestart
+	fServerDown
+	nFaultKinds
+)
+
+var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
+	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
+	"delete-members", "data-loss", "rollback", "server-restart", "server-down"}
+
+func (k faultKind) String() string { return faultNames[k] }
+
+type simConfig struct {
+	seed      int64
+	nodes     int
+	lease     time.Duration
+	margin    time.Duration
+	stopMax   time.Duration // a duty stops within this (< margin)
+	tick      time.Duration // ZooKeeper's tickTime
+	faults    int
+	faultEnd  time.Duration // faults start before this
+	settle    time.Duration // liveness bound after the faults healed
+	netBase   time.Duration
+	netJitter time.Duration
+	requeue   float64 // share of requests a break leaves in the client's queue
+	fenceFail float64
+	fencing   bool
+	drift     float64 // clock rates within 1±drift
+	kinds     []faultKind
+	broken    bool // the old rule: a vanished predecessor ended its lease
+}
+
+// randomConfig draws a scenario from a seed.
+func randomConfig(seed int64) simConfig {
+	rng := rand.New(rand.NewSource(seed))
+	lease := []time.Duration{2 * time.Second, 4 * time.Second, 4 * time.Second, 10 * time.Second}[rng.Intn(4)]
+	cfg := simConfig{
+		seed:      seed,
+		nodes:     2 + rng.Intn(4),
+		lease:     lease,
+		margin:    lease * 3 / 10,
+		tick:      []time.Duration{500 * time.Millisecond, 2 * time.Second}[rng.Intn(2)],
+		faults:    3 + rng.Intn(8),
+		netBase:   time.Duration(50+rng.Intn(500)) * time.Microsecond,
+		netJitter: time.Duration(1+rng.Intn(3)) * time.Millisecond,
+		requeue:   0.2,
+		fenceFail: []float64{0, 0, 0.3}[rng.Intn(3)],
+		fencing:   rng.Intn(3) == 0,
+		drift:     0.009,
+	}
+	cfg.stopMax = cfg.margin * 2 / 3
+	cfg.faultEnd = 10 * lease
+	cfg.settle = simSettle(cfg)
+	return cfg
+}
+
+// simSettle is the liveness bound: once every fault has healed, one node
+// leads within it. The worst case found by the runs is a lowest member
+// left over by a dead session (its node stays until ZooKeeper expires it:
+// D plus a tick) in front of a second that must first wait W + D for it,
+// then the wait of the rule that applies.
+func simSettle(cfg simConfig) time.Duration {
+	d := 4*cfg.lease + 2*cfg.tick + 5*time.Second
+	if cfg.fencing && cfg.fenceFail > 0 {
+		d += 10 * time.Second // a fence that failed until the heal retries after its backoff (at most 10 s)
+	}
+	return d
+}
+
+type simEvent struct {
+	at  time.Duration
+	seq uint64
+	f   func()
+}
+
+type simQueue []simEvent
+
+func (q simQueue) Len() int { return len(q) }
+func (q simQueue) Less(i, j int) bool {
+	return q[i].at < q[j].at || q[i].at == q[j].at && q[i].seq < q[j].seq
+}
+func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *simQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
+func (q *simQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+type sim struct {
+	cfg      simConfig
+	rng      *rand.Rand
+	now      time.Duration
+	seq      uint64
+	q        simQueue
+	zk       *simzk.Server
+	nodes    []*simNode
+	inflight map[*simNode]map[uint64]*flight
+	adv      int64
+	zkDown   bool
+	snaps    []*simzk.Snapshot
+	expiryAt time.Duration
+	root     string
+	group    string
+
+	verbose  bool
+	fail     string
+	trace    []string
+	traceAt  int
+	maxTerm  int64
+	healAt   time.Duration
+	leaderAt time.Duration
+	end      time.Duration
+	steps    int
+	fences   int
+	duties   int
+	log      []string // fault log
+	claims   map[string]int
+}
+
+func newSim(cfg simConfig) *sim {
+	s := &sim{cfg: cfg, rng: rand.New(rand.NewSource(cfg.seed)), root: "/hanode", group: "g",
+		zk:       simzk.New(simzk.Config{Tick: cfg.tick}),
+		inflight: map[*simNode]map[uint64]*flight{}, trace: make([]string, 0, 400), claims: map[string]int{}}
+	for i := 0; i < cfg.nodes; i++ {
+		n := &simNode{s: s, idx: i, name: fmt.Sprintf("n%d", i+1), watches: map[string][]uint64{},
+			// Wall clocks within 100 ms of each other (doc.go, "Terms"
+			// assumes less than W); rates within the drift allowance.
+			offset: time.Duration(s.rng.Int63n(int64(100 * time.Millisecond))),
+			rate:   1 + (2*s.rng.Float64()-1)*cfg.drift}
+		s.nodes = append(s.nodes, n)
+	}
+	s.adv, _ = s.zk.CreateSession(time.Minute, 0)
+	return s
+}
+
+func (s *sim) at(t time.Duration, f func()) {
+	s.seq++
+	heap.Push(&s.q, simEvent{at: max(t, s.now), seq: s.seq, f: f})
+}
+
+// dur draws a duration in [lo, hi].
+func (s *sim) dur(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(s.rng.Int63n(int64(hi-lo)+1))
+}
+
+func (s *sim) tracef(format string, args ...any) {
+	line := fmt.Sprintf("%9.3fs ", s.now.Seconds()) + fmt.Sprintf(format, args...)
+	if s.verbose {
+		fmt.Println(line)
+	}
+	if len(s.trace) < cap(s.trace) {
+		s.trace = append(s.trace, line)
+	} else {
+		s.trace[s.traceAt] = line
+		s.traceAt = (s.traceAt + 1) % len(s.trace)
+	}
+}
+
+func (s *sim) violate(format string, args ...any) {
+	if s.fail == "" {
+		s.fail = fmt.Sprintf("at %.3fs: ", s.now.Seconds()) + fmt.Sprintf(format, args...)
+		s.tracef("VIOLATION: %s", s.fail)
+	}
+}
+
+func (s *sim) tail() string {
+	out := append(append([]string(nil), s.trace[s.traceAt:]...), s.trace[:s.traceAt]...)
+	return strings.Join(out, "\n")
+}
+
+// run plays the scenario; it returns the first violation, "" if none.
+func (s *sim) run() string {
+	for _, n := range s.nodes {
+		s.start(n, s.dur(0, 500*time.Millisecond))
+	}
+	s.at(time.Second, s.takeSnapshot)
+	s.scheduleFaults()
+	s.end = s.healAt + s.cfg.settle
+	s.at(s.end, func() {})
+	for s.q.Len() > 0 && s.fail == "" {
+		e := heap.Pop(&s.q).(simEvent)
+		if e.at > s.end {
+			break
+		}
+		s.now = e.at
+		e.f()
+		s.steps++
+		if s.steps > 5_000_000 {
+			s.violate("runaway: %d steps", s.steps)
+		}
+	}
+	if s.fail == "" {
+		s.now = s.end
+		switch active := s.active(); {
+		case s.leaderAt == 0 || len(active) != 1:
+			var states []string
+			for _, n := range s.nodes {
+				if n.core != nil {
+					states = append(states, n.name+": "+n.core.debug())
+				}
+			}
+			states = append(states, "zk: "+strings.Join(s.zk.Paths(), " "))
+			s.violate("liveness: %d active nodes %s after the faults healed at %.3fs\n%s", len(active), s.settle(),
+				s.healAt.Seconds(), strings.Join(states, "\n"))
+		}
+	}
+	return s.fail
+}
+
+func (s *sim) settle() string { return fmt.Sprintf("%.1fs", s.cfg.settle.Seconds()) }
+
+// start runs a new process for n after a delay.
+func (s *sim) start(n *simNode, after time.Duration) {
+	s.at(s.now+after, func() {
+		if n.running {
+			return
+		}
+		n.inc++
+		n.running = true
+		n.sid, n.connected, n.watches, n.requeue = 0, false, map[string][]uint64{}, nil
+		s.inflight[n] = map[uint64]*flight{}
+		self := MemberInfo{Name: n.name, Role: "primary", Region: "world", Host: "host-" + n.name, PID: 100 + n.inc,
+			Started: n.local(s.now)}
+		guid := rand.New(rand.NewSource(s.rng.Int63()))
+		core, err := NewCore(CoreConfig{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
+			Margin: s.cfg.margin, Fencing: s.cfg.fencing, unsafeTrustVanish: s.cfg.broken,
+			NewGUID: func() string { return fmt.Sprintf("%016x%016x", guid.Uint64(), guid.Uint64()) }})
+		if err != nil {
+			s.violate("%s: %v", n.name, err)
+			return
+		}
+		n.core = core
+		s.tracef("%s: process started", n.name)
+		n.lastSession = s.now
+		n.step(EvSession{Up: false})
+		n.scheduleConnect(0)
+	})
+}
+
+// serve is a request arriving at the server.
+func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
+	if s.zkDown || f.requeued {
+		return
+	}
+	if n.conn != conn {
+		// The connection broke with the request on its way:
+		// it may or may not have arrived; its reply is lost either way.
+		if s.rng.Float64() < 0.5 {
+			s.apply(sid, f.op)
+		}
+		return
+	}
+	res := s.apply(sid, f.op)
+	zx := s.zk.LastZxid()
+	op := f.op
+	n.deliver(conn, func() {
+		delete(s.inflight[n], id)
+		if op.Watch && res.Err == ErrNone {
+			n.watches[op.Path] = append(n.watches[op.Path], id)
+		}
+		n.lastZxid = max(n.lastZxid, zx)
+		n.step(EvReply{ID: id, Result: res})
+		if res.Err == ErrNotSent {
+			n.breakConn("session expired") // the server closes the connection
+		}
+	})
+}
+
+// apply executes an op at the server for session sid.
+func (s *sim) apply(sid int64, op Op) Result {
+	res, evs := s.zk.Apply(sid, simOp(op), s.now)
+	s.dispatch(evs)
+	s.armExpiry()
+	return simResult(res)
+}
+
+func simOp(op Op) simzk.Op {
+	o := simzk.Op{Path: op.Path, Data: op.Data, Version: op.Version, Flags: createFlags(op), Watch: op.Watch}
+	switch op.Kind {
+	case OpCreate:
+		o.Kind = simzk.Create
+	case OpDelete:
+		o.Kind = simzk.Delete
+	case OpSet:
+		o.Kind = simzk.SetData
+	case OpGet:
+		o.Kind = simzk.GetData
+	case OpChildren:
+		o.Kind = simzk.Children
+	case OpCheck:
+		o.Kind = simzk.Check
+	case OpMulti:
+		o.Kind = simzk.Multi
+		for _, sub := range op.Ops {
+			o.Ops = append(o.Ops, simOp(sub))
+		}
+	}
+	return o
+}
+
+func simResult(r simzk.Result) Result {
+	out := Result{Err: errKind(r.Err), Path: r.Path, Data: r.Data, Children: r.Children, Stat: statOf(&r.Stat)}
+	if r.Err != nil {
+		out.Detail = r.Err.Error()
+	}
+	for _, m := range r.Multi {
+		out.Multi = append(out.Multi, simResult(m))
+	}
+	return out
+}
+
+// dispatch sends watch notifications to connected clients.
+func (s *sim) dispatch(evs []simzk.Event) {
+	for _, ev := range evs {
+		for _, n := range s.nodes {
+			if n.running && n.connected && n.sid == ev.Session {
+				ev := ev
+				n.deliver(n.conn, func() { n.onWatchEvent(ev) })
+			}
+		}
+	}
+}
+
+// flushExpiry runs the server's session tracker now.
+func (s *sim) flushExpiry() {
+	if s.zkDown {
+		return
+	}
+	expired, evs := s.zk.ExpireDue(s.now)
+	for _, id := range expired {
+		s.tracef("zk: session %s expired", sessionHex(id))
+	}
+	s.dispatch(evs)
+	s.armExpiry()
+}
+
+func (s *sim) armExpiry() {
+	if t, ok := s.zk.NextExpiry(); ok && (s.expiryAt <= s.now || t < s.expiryAt) {
+		s.expiryAt = t
+		s.at(t, s.flushExpiry)
+	}
+}
+
+// --- the duty ---------------------------------------------------------------
+
+func (s *sim) dutyStart(n *simNode, term int64, leaseEnd time.Time) {
+	for _, m := range s.nodes {
+		if m != n && m.duty {
+			s.violate("two duties: %s starts term %d while %s still runs term %d", n.name, term, m.name, m.dutyTerm)
+		}
+	}
+	if term <= s.maxTerm {
+		s.violate("term did not grow: %s starts term %d after term %d", n.name, term, s.maxTerm)
+	}
+	if leaseEnd.After(n.core.leaseEnd()) || !n.local(s.now).Before(leaseEnd) {
+		s.violate("%s: duty started with deadline %v outside the lease (end %v, now %v)", n.name, leaseEnd,
+			n.core.leaseEnd(), n.local(s.now))
+	}
+	s.maxTerm = max(s.maxTerm, term)
+	s.duties++
+	n.duty, n.dutyTerm, n.dutyDeadline, n.dutyStopping = true, term, leaseEnd, false
+	n.dutyGen++
+	s.tracef("%s: duty started, term %d", n.name, term)
+	n.armGuard()
+}
+
+// dutyStop stops n's duty within stopMax; the core hears of it when it
+// asked (ask), the guard acts alone otherwise.
+func (s *sim) dutyStop(n *simNode, ask bool) {
+	inc := n.inc
+	tell := func() {
+		if ask {
+			n.at(s.now, func() {
+				if n.inc == inc {
+					n.step(EvDutyStopped{})
+				}
+			})
+		}
+	}
+	if !n.duty {
+		tell()
+		return
+	}
+	if n.dutyStopping {
+		if ask {
+			n.coreWaits = true
+		}
+		return
+	}
+	n.dutyStopping, n.coreWaits = true, ask
+	gen := n.dutyGen
+	s.at(s.now+s.dur(0, s.cfg.stopMax), func() {
+		if n.dutyGen != gen || !n.duty {
+			return
+		}
+		n.duty, n.dutyStopping = false, false
+		if bound := n.dutyDeadline.Add(s.cfg.margin); n.local(s.now).After(bound) {
+			s.violate("%s: duty of term %d stopped after its lease bound", n.name, n.dutyTerm)
+		}
+		s.tracef("%s: duty stopped, term %d", n.name, n.dutyTerm)
+		if n.coreWaits {
+			n.coreWaits = false
+			ask = true
+			tell()
+		}
+	})
+}
+
+// --- checks -----------------------------------------------------------------
+
+func (s *sim) active() []*simNode {
+	var out []*simNode
+	for _, n := range s.nodes {
+		if n.core != nil && n.core.Active(n.local(s.now)) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// check runs after every step of any node.
+func (s *sim) check() {
+	act := s.active()
+	if len(act) > 1 {
+		var who []string
+		for _, n := range act {
+			who = append(who, fmt.Sprintf("%s (term %d, lease until %.3fs)", n.name, n.core.term,
+				n.real(n.core.leaseEnd()).Seconds()))
+		}
+		s.violate("two actives: %s", strings.Join(who, ", "))
+	}
+	if s.now >= s.healAt && len(act) == 1 && s.leaderAt == 0 {
+		s.leaderAt = s.now
+	}
+	if len(act) != 1 && s.now >= s.healAt {
+		s.leaderAt = 0
+	}
+}
+
+// --- faults -----------------------------------------------------------------
+
+func (s *sim) scheduleFaults() {
+	kinds := s.cfg.kinds
+	if kinds == nil {
+		for k := faultKind(0); k < nFaultKinds; k++ {
+			kinds = append(kinds, k)
+		}
+	}
+	s.healAt = 0
+	for i := 0; i < s.cfg.faults; i++ {
+		at := s.dur(2*time.Second, s.cfg.faultEnd)
+		k := kinds[s.rng.Intn(len(kinds))]
+		n := s.nodes[s.rng.Intn(len(s.nodes))]
+		length := s.dur(s.cfg.lease/10, 3*s.cfg.lease)
+		s.healAt = max(s.healAt, at+length+time.Second)
+		s.at(at, func() { s.inject(k, n, length) })
+	}
+}
+
+// inject starts fault k (on n, for length where it lasts).
+func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
+	s.tracef("FAULT %s on %s for %.3fs", k, n.name, length.Seconds())
+	s.log = append(s.log, fmt.Sprintf("%.3fs %s %s %.3fs", s.now.Seconds(), k, n.name, length.Seconds()))
+	l := layout{root: s.root, group: s.group}
+	switch k {
+	case fPartition:
+		n.partUntil = max(n.partUntil, s.now+length)
+	case fSlow:
+		n.slowUntil, n.slowBy = s.now+length, s.dur(20*time.Millisecond, s.cfg.lease/2)
+	case fFreeze:
+		if n.running && n.frozen <= s.now {
+			n.frozen = s.now + length
+		}
+	case fKill:
+		if n.running {
+			s.tracef("%s: killed", n.name)
+			n.exit(false)
+		}
+		s.start(n, length/2)
+	case fStop:
+		if n.running && n.core != nil {
+			n.at(s.now, func() { n.step(EvShutdown{}) })
+		}
+		s.at(s.now+length/2, func() {
+			if n.running { // still leaving: the process gives up after its bound
+				n.exit(true)
+			}
+			s.start(n, 0)
+		})
+	case fDeleteMember:
+		if names := s.members(l); len(names) > 0 {
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1})
+		}
+	case fDeleteHolder:
+		if data, _, ok := s.zk.Get(l.leaderNode()); ok {
+			if r, kind, _ := decodeLeader(data); kind == recOK {
+				s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(r.Holder), Version: -1})
+			}
+		}
+	case fGarbageMember:
+		if names := s.members(l); len(names) > 0 {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(names[s.rng.Intn(len(names))]), Data: s.garbage(), Version: -1})
+		}
+	case fGarbageRecord:
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: s.garbage(), Version: -1})
+	case fDeleteRecord:
+		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
+	case fGarbageGroup:
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.groupNode(), Data: s.garbage(), Version: -1})
+	case fForeignNodes:
+		low := "_c_" + strings.Repeat("0", 32) + "-m-0000000000"
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member(low),
+			Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "forged", Role: "primary", Host: "x"}})})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("1", 32) + "-m--000000001"), Data: []byte("x")})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("junk-"), Data: s.garbage(),
+			Flags: zk.FlagEphemeral | zk.FlagSequence})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("2", 32) + "-m-"),
+			Data: s.garbage(), Flags: zk.FlagEphemeral | zk.FlagSequence})
+	case fDeleteTree:
+		evs, _ := s.zk.DeleteAll(s.advSession(), s.root, s.now)
+		s.dispatch(evs)
+	case fDeleteMembers:
+		evs, _ := s.zk.DeleteAll(s.advSession(), l.membersDir(), s.now)
+		s.dispatch(evs)
+	case fDataLoss:
+		s.serverOutage(length/4, func() { s.zk.Wipe(); s.snaps = nil; s.adv = 0 })
+	case fRollback:
+		if len(s.snaps) == 0 {
+			return
+		}
+		snap := s.snaps[s.rng.Intn(len(s.snaps))]
+		s.serverOutage(length/4, func() { s.zk.Restore(snap, s.now) })
+	case fServerRestart:
+		snap := s.zk.Snapshot()
+		s.serverOutage(s.dur(100*time.Millisecond, time.Second), func() { s.zk.Restore(snap, s.now) })
+	case fServerDown:
+		snap := s.zk.Snapshot()
+		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
+	}
+}
+
+// serverOutage stops the server (every connection breaks), then runs
+// restart and serves again after d.
+func (s *sim) serverOutage(d time.Duration, restart func()) {
+	if s.zkDown {
+		return
+	}
+	s.zkDown = true
+	for _, n := range s.nodes {
+		if n.running && n.connected {
+			n.at(s.now+n.latency(), func() { n.breakConn("server down") })
+		}
+	}
+	s.at(s.now+d, func() {
+		restart()
+		s.zkDown = false
+		s.expiryAt = 0
+		s.armExpiry()
+		s.tracef("zk: serving again")
+	})
+}
+
+func (s *sim) takeSnapshot() {
+	if !s.zkDown {
+		s.snaps = append(s.snaps, s.zk.Snapshot())
+		if len(s.snaps) > 4 {
+			s.snaps = s.snaps[1:]
+		}
+	}
+	if s.now < s.healAt {
+		s.at(s.now+s.dur(500*time.Millisecond, 3*time.Second), s.takeSnapshot)
+	}
+}
+
+func (s *sim) advSession() int64 {
+	if s.adv == 0 || !s.zk.Alive(s.adv) {
+		s.adv, _ = s.zk.CreateSession(time.Minute, s.now)
+	}
+	return s.adv
+}
+
+// adversary runs op as another client at once.
+func (s *sim) adversary(op simzk.Op) {
+	if s.zkDown {
+		return
+	}
+	res, evs := s.zk.Apply(s.advSession(), op, s.now)
+	s.tracef("adversary %s %s: %v", op.Kind, op.Path, res.Err)
+	s.dispatch(evs)
+}
+
+func (s *sim) members(l layout) []string {
+	var out []string
+	prefix := l.membersDir() + "/"
+	for _, p := range s.zk.Paths() {
+		if name, ok := strings.CutPrefix(p, prefix); ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (s *sim) garbage() []byte {
+	switch s.rng.Intn(4) {
+	case 0:
+		return []byte("not json")
+	case 1:
+		return nil
+	case 2:
+		return []byte(`{"term": 7, "holder": "`)
+	}
+	return []byte(`{"term":-3,"holder":"x","state":"active"}`)
+}
+
+// --- tests --------------------------------------------------------------------
+
+// runSeeds runs the scenarios of seeds [first, first+n) on every core and
+// reports each failure with the command that replays it.
+func runSeeds(t *testing.T, first int64, n int, cfgOf func(int64) simConfig) (failed []int64, stats simStats) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	next.Store(first)
+	workers := 2
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seed := next.Add(1) - 1
+				if seed >= first+int64(n) {
+					return
+				}
+				cfg := cfgOf(seed)
+				s := newSim(cfg)
+				fail := s.run()
+				mu.Lock()
+				stats.add(s)
+				if fail != "" {
+					failed = append(failed, seed)
+					if len(failed) <= 3 {
+						t.Logf("seed %d FAILED: %s\nfaults: %s\nlast events:\n%s\nreplay: go test ./ha -run 'TestSimulation$' -sim.seed=%d -v",
+							seed, fail, strings.Join(s.log, "; "), s.tail(), seed)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(failed)
+	return failed, stats
+}
+
+type simStats struct {
+	runs, steps, duties, fences int
+	simulated                   time.Duration
+	leaderMax                   time.Duration
+	leaderMaxLeases             float64
+	leaderMaxSeed               int64
+	faults, claims              map[string]int
+}
+
+func (st *simStats) add(s *sim) {
+	st.runs++
+	st.steps += s.steps
+	st.duties += s.duties
+	st.fences += s.fences
+	st.simulated += s.now
+	if s.leaderAt > 0 {
+		st.leaderMax = max(st.leaderMax, s.leaderAt-s.healAt)
+		if l := float64(s.leaderAt-s.healAt) / float64(s.cfg.lease); l > st.leaderMaxLeases {
+			st.leaderMaxLeases, st.leaderMaxSeed = l, s.cfg.seed
+		}
+	}
+	if st.faults == nil {
+		st.faults, st.claims = map[string]int{}, map[string]int{}
+	}
+	for k, v := range s.claims {
+		st.claims[k] += v
+	}
+	for _, f := range s.log {
+		st.faults[strings.Fields(f)[1]]++
+	}
+}
+
+// TestSimulation runs thousands of seeded scenarios mixing every fault and
+// checks the invariant after every step and liveness after the faults heal.
+func TestSimulation(t *testing.T) {
+	if *simSeed != 0 {
+		s := newSim(randomConfig(*simSeed))
+		s.verbose = testing.Verbose()
+		if fail := s.run(); fail != "" {
+			t.Fatalf("seed %d: %s\nfaults: %s", *simSeed, fail, strings.Join(s.log, "; "))
+		}
+		t.Logf("seed %d passed: %d steps, %d duties, leader %.3fs after the heal", *simSeed, s.steps, s.duties,
+			(s.leaderAt - s.healAt).Seconds())
+		return
+	}
+	n := *simRuns
+	if n == 0 {
+		n = 10000
+		if raceEnabled {
+			n = 600
+		}
+	}
+	start := time.Now()
+	failed, st := runSeeds(t, *simFirst, n, randomConfig)
+	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v",
+		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
+		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults)
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d scenarios failed; seeds %v", len(failed), n, failed[:min(len(failed), 20)])
+	}
+}
+
+// TestSimulationFindsTheOldRule runs the simulator on a deliberately broken
+// core that trusts what hanode once trusted (a vanished predecessor's lease
+// has ended) and expects the simulator to catch two actives: the simulator
+// can see the defect the adversarial probe found.
+func TestSimulationFindsTheOldRule(t *testing.T) {
+	cfgOf := func(seed int64) simConfig {
+		cfg := randomConfig(seed)
+		cfg.broken = true
+		cfg.kinds = []faultKind{fDeleteHolder, fDeleteMember, fDeleteTree, fDataLoss, fKill, fPartition}
+		return cfg
+	}
+	failed, st := runSeeds(t, 1, 200, cfgOf)
+	t.Logf("the broken rule failed %d of %d scenarios", len(failed), st.runs)
+	if len(failed) == 0 {
+		t.Fatal("the simulator did not catch the broken rule")
+	}
+}
+
+// debug describes a core's state for a violation report.
+func (c *Core) debug() string {
+	return fmt.Sprintf("role=%d phase=%s up=%v sid=%s epoch=%d own=%s ownVer=%d sure=%v ownEpoch=%d pos=%d pred=%s predWatch=%d predObs=%v "+
+		"candSince=%v look=%d lookDue=%v lastLook=%v claimBusy=%v ownWrites=%d extBusy=%v leaseSend=%v activated=%v duty=%d "+
+		"recKind=%d recVer=%d recMine=%d recWatch=%d retryAt=%v fence=%+v afterStop=%v leaving=%v shutting=%v",
+		c.role, c.phase, c.up, sessionHex(c.sid), c.epoch, c.own.Name, c.ownVer, c.ownSure, c.ownEpoch, c.position, c.pred,
+		c.predWatch, c.predObs, c.candSince, c.look.id, c.lookDue, c.lastLook, c.claimBusy, c.ownWrites, c.extBusy,
+		c.leaseSend, c.activated, c.duty, c.recKind, c.recVer, c.recMine, c.recWatch, c.retryAt, c.fence, c.afterStop != nil,
+		c.leaving, c.shutting)
+}

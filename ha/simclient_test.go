@@ -1,0 +1,513 @@
+package ha
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/hanode/hanode/internal/simzk"
+)
+
+// The simulated process: one hanode (core, ZooKeeper client as go-zookeeper
+// and Session behave, duty guard) whose clock runs at its own rate. Every
+// method runs inside one simulation event; nothing here blocks or reads a
+// real clock.
+
+type simNode struct {
+	s    *sim
+	idx  int
+	name string
+
+	inc     int   // process incarnation; bumped by kill and restart
+	core    *Core // nil while the process is down
+	running bool
+	frozen  time.Duration // frozen until this real time (0: not frozen)
+
+	// Clock: local = base + offset + rate*real.
+	offset time.Duration
+	rate   float64
+
+	// Client.
+	sid         int64
+	conn        int  // connection generation; bumped on every break
+	connected   bool // a live connection with session sid
+	connecting  bool
+	epoch       uint64
+	lastHeard   time.Duration // last packet from the server (real)
+	lastSession time.Duration // last time it had a session (real)
+	lastZxid    int64
+	requeue     []simReq      // requests to send on the next connection
+	watches     map[string][]uint64
+	partUntil   time.Duration // cut off from the server until (real)
+	slowUntil   time.Duration // extra latency until (real)
+	slowBy      time.Duration
+	replaced    bool // Session.checkClient dropped the session
+	upAt        time.Duration // last scheduled arrival at the server (FIFO)
+	downAt      time.Duration // last scheduled arrival at the client (FIFO)
+
+	// Duty, as the duty guard runs it (a separate process: not frozen with
+	// the coordinator, and killed only with it when asked).
+	duty         bool
+	dutyTerm     int64
+	dutyDeadline time.Time // local
+	dutyStopping bool
+	coreWaits    bool // the core asked for the stop and waits for EvDutyStopped
+	spins        int  // ticks in a row that found a due deadline and did nothing
+	dutyGen      int
+	fenceTerm    int64
+	fenceGen     int
+}
+
+type simReq struct {
+	id uint64
+	op Op
+}
+
+// local is the node's clock reading at real time t.
+func (n *simNode) local(t time.Duration) time.Time {
+	return simBase.Add(n.offset + time.Duration(float64(t)*n.rate))
+}
+
+// real is the real time at which the node's clock reads l.
+func (n *simNode) real(l time.Time) time.Duration {
+	return time.Duration(float64(l.Sub(simBase)-n.offset) / n.rate)
+}
+
+var simBase = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+
+// at schedules f for this process incarnation: dropped if the process died
+// meanwhile, held while it is frozen.
+func (n *simNode) at(t time.Duration, f func()) {
+	inc := n.inc
+	var run func()
+	run = func() {
+		if n.inc != inc || !n.running {
+			return
+		}
+		if n.frozen > n.s.now {
+			n.s.at(n.frozen, run)
+			return
+		}
+		f()
+	}
+	n.s.at(t, run)
+}
+
+// step feeds one event to the core and carries out its actions.
+func (n *simNode) step(ev Event) {
+	if n.core == nil {
+		return
+	}
+	now := n.local(n.s.now)
+	var acts []Action
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				n.s.violate("%s: core panicked: %v", n.name, r)
+			}
+		}()
+		acts = n.core.Step(now, ev)
+	}()
+	_, isTick := ev.(EvTick)
+	idle := isTick && len(acts) == 0
+	for _, a := range acts {
+		n.act(a)
+	}
+	n.armTick()
+	if n.core == nil {
+		n.s.check()
+		return
+	}
+	if d, ok := n.core.NextDeadline(); idle && ok && !d.After(now) {
+		n.spins++
+		if n.spins > 1000 {
+			n.s.violate("%s: core spins: its deadline %v is due (now %v) and a tick does nothing: %s", n.name, d, now, n.core.debug())
+		}
+	} else if !idle {
+		n.spins = 0
+	}
+	n.s.check()
+}
+
+func (n *simNode) armTick() {
+	if n.core == nil {
+		return
+	}
+	d, ok := n.core.NextDeadline()
+	if !ok {
+		return
+	}
+	t := max(n.real(d), n.s.now) + time.Microsecond
+	n.at(t, func() { n.step(EvTick{}) })
+}
+
+func (n *simNode) act(a Action) {
+	s := n.s
+	switch a := a.(type) {
+	case ActRequest:
+		n.send(a.ID, a.Op)
+	case ActStartDuty:
+		s.dutyStart(n, a.Term, a.LeaseEnd)
+	case ActExtendDuty:
+		if n.duty && !n.dutyStopping {
+			if a.LeaseEnd.After(n.core.leaseEnd()) {
+				s.violate("%s: duty extended to %v beyond the lease end %v", n.name, a.LeaseEnd, n.core.leaseEnd())
+			}
+			n.dutyDeadline = a.LeaseEnd
+			n.armGuard()
+		}
+	case ActStopDuty:
+		s.dutyStop(n, true)
+	case ActFence:
+		n.fenceGen++
+		gen, term := n.fenceGen, a.Req.Term
+		s.fences++
+		fail := s.rng.Float64() < s.cfg.fenceFail && s.now < s.healAt // the fence device heals with the rest
+		n.at(s.now+s.dur(time.Millisecond, 300*time.Millisecond), func() {
+			if n.fenceGen != gen {
+				return
+			}
+			var err error
+			if fail {
+				err = errors.New("fence device unreachable")
+			}
+			n.step(EvFenced{Term: term, Err: err})
+		})
+	case ActCancelFence:
+		n.fenceGen++
+	case ActTransition:
+		s.tracef("%s: %s -> %s term %d: %s", n.name, a.T.From, a.T.To, a.T.Term, a.T.Reason)
+		if a.T.To == PhaseActive {
+			s.claims[a.T.Reason[strings.Index(a.T.Reason, "claimed: ")+9:len(a.T.Reason)-1]]++
+		}
+	case ActNotice:
+		s.tracef("%s: notice %s: %s", n.name, a.N.Level, a.N.Msg)
+	case ActDone:
+		s.tracef("%s: election done (%v)", n.name, a.Err)
+		if a.Err != nil {
+			s.violate("%s: refused: %v", n.name, a.Err)
+		}
+		n.exit(true)
+	}
+}
+
+// --- the ZooKeeper client -------------------------------------------------
+
+// latency is one way, client to server or back.
+func (n *simNode) latency() time.Duration {
+	s := n.s
+	d := s.cfg.netBase + time.Duration(s.rng.Int63n(int64(s.cfg.netJitter)+1))
+	if s.rng.Float64() < 0.01 {
+		d += time.Duration(s.rng.Int63n(int64(50 * time.Millisecond)))
+	}
+	if n.slowUntil > s.now {
+		d += n.slowBy
+	}
+	return d
+}
+
+func (n *simNode) cut() bool { return n.partUntil > n.s.now || n.s.zkDown }
+
+// hold runs f at t on connection conn as TCP would deliver it: held while
+// the path is cut (retransmitted once it heals), dropped if the connection
+// broke meanwhile.
+func (n *simNode) hold(t time.Duration, conn int, f func()) {
+	var try func()
+	try = func() {
+		switch {
+		case n.conn != conn:
+		case n.partUntil > n.s.now:
+			n.s.at(n.partUntil+n.latency(), try)
+		default:
+			f()
+		}
+	}
+	n.s.at(t, try)
+}
+
+// send carries a core request: it fails fast without a connection (as
+// Session.do does), else travels to the server.
+func (n *simNode) send(id uint64, op Op) {
+	if !n.connected {
+		n.at(n.s.now, func() { n.step(EvReply{ID: id, Result: Result{Err: ErrNotSent}}) })
+		return
+	}
+	conn, sid := n.conn, n.sid
+	arrive := max(n.s.now+n.latency(), n.upAt+time.Nanosecond)
+	n.upAt = arrive
+	f := &flight{op: op}
+	n.s.inflight[n][id] = f
+	n.s.at(arrive, func() {
+		if n.conn == conn && n.partUntil > n.s.now {
+			n.hold(n.partUntil+n.latency(), conn, func() { n.s.serve(n, conn, sid, id, f) })
+			return
+		}
+		n.s.serve(n, conn, sid, id, f)
+	})
+}
+
+// flight is a request on its way.
+type flight struct {
+	op       Op
+	requeued bool // to be sent again on the next connection (never reached the server)
+	failed   bool // failed with ErrLost at a break: it may still reach the server
+}
+
+// deliver hands a server message back to the client, in order (one TCP
+// connection): lost if the connection broke meanwhile (the break already
+// failed outstanding requests with ErrLost).
+func (n *simNode) deliver(conn int, f func()) { n.deliverOn(conn, true, f) }
+
+// deliverOn is deliver for a connection that may not be established yet
+// (the connect answer).
+func (n *simNode) deliverOn(conn int, established bool, f func()) {
+	inc := n.inc
+	t := max(n.s.now+n.latency(), n.downAt+time.Nanosecond)
+	n.downAt = t
+	n.hold(t, conn, func() {
+		if n.inc != inc || established && !n.connected || n.s.zkDown {
+			return
+		}
+		n.at(n.s.now, func() {
+			if n.conn != conn || established && !n.connected {
+				return
+			}
+			n.lastHeard = n.s.now
+			f()
+		})
+	})
+}
+
+// onWatchEvent delivers a server watch notification to the core requests
+// that set a watch on the path.
+func (n *simNode) onWatchEvent(ev simzk.Event) {
+	ids := n.watches[ev.Path]
+	if len(ids) == 0 {
+		return
+	}
+	delete(n.watches, ev.Path)
+	kind := watchKind(zk.Event{Type: ev.Type})
+	for _, id := range ids {
+		n.step(EvWatch{ID: id, Kind: kind})
+	}
+}
+
+// breakConn is a dead connection noticed by the client: outstanding
+// requests fail with ErrLost (some were applied), the session lives on at
+// the server until it expires.
+func (n *simNode) breakConn(why string) {
+	if !n.connected {
+		return
+	}
+	n.s.tracef("%s: connection lost (%s)", n.name, why)
+	n.connected, n.lastSession = false, n.s.now
+	n.conn++
+	n.s.zk.Disconnect(n.sid)
+	ids := make([]uint64, 0, len(n.s.inflight[n]))
+	for id := range n.s.inflight[n] {
+		ids = append(ids, id)
+	}
+	sortIDs(ids)
+	for _, id := range ids {
+		f := n.s.inflight[n][id]
+		if f == nil || n.core == nil {
+			continue // the process ended meanwhile
+		}
+		delete(n.s.inflight[n], id)
+		if n.s.rng.Float64() < n.s.cfg.requeue {
+			// Still in go-zookeeper's send queue: it goes out on the next
+			// connection, whatever session that has.
+			f.requeued = true
+			n.requeue = append(n.requeue, simReq{id: id, op: f.op})
+			continue
+		}
+		f.failed = true
+		n.step(EvReply{ID: id, Result: Result{Err: ErrLost}})
+	}
+	n.step(EvSession{Up: false, Epoch: n.epoch})
+	n.scheduleConnect(n.s.dur(10*time.Millisecond, 200*time.Millisecond))
+}
+
+func (n *simNode) scheduleConnect(after time.Duration) {
+	if n.connecting {
+		return
+	}
+	n.connecting = true
+	n.at(n.s.now+after, func() {
+		n.connecting = false
+		n.tryConnect()
+	})
+}
+
+// tryConnect is one connection attempt, as go-zookeeper makes them: with a
+// dead session it learns of the expiry, fails every watch, and gets a new
+// session; a client with no session for a session timeout is replaced.
+func (n *simNode) tryConnect() {
+	s := n.s
+	if n.connected {
+		return
+	}
+	if n.sid != 0 && s.now-n.lastSession > s.cfg.lease && !n.replaced {
+		n.replaced = true // Session.checkClient: a fresh client, a fresh session
+		s.tracef("%s: no session for a session timeout; replacing the client", n.name)
+	}
+	if n.cut() {
+		for _, r := range n.requeue {
+			n.step(EvReply{ID: r.id, Result: Result{Err: ErrNotSent}})
+		}
+		n.requeue = nil
+		n.scheduleConnect(time.Second)
+		return
+	}
+	conn := n.conn
+	arrive := s.now + n.latency()
+	s.at(arrive, func() {
+		if n.conn != conn || n.connected || n.cut() {
+			n.scheduleConnect(time.Second)
+			return
+		}
+		oldSID := n.sid
+		reuse := oldSID != 0 && !n.replaced && s.zk.Alive(oldSID)
+		var evs []simzk.Event
+		if reuse {
+			var err error
+			evs, err = s.zk.SetWatches(oldSID, n.lastZxid, n.watchPaths(), nil, nil, s.now)
+			if err != nil {
+				reuse = false
+			}
+		}
+		if !reuse {
+			n.sid, _ = s.zk.CreateSession(s.cfg.lease, s.now)
+		}
+		sid := n.sid
+		zx := s.zk.LastZxid()
+		n.connecting = true // until the answer arrives
+		n.deliverOn(conn, false, func() {
+			n.connecting = false
+			n.connected, n.lastSession, n.lastZxid = true, s.now, zx
+			n.epoch++
+			if !reuse {
+				n.replaced = false
+				lost := n.watches
+				n.watches = map[string][]uint64{}
+				for _, ids := range lost {
+					for _, id := range ids {
+						n.step(EvWatch{ID: id, Kind: WatchLost})
+					}
+				}
+			}
+			n.step(EvSession{Up: true, ID: sid, Epoch: n.epoch})
+			for _, ev := range evs {
+				n.onWatchEvent(ev)
+			}
+			q := n.requeue
+			n.requeue = nil
+			for _, r := range q {
+				n.send(r.id, r.op)
+			}
+			n.armPing()
+		})
+		s.flushExpiry()
+	})
+}
+
+func (n *simNode) watchPaths() []string {
+	var out []string
+	for p := range n.watches {
+		out = append(out, p)
+	}
+	sortStrings(out)
+	return out
+}
+
+// armPing keeps the session alive as go-zookeeper does (a ping every T/3)
+// and notices a silent server after 2T/3.
+func (n *simNode) armPing() {
+	conn := n.conn
+	var ping func()
+	ping = func() {
+		if n.conn != conn || !n.connected {
+			return
+		}
+		s := n.s
+		if s.now-n.lastHeard >= 2*s.cfg.lease/3 {
+			n.breakConn("no answer from the server")
+			return
+		}
+		{
+			sid := n.sid
+			n.hold(s.now+n.latency(), conn, func() {
+				if s.zkDown {
+					return
+				}
+				if s.zk.Touch(sid, s.now) != nil {
+					n.deliver(conn, func() { n.breakConn("session expired") }) // the server closes the connection
+					return
+				}
+				s.flushExpiry()
+				n.deliver(conn, func() {})
+			})
+		}
+		n.at(s.now+s.cfg.lease/3, ping)
+	}
+	n.at(n.s.now+n.s.cfg.lease/3, ping)
+	n.at(n.s.now+2*n.s.cfg.lease/3, func() {
+		if n.conn == conn && n.connected && n.s.now-n.lastHeard >= 2*n.s.cfg.lease/3 {
+			n.breakConn("no answer from the server")
+		}
+	})
+}
+
+// --- the duty guard -------------------------------------------------------
+
+func (n *simNode) armGuard() {
+	gen := n.dutyGen
+	n.s.at(n.real(n.dutyDeadline)+time.Microsecond, func() {
+		if n.dutyGen == gen && n.duty && !n.dutyStopping && !n.local(n.s.now).Before(n.dutyDeadline) {
+			n.s.tracef("%s: duty guard: lease ran out without an extension", n.name)
+			n.s.dutyStop(n, false)
+		}
+	})
+}
+
+// exit ends the process: a graceful exit closes the session (its ephemeral
+// nodes go at once); a kill leaves it to expire. The guard sees its
+// coordinator gone and stops the duty.
+func (n *simNode) exit(graceful bool) {
+	s := n.s
+	if n.duty && !n.dutyStopping {
+		s.dutyStop(n, false)
+	}
+	if graceful && n.connected && !n.cut() {
+		sid := n.sid
+		s.at(s.now+n.latency(), func() {
+			evs, _ := s.zk.CloseSession(sid, s.now)
+			s.dispatch(evs)
+		})
+	} else if n.sid != 0 {
+		s.zk.Disconnect(n.sid)
+	}
+	n.inc++
+	n.core, n.running, n.connected, n.connecting = nil, false, false, false
+	n.conn++
+	n.sid, n.watches, n.requeue, n.frozen = 0, nil, nil, 0
+	delete(s.inflight, n)
+}
+
+func sortIDs(a []uint64) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+func sortStrings(a []string) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package ha
+
+import "time"
+
+// The vocabulary between the pure core (core.go) and whatever performs its
+// I/O: the real driver (election.go, over go-zookeeper) or the simulator
+// (sim_test.go). The core emits Actions and consumes Events; nothing else
+// crosses. Every ZooKeeper request the election makes is one Op.
+
+// OpKind is a ZooKeeper request type.
+type OpKind uint8
+
+// The request types the core uses.
+const (
+	OpCreate OpKind = iota + 1
+	OpDelete
+	OpSet
+	OpGet
+	OpChildren
+	OpCheck // only inside OpMulti
+	OpMulti
+)
+
+var opNames = [...]string{"?", "create", "delete", "set", "get", "children", "check", "multi"}
+
+func (k OpKind) String() string {
+	if int(k) < len(opNames) {
+		return opNames[k]
+	}
+	return "?"
+}
+
+// Op is one ZooKeeper request.
+type Op struct {
+	Kind      OpKind
+	Path      string
+	Data      []byte
+	Version   int32 // Delete, Set, Check: -1 matches any version
+	Ephemeral bool  // Create
+	Sequence  bool  // Create
+	// Watch sets a one-shot watch with the request (Get: data watch;
+	// Children: child watch). It fires as one EvWatch carrying the
+	// request's ID.
+	Watch bool
+	Ops   []Op // Multi: Create, Delete, Set and Check
+}
+
+// ErrKind classifies a request's failure. The core needs only these
+// distinctions; the driver maps the client library's errors onto them.
+type ErrKind uint8
+
+// Request outcomes.
+const (
+	ErrNone       ErrKind = iota
+	ErrNoNode             // the node (or a parent) does not exist
+	ErrNodeExists         // create of an existing node
+	ErrBadVersion         // a version check failed
+	ErrNotEmpty           // delete of a node with children
+	// ErrLost: the connection broke with the request outstanding; it may
+	// or may not have been applied.
+	ErrLost
+	// ErrNotSent: the request was refused before it reached a server (no
+	// connection, session expired, client closed): it had no effect.
+	ErrNotSent
+	ErrOther // anything else (bad arguments, no auth, ...): no effect
+)
+
+var errKindNames = [...]string{"ok", "no node", "node exists", "bad version", "not empty", "connection lost",
+	"not sent", "error"}
+
+func (e ErrKind) String() string {
+	if int(e) < len(errKindNames) {
+		return errKindNames[e]
+	}
+	return "?"
+}
+
+// Stat is the part of a znode's stat the core reads.
+type Stat struct {
+	Version        int32
+	Cversion       int32
+	EphemeralOwner int64
+	Czxid          int64
+	Mzxid          int64
+}
+
+// Result answers one Op.
+type Result struct {
+	Err      ErrKind
+	Detail   string // the library's error text, for logs
+	Path     string // Create: the created path
+	Data     []byte
+	Stat     Stat
+	Children []string
+	Multi    []Result // Multi: one per op (stat of each Set)
+}
+
+// Event is an input of the core.
+type Event interface{ isEvent() }
+
+// EvSession reports the ZooKeeper session: Up with its ID, or down. Epoch
+// grows with every connection the client makes, so a reconnect to the same
+// session shows as a new epoch: observations made on the old connection are
+// dropped (see doc.go, "Observations").
+type EvSession struct {
+	Up    bool
+	ID    int64
+	Epoch uint64
+}
+
+// EvReply is the outcome of the request with this ID.
+type EvReply struct {
+	ID     uint64
+	Result Result
+}
+
+// WatchKind is what made a watch fire.
+type WatchKind uint8
+
+// Watch outcomes.
+const (
+	WatchChanged  WatchKind = iota + 1 // data changed
+	WatchDeleted                       // node deleted
+	WatchChildren                      // children changed
+	WatchCreated                       // node created
+	WatchLost                          // the watch is gone (session trouble): look again
+)
+
+// EvWatch reports that the watch set by request ID fired.
+type EvWatch struct {
+	ID   uint64
+	Kind WatchKind
+}
+
+// EvTick wakes the core at or after its NextDeadline.
+type EvTick struct{}
+
+// EvDutyStopped confirms an ActStopDuty: the duty has stopped.
+type EvDutyStopped struct{}
+
+// EvDutyLost reports that the duty died and could not be restarted in this
+// term (its guard gave up): the node must not stay active.
+type EvDutyLost struct{ Reason string }
+
+// EvFenced is the outcome of ActFence for Term.
+type EvFenced struct {
+	Term int64
+	Err  error
+}
+
+// EvShutdown asks the core to stop its duty, release and leave the group.
+type EvShutdown struct{}
+
+func (EvSession) isEvent()     {}
+func (EvReply) isEvent()       {}
+func (EvWatch) isEvent()       {}
+func (EvTick) isEvent()        {}
+func (EvDutyStopped) isEvent() {}
+func (EvDutyLost) isEvent()    {}
+func (EvFenced) isEvent()      {}
+func (EvShutdown) isEvent()    {}
+
+// Action is an output of the core, to be carried out in order.
+type Action interface{ isAction() }
+
+// ActRequest sends Op to ZooKeeper; its outcome comes back as EvReply{ID}.
+type ActRequest struct {
+	ID uint64
+	Op Op
+}
+
+// ActStartDuty starts the duty for Term. The duty must stop by itself if it
+// hears nothing more by LeaseEnd (a duty guard enforces it).
+type ActStartDuty struct {
+	Term     int64
+	LeaseEnd time.Time
+}
+
+// ActExtendDuty moves the duty's deadline to LeaseEnd.
+type ActExtendDuty struct{ LeaseEnd time.Time }
+
+// ActStopDuty stops the duty; EvDutyStopped must follow once it has stopped.
+type ActStopDuty struct{ Reason string }
+
+// ActFence runs the fence for Req; EvFenced must follow.
+type ActFence struct{ Req FenceRequest }
+
+// ActCancelFence abandons a running fence (its EvFenced is ignored).
+type ActCancelFence struct{}
+
+// ActTransition reports a change of phase: one feed for logs, metrics,
+// history and hooks.
+type ActTransition struct{ T Transition }
+
+// ActNotice reports something an operator should see: foreign or damaged
+// data (naming the znode), a refusal to lead, a repair.
+type ActNotice struct{ N Notice }
+
+// ActDone ends the election: the duty has stopped and the member left (Err
+// nil), or the group refused this node (Err is a refusal).
+type ActDone struct{ Err error }
+
+func (ActRequest) isAction()     {}
+func (ActStartDuty) isAction()   {}
+func (ActExtendDuty) isAction()  {}
+func (ActStopDuty) isAction()    {}
+func (ActFence) isAction()       {}
+func (ActCancelFence) isAction() {}
+func (ActTransition) isAction()  {}
+func (ActNotice) isAction()      {}
+func (ActDone) isAction()        {}
+
+// Transition is one change of a node's phase.
+type Transition struct {
+	From, To Phase
+	Term     int64
+	Reason   string
+	At       time.Time
+}
+
+// Notice is an operator-facing problem or repair.
+type Notice struct {
+	// Level is "info", "warn" or "error".
+	Level string
+	Msg   string
+	// Znode is the path concerned, "" if none.
+	Znode string
+	// Fix says how to repair it by hand, "" if hanode repairs it itself.
+	Fix string
+}
