@@ -87,9 +87,9 @@ type Core struct {
 	wait  time.Duration // W, takeoverWait(Lease)
 	every time.Duration // R, extendEvery(Lease, Margin)
 
-	now    time.Time
-	out    []Action
-	nextID uint64
+	now       time.Time
+	out       []Action
+	nextID    uint64
 	pend      map[uint64]pending
 	pendOrder []uint64 // outstanding request ids, oldest first (some may be answered)
 
@@ -120,15 +120,15 @@ type Core struct {
 	ensureAt    int // joinEnsure: index into layout.parents
 	members     []Member
 	memberNames []string
-	ignored   []Ignored
-	infos     map[string]nodeInfo
-	rec       leaderRecord
-	recKind   recKind
-	recVer    int32
-	recWhy    string
-	seenBelow map[string]bool // members seen below us in this epoch (rule B)
-	seenTerm  int64
-	position  int // our index among members, -1 unknown
+	ignored     []Ignored
+	infos       map[string]nodeInfo
+	rec         leaderRecord
+	recKind     recKind
+	recVer      int32
+	recWhy      string
+	seenBelow   map[string]bool // members seen below us in this epoch (rule B)
+	seenTerm    int64
+	position    int // our index among members, -1 unknown
 
 	// Standby observations (reset with every epoch, see doc.go).
 	pred       string // the member we watch
@@ -136,8 +136,8 @@ type Core struct {
 	predLowest bool   // pred was the lowest member when we started watching
 	predObs    time.Time
 	predVer    int32
-	unreadable []unread // nodes below us in the order whose data is not a member record
-	sweepable  []unread // those we may delete (no readable member below us)
+	unreadable []unread  // nodes below us in the order whose data is not a member record
+	sweepable  []unread  // those we may delete (no readable member below us)
 	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
 	candSince  time.Time // b: first look in this epoch showing us lowest
 
@@ -153,7 +153,7 @@ type Core struct {
 	duty      dutyState
 	claimBusy bool
 	claiming  claimInfo
-	ownWrites int // writes of our node in flight: a look must not mistake them for another client's
+	ownWrites int  // writes of our node in flight: a look must not mistake them for another client's
 	shutting  bool // shutdown under way
 	fence     fenceState
 	afterStop func() // what to do once the duty has stopped

@@ -38,12 +38,12 @@ type simNode struct {
 	lastHeard   time.Duration // last packet from the server (real)
 	lastSession time.Duration // last time it had a session (real)
 	lastZxid    int64
-	requeue     []simReq      // requests to send on the next connection
+	requeue     []simReq // requests to send on the next connection
 	watches     map[string][]uint64
 	partUntil   time.Duration // cut off from the server until (real)
 	slowUntil   time.Duration // extra latency until (real)
 	slowBy      time.Duration
-	replaced    bool // Session.checkClient dropped the session
+	replaced    bool          // Session.checkClient dropped the session
 	upAt        time.Duration // last scheduled arrival at the server (FIFO)
 	downAt      time.Duration // last scheduled arrival at the client (FIFO)
 
