@@ -7,7 +7,10 @@
 // that an error and `hanode check-config` can say "ZK_SESSION_TIMEOUT=10x
 // (from /etc/default/hanode:7)".
 //
-// Load reports every problem at once; each matches ErrInvalid.
+// Load reports every problem at once; each matches ErrInvalid. Variables
+// that are not keys (JVM_CLI, HANODE_FOO) are ignored and listed in
+// Config.Notices, except that a name one typo from a key (HAID for HA_ID)
+// is an error: ignored, it would leave the key unset.
 package conf
 
 import (
@@ -15,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,7 +113,14 @@ type Config struct {
 	EnvFile string
 
 	sources map[string]string // key -> where its effective value came from
+	notices []Notice
 }
+
+// Notices returns what an operator should know about this configuration
+// although it is valid: warnings first (see NoticeWarning), then the
+// variables hanode read but does not use, those of the env file in file
+// order and then the HANODE_ environment variables by name.
+func (c *Config) Notices() []Notice { return slices.Clone(c.notices) }
 
 // Standalone reports whether no external ZooKeeper is configured (ZK empty or
 // "embedded"): the server runs alone and is always active.
@@ -228,10 +239,16 @@ func BindFlags(fs *pflag.FlagSet) {
 }
 
 // Load merges defaults, the env file, HANODE_ variables and set flags, and
-// validates the result. The error joins every problem found; each one matches
-// ErrInvalid. When the env file cannot be read or parsed, only its problems
-// are reported: the keys it would have set are unknown, so judging the merged
-// configuration would add misleading errors.
+// validates the result. The error joins every problem found, each matching
+// ErrInvalid: the env file's refused lines (file:line:col), variables of the
+// file, the environment or SERVER_CLI that misspell a key (see resembles),
+// and the problems of the merged values. When the env file cannot be read,
+// only that is reported. When some of its lines are refused, a missing key
+// is not claimed "required": it may be set on a line the parser never
+// reached.
+//
+// Variables that are not keys and misspell none are ignored; the Config
+// lists them, with warnings, in Notices.
 func Load(opts LoadOptions) (*Config, error) {
 	lookupEnv := opts.LookupEnv
 	if lookupEnv == nil {
@@ -269,7 +286,14 @@ func Load(opts LoadOptions) (*Config, error) {
 	if file == nil && fileErr != nil {
 		return nil, fileErr
 	}
+	var problems []error
+	var unused []Notice
+	if fileErr != nil {
+		problems = append(problems, unjoin(fileErr)...)
+	}
 	if file != nil {
+		problems = append(problems, file.errs...)
+		unused = append(unused, file.unused...)
 		vals := map[string]any{}
 		for key, s := range file.settings {
 			vals[key] = s.Value
@@ -281,6 +305,9 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	environ := opts.Environ
+	envUnused, envErrs := scanEnviron(environ)
+	problems = append(problems, envErrs...)
+	unused = append(unused, envUnused...)
 	envProvider := env.Provider("", env.Opt{
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
@@ -319,14 +346,18 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	cfg, err := Validate(raw)
 	if fileErr != nil {
-		return nil, errors.Join(fileErr, withoutRequired(err))
+		err = withoutRequired(err)
 	}
 	if err != nil {
-		return nil, err
+		problems = append(problems, unjoin(err)...)
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	if file != nil {
 		cfg.EnvFile = file.path
 	}
+	cfg.notices = append(cfg.notices, unused...)
 	return cfg, nil
 }
 
@@ -343,12 +374,6 @@ func keep(key, value string) (string, any) {
 		return "", nil
 	}
 	return key, value
-}
-
-// envFile is the layer read from an env file.
-type envFile struct {
-	path     string
-	settings map[string]Setting // known keys only, filtered by keep
 }
 
 // readEnvFile picks, reads and parses the env file; it returns nil, nil when
@@ -369,7 +394,8 @@ func readEnvFile(opts LoadOptions, lookupEnv func(string) (string, bool)) (*envF
 		return nil, &invalidError{msg: "cannot read env file", err: err}
 	}
 	vals, err := ParseEnvFile(path, src, lookupEnv)
-	return &envFile{path: path, settings: fileSettings(path, vals)}, err
+	hintMisspelt(err)
+	return scanFile(path, vals), err
 }
 
 // withoutRequired drops "required" errors from a validation of a broken
@@ -395,40 +421,6 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
-}
-
-// fileSettings keeps the known keys of a parsed env file. A NetSpyGlass file
-// may pass them only inside SERVER_CLI as -DKEY=value; those count for keys
-// the file does not assign directly.
-func fileSettings(path string, vals map[string]Value) map[string]Setting {
-	out := map[string]Setting{}
-	if cli, ok := vals["SERVER_CLI"]; ok {
-		// The start script runs `java $SERVER_CLI`: the value is split on
-		// blanks, without quote removal. Like java, the last -D wins.
-		for _, word := range strings.Fields(cli.Value) {
-			kv, ok := strings.CutPrefix(word, "-D")
-			if !ok {
-				continue
-			}
-			name, value, ok := strings.Cut(kv, "=")
-			if !ok {
-				continue
-			}
-			if _, direct := vals[name]; direct {
-				continue
-			}
-			if key, v := keep(name, value); key != "" {
-				source := fmt.Sprintf("%s:%d, -D%s in SERVER_CLI", path, cli.Line, name)
-				out[key] = Setting{Key: key, Value: v.(string), Source: source}
-			}
-		}
-	}
-	for name, v := range vals {
-		if key, value := keep(name, v.Value); key != "" {
-			out[key] = Setting{Key: key, Value: value.(string), Source: fmt.Sprintf("%s:%d", path, v.Line)}
-		}
-	}
-	return out
 }
 
 // environLookup looks names up in an os.Environ-style list (first entry wins,

@@ -324,6 +324,9 @@ func TestShippedEnvFilesValidate(t *testing.T) {
 			c, err := Load(o)
 			require.NoError(t, err)
 			loaded[filepath.Base(path)] = c
+			if filepath.Base(path) != "primary-2" {
+				assert.Empty(t, c.Notices())
+			}
 		})
 	}
 
@@ -341,8 +344,15 @@ func TestShippedEnvFilesValidate(t *testing.T) {
 			names, listens = append(names, c.Name), append(listens, c.HTTPListen)
 		}
 		assert.Equal(t, []string{"primary-1", "primary-2", "primary-3"}, names)
-		// primary-2 shows the NetSpyGlass form: ZK only inside SERVER_CLI.
+		// primary-2 shows the NetSpyGlass form: ZK only inside SERVER_CLI,
+		// next to variables hanode does not use.
 		assert.Contains(t, setting(t, loaded["primary-2"], KeyZK).Source, "-DZK in SERVER_CLI")
+		var unused []string
+		for _, n := range loaded["primary-2"].Notices() {
+			assert.Equal(t, NoticeUnused, n.Kind)
+			unused = append(unused, n.Key)
+		}
+		assert.Equal(t, []string{"JVM_CLI", "CONFIG", "LOG_DIR"}, unused)
 	})
 	t.Run("the compute pair", func(t *testing.T) {
 		for i, base := range []string{"compute-1", "compute-2"} {

@@ -24,6 +24,9 @@ type SyntaxError struct {
 	File      string
 	Line, Col int
 	Msg       string
+	// Name is set when the line assigns to something that is not a
+	// variable name (HA-ID in HA-ID=x, which a shell runs as a command).
+	Name string
 }
 
 // Error renders the error as "file:line:col: message".
@@ -54,9 +57,11 @@ func (e *SyntaxError) Is(target error) bool { return target == ErrInvalid }
 //   - ~ and ~/path at the start of a value (from HOME).
 //
 // Everything else is refused with a *SyntaxError naming file:line:col:
-// commands (echo, source, .), pipelines, && and || lists, redirections,
-// background jobs, function definitions, compound commands, command
-// substitution ($(...) and backticks), process substitution, arithmetic
+// assignments to what is not a variable name (HA-ID=x, which a shell runs as
+// a command; SyntaxError.Name holds the name), commands (echo, source, .),
+// pipelines, && and || lists, redirections, background jobs, function
+// definitions, compound commands, command substitution ($(...) and
+// backticks), process substitution, arithmetic
 // expansion (bash evaluates variable contents inside $((...)) as arithmetic,
 // which can run commands, so none is accepted), assigning expansions
 // (${VAR:=word}), other ${...} forms, arrays, +=, $'...' and $"...",
@@ -111,6 +116,35 @@ func (ev *evaluator) errAt(pos syntax.Pos, format string, args ...any) {
 	ev.errs = append(ev.errs, &SyntaxError{File: ev.name, Line: int(pos.Line()), Col: int(pos.Col()), Msg: fmt.Sprintf(format, args...)})
 }
 
+// errName refuses an assignment to name, which is not a variable name.
+func (ev *evaluator) errName(pos syntax.Pos, name string) {
+	ev.errs = append(ev.errs, &SyntaxError{File: ev.name, Line: int(pos.Line()), Col: int(pos.Col()), Name: name,
+		Msg: fmt.Sprintf("%q is not a variable name (letters, digits and '_', not starting with a digit): an env file may only assign variables (KEY=value)", name)})
+}
+
+// assignLike returns the name of a command word that looks like an
+// assignment to a badly named variable: HA-ID=x or ha.id=x, whose name
+// starts with a letter, digit or '_' and holds only those, '-' and '.'.
+func assignLike(w *syntax.Word) (string, bool) {
+	if len(w.Parts) == 0 {
+		return "", false
+	}
+	lit, ok := w.Parts[0].(*syntax.Lit)
+	if !ok {
+		return "", false
+	}
+	name, _, ok := strings.Cut(lit.Value, "=")
+	if !ok || name == "" || name[0] == '-' || name[0] == '.' {
+		return "", false
+	}
+	for _, r := range name {
+		if !(r == '_' || r == '-' || r == '.' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return "", false
+		}
+	}
+	return name, true
+}
+
 func (ev *evaluator) parseError(err error) error {
 	var pe syntax.ParseError
 	var le syntax.LangError
@@ -147,7 +181,11 @@ func (ev *evaluator) stmt(s *syntax.Stmt) {
 		// Only redirections, reported above.
 	case *syntax.CallExpr:
 		if len(c.Args) > 0 {
-			ev.errAt(c.Args[0].Pos(), "command %q is not allowed: an env file may only assign variables (KEY=value)", wordText(c.Args[0]))
+			if name, ok := assignLike(c.Args[0]); ok {
+				ev.errName(c.Args[0].Pos(), name)
+			} else {
+				ev.errAt(c.Args[0].Pos(), "command %q is not allowed: an env file may only assign variables (KEY=value)", wordText(c.Args[0]))
+			}
 		}
 		assigns = c.Assigns
 	case *syntax.DeclClause:
@@ -219,7 +257,7 @@ func (ev *evaluator) checkAssign(a *syntax.Assign) {
 	case !isName(a.Name.Value):
 		// The parser may take 0X=[y for an assignment; a shell runs it as a
 		// command named "0X=[y".
-		ev.errAt(a.Pos(), "%q is not a variable name: an env file may only assign variables (KEY=value)", a.Name.Value)
+		ev.errName(a.Pos(), a.Name.Value)
 		return
 	case a.Append:
 		ev.errAt(a.Pos(), "+= is a bash extension: write %s=\"$%s more\"", a.Name.Value, a.Name.Value)

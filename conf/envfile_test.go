@@ -256,6 +256,10 @@ func TestParseEnvFileRefuses(t *testing.T) {
 		{"tilde after colon", "A=/bin:~/bin", []string{"f:1:3: ~ after ':' is not allowed"}},
 		{"extended glob", "A=@(x|y)", []string{"f:1:3: this expansion is not allowed"}},
 		{"value that doubles on every line", "A=0123456789abcdef\n" + strings.Repeat("A=$A$A\n", 17), []string{"f:18:1: A: value longer than 1048576 bytes"}},
+		{"dash in a name", `HA-ID="g"`, []string{`f:1:1: "HA-ID" is not a variable name (letters, digits and '_', not starting with a digit): an env file may only assign variables (KEY=value)`}},
+		{"dot in a name after an assignment", "A=1 ha.id=g", []string{`f:1:5: "ha.id" is not a variable name`}},
+		{"digit first", "0X=[y", []string{`f:1:1: "0X" is not a variable name`}},
+		{"an option is a command", "--x=1", []string{`f:1:1: command "--x=1" is not allowed`}},
 		{"unclosed quote", "A=1\nB='x", []string{"f:2:3: reached EOF without closing quote `'`"}},
 		{"bad syntax", "A=1\nB=(\n", []string{"f:2:"}},
 		{
@@ -286,6 +290,25 @@ func TestParseEnvFileRefuses(t *testing.T) {
 	}
 }
 
+// TestParseEnvFileNamesBadVariableNames: a refused assignment to something
+// that is not a variable name carries the name, so Load can say which key
+// it misspells.
+func TestParseEnvFileNamesBadVariableNames(t *testing.T) {
+	cases := []struct{ src, name string }{
+		{`HA-ID="g"`, "HA-ID"},
+		{"A=1 ha.id=g", "ha.id"},
+		{"0X=[y", "0X"},
+		{"echo HA-ID=g", ""},
+		{"A=$(x)", ""},
+	}
+	for _, tc := range cases {
+		_, err := ParseEnvFile("f", []byte(tc.src), nil)
+		var se *SyntaxError
+		require.ErrorAs(t, err, &se, tc.src)
+		assert.Equal(t, tc.name, se.Name, tc.src)
+	}
+}
+
 func TestParseEnvFileNilLookupIsEmptyEnvironment(t *testing.T) {
 	got, err := ParseEnvFile("f", []byte("A=${HOME:-none}"), nil)
 	require.NoError(t, err)
@@ -309,6 +332,7 @@ func FuzzParseEnvFile(f *testing.F) {
 		"A=$(id)\necho x", "A=`x`", "f() { :; }", "A=${B:=c}", "A='x", "A=\"$A'\"'\\''", "A=$'\\x00'",
 		"export A B=$A", "A=~ B=~/x C=~x", "A=${#B}${B:?x}", "A=\\\n\\\n", "A='\r\n'", "A=\"\x00\"",
 		"A=${B:-${C:-$D}}", "A=${B-'x'\"y\"}", "A=a\\", "A='\\'\\''\\'",
+		"HA-ID=\"g\"", "A=1 ha.id=$A x", "0X=[y", "--x=1", "HA-ID=$(x)",
 	} {
 		f.Add([]byte(s))
 	}
@@ -319,6 +343,12 @@ func FuzzParseEnvFile(f *testing.F) {
 			var se *SyntaxError
 			if !errors.As(err, &se) || !errors.Is(err, ErrInvalid) {
 				t.Fatalf("error is not a SyntaxError: %v", err)
+			}
+			for _, e := range unjoin(err) {
+				// A name given with a refusal is one the shell would not assign.
+				if se, ok := e.(*SyntaxError); ok && se.Name != "" && isName(se.Name) {
+					t.Fatalf("refused %q, a variable name: %v", se.Name, err)
+				}
 			}
 			return
 		}

@@ -54,7 +54,9 @@ const (
 // with their sources; when a key appears twice the later entry wins. A key
 // that is missing, or empty where empty does not mean "none", takes its
 // default (source "default"). Values are trimmed. Every problem is reported,
-// joined, each as a *FieldError matching ErrInvalid.
+// joined, each as a *FieldError matching ErrInvalid. A valid configuration
+// that is probably not what was meant (ZK without HA_ID) gets a
+// NoticeWarning in Config.Notices.
 func Validate(raw []Setting) (*Config, error) {
 	v := &validation{vals: map[string]Setting{}}
 	for _, s := range raw {
@@ -104,6 +106,18 @@ func Validate(raw []Setting) (*Config, error) {
 			have = fmt.Sprintf("ZK=%q (from %s) means", zk.Value, zk.Source)
 		}
 		v.fail(KeyHAID, fmt.Sprintf("HA needs an external ZooKeeper ensemble, but %s no ZooKeeper: set ZK=host:port[,host:port...][/chroot], or remove HA_ID to run standalone", have))
+	}
+	if !c.HA() && !c.Standalone() {
+		// Valid, but an ensemble is named for a reason: most likely HA_ID
+		// was forgotten, and this server would be a second active one.
+		zk, haID := v.get(KeyZK), v.get(KeyHAID)
+		unset := "HA_ID is not set"
+		if haID.Source != "" {
+			unset = fmt.Sprintf("HA_ID is empty (from %s)", haID.Source)
+		}
+		c.notices = append(c.notices, Notice{Kind: NoticeWarning, Key: KeyZK, Value: zk.Value, Source: zk.Source,
+			Msg: unset + ": this server joins no HA group and does not use ZooKeeper; it runs standalone and is always active. " +
+				"Set HA_ID to the group's id, or remove ZK"})
 	}
 
 	if len(v.errs) > 0 {

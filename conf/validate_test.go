@@ -302,6 +302,41 @@ func TestValidateHANeedsExternalZooKeeper(t *testing.T) {
 	}
 }
 
+// TestValidateWarnsZKWithoutHAID: an external ensemble without HA_ID is
+// valid, but the node runs standalone and always active, so Validate warns.
+func TestValidateWarnsZKWithoutHAID(t *testing.T) {
+	cases := []struct {
+		name string
+		in   []Setting
+		want []Notice
+	}{
+		{"no ZK, no HA_ID", nil, nil},
+		{"embedded ZK", []Setting{set(KeyZK, "embedded")}, nil},
+		{"HA group", []Setting{set(KeyZK, "zk1:2181"), set(KeyHAID, "g")}, nil},
+		{
+			name: "ZK without HA_ID",
+			in:   []Setting{{KeyZK, "zk1:2181,zk2:2181", "f:3"}},
+			want: []Notice{{Kind: NoticeWarning, Key: KeyZK, Value: "zk1:2181,zk2:2181", Source: "f:3",
+				Msg: "HA_ID is not set: this server joins no HA group and does not use ZooKeeper; it runs standalone and is always active. " +
+					"Set HA_ID to the group's id, or remove ZK"}},
+		},
+		{
+			name: "ZK with HA_ID cleared",
+			in:   []Setting{{KeyZK, "zk1:2181", "f:3"}, {KeyHAID, "", "flag --ha-id"}},
+			want: []Notice{{Kind: NoticeWarning, Key: KeyZK, Value: "zk1:2181", Source: "f:3",
+				Msg: "HA_ID is empty (from flag --ha-id): this server joins no HA group and does not use ZooKeeper; it runs standalone and is always active. " +
+					"Set HA_ID to the group's id, or remove ZK"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Validate(minimal(tc.in...))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, c.Notices())
+		})
+	}
+}
+
 func TestValidateReportsEveryProblem(t *testing.T) {
 	_, err := Validate([]Setting{
 		{KeyRole, "boss", "f:2"},

@@ -3,15 +3,10 @@ package roles
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,31 +14,57 @@ import (
 
 // The duty guard keeps the active duty fenced by the lease even when the
 // coordinator cannot act. It is a small process of hanode's own
-// (`hanode duty-guard`) that owns the duty's process group and holds its own
+// (`hanode duty-guard`) that owns the duty's process groups and holds its own
 // copy of the lease deadline:
 //
-//   - the coordinator tells it the lease left at every renewal ("extend");
+//   - the coordinator sends the lease deadline at every renewal ("until"), as
+//     an absolute CLOCK_MONOTONIC reading (clock.go), so the copy ends when
+//     the lease does, however late the line arrives or the guard runs;
 //   - when the deadline passes without an extension (the coordinator froze,
 //     starved, or its clock stopped with it) the guard stops the duty;
 //   - when its stdin closes (the coordinator died, even by SIGKILL to its
-//     whole process group: the guard has a group of its own) it stops the
+//     whole process group: the guard has a session of its own) it stops the
 //     duty and exits.
 //
-// The guard computes its deadline when a message arrives, later than the
-// coordinator sent it, so its copy never outlasts the lease.
+// The coordinator's end (Guard) handles the guard's own death: every process
+// the guard started stays in the guard's session, and the coordinator kills
+// that whole session before it starts anything else (see Guard).
 //
 // Protocol, one line each way:
 //
-//	coordinator -> guard: "extend <ns left>", "start <term>", "stop <reason>"
-//	guard -> coordinator: "stopped" or "stopped error <text>" after each stop
+//	coordinator -> guard: "until <CLOCK_MONOTONIC ns>", "start <term>", "stop <reason>"
+//	guard -> coordinator: "started <term> <pgid>" whenever a duty process starts
+//	                      (restarts included), "refused <term> <reason>" for a
+//	                      start without a lease, "expired <term>" after it
+//	                      stopped the duty because the lease ran out, and
+//	                      "stopped" or "stopped error <text>" after each stop
+
+// replyTimeout bounds how long a guard that is ending waits to hand its last
+// replies to the coordinator.
+const replyTimeout = time.Second
 
 // ServeGuard is the guard's main loop: it reads commands from in, runs the
-// duty with sup, and answers stops on out. It returns when in closes or ctx
-// ends, after stopping the duty.
-func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, sup *Supervisor, log *zap.Logger) error {
+// duty as cfg says (cfg.OnStart is wrapped to report each start), and
+// answers on out. It returns when in closes, out breaks or ctx ends, after
+// stopping the duty.
+func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg SupervisorConfig) error {
+	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
+	w := newReplyWriter(out)
+	defer w.close(replyTimeout)
+	onStart := cfg.OnStart
+	cfg.OnStart = func(term int64, pgid int) {
+		if onStart != nil {
+			onStart(term, pgid)
+		}
+		if !w.trySend(fmt.Sprintf("started %d %d", term, pgid)) {
+			log.Warn("coordinator not reading; start not reported", zap.Int64("term", term), zap.Int("pgid", pgid))
+		}
+	}
+	sup := NewSupervisor(cfg)
+
 	lines := make(chan string)
 	readErr := make(chan error, 1)
 	go func() {
@@ -60,10 +81,10 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, sup *Superviso
 
 	expiry := time.NewTimer(time.Hour)
 	expiry.Stop()
-	var deadline time.Time
+	var deadline int64 // CLOCK_MONOTONIC ns; 0: no lease
 	stop := func(reason string) error {
 		expiry.Stop()
-		deadline = time.Time{}
+		deadline = 0
 		return sup.Stop(reason)
 	}
 	for {
@@ -73,29 +94,46 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, sup *Superviso
 		case err := <-readErr:
 			log.Warn("coordinator gone; stopping the duty", zap.Error(err))
 			return stop("coordinator gone")
+		case <-w.failed:
+			log.Warn("coordinator gone (reply pipe broken); stopping the duty")
+			return stop("coordinator gone")
 		case <-expiry.C:
+			if left := monoUntil(deadline); deadline != 0 && left > 0 {
+				expiry.Reset(left) // never early, whatever the timer's clock did
+				continue
+			}
 			log.Warn("lease expired without an extension from the coordinator; stopping the duty")
+			term := sup.Status().Term
 			_ = stop("lease expired (guard): the coordinator stopped extending it")
+			if term != 0 && !w.trySend(fmt.Sprintf("expired %d", term)) {
+				log.Warn("coordinator not reading; expiry not reported", zap.Int64("term", term))
+			}
 		case line := <-lines:
 			verb, arg, _ := strings.Cut(line, " ")
 			switch verb {
-			case "extend":
+			case "until":
 				ns, err := strconv.ParseInt(arg, 10, 64)
-				if err != nil {
+				if err != nil || ns <= 0 {
 					log.Error("bad guard command", zap.String("line", line))
 					continue
 				}
-				deadline = time.Now().Add(time.Duration(ns))
-				expiry.Reset(time.Until(deadline))
+				deadline = ns
+				expiry.Reset(max(0, monoUntil(ns)))
 			case "start":
 				term, err := strconv.ParseInt(arg, 10, 64)
 				if err != nil {
 					log.Error("bad guard command", zap.String("line", line))
 					continue
 				}
-				if deadline.IsZero() || !time.Now().Before(deadline) {
+				if deadline == 0 || monoUntil(deadline) <= 0 {
 					log.Warn("not starting the duty: no lease left", zap.Int64("term", term))
+					if !w.send(fmt.Sprintf("refused %d no lease left", term)) {
+						return stop("coordinator gone")
+					}
 					continue
+				}
+				if cfg.Command == "" {
+					w.send(fmt.Sprintf("started %d 0", term)) // nothing to run
 				}
 				sup.Start(term)
 			case "stop":
@@ -103,7 +141,7 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, sup *Superviso
 				if err := stop(arg); err != nil {
 					reply = "stopped error " + strings.ReplaceAll(err.Error(), "\n", " ")
 				}
-				if _, err := fmt.Fprintln(out, reply); err != nil {
+				if !w.send(reply) {
 					return stop("coordinator gone")
 				}
 			default:
@@ -113,173 +151,58 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, sup *Superviso
 	}
 }
 
-// GuardConfig says how to start the guard process.
-type GuardConfig struct {
-	// Path and Args run the guard: normally os.Executable() and
-	// {"duty-guard", ...flags}.
-	Path string
-	Args []string
-	// StopTimeout bounds a stop: the guard's own StopTimeout plus
-	// KillGrace, plus a margin for the round trip.
-	StopTimeout time.Duration
-	Logger      *zap.Logger
+// replyWriter writes the guard's replies from one goroutine, so that the
+// supervisor's goroutine reporting a start never blocks on the pipe.
+type replyWriter struct {
+	lines  chan string
+	failed chan struct{} // closed when a write failed: the coordinator is gone
+	done   chan struct{} // closed when the writer returned
 }
 
-// Guard is the coordinator's end of a duty guard. Its methods are safe for
-// concurrent use; the elector calls them from one goroutine.
-type Guard struct {
-	cfg GuardConfig
-	log *zap.Logger
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	replies chan string
-	exited  chan struct{}
-}
-
-// NewGuard returns a guard client; the process starts on first use.
-func NewGuard(cfg GuardConfig) *Guard {
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &Guard{cfg: cfg, log: log}
-}
-
-// Ready starts the guard process now, so the first takeover does not pay
-// for starting it.
-func (g *Guard) Ready() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cmd != nil {
-		return nil
-	}
-	return g.spawnLocked()
-}
-
-// Extend passes the lease left to the guard. It never blocks for long: a
-// pipe write to a live guard.
-func (g *Guard) Extend(left time.Duration) {
-	g.send(fmt.Sprintf("extend %d", left.Nanoseconds()))
-}
-
-// Start asks the guard to run the duty for term; the guard refuses when the
-// lease it holds has run out.
-func (g *Guard) Start(term int64) {
-	g.send(fmt.Sprintf("start %d", term))
-}
-
-// Stop asks the guard to stop the duty and waits for its answer. If the
-// guard does not answer in time it is killed, which kills the duty's shell
-// through its parent-death signal.
-func (g *Guard) Stop(reason string) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cmd == nil {
-		return nil
-	}
-	if err := g.write("stop " + strings.ReplaceAll(reason, "\n", " ")); err != nil {
-		return fmt.Errorf("roles: guard: %w", err)
-	}
-	select {
-	case r := <-g.replies:
-		if msg, ok := strings.CutPrefix(r, "stopped error "); ok {
-			return fmt.Errorf("roles: guard: %s", msg)
-		}
-		return nil
-	case <-g.exited:
-		return errors.New("roles: guard exited before confirming the stop")
-	case <-time.After(g.cfg.StopTimeout):
-		g.log.Error("guard did not confirm the stop; killing it")
-		g.killLocked()
-		return fmt.Errorf("roles: guard did not stop the duty within %s", g.cfg.StopTimeout)
-	}
-}
-
-// Close ends the guard process (it stops any duty first) and waits for it.
-func (g *Guard) Close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cmd == nil {
-		return nil
-	}
-	_ = g.stdin.Close()
-	select {
-	case <-g.exited:
-	case <-time.After(g.cfg.StopTimeout):
-		g.killLocked()
-	}
-	g.cmd = nil
-	return nil
-}
-
-func (g *Guard) send(line string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if err := g.write(line); err != nil {
-		g.log.Error("guard unreachable", zap.String("command", line), zap.Error(err))
-	}
-}
-
-// write sends one line, starting (or restarting) the guard when needed.
-func (g *Guard) write(line string) error {
-	if g.cmd != nil {
-		select {
-		case <-g.exited:
-			g.log.Error("duty guard exited; starting a new one")
-			g.cmd = nil
-		default:
-		}
-	}
-	if g.cmd == nil {
-		if err := g.spawnLocked(); err != nil {
-			return err
-		}
-	}
-	_, err := io.WriteString(g.stdin, line+"\n")
-	return err
-}
-
-func (g *Guard) spawnLocked() error {
-	cmd := exec.Command(g.cfg.Path, g.cfg.Args...)
-	// A process group of its own: killing the coordinator's group leaves the
-	// guard alive to stop the duty. Its stdin is the coordinator's lifeline.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = []*os.File{os.Stdout} // fd 3: where the duty's output goes
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start duty guard: %w", err)
-	}
-	g.cmd, g.stdin = cmd, stdin
-	g.replies, g.exited = make(chan string, 4), make(chan struct{})
-	replies, exited := g.replies, g.exited
+func newReplyWriter(out io.Writer) *replyWriter {
+	w := &replyWriter{lines: make(chan string, 64), failed: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case replies <- sc.Text():
-			default: // nobody waits: a stale reply
+		defer close(w.done)
+		for line := range w.lines {
+			if _, err := io.WriteString(out, line+"\n"); err != nil {
+				close(w.failed)
+				for range w.lines { // drop the rest until close
+				}
+				return
 			}
 		}
-		err := cmd.Wait()
-		g.log.Info("duty guard exited", zap.Int("pid", cmd.Process.Pid), zap.Error(err))
-		close(exited)
 	}()
-	g.log.Info("duty guard started", zap.Int("pid", cmd.Process.Pid))
-	return nil
+	return w
 }
 
-func (g *Guard) killLocked() {
-	if g.cmd != nil && g.cmd.Process != nil {
-		_ = g.cmd.Process.Kill()
+// send queues a reply; false when the coordinator is gone.
+func (w *replyWriter) send(line string) bool {
+	select {
+	case w.lines <- line:
+		return true
+	case <-w.failed:
+		return false
+	}
+}
+
+// trySend queues a reply unless the queue is full.
+func (w *replyWriter) trySend(line string) bool {
+	select {
+	case w.lines <- line:
+		return true
+	default:
+		return false
+	}
+}
+
+// close lets the writer finish the queued replies, waiting at most timeout.
+// Nothing may send after close.
+func (w *replyWriter) close(timeout time.Duration) {
+	close(w.lines)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
 	}
 }

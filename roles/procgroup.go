@@ -1,7 +1,8 @@
 package roles
 
 // Process groups: waiting for the duty's shell, signalling its whole group,
-// and confirming that the group is gone (zombies do not count).
+// and confirming that the group is gone (zombies do not count); and sessions:
+// killing every group of a dead duty guard's session.
 
 import (
 	"bytes"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,43 +111,116 @@ func groupAlive(pgid int) bool {
 	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
 		return false
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	alive := false
+	if !scanLive(func(st procStat) bool {
+		alive = st.pgrp == pgid
+		return !alive
+	}) {
 		return true // cannot tell
 	}
+	return alive
+}
+
+// killSession SIGKILLs every process group that has a live process in
+// session sid, again and again until the session holds no live process, and
+// reports an error if some still live at deadline. The caller keeps sid
+// reserved: the session leader must not be reaped before killSession
+// returns, so that no unrelated process can own that session id.
+func killSession(sid int, deadline time.Time) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		groups := map[int]bool{}
+		if !scanLive(func(st procStat) bool {
+			if st.session == sid {
+				groups[st.pgrp] = true
+			}
+			return true
+		}) {
+			return fmt.Errorf("roles: cannot list the processes of session %d", sid)
+		}
+		if len(groups) == 0 {
+			return nil
+		}
+		var errs []error
+		for pgid := range groups {
+			if pgid > 1 {
+				errs = append(errs, signalGroup(pgid, syscall.SIGKILL))
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return errors.Join(append(errs, fmt.Errorf("roles: session %d still has live processes in groups %v", sid, keys(groups)))...)
+		}
+		<-tick.C
+	}
+}
+
+func keys(m map[int]bool) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// procStat is what /proc/PID/stat says of one process.
+type procStat struct {
+	pid     int
+	state   byte
+	pgrp    int
+	session int
+}
+
+// scanLive calls f for every process that can still run (zombies do not
+// count, but a zombie leader whose other threads still run does) until f
+// returns false. It reports false when /proc cannot be read.
+func scanLive(f func(procStat) bool) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue // exited meanwhile
 		}
-		state, grp, ok := parseStat(b)
-		if !ok || grp != pgid {
+		st, ok := parseStat(b)
+		if !ok {
 			continue
 		}
-		if state != 'Z' && state != 'X' {
-			return true
+		st.pid = pid
+		if st.state == 'Z' || st.state == 'X' {
+			tasks, err := os.ReadDir("/proc/" + e.Name() + "/task")
+			if err != nil || len(tasks) <= 1 {
+				continue
+			}
 		}
-		// A zombie leader whose other threads still run shows Z as well.
-		if tasks, err := os.ReadDir("/proc/" + e.Name() + "/task"); err == nil && len(tasks) > 1 {
+		if !f(st) {
 			return true
 		}
 	}
-	return false
+	return true
 }
 
-// parseStat reads the state and process group from /proc/PID/stat.
-func parseStat(b []byte) (state byte, pgrp int, ok bool) {
+// parseStat reads the state, process group and session from /proc/PID/stat.
+func parseStat(b []byte) (st procStat, ok bool) {
 	i := bytes.LastIndexByte(b, ')') // the command name may hold anything
 	if i < 0 {
-		return 0, 0, false
+		return procStat{}, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, false
+	if len(f) < 4 || len(f[0]) != 1 {
+		return procStat{}, false
 	}
-	pgrp, err := strconv.Atoi(f[2])
-	return f[0][0], pgrp, err == nil
+	pgrp, err1 := strconv.Atoi(f[2])
+	session, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil {
+		return procStat{}, false
+	}
+	return procStat{state: f[0][0], pgrp: pgrp, session: session}, true
 }

@@ -55,6 +55,10 @@ type SupervisorConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives the duty's lifecycle; nil means no logging.
 	Logger *zap.Logger
+	// OnStart, when set, runs each time a duty process has started (restarts
+	// included) with its term and its process group ID, on the supervisor's
+	// goroutine before it does anything else: it must not block.
+	OnStart func(term int64, pgid int)
 }
 
 // DutyStatus is a snapshot of the duty.
@@ -306,6 +310,9 @@ func (a *activation) launch() {
 	a.child = p
 	go p.wait()
 	a.s.log.Info("duty started", zap.Int("pid", p.pid), zap.Int64("term", p.term))
+	if cfg.OnStart != nil {
+		cfg.OnStart(p.term, p.pid)
+	}
 	a.publish()
 }
 

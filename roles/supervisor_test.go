@@ -437,8 +437,12 @@ func TestDutyDiesWithHanode(t *testing.T) {
 
 // TestMain doubles as the supervising process for TestDutyDiesWithHanode:
 // started with HANODE_ROLES_HELPER_DIR set, the test binary supervises a
-// duty until the test kills it.
+// duty until the test kills it. Started with guardHelperArg, it is a duty
+// guard (guardHelper).
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == guardHelperArg {
+		os.Exit(guardHelper(os.Args[2:]))
+	}
 	if dir := os.Getenv("HANODE_ROLES_HELPER_DIR"); dir != "" {
 		s := NewSupervisor(SupervisorConfig{
 			Command: `echo $$ > "$DIR/pid.tmp" && mv "$DIR/pid.tmp" "$DIR/pid"; exec sleep 1000`,
@@ -453,23 +457,25 @@ func TestMain(m *testing.M) {
 
 func TestParseStat(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		in    string
-		state byte
-		pgrp  int
-		ok    bool
+		name    string
+		in      string
+		state   byte
+		pgrp    int
+		session int
+		ok      bool
 	}{
-		{"plain", "123 (sleep) S 1 77 77 0", 'S', 77, true},
-		{"name with spaces and parens", "9 (a) b) (c) Z 1 5 5 0", 'Z', 5, true},
-		{"truncated", "9 (x) R 1", 0, 0, false},
-		{"no name", "garbage", 0, 0, false},
+		{"plain", "123 (sleep) S 1 77 76 0", 'S', 77, 76, true},
+		{"name with spaces and parens", "9 (a) b) (c) Z 1 5 4 0", 'Z', 5, 4, true},
+		{"truncated", "9 (x) R 1 5", 0, 0, 0, false},
+		{"no name", "garbage", 0, 0, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			state, pgrp, ok := parseStat([]byte(tc.in))
+			st, ok := parseStat([]byte(tc.in))
 			assert.Equal(t, tc.ok, ok)
 			if tc.ok {
-				assert.Equal(t, tc.state, state)
-				assert.Equal(t, tc.pgrp, pgrp)
+				assert.Equal(t, tc.state, st.state)
+				assert.Equal(t, tc.pgrp, st.pgrp)
+				assert.Equal(t, tc.session, st.session)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 
@@ -37,7 +38,8 @@ func newCheckConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			out := cmd.OutOrStdout()
+			w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "KEY\tVALUE\tSOURCE")
 			for _, s := range cfg.Settings() {
 				fmt.Fprintf(w, "%s\t%q\t%s\n", s.Key, s.Value, s.Source)
@@ -45,14 +47,39 @@ func newCheckConfigCmd() *cobra.Command {
 			if err := w.Flush(); err != nil {
 				return err
 			}
+			if err := printNotices(out, cfg.Notices()); err != nil {
+				return err
+			}
 			mode := "standalone (always active)"
 			if cfg.HA() {
 				mode = fmt.Sprintf("HA group %q over ZooKeeper %s", cfg.HAID, cfg.ZK)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "configuration OK: %s\n", mode)
+			fmt.Fprintf(out, "configuration OK: %s\n", mode)
 			return nil
 		},
 	}
 	addConfigFlags(cmd.Flags())
 	return cmd
+}
+
+// printNotices prints the warnings, one a line, then the variables hanode
+// read but does not use, one a line with their sources.
+func printNotices(out io.Writer, notices []conf.Notice) error {
+	var unused []conf.Notice
+	for _, n := range notices {
+		if n.Kind == conf.NoticeUnused {
+			unused = append(unused, n)
+			continue
+		}
+		fmt.Fprintf(out, "%s: %s\n", n.Kind, n)
+	}
+	if len(unused) == 0 {
+		return nil
+	}
+	fmt.Fprintln(out, "keys hanode does not use (ignored):")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, n := range unused {
+		fmt.Fprintf(w, "  %s\t%s\n", n.Key, n.Source)
+	}
+	return w.Flush()
 }

@@ -2,12 +2,11 @@ package main
 
 import (
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/hanode/hanode/roles"
 )
@@ -21,7 +20,11 @@ func guardArgs(command string, stop time.Duration, name, role, haID, logLevel, l
 // newGuardCmd is the hidden duty guard: started by `hanode run` for an HA
 // node's ACTIVE_CMD, it owns the duty and stops it when the lease the
 // coordinator passes it runs out, or when the coordinator goes away
-// (roles.ServeGuard has the protocol).
+// (roles.ServeGuard has the protocol). SIGTERM and SIGINT stop the duty and
+// end the guard (an active node's coordinator then starts a new one, as for
+// any guard that dies); SIGHUP is ignored and a broken stdout or stderr is
+// harmless (notifySignals), so a terminal's hangup or a closed log pipe
+// never takes the guard away from its duty.
 func newGuardCmd() *cobra.Command {
 	var (
 		command, name, role, haID, level, format string
@@ -38,18 +41,19 @@ func newGuardCmd() *cobra.Command {
 				return usageError{err}
 			}
 			log = log.Named("guard").With(zap.String("name", name), zap.Int("pid", os.Getpid()))
-			// The coordinator passes its stdout as fd 3 for the duty's output.
-			out := os.NewFile(3, "duty-stdout")
-			if out == nil {
-				out = os.Stderr
+			ctx, cancel := notifySignals(cmd.Context(), log)
+			defer cancel()
+			// The coordinator passes its stdout as fd 3 for the duty's
+			// output; the duty gets it as its stdout, not as a stray fd 3.
+			out := os.Stderr
+			if _, err := unix.FcntlInt(3, unix.F_GETFD, 0); err == nil {
+				unix.CloseOnExec(3)
+				out = os.NewFile(3, "duty-stdout")
 			}
-			sup := roles.NewSupervisor(roles.SupervisorConfig{
+			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, roles.SupervisorConfig{
 				Command: command, StopTimeout: stop, Name: name, Role: role, HAID: haID,
 				Env: os.Environ(), Stdout: out, Stderr: os.Stderr, Logger: log,
 			})
-			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-			defer cancel()
-			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, sup, log)
 		},
 	}
 	f := cmd.Flags()

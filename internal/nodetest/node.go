@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -47,6 +48,12 @@ type Options struct {
 	Args []string
 	// Heartbeat sets ACTIVE_CMD to HeartbeatCmd(node.HeartbeatFile()).
 	Heartbeat bool
+	// DutyCmd, with Heartbeat, builds ACTIVE_CMD from the heartbeat file
+	// instead of HeartbeatCmd (a duty that must still write its lines).
+	DutyCmd func(heartbeatFile string) string
+	// StderrPipe sends hanode's stderr through a pipe the harness copies to
+	// the log, so that a test can close it (CloseStderr).
+	StderrPipe bool
 	// Environ adds KEY=VALUE entries to the process environment (the test's
 	// own environment, without HANODE_* variables, is the base).
 	Environ []string
@@ -80,6 +87,8 @@ type proc struct {
 	done    chan struct{} // closed once the process was reaped
 	state   *os.ProcessState
 	waitErr error
+	// errPipe is the read end of hanode's stderr with Options.StderrPipe.
+	errPipe *os.File
 }
 
 var nodeSeq atomic.Int64
@@ -164,6 +173,9 @@ func (n *Node) writeEnvFile() {
 	}
 	if n.opts.Heartbeat {
 		env["ACTIVE_CMD"] = HeartbeatCmd(n.HeartbeatFile())
+		if n.opts.DutyCmd != nil {
+			env["ACTIVE_CMD"] = n.opts.DutyCmd(n.HeartbeatFile())
+		}
 	}
 	if err := os.WriteFile(n.envFile, []byte(EnvFile(env)+n.opts.Raw), 0o644); err != nil {
 		n.t.Fatal(err)
@@ -218,19 +230,41 @@ func (n *Node) launch() {
 	cmd.Env = append(processEnv(), markerEnv+"="+n.marker)
 	cmd.Env = append(cmd.Env, n.opts.Environ...)
 	cmd.Stdout, cmd.Stderr = outF, errF
+	var errW *os.File // the write end of the stderr pipe, closed after Start
+	if n.opts.StderrPipe {
+		r, w, err := os.Pipe()
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		p.errPipe, errW, cmd.Stderr = r, w, w
+		go func() { // owns errF: copies until the pipe ends or CloseStderr
+			_, _ = io.Copy(errF, r)
+			_ = errF.Close()
+		}()
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd = cmd
 	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	if errW != nil {
+		_ = errW.Close()
+	}
+	if err != nil {
 		_ = outF.Close()
-		_ = errF.Close()
+		if p.errPipe != nil {
+			_ = p.errPipe.Close()
+		} else {
+			_ = errF.Close()
+		}
 		n.t.Fatalf("nodetest: start %s: %v", n.name, err)
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
 		p.state = cmd.ProcessState
 		_ = outF.Close()
-		_ = errF.Close()
+		if p.errPipe == nil {
+			_ = errF.Close()
+		}
 		close(p.done)
 	}()
 	n.cur = p
@@ -297,6 +331,21 @@ func (n *Node) Running() bool {
 
 // Paused reports whether the node was stopped with Stop and not continued.
 func (n *Node) Paused() bool { return n.stopped.Load() }
+
+// CloseStderr closes the harness's end of the current run's stderr pipe
+// (Options.StderrPipe): from then on hanode writes to a pipe without a
+// reader, and its log file receives nothing more. It returns the instant
+// just before the close.
+func (n *Node) CloseStderr() time.Time {
+	n.t.Helper()
+	p := n.current()
+	if p == nil || p.errPipe == nil {
+		n.t.Fatalf("nodetest: CloseStderr %s: not started with StderrPipe", n.name)
+	}
+	at := time.Now()
+	_ = p.errPipe.Close()
+	return at
+}
 
 // Term sends SIGTERM and returns the instant just before it was sent.
 func (n *Node) Term() time.Time { return n.Signal(syscall.SIGTERM) }
