@@ -228,7 +228,9 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 	case EvDutyStopped:
 		c.onDutyStopped()
 	case EvDutyLost:
-		c.onDutyLost(ev.Reason)
+		if ev.Term == c.term {
+			c.onDutyLost(ev.Reason)
+		}
 	case EvFenced:
 		c.onFenced(ev)
 	case EvShutdown:

@@ -45,10 +45,11 @@ type Callbacks struct {
 	// stopped, within the margin. It runs only after OnStartedLeading.
 	OnStoppedLeading func(reason string)
 	// OnLeaseExtended runs whenever an active node's lease is set or
-	// extended, with the time it has left. It must not block. A duty guard
-	// in another process uses it to stop the duty on its own clock when the
-	// extensions stop coming (this process froze, starved or died).
-	OnLeaseExtended func(left time.Duration)
+	// extended, with its end on this process's monotonic clock. It must not
+	// block. A duty guard in another process uses it to stop the duty on its
+	// own clock when the extensions stop coming (this process froze,
+	// starved or died).
+	OnLeaseExtended func(until time.Time)
 	// Fence, when set, runs before a new leader starts its duty whenever a
 	// previous leader may have acted: the node stays in PhaseFencing until
 	// Fence returns nil, and retries with backoff after an error. ctx ends
@@ -201,13 +202,15 @@ func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
 	return fmt.Errorf("ha: fenced write: %s", r.Detail)
 }
 
-// DutyLost tells the election that the duty died and could not be kept
-// running in this term: the node hands over to another member.
-func (e *Election) DutyLost(reason string) {
-	select {
-	case e.events <- EvDutyLost{Reason: reason}:
-	case <-e.quit:
-	}
+// DutyLost tells the election that the duty of term died and could not be
+// kept running: the node hands over to another member. It never blocks.
+func (e *Election) DutyLost(term int64, reason string) {
+	go func() {
+		select {
+		case e.events <- EvDutyLost{Term: term, Reason: reason}:
+		case <-e.quit:
+		}
+	}()
 }
 
 // shutdownBound limits how long Run waits, once the duty has stopped, for
@@ -321,14 +324,14 @@ func (e *Election) execute(a Action) {
 		ctx, cancel := context.WithCancel(context.Background())
 		e.dutyCancel = cancel
 		if cb.OnLeaseExtended != nil {
-			cb.OnLeaseExtended(time.Until(a.LeaseEnd)) // the guard learns the lease before the duty exists
+			cb.OnLeaseExtended(a.LeaseEnd) // the guard learns the lease before the duty exists
 		}
 		if cb.OnStartedLeading != nil {
 			cb.OnStartedLeading(ctx, a.Term)
 		}
 	case ActExtendDuty:
 		if cb.OnLeaseExtended != nil {
-			cb.OnLeaseExtended(time.Until(a.LeaseEnd))
+			cb.OnLeaseExtended(a.LeaseEnd)
 		}
 	case ActStopDuty:
 		if e.dutyCancel != nil {

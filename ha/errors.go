@@ -7,8 +7,9 @@ import "errors"
 var (
 	// ErrNameInUse: another live process holds this server name.
 	ErrNameInUse = errors.New("ha: name in use")
-	// ErrGroupMismatch: the HA_ID is recorded with another role or region.
-	ErrGroupMismatch = errors.New("ha: HA group recorded with another role or region")
+	// ErrGroupMismatch: the HA_ID is recorded with another role, region or
+	// session timeout (the lease every member waits out).
+	ErrGroupMismatch = errors.New("ha: HA group recorded with another role, region or session timeout")
 )
 
 // IsRefusal reports whether err is one of the refusals above.

@@ -138,9 +138,12 @@ type EvTick struct{}
 // EvDutyStopped confirms an ActStopDuty: the duty has stopped.
 type EvDutyStopped struct{}
 
-// EvDutyLost reports that the duty died and could not be restarted in this
-// term (its guard gave up): the node must not stay active.
-type EvDutyLost struct{ Reason string }
+// EvDutyLost reports that the duty of Term died and could not be restarted
+// (its guard gave up): the node must not stay active.
+type EvDutyLost struct {
+	Term   int64
+	Reason string
+}
 
 // EvFenced is the outcome of ActFence for Term.
 type EvFenced struct {

@@ -27,13 +27,27 @@ type FenceConfig struct {
 type Previous struct {
 	Name, Host, HTTP string
 	Term             int64
+	// Known is false when nobody knows who led before (the leader record
+	// was missing or unreadable): a previous leader may have acted, but
+	// Name, Host, HTTP and Term are empty.
+	Known bool
 }
 
 // Fence runs the fence command for the leadership of term and reports
 // whether it succeeded (exit status 0 within the timeout). The command sees
 // HANODE_NAME, HANODE_ROLE, HANODE_HA_ID, HANODE_TERM (the new term) and
-// HANODE_PREV_NAME, HANODE_PREV_HOST, HANODE_PREV_HTTP, HANODE_PREV_TERM.
+// HANODE_PREV_NAME, HANODE_PREV_HOST, HANODE_PREV_HTTP, HANODE_PREV_TERM, and
+// HANODE_PREV_KNOWN ("1", or "0" when the previous leader is not known and
+// the command must fence whatever may have acted, for example every other
+// member of the group).
 // It runs in its own process group, killed whole on timeout or when ctx ends.
+func flag01(k bool) string {
+	if k {
+		return "1"
+	}
+	return "0"
+}
+
 func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) error {
 	if cfg.Command == "" {
 		return nil
@@ -52,7 +66,7 @@ func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) erro
 		"HANODE_NAME="+cfg.Name, "HANODE_ROLE="+cfg.Role, "HANODE_HA_ID="+cfg.HAID,
 		"HANODE_TERM="+strconv.FormatInt(term, 10),
 		"HANODE_PREV_NAME="+prev.Name, "HANODE_PREV_HOST="+prev.Host, "HANODE_PREV_HTTP="+prev.HTTP,
-		"HANODE_PREV_TERM="+strconv.FormatInt(prev.Term, 10))
+		"HANODE_PREV_TERM="+strconv.FormatInt(prev.Term, 10), "HANODE_PREV_KNOWN="+flag01(prev.Known))
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,9 +27,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			return run(ctx, cfg)
+			return run(cmd.Context(), cfg)
 		},
 	}
 	addConfigFlags(cmd.Flags())
@@ -48,6 +44,8 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("name", cfg.Name))
+	ctx, stopSignals := notifySignals(ctx, log)
+	defer stopSignals()
 
 	ln, err := ping.Listen(ctx, cfg.HTTPListen)
 	if err != nil {
@@ -58,6 +56,14 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	log.Info("hanode starting", zap.String("version", version), zap.String("role", cfg.Role),
 		zap.String("region", cfg.Region), zap.String("ha_id", cfg.HAID), zap.String("http", httpAddr),
 		zap.String("env_file", cfg.EnvFile))
+	for _, n := range cfg.Notices() {
+		if n.Kind == conf.NoticeWarning {
+			log.Warn("configuration warning", zap.String("key", n.Key), zap.String("value", n.Value),
+				zap.String("source", n.Source), zap.String("detail", n.Msg))
+		} else {
+			log.Info("key not used by hanode", zap.String("key", n.Key), zap.String("source", n.Source))
+		}
+	}
 
 	id := ping.Identity{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region, HAID: cfg.HAID, NetID: cfg.NetID, Version: version}
 	if !cfg.HA() {
@@ -69,20 +75,33 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		return runStandalone(ctx, log, ln, id, duty)
 	}
 
+	// One ZooKeeper session for the process: it reserves the server name
+	// and carries the election (and, later, every other user of ZooKeeper).
+	started := time.Now().UTC()
+	sess, err := ha.OpenSession(ha.SessionConfig{
+		Servers: cfg.ZKServers(), Root: cfg.ZKChroot() + cfg.ZKRoot, Timeout: cfg.ZKSessionTimeout,
+		Name: cfg.Name, Host: host, PID: os.Getpid(), Started: started, Logger: log,
+	})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer sess.Close()
+
 	// In a group the duty runs under a guard process that holds its own copy
 	// of the lease: it stops the duty even if this process freezes or dies.
+	var el *ha.Election
 	duty := noDuty
 	if cfg.ActiveCmd != "" {
-		exe, err := os.Executable()
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("find own executable for the duty guard: %w", err)
-		}
 		guard := roles.NewGuard(roles.GuardConfig{
-			Path:        exe,
+			// The very binary running now, even after an upgrade replaced the
+			// file: a replacement guard speaks this coordinator's protocol.
+			Path:        "/proc/self/exe",
 			Args:        guardArgs(cfg.ActiveCmd, cfg.ActiveStopTimeout, cfg.Name, cfg.Role, cfg.HAID, cfg.LogLevel, cfg.LogFormat),
 			StopTimeout: cfg.ActiveStopTimeout + roles.KillGrace + time.Second,
-			Logger:      log.Named("duty"),
+			// Called only after Start, by which time el is set.
+			OnDutyLost: func(term int64, reason string) { el.DutyLost(term, reason) },
+			Logger:     log.Named("duty"),
 		})
 		if err := guard.Ready(); err != nil {
 			_ = ln.Close()
@@ -97,18 +116,14 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ()}
 		fence = func(ctx context.Context, req ha.FenceRequest) error {
 			p := req.Previous
-			return roles.Fence(ctx, fc, req.Term, roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term})
+			return roles.Fence(ctx, fc, req.Term, roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term,
+				Known: req.PreviousKnown})
 		}
 	}
-	el, err := ha.NewElector(ha.Config{
-		Servers: cfg.ZKServers(),
-		Root:    cfg.ZKChroot() + cfg.ZKRoot,
-		Group:   cfg.HAID,
-		Self: ha.MemberInfo{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region, Host: host, HTTP: httpAddr,
-			PID: os.Getpid(), Started: time.Now().UTC()},
-		SessionTimeout: cfg.ZKSessionTimeout,
-		Margin:         cfg.LeaseMargin,
-		Logger:         log,
+	el, err = ha.NewElection(sess, ha.ElectionConfig{
+		Group: cfg.HAID, Role: cfg.Role, Region: cfg.Region, HTTP: httpAddr,
+		Margin: cfg.LeaseMargin,
+		Logger: log,
 		Callbacks: ha.Callbacks{
 			OnStartedLeading: func(_ context.Context, term int64) { duty.Start(term) },
 			OnStoppedLeading: func(reason string) {
@@ -116,7 +131,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 					log.Error("duty did not stop", zap.Error(err))
 				}
 			},
-			OnLeaseExtended: duty.Extend,
+			OnLeaseExtended: duty.ExtendUntil,
 			Fence:           fence,
 		},
 	})
@@ -128,9 +143,9 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	go func() { srvDone <- ping.Serve(srvCtx, ln, ping.New(id, el, log.Named("http")), log.Named("http")) }()
 
-	// The elector stops the duty and leaves the group before it returns; the
-	// HTTP server goes last so balancers see "standby", not a refused port,
-	// while the member leaves.
+	// The election stops the duty and leaves the group before it returns;
+	// the HTTP server goes last so balancers see "standby", not a refused
+	// port, while the member leaves.
 	runErr := el.Run(ctx)
 	stopSrv()
 	if err := <-srvDone; err != nil && runErr == nil {
@@ -144,7 +159,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 type leaseDuty interface {
 	Start(term int64)
 	Stop(reason string) error
-	Extend(left time.Duration)
+	ExtendUntil(deadline time.Time)
 }
 
 // noDuty stands in when there is no ACTIVE_CMD.
@@ -154,7 +169,7 @@ type nopDuty struct{}
 
 func (nopDuty) Start(int64)          {}
 func (nopDuty) Stop(string) error    { return nil }
-func (nopDuty) Extend(time.Duration) {}
+func (nopDuty) ExtendUntil(time.Time) {}
 
 // runStandalone serves a node with no HA group: always active, duty always on.
 func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor) error {

@@ -82,11 +82,11 @@ func printGroups(out io.Writer, groups []ha.GroupStatus) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, g := range groups {
 		leader := "(none)"
-		if g.Leader != "" {
+		switch {
+		case g.Leader != "" && g.State == "fencing":
+			leader = g.Leader + " (fencing the previous leader)"
+		case g.Leader != "":
 			leader = g.Leader
-			if !g.Committed {
-				leader += " (taking over)"
-			}
 		}
 		fmt.Fprintf(w, "HA_ID %s\trole %s\tregion %s\tleader %s\tterm %d\tsince %s\n",
 			g.HAID, g.Role, g.Region, leader, g.Term, sinceText(g))
@@ -99,12 +99,18 @@ func printGroups(out io.Writer, groups []ha.GroupStatus) error {
 			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Seq, m.Name, state, m.Host, m.HTTP, m.PID,
 				m.Started.Format(time.RFC3339))
 		}
+		for _, ig := range g.Ignored {
+			fmt.Fprintf(w, "  ignored %s: %s\n", ig.Znode, ig.Reason)
+		}
+		for _, p := range g.Problems {
+			fmt.Fprintf(w, "  problem: %s\n", p)
+		}
 	}
 	return w.Flush()
 }
 
 func sinceText(g ha.GroupStatus) string {
-	if g.Since.IsZero() || !g.Committed {
+	if g.Since.IsZero() || g.Leader == "" {
 		return "-"
 	}
 	return fmt.Sprintf("%s (%s ago)", g.Since.Format(time.RFC3339), time.Since(g.Since).Round(time.Second))

@@ -1,0 +1,363 @@
+package ha
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Table tests of the decision core at exact instants: a scripted ZooKeeper
+// answers each request by hand, so each rule of core_rules.go is seen alone.
+// (The simulator explores their interleavings.)
+
+const (
+	ctD = 4 * time.Second
+	ctM = 1200 * time.Millisecond
+)
+
+var ctW = takeoverWait(ctD)
+
+// rig drives one core.
+type rig struct {
+	t    *testing.T
+	c    *Core
+	now  time.Time
+	reqs []ActRequest // requests not yet answered, in order
+	acts []Action     // every action, in order
+	n    int          // guid counter
+}
+
+func newRig(t *testing.T, name string) *rig {
+	t.Helper()
+	r := &rig{t: t, now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	c, err := NewCore(CoreConfig{Root: "/h", Group: "g", Self: MemberInfo{Name: name, Role: "primary", Host: "host"},
+		Lease: ctD, Margin: ctM, NewGUID: func() string { r.n++; return fmt.Sprintf("%032x", r.n) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.c = c
+	return r
+}
+
+func (r *rig) step(ev Event) {
+	for _, a := range r.c.Step(r.now, ev) {
+		r.acts = append(r.acts, a)
+		if q, ok := a.(ActRequest); ok {
+			r.reqs = append(r.reqs, q)
+		}
+	}
+}
+
+// after moves the clock and ticks.
+func (r *rig) after(d time.Duration) {
+	r.now = r.now.Add(d)
+	r.step(EvTick{})
+}
+
+// take removes and returns the first outstanding request of kind on a path
+// ending in suffix; it fails the test if there is none.
+func (r *rig) take(kind OpKind, suffix string) ActRequest {
+	r.t.Helper()
+	for i, q := range r.reqs {
+		if q.Op.Kind == kind && strings.HasSuffix(q.Op.Path, suffix) {
+			r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+			return q
+		}
+	}
+	r.t.Fatalf("no %s request on *%s; outstanding: %v", kind, suffix, r.pending())
+	return ActRequest{}
+}
+
+func (r *rig) pending() []string {
+	var out []string
+	for _, q := range r.reqs {
+		out = append(out, q.Op.Kind.String()+" "+q.Op.Path)
+	}
+	return out
+}
+
+func (r *rig) answer(q ActRequest, res Result) { r.step(EvReply{ID: q.ID, Result: res}) }
+
+// claimed reports whether a claim (a multi writing the leader record) is out.
+func (r *rig) claim() (ActRequest, bool) {
+	for i, q := range r.reqs {
+		if q.Op.Kind == OpMulti {
+			for _, o := range q.Op.Ops {
+				if strings.HasSuffix(o.Path, "/leader") {
+					r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+					return q, true
+				}
+			}
+		}
+	}
+	return ActRequest{}, false
+}
+
+func (r *rig) started() (ActStartDuty, bool) {
+	for _, a := range r.acts {
+		if s, ok := a.(ActStartDuty); ok {
+			return s, true
+		}
+	}
+	return ActStartDuty{}, false
+}
+
+const ctGUIDSelf = "00000000000000000000000000000001"
+
+func memberName(guid string, seq int) string { return fmt.Sprintf("_c_%s-m-%010d", guid, seq) }
+
+// join walks a fresh core through session, group record and member create,
+// and returns its member node name.
+func (r *rig) join(seq int) string {
+	r.t.Helper()
+	r.step(EvSession{Up: true, ID: 7, Epoch: 1})
+	r.answer(r.take(OpGet, "/groups/g"), Result{Data: mustJSON(groupRecord{HAID: "g", Role: "primary", LeaseMS: ctD.Milliseconds()})})
+	c := r.take(OpCreate, "-m-")
+	name := memberName(r.c.guid, seq)
+	r.answer(c, Result{Path: "/h/groups/g/members/" + name})
+	return name
+}
+
+// look answers a look: the listing (names, each ephemeral of session 7 for
+// ours, 9 for others, with member data), then each read, then the record.
+func (r *rig) look(names []string, rec []byte, recVer int32) {
+	r.t.Helper()
+	r.answer(r.take(OpChildren, "/members"), Result{Children: names})
+	for _, n := range names {
+		for i, q := range r.reqs {
+			if q.Op.Kind == OpGet && strings.HasSuffix(q.Op.Path, "/"+n) && !q.Op.Watch {
+				r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+				owner := int64(9)
+				if n == r.c.own.Name {
+					owner = 7
+				}
+				r.answer(q, Result{Data: mustJSON(MemberInfo{Name: n, Role: "primary"}), Stat: Stat{EphemeralOwner: owner}})
+				break
+			}
+		}
+	}
+	q := r.take(OpGet, "/leader")
+	if rec == nil {
+		r.answer(q, Result{Err: ErrNoNode})
+	} else {
+		r.answer(q, Result{Data: rec, Stat: Stat{Version: recVer}})
+	}
+}
+
+func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.join(0)
+	r.look([]string{own}, nil, 0)
+	if r.c.phase != PhaseWaiting {
+		t.Fatalf("phase %s, want waiting", r.c.phase)
+	}
+	r.after(ctW - time.Millisecond)
+	if _, ok := r.claim(); ok {
+		t.Fatal("claimed before W: an earlier leader of a group ZooKeeper forgot may still act")
+	}
+	r.after(time.Millisecond)
+	q, ok := r.claim()
+	if !ok {
+		t.Fatalf("no claim at W; outstanding %v", r.pending())
+	}
+	ops := q.Op.Ops
+	if len(ops) != 2 || ops[0].Kind != OpSet || !strings.HasSuffix(ops[0].Path, own) || ops[0].Version != 0 ||
+		ops[1].Kind != OpCreate || !strings.HasSuffix(ops[1].Path, "/leader") {
+		t.Fatalf("claim %+v: want Set(own, 0) and Create(leader)", ops)
+	}
+	rec, kind, _ := decodeLeader(ops[1].Data)
+	if kind != recOK || rec.Holder != own || rec.Term < r.now.UnixMilli() {
+		t.Fatalf("record %+v: want us as holder and a term seeded from the wall clock", rec)
+	}
+	sent := r.now
+	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
+	s, ok := r.started()
+	if !ok || s.Term != rec.Term || !s.LeaseEnd.Equal(sent.Add(ctD-ctM)) {
+		t.Fatalf("duty %+v, %v: want term %d, lease end send+D-M", s, ok, rec.Term)
+	}
+	if !r.c.Active(r.now) || r.c.Active(sent.Add(ctD-ctM)) {
+		t.Fatal("active must hold exactly until send + D - M")
+	}
+}
+
+func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.join(0)
+	r.look([]string{own}, nil, 0)
+	r.after(ctW)
+	q, _ := r.claim()
+	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
+	r.take(OpGet, "/leader") // the holder's watch on the record
+	every := extendEvery(ctD, ctM)
+	r.after(every)
+	ext := r.take(OpSet, own)
+	if ext.Op.Version != 1 {
+		t.Fatalf("extension at version %d, want 1 (our last write)", ext.Op.Version)
+	}
+	sent := r.now
+	r.answer(ext, Result{Stat: Stat{Version: 2}})
+	if got := r.c.leaseEnd(); !got.Equal(sent.Add(ctD - ctM)) {
+		t.Fatalf("lease end %v, want the extension's send time + D - M", got)
+	}
+	// Someone wrote our node: the next extension fails; we stop at once.
+	r.after(every)
+	r.answer(r.take(OpSet, own), Result{Err: ErrBadVersion})
+	if r.c.Active(r.now) || r.c.phase == PhaseActive {
+		t.Fatal("still active after our node was written by another client")
+	}
+	stop := false
+	for _, a := range r.acts {
+		if _, ok := a.(ActStopDuty); ok {
+			stop = true
+		}
+	}
+	if !stop {
+		t.Fatal("no ActStopDuty")
+	}
+}
+
+func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing.T) {
+	r := newRig(t, "b")
+	holder := memberName("0000000000000000000000000000000f", 0)
+	own := r.join(1)
+	rec := mustJSON(leaderRecord{Term: 5, Holder: holder, Name: "a", State: recActive})
+	r.look([]string{holder, own}, rec, 3)
+	w := r.take(OpGet, holder)
+	if !w.Op.Watch {
+		t.Fatal("the second member must watch the holder")
+	}
+	r.answer(w, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
+		Stat: Stat{Version: 4, EphemeralOwner: 9}})
+	// The holder extends: the wait starts again from the new read.
+	r.after(ctW / 2)
+	r.step(EvWatch{ID: w.ID, Kind: WatchChanged})
+	w2 := r.take(OpGet, holder)
+	r.answer(w2, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "primary"}), Stat: Stat{Version: 5, EphemeralOwner: 9}})
+	read := r.now
+	r.after(ctW - time.Millisecond)
+	if _, ok := r.claim(); ok {
+		t.Fatal("claimed within W of the holder's last extension")
+	}
+	r.after(time.Millisecond)
+	q, ok := r.claim()
+	if !ok {
+		t.Fatalf("no claim W after the last extension; outstanding %v", r.pending())
+	}
+	ops := q.Op.Ops
+	if len(ops) != 3 || ops[0].Kind != OpDelete || !strings.HasSuffix(ops[0].Path, holder) || ops[0].Version != 5 ||
+		ops[2].Kind != OpSet || ops[2].Version != 3 {
+		t.Fatalf("claim %+v: want Delete(holder, 5), Set(own), Set(leader, 3)", ops)
+	}
+	if r.now.Sub(read) != ctW {
+		t.Fatalf("claimed %s after the read, want W = %s", r.now.Sub(read), ctW)
+	}
+}
+
+func TestCoreReleaseLetsTheNextClaimAtOnceButOnlyFromAMemberSeenBelow(t *testing.T) {
+	for _, seen := range []bool{true, false} {
+		t.Run(fmt.Sprintf("seen=%v", seen), func(t *testing.T) {
+			r := newRig(t, "b")
+			holder := memberName("0000000000000000000000000000000f", 0)
+			own := r.join(1)
+			if seen {
+				r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
+				r.answer(r.take(OpGet, holder), Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+				r.step(EvWatch{ID: r.c.predWatch, Kind: WatchDeleted})
+			}
+			// The record says the holder released; we are lowest now.
+			r.look([]string{own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recReleased}), 4)
+			q, ok := r.claim()
+			if ok != seen {
+				t.Fatalf("claimed at once = %v, want %v", ok, seen)
+			}
+			if !seen {
+				r.after(ctW)
+				if q, ok = r.claim(); !ok {
+					t.Fatal("no claim after W")
+				}
+			}
+			if q.Op.Ops[1].Version != 4 {
+				t.Fatalf("claim writes the record at version %d, want 4", q.Op.Ops[1].Version)
+			}
+		})
+	}
+}
+
+func TestCoreObservationsDoNotSurviveAReconnect(t *testing.T) {
+	r := newRig(t, "b")
+	holder := memberName("0000000000000000000000000000000f", 0)
+	own := r.join(1)
+	r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
+	w := r.take(OpGet, holder)
+	r.answer(w, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+	r.after(ctW - 100*time.Millisecond)
+	// A reconnect to the same session: what we read before proves nothing.
+	r.step(EvSession{Up: false, Epoch: 1})
+	r.step(EvSession{Up: true, ID: 7, Epoch: 2})
+	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+	r.look([]string{own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
+	r.after(200 * time.Millisecond)
+	if _, ok := r.claim(); ok {
+		t.Fatal("claimed on an observation made before the reconnect")
+	}
+	r.after(ctW - 200*time.Millisecond)
+	if _, ok := r.claim(); !ok {
+		t.Fatal("no claim W after the first look of the new epoch")
+	}
+}
+
+func TestCoreTermsSeedFromTheWallClockAndRefuseARecordThatCannotGrow(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		rec    []byte
+		claim  bool
+		atLeat int64
+	}{
+		{"no record: the wall clock", nil, true, 0},
+		{"a small term: the wall clock still", mustJSON(leaderRecord{Term: 7, Holder: "x", State: recActive}), true, 0},
+		{"a term ahead of the clock: one more", mustJSON(leaderRecord{Term: 1 << 50, Holder: "x", State: recActive}), true, 1<<50 + 1},
+		{"a term that cannot grow: refused", mustJSON(leaderRecord{Term: MaxTerm, Holder: "x", State: recActive}), false, 0},
+		{"an unreadable record: overwritten", []byte("{not json"), true, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, "a")
+			own := r.join(0)
+			r.look([]string{own}, c.rec, 2)
+			r.after(ctW)
+			q, ok := r.claim()
+			if ok != c.claim {
+				t.Fatalf("claim = %v, want %v (snapshot %+v)", ok, c.claim, r.c.Snapshot())
+			}
+			if !ok {
+				if p := r.c.Snapshot().Problem; !strings.Contains(p, "/h/groups/g/leader") {
+					t.Fatalf("problem %q must name the record", p)
+				}
+				return
+			}
+			rec, _, _ := decodeLeader(q.Op.Ops[1].Data)
+			want := max(c.atLeat, r.now.UnixMilli())
+			if rec.Term != want || rec.Term >= MaxTerm {
+				t.Fatalf("term %d, want %d", rec.Term, want)
+			}
+		})
+	}
+}
+
+func TestCoreForeignNodesAreIgnoredOrKeptInOrderButNeverTrusted(t *testing.T) {
+	r := newRig(t, "b")
+	own := r.join(5)
+	persistent := memberName("0000000000000000000000000000000e", 0)
+	signed := "_c_0000000000000000000000000000000d-m--000000001"
+	garbage := memberName("0000000000000000000000000000000c", 1)
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{signed, persistent, garbage, own, "leader-junk"}})
+	r.answer(r.take(OpGet, persistent), Result{Data: mustJSON(MemberInfo{Name: "forged", Role: "p"})})
+	r.answer(r.take(OpGet, garbage), Result{Data: []byte("x"), Stat: Stat{EphemeralOwner: 9}})
+	r.answer(r.take(OpGet, own), Result{Stat: Stat{EphemeralOwner: 7}})
+	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
+	st := r.c.Snapshot()
+	if r.c.position != 1 || len(st.Members) != 2 || len(st.Ignored) != 4 {
+		t.Fatalf("position %d, members %+v, ignored %+v: want behind the ephemeral garbage node only",
+			r.c.position, st.Members, st.Ignored)
+	}
+}

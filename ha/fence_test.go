@@ -1,0 +1,137 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hanode/hanode/internal/zktest"
+)
+
+// fenceLog records Fence calls and lets a test decide their outcome.
+type fenceLog struct {
+	mu    sync.Mutex
+	calls []fenceCall
+	fail  map[string]bool // member name -> its Fence fails
+}
+
+type fenceCall struct {
+	by  string
+	req FenceRequest
+}
+
+func (f *fenceLog) fenceFor(name string) func(context.Context, FenceRequest) error {
+	return func(_ context.Context, req FenceRequest) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.calls = append(f.calls, fenceCall{by: name, req: req})
+		if f.fail[name] {
+			return errors.New("fence device unreachable")
+		}
+		return nil
+	}
+}
+
+func (f *fenceLog) setFail(name string, fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail[name] = fail
+}
+
+func (f *fenceLog) callsBy(name string) []FenceRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []FenceRequest
+	for _, c := range f.calls {
+		if c.by == name {
+			out = append(out, c.req)
+		}
+	}
+	return out
+}
+
+// crash ends a member as a crash does: its session closes under it, so it
+// cannot release; its duty callbacks still stop (as the duty guard would).
+func (m *member) crash(t *testing.T) {
+	t.Helper()
+	m.sess.Close()
+	m.stop(t)
+}
+
+// TestNewLeaderFencesThePreviousLeaderBeforeActing: the first leader of an
+// empty group fences an unknown predecessor (nobody can tell whether one
+// acted before ZooKeeper lost its data); after a crash the new leader fences
+// the old one by name, host and term, and acts only once that succeeded;
+// after a release nobody is fenced.
+func TestNewLeaderFencesThePreviousLeaderBeforeActing(t *testing.T) {
+	zkS := zktest.Start(t)
+	fl := &fenceLog{fail: map[string]bool{}}
+	g := newGroup(t, zkS.Addr)
+	g.fence = fl.fenceFor
+	g.watchOverlap()
+	a := g.start("a")
+	g.waitLeader(20 * time.Second)
+	if calls := fl.callsBy("a"); len(calls) != 1 || calls[0].PreviousKnown {
+		t.Fatalf("the first leader fenced %+v; want one call with the previous leader unknown", calls)
+	}
+	b := g.start("b")
+	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+
+	fl.setFail("b", true)
+	termA := a.el.State().Term
+	a.crash(t)
+	waitFor(t, 10*time.Second, "b to try fencing a twice", func() bool { return len(fl.callsBy("b")) >= 2 })
+	if st := b.el.State(); st.Active() || b.starts.Load() != 0 || st.Phase != PhaseFencing {
+		t.Fatalf("b is %s (duty starts %d) while its fence fails", st.Phase, b.starts.Load())
+	}
+	req := fl.callsBy("b")[0]
+	if !req.PreviousKnown || req.Previous.Name != "a" || req.Previous.Host != "test-host" || req.Previous.Term != termA ||
+		req.Term <= termA {
+		t.Fatalf("fence request %+v: want previous a at term %d and a larger term", req, termA)
+	}
+	fl.setFail("b", false)
+	waitFor(t, 20*time.Second, "b active once fencing succeeds", func() bool { return b.el.State().Active() })
+	if got := b.el.State().Term; got != req.Term {
+		t.Fatalf("b leads in term %d, fenced for term %d", got, req.Term)
+	}
+
+	c := g.start("c")
+	waitFor(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
+	b.stop(t)
+	waitFor(t, 10*time.Second, "c active", func() bool { return c.el.State().Active() })
+	if calls := fl.callsBy("c"); len(calls) != 0 {
+		t.Fatalf("c fenced %+v after b released", calls)
+	}
+}
+
+// TestFencingTargetSurvivesALeaderThatDiedWhileFencing: b claims and dies
+// before its fence succeeds, so b never acted; c must fence a (the last
+// leader that may have acted), not b.
+func TestFencingTargetSurvivesALeaderThatDiedWhileFencing(t *testing.T) {
+	zkS := zktest.Start(t)
+	fl := &fenceLog{fail: map[string]bool{"b": true}}
+	g := newGroup(t, zkS.Addr)
+	g.fence = fl.fenceFor
+	g.watchOverlap()
+	a := g.start("a")
+	g.waitLeader(20 * time.Second)
+	b := g.start("b")
+	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	c := g.start("c")
+	waitFor(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
+	termA := a.el.State().Term
+
+	a.crash(t)
+	waitFor(t, 10*time.Second, "b to try fencing a", func() bool { return len(fl.callsBy("b")) >= 1 })
+	b.stop(t) // gracefully, but it never acted: it must not release over a
+	waitFor(t, 20*time.Second, "c active", func() bool { return c.el.State().Active() })
+	calls := fl.callsBy("c")
+	if len(calls) == 0 || !calls[0].PreviousKnown || calls[0].Previous.Name != "a" || calls[0].Previous.Term != termA {
+		t.Fatalf("c fenced %+v; want a (term %d): b never acted", calls, termA)
+	}
+	if b.starts.Load() != 0 {
+		t.Fatal("b started its duty without fencing")
+	}
+}
