@@ -167,8 +167,8 @@ var noDuty leaseDuty = nopDuty{}
 
 type nopDuty struct{}
 
-func (nopDuty) Start(int64)          {}
-func (nopDuty) Stop(string) error    { return nil }
+func (nopDuty) Start(int64)           {}
+func (nopDuty) Stop(string) error     { return nil }
 func (nopDuty) ExtendUntil(time.Time) {}
 
 // runStandalone serves a node with no HA group: always active, duty always on.
