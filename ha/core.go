@@ -109,9 +109,11 @@ type Core struct {
 	own     memberNode
 	ownVer  int32
 	ownSure bool // ownVer is what our last write left (no ambiguous write since)
-	// ownEpoch is the epoch of our last acknowledged write of our node: the
-	// holder's proofs (rule A, release) hold only within it.
+	// ownEpoch and ownSent are the epoch and send time of our last
+	// acknowledged write of our node: the holder's proofs (rule A, release)
+	// rest on them (ownProof).
 	ownEpoch uint64
+	ownSent  time.Time
 
 	// The group as last looked at.
 	look        lookState
@@ -136,6 +138,7 @@ type Core struct {
 	predLowest bool   // pred was the lowest member when we started watching
 	predObs    time.Time
 	predVer    int32
+	predHolds  bool // pred's node, as last read, carries a lease (it extends it)
 	unreadable []unread  // nodes below us in the order whose data is not a member record
 	sweepable  []unread  // those we may delete (no readable member below us)
 	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged

@@ -192,7 +192,7 @@ func (c *Core) lose(reason string) {
 	// twice, even when the tree is recreated and sequences start again, so
 	// nothing proved with an old node applies to a new one.
 	c.guid = c.cfg.NewGUID()
-	c.own, c.ownSure, c.ownEpoch = memberNode{}, false, 0
+	c.own, c.ownSure, c.ownEpoch, c.ownSent = memberNode{}, false, 0, time.Time{}
 	c.position, c.pred, c.predWatch, c.recWatch = -1, "", 0, 0
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)

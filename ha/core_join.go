@@ -161,7 +161,7 @@ func (c *Core) onGroupRecord(r Result) {
 func (c *Core) joined(node memberNode, ver int32, sure bool, epoch uint64) {
 	c.role, c.joining = roleMember, joinStart
 	c.own, c.ownVer, c.ownSure = node, ver, sure
-	c.ownEpoch = 0
+	c.ownEpoch, c.ownSent = 0, time.Time{}
 	if sure && epoch == c.epoch {
 		c.ownEpoch = epoch
 	}

@@ -38,6 +38,31 @@ type fenceState struct {
 	backoff time.Duration
 }
 
+// ownWritten records an acknowledged write of our node sent in request p.
+func (c *Core) ownWritten(p pending) {
+	c.ownEpoch, c.ownSent = 0, p.sent
+	if p.epoch == c.epoch {
+		c.ownEpoch = c.epoch
+	}
+}
+
+// ownProof: nobody can have claimed since our last acknowledged write of our
+// node, in any history of the tree. Within the epoch of that write the
+// versions we check prove it (a server restored from an older state breaks
+// every connection). Across epochs, time does: every claim by another
+// member needs W of silence after our last write (rule D) or our node gone
+// after it (rules B and C wait W more), so less than D on our clock since
+// that write (less than W of real time, doc.go) leaves no room for one.
+func (c *Core) ownProof() bool {
+	if !c.ownSure {
+		return false
+	}
+	if c.ownEpoch != 0 && c.ownEpoch == c.epoch {
+		return true
+	}
+	return !c.ownSent.IsZero() && c.now.Sub(c.ownSent) < c.cfg.Lease
+}
+
 // holderData is our member node's data while we hold the lease.
 func (c *Core) holderData(term, n int64) []byte {
 	d := memberData{MemberInfo: c.cfg.Self, LeaseTerm: term, LeaseN: n}
@@ -54,7 +79,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	switch r.Err {
 	case ErrNone:
 	case ErrLost:
-		c.ownSure, c.ownEpoch = false, 0 // it may have applied; the look reads our node
+		c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{} // it may have applied; the look reads our node
 		c.wantLook()
 		return
 	case ErrNotSent, ErrOther:
@@ -72,7 +97,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 			c.lose("member node " + c.own.Name + " is gone")
 			return
 		default:
-			c.ownSure, c.ownEpoch = false, 0
+			c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
 		}
 		c.wantLook()
 		return
@@ -87,10 +112,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	c.role, c.term = roleHolder, ci.rec.Term
 	c.seenTerm = max(c.seenTerm, c.term)
 	c.ownVer, c.ownSure = r.Multi[ownIdx].Stat.Version, true
-	c.ownEpoch = 0
-	if p.epoch == c.epoch {
-		c.ownEpoch = c.epoch
-	}
+	c.ownWritten(p)
 	c.rec, c.recKind, c.recWhy = ci.rec, recOK, ""
 	c.recMine = 0
 	if c.recVer >= 0 && len(r.Multi) > ownIdx+1 && r.Multi[ownIdx+1].Stat.Version > 0 {
@@ -233,9 +255,7 @@ func (c *Core) onExtendReply(p pending, r Result) {
 	switch r.Err {
 	case ErrNone:
 		c.ownVer, c.ownSure = r.Stat.Version, true
-		if p.epoch == c.epoch {
-			c.ownEpoch = c.epoch
-		}
+		c.ownWritten(p)
 		if c.role == roleHolder && c.activated || c.role == roleHolder && !c.activated {
 			c.leaseSend = later(c.leaseSend, p.sent)
 			if c.duty == dutyOn {
@@ -285,7 +305,7 @@ func (c *Core) ownTampered() {
 	z := c.l.member(c.own.Name)
 	c.notice("own-changed", Notice{Level: "warn", Znode: z,
 		Msg: fmt.Sprintf("member node %s was written by another client; stepping down and rejoining", z)})
-	c.ownSure, c.ownEpoch = false, 0
+	c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
 	if c.role == roleHolder {
 		c.stepDown("member node written by another client", nil)
 	}
@@ -380,9 +400,7 @@ func (c *Core) onRepairReply(p pending, r Result) {
 	switch r.Err {
 	case ErrNone:
 		c.ownVer = r.Multi[0].Stat.Version
-		if p.epoch == c.epoch {
-			c.ownEpoch = c.epoch
-		}
+		c.ownWritten(p)
 		c.recMine = r.Multi[1].Stat.Version
 		if c.role == roleHolder {
 			c.leaseSend = later(c.leaseSend, p.sent)
@@ -452,14 +470,12 @@ func (c *Core) onActivateReply(p pending, r Result) {
 	switch r.Err {
 	case ErrNone:
 		c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
-		if p.epoch == c.epoch {
-			c.ownEpoch = c.epoch
-		}
+		c.ownWritten(p)
 		c.leaseSend = later(c.leaseSend, p.sent)
 		c.activated = true
 		c.fence = fenceState{}
 	case ErrLost:
-		c.ownSure, c.ownEpoch = false, 0
+		c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
 		c.fence.retryAt = c.now.Add(500 * time.Millisecond)
 	case ErrNotSent, ErrOther:
 		c.fence.retryAt = c.now.Add(500 * time.Millisecond)
@@ -482,8 +498,7 @@ func (c *Core) onActivateReply(p pending, r Result) {
 // epoch), and deletes our node when leave is set. Without the proof it only
 // leaves (when asked), and the next leader waits W.
 func (c *Core) release(leave bool, then func()) {
-	proof := c.up && c.ownSure && c.ownEpoch != 0 && c.ownEpoch == c.epoch &&
-		c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
+	proof := c.up && c.ownProof() && c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
 	if !proof {
 		if leave {
 			c.leave(then)

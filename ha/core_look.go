@@ -254,7 +254,7 @@ func (c *Core) checkOwn(own nodeInfo) {
 		// A write of ours is in flight: the version read may be before or
 		// after it. Its reply settles the version.
 	case !c.ownSure:
-		c.ownVer, c.ownSure, c.ownEpoch = own.version, true, 0
+		c.ownVer, c.ownSure, c.ownEpoch, c.ownSent = own.version, true, 0, time.Time{}
 	case own.version != c.ownVer:
 		// Another client wrote our node: nothing we proved with it holds,
 		// and others cannot read what we are. Rejoin with a clean node.
@@ -345,7 +345,9 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 		if c.predLowest {
 			c.predObs = c.now
 		}
-		if d, _, ok := decodeMember(r.Data); ok && d.LeaseTerm < MaxTerm {
+		d, _, ok := decodeMember(r.Data)
+		c.predHolds = ok && d.LeaseTerm > 0
+		if ok && d.LeaseTerm < MaxTerm {
 			c.seenTerm = max(c.seenTerm, d.LeaseTerm)
 		}
 	}

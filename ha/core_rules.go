@@ -16,8 +16,9 @@ type claimRule uint8
 const (
 	ruleNone claimRule = iota
 	// ruleSelf (A): the leader record still names us and our node is as our
-	// last write left it, in this epoch: nobody claimed since, and our own
-	// duty has stopped. Re-claim at once (a lapsed lease, a new term).
+	// last write left it, in this epoch or less than D ago (ownProof):
+	// nobody claimed since, and our own duty has stopped. Re-claim at once
+	// (a lapsed lease, a new term).
 	ruleSelf
 	// ruleReleased (B): the record says its holder released, and that
 	// holder is a member we saw below us in this epoch: it stopped its duty
@@ -52,7 +53,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	}
 	rec := c.recKind == recOK
 	switch {
-	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.ownEpoch == c.epoch && c.ownEpoch != 0:
+	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.ownProof():
 		return ruleSelf, c.now, true
 	case c.position == 0 && rec && c.rec.State == recReleased && c.seenBelow[c.rec.Holder]:
 		return ruleReleased, c.now, true
@@ -60,9 +61,11 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 		return ruleVacant, c.candSince.Add(c.wait), true
 	case c.position == 1 && c.predLowest && !c.predObs.IsZero() && c.predWatch != 0:
 		wait := c.wait
-		if !(rec && c.rec.Holder == c.pred && c.rec.State != recReleased) {
-			// The lowest member does not hold the lease: it is waiting to
-			// claim itself. Give it a full lease more before pushing it out.
+		if !c.predHolds && !(rec && c.rec.Holder == c.pred && c.rec.State != recReleased) {
+			// The lowest member does not hold the lease (its node carries
+			// none, and the record does not name it): it is waiting to claim
+			// itself. Give it a full lease more before pushing it out. Only
+			// liveness rests on this; W alone is safe.
 			wait += c.cfg.Lease
 		}
 		return ruleSilent, c.predObs.Add(wait), true

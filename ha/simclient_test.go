@@ -44,6 +44,7 @@ type simNode struct {
 	slowUntil   time.Duration // extra latency until (real)
 	slowBy      time.Duration
 	replaced    bool          // Session.checkClient dropped the session
+	conns       uint64        // connections made
 	upAt        time.Duration // last scheduled arrival at the server (FIFO)
 	downAt      time.Duration // last scheduled arrival at the client (FIFO)
 
@@ -351,6 +352,7 @@ func (n *simNode) tryConnect() {
 	}
 	if n.sid != 0 && s.now-n.lastSession > s.cfg.lease && !n.replaced {
 		n.replaced = true // Session.checkClient: a fresh client, a fresh session
+		n.lastZxid = 0
 		s.tracef("%s: no session for a session timeout; replacing the client", n.name)
 	}
 	if n.cut() {
@@ -369,6 +371,14 @@ func (n *simNode) tryConnect() {
 			return
 		}
 		oldSID := n.sid
+		if oldSID != 0 && !n.replaced && n.lastZxid > s.zk.LastZxid() {
+			// ZooKeeper refuses a client that has seen a newer zxid than
+			// it has (a server restored from an older state, or wiped);
+			// the client retries until it is replaced.
+			s.tracef("%s: refused: the client has seen zxid %d, the server is at %d", n.name, n.lastZxid, s.zk.LastZxid())
+			n.scheduleConnect(time.Second)
+			return
+		}
 		reuse := oldSID != 0 && !n.replaced && s.zk.Alive(oldSID)
 		var evs []simzk.Event
 		if reuse {
@@ -387,7 +397,8 @@ func (n *simNode) tryConnect() {
 		n.deliverOn(conn, false, func() {
 			n.connecting = false
 			n.connected, n.lastSession, n.lastZxid = true, s.now, zx
-			n.epoch++
+			n.conns++
+			n.epoch++ // every connection is an epoch (Session does the same)
 			if !reuse {
 				n.replaced = false
 				lost := n.watches
