@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/hanode/hanode/ha"
 )
@@ -91,6 +92,26 @@ func BenchmarkStatus(b *testing.B) {
 			if w.code != http.StatusOK {
 				b.Fatalf("status %d", w.code)
 			}
+		}
+	})
+}
+
+// BenchmarkPingSEWire is the same probe on the wire path: parsing the raw
+// request and appending the raw answer, without a socket.
+func BenchmarkPingSEWire(b *testing.B) {
+	h := New(testID, fixed(ha.PhaseActive), nil)
+	ws := &wireServer{route: h.route, h: h.h}
+	raw := []byte("GET /v2/ping/net/1/se/ HTTP/1.1\r\nHost: 10.0.0.1:9100\r\nUser-Agent: HAProxy\r\n\r\n")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		out := make([]byte, 0, 512)
+		tk := &tracked{}
+		for pb.Next() {
+			req, v := ws.route.parse(raw)
+			if v != verdictAnswer {
+				b.Fatalf("verdict %d", v)
+			}
+			out, _ = ws.answer(tk, out[:0], &req, false, time.Now())
 		}
 	})
 }

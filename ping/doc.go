@@ -23,4 +23,14 @@
 // any phase this package does not know answer "standby".
 //
 // Nothing is logged per request above debug level: balancers poll constantly.
+//
+// A ping costs as little as the protocol allows: Serve answers the two ping
+// routes on the connection itself, without net/http, allocations or locks
+// (wire.go, fast.go), and hands every other request to net/http and echo,
+// whose answers the fast paths reproduce byte for byte. Serve also bounds
+// what connections cost: at most a fixed number are open, the one waiting
+// longest for its request is closed to let a new one in, unfinished requests
+// and idle connections time out, and memory goes back to the OS after a
+// burst (conns.go). A client holding thousands of half-sent requests open
+// neither grows the process nor keeps a balancer's probe out.
 package ping

@@ -43,17 +43,23 @@ var (
 	methods = []string{http.MethodGet, http.MethodHead}
 )
 
-// New returns the node's HTTP handler, an *echo.Echo with the ping and status
-// routes (see the package comment). The banner and port messages are hidden,
-// no request-logging middleware is installed, a panicking handler answers 500
-// and is logged at error level with its stack, and errors answer short
-// text/plain bodies instead of echo's JSON. Use it as an http.Handler (Serve)
-// or call its ServeHTTP directly.
+// New returns the node's HTTP handler with the ping and status routes (see the
+// package comment). The two ping routes are answered by a small hand-written
+// path (fast.go) that allocates nothing and takes no lock; every other
+// request, including pings it cannot answer byte for byte as echo would (an
+// escaped netid, for instance), goes to an echo router. Served by Serve, the
+// ping routes are answered on the connection itself (wire.go), before
+// net/http parses anything.
+//
+// No request-logging middleware is installed, a panicking StateReader or
+// handler answers 500 and is logged at error level with its stack, and errors
+// answer short text/plain bodies instead of echo's JSON. Use the Handler as an
+// http.Handler (Serve) or call its ServeHTTP directly.
 //
 // src is asked for the state once per answered request and must not block. A
 // nil log discards. New panics if src is nil. An empty id.NetID matches no
 // request, so every ping answers 404; New logs a warning then.
-func New(id Identity, src ha.StateReader, log *zap.Logger) *echo.Echo {
+func New(id Identity, src ha.StateReader, log *zap.Logger) *Handler {
 	if src == nil {
 		panic("ping: New: nil StateReader")
 	}
@@ -68,7 +74,7 @@ func New(id Identity, src ha.StateReader, log *zap.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.StdLogger = zap.NewStdLog(log) // used only if the caller runs e.Start
+	e.StdLogger = zap.NewStdLog(log) // used only if someone runs e.Start
 	e.HTTPErrorHandler = h.handleError
 	e.Use(h.recoverer)
 
@@ -82,7 +88,24 @@ func New(id Identity, src ha.StateReader, log *zap.Logger) *echo.Echo {
 	for _, p := range []string{PathPing, PathPingSE, PathStatus} {
 		e.OPTIONS(p, methodNotAllowed)
 	}
-	return e
+	return &Handler{h: h, echo: e, route: newRoute(id.NetID)}
+}
+
+// Handler is the node's HTTP handler, made by New.
+type Handler struct {
+	h     *handler
+	echo  *echo.Echo
+	route route
+}
+
+// ServeHTTP answers the two ping routes itself and hands everything else to
+// echo.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if se, ok := h.route.matchRequest(r); ok {
+		h.h.servePing(w, r, se)
+		return
+	}
+	h.echo.ServeHTTP(w, r)
 }
 
 type handler struct {

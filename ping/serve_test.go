@@ -136,7 +136,7 @@ func TestShutdownIsBoundedWhenARequestHangs(t *testing.T) {
 	defer cancel()
 	const grace = 50 * time.Millisecond
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, hang, nil, grace) }()
+	go func() { done <- serve(ctx, ln, hang, nil, grace, defaultLimits()) }()
 
 	c := &http.Client{Timeout: 5 * time.Second}
 	reqDone := make(chan error, 1)
