@@ -144,7 +144,7 @@ SERVER_CLI="$SERVER_CLI -DCONFIG=${HOME}/nw2.conf -DLOG_DIR=${HOME}/logs"
 	}
 	g := doc.Groups[0]
 	if g.HAID != haID || g.Role != "primary" || g.Region != "world" || g.Leader != leaderName ||
-		g.Term != term || !g.Committed || len(g.Members) != 3 {
+		g.Term != term || g.State != "active" || len(g.Members) != 3 {
 		t.Errorf("hanode status --json group: %+v", g)
 	}
 	leaders := 0
