@@ -315,6 +315,7 @@ func (e *Election) execute(a Action) {
 			if ch != nil {
 				select {
 				case ev := <-ch:
+					e.s.watches.Add(1)
 					e.post(EvWatch{ID: a.ID, Kind: watchKind(ev)})
 				case <-e.quit:
 				}

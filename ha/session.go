@@ -44,6 +44,9 @@ type Session struct {
 
 	conn atomic.Pointer[zk.Conn]
 	stat atomic.Pointer[sessionStatus]
+	zks  atomic.Pointer[ZKStatus] // for status readers: computed on each state change
+
+	requests, writes, watches atomic.Uint64
 
 	wake chan struct{}
 	quit chan struct{}
@@ -107,6 +110,7 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
+	s.updateZK()
 	go s.run()
 	return s, nil
 }
@@ -140,15 +144,35 @@ func (s *Session) Close() {
 // Timeout is the session timeout asked for.
 func (s *Session) Timeout() time.Duration { return s.cfg.Timeout }
 
-// ZK describes the client's state for status.
+// ZK describes the client's state for status. It allocates nothing: the
+// ping endpoints read it on every request.
 func (s *Session) ZK() ZKStatus {
+	if st := s.zks.Load(); st != nil {
+		return *st
+	}
+	return ZKStatus{State: zk.StateDisconnected.String()}
+}
+
+func (s *Session) updateZK() {
 	c := s.conn.Load()
 	zs := c.State()
 	st := ZKStatus{Connected: zs == zk.StateHasSession, State: zs.String()}
 	if id := c.SessionID(); id != 0 {
 		st.SessionID = sessionHex(id)
 	}
-	return st
+	s.zks.Store(&st)
+}
+
+// SessionStats counts what a session asked of ZooKeeper.
+type SessionStats struct {
+	Requests    uint64 // every request, reads and writes
+	Writes      uint64 // creates, deletes, sets and multis
+	WatchEvents uint64 // watch notifications delivered to elections
+}
+
+// Stats returns the session's counters so far.
+func (s *Session) Stats() SessionStats {
+	return SessionStats{Requests: s.requests.Load(), Writes: s.writes.Load(), WatchEvents: s.watches.Load()}
 }
 
 func (s *Session) status() sessionStatus { return *s.stat.Load() }
@@ -186,6 +210,11 @@ func (s *Session) do(op Op) (Result, <-chan zk.Event) {
 	conn := s.conn.Load()
 	if conn.State() != zk.StateHasSession {
 		return Result{Err: ErrNotSent, Detail: errNoSession.Error()}, nil
+	}
+	s.requests.Add(1)
+	switch op.Kind {
+	case OpCreate, OpDelete, OpSet, OpMulti:
+		s.writes.Add(1)
 	}
 	return do(conn, s.cfg.ACL, op)
 }
@@ -276,6 +305,7 @@ func (s *Session) onState(ev zk.Event) {
 
 // refresh publishes the status, reserving the name first in a new session.
 func (s *Session) refresh() {
+	s.updateZK()
 	conn := s.conn.Load()
 	id := conn.SessionID()
 	if conn.State() != zk.StateHasSession {

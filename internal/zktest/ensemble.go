@@ -240,7 +240,7 @@ func (e *Ensemble) zooCfg() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tickTime=%d\ninitLimit=40\nsyncLimit=20\n", tickTimeMs)
 	fmt.Fprintf(&b, "dataDir=%s\nclientPort=2181\n", dataDir)
-	b.WriteString("standaloneEnabled=false\nadmin.enableServer=false\n")
+	b.WriteString("standaloneEnabled=false\nadmin.enableServer=false\nmaxClientCnxns=0\n")
 	fmt.Fprintf(&b, "4lw.commands.whitelist=%s\n", fourLetters)
 	for _, l := range e.serverLines() {
 		b.WriteString(l + "\n")

@@ -145,16 +145,41 @@ type Server struct {
 	logger   tclog.Logger
 	testName string
 
+	opts Options
+
 	mu      sync.Mutex
 	ctr     testcontainers.Container
 	running bool
+}
+
+// Options tune a standalone server.
+type Options struct {
+	// TickMs is ZooKeeper's tickTime in milliseconds (default 500). Sessions
+	// of 2 to 20 ticks are honoured, and a dead client's session ends at
+	// most one tick after its timeout. ZooKeeper's own default is 2000.
+	TickMs int
+	// MaxClientCnxns caps connections from one address; 0 (the default
+	// here) means no cap, so many clients on one host are never refused
+	// (ZooKeeper's own default is 60).
+	MaxClientCnxns int
+}
+
+func (o Options) tick() int {
+	if o.TickMs <= 0 {
+		return tickTimeMs
+	}
+	return o.TickMs
 }
 
 // Start starts a standalone server and waits until it serves. Its tickTime is
 // 500 ms: sessions of 1 s to 10 s are honoured, and ZooKeeper, which expires
 // sessions on tick boundaries, ends a dead client's session at most half a
 // second after its timeout. It is terminated in t.Cleanup.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith is Start with options (the local image only; the official
+// image keeps its environment's settings).
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	img := Image()
 	ctx, cancel := context.WithTimeout(context.Background(), dockerOpTime+readyTimeout)
@@ -162,7 +187,7 @@ func Start(t testing.TB) *Server {
 	if err := requireImage(ctx, img); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{image: img, logger: tclog.TestLogger(t), testName: t.Name()}
+	s := &Server{image: img, logger: tclog.TestLogger(t), testName: t.Name(), opts: o}
 	t.Cleanup(func() { s.terminate(t) })
 	if err := s.createFresh(ctx); err != nil {
 		t.Fatalf("zktest: start %s: %v", img, err)
@@ -378,7 +403,8 @@ func (s *Server) request() testcontainers.ContainerRequest {
 	local := isLocalImage(s.image)
 	switch {
 	case s.ens == nil && local:
-		req.Cmd = []string{"2181", dataDir, strconv.Itoa(tickTimeMs)}
+		// ZooKeeperServerMain's arguments: port datadir [ticktime [maxcnxns]].
+		req.Cmd = []string{"2181", dataDir, strconv.Itoa(s.opts.tick()), strconv.Itoa(s.opts.MaxClientCnxns)}
 	case s.ens == nil:
 		req.Env = officialEnv()
 	case local:
