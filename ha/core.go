@@ -138,7 +138,7 @@ type Core struct {
 	predLowest bool   // pred was the lowest member when we started watching
 	predObs    time.Time
 	predVer    int32
-	predHolds  bool // pred's node, as last read, carries a lease (it extends it)
+	predHolds  bool      // pred's node, as last read, carries a lease (it extends it)
 	unreadable []unread  // nodes below us in the order whose data is not a member record
 	sweepable  []unread  // those we may delete (no readable member below us)
 	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
