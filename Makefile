@@ -30,10 +30,20 @@ vet:
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-## test: vet, the whole suite under the race detector, and a short fuzz run
+## test: vet, the whole suite under the race detector, the election
+## simulator's SIM_RUNS seeded scenarios (without the race detector: a
+## scenario is one goroutine), and a short fuzz run
+SIM_RUNS ?= 10000
 test: zk-image vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory sim
 	$(MAKE) --no-print-directory fuzz
+
+## sim: the deterministic election simulator (ha/sim_test.go): SIM_RUNS
+## seeded scenarios; a failing seed prints the command that replays it
+.PHONY: sim
+sim:
+	$(GO) test -count=1 -timeout 20m -run '^TestSimulation' -v ./ha -sim.runs=$(SIM_RUNS)
 
 ## test-faults: the fault-injection suite alone (docs/faults.md); the soak
 ## reads HANODE_SOAK_SEED and HANODE_SOAK_FAULTS (here 100 unless set) from the environment
@@ -43,11 +53,13 @@ test-faults: zk-image
 
 ## test-unit: the tests that need no Docker
 test-unit:
-	$(GO) test -race -count=1 ./conf ./roles ./ping ./ha -run 'Parse|Lease|Transition|Member|Timeout|Renew|State|Env|Config|Valid|Supervisor|Ping|Status|Serve|Fuzz'
+	$(GO) test -race -count=1 ./conf ./ping ./roles
+	$(GO) test -race -count=1 ./ha -run 'TestCore|TestSimulation|Lease|Transition|Takeover|Extend|Member'
 
-## fuzz: run the env-file fuzzer briefly (FUZZTIME=...)
+## fuzz: run the fuzzers briefly (FUZZTIME=... each)
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvFile -fuzztime=$(FUZZTIME) ./conf
+	$(GO) test -run='^$$' -fuzz=FuzzParseMember -fuzztime=$(FUZZTIME) ./ha
 
 ## demo: a three-node primary group on this machine; the leader is killed, a standby takes over
 demo: build zk-image
@@ -58,6 +70,12 @@ BENCH_ROUNDS ?= 30
 bench: build zk-image
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCH_ROUNDS)x -timeout 30m ./bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./ping
+
+## bench-ping: ping throughput against bare net/http (wrk, pinned and
+## unpinned; ROUNDS, DURATION) and RSS under idle connections (BENCHMARKS.md, "Ping")
+.PHONY: bench-ping
+bench-ping:
+	@bash scripts/bench-ping.sh rss
 
 clean:
 	rm -rf bin .demo
