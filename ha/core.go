@@ -128,6 +128,7 @@ type Core struct {
 	recKind     recKind
 	recVer      int32
 	recWhy      string
+	maxed       bool            // the record's term cannot grow: refuse to lead
 	seenBelow   map[string]bool // members seen below us in this epoch (rule B)
 	seenTerm    int64
 	position    int // our index among members, -1 unknown
@@ -377,7 +378,7 @@ type Snapshot struct {
 func (c *Core) Snapshot() Snapshot {
 	s := Snapshot{Phase: c.phase, Reason: c.reason, Since: c.since, Term: c.Term(), Members: c.members,
 		Ignored: c.ignored}
-	if c.recKind == recOK && c.rec.Term >= MaxTerm {
+	if c.maxed {
 		s.Problem = fmt.Sprintf("refusing to lead: leader record %s holds term %d, which cannot grow; stop every member, "+
 			"then delete it", c.l.leaderNode(), c.rec.Term)
 	}

@@ -343,12 +343,19 @@ func (c *Core) onRecRead(id uint64, p pending, r Result) {
 		return // ours; the watch is armed again
 	}
 	c.recWatch = 0
+	if rec.Term >= MaxTerm {
+		// A term that cannot grow: neither follow nor overwrite it. Stop,
+		// and leave the record for the operator (setRecord says how).
+		c.setRecord(r)
+		c.stepDown("leader record overwritten with a term that cannot grow", nil)
+		return
+	}
 	if kind == recOK && rec.Term > c.term {
 		// Someone recorded a higher term: ours must not look older than it.
 		// Hand over to ourselves: stop, release above that term, re-claim.
 		c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
 			"leader record %s was overwritten by another client with term %d (ours %d); stepping down to lead above it", z, rec.Term, c.term)})
-		c.seenTerm = max(c.seenTerm, min(rec.Term, MaxTerm))
+		c.seenTerm = max(c.seenTerm, rec.Term)
 		c.recVer = r.Stat.Version
 		c.stepDown("leader record overwritten with a higher term", nil)
 		c.release(false, func() { c.forget("rec-foreign") })

@@ -190,7 +190,7 @@ func (c *Core) finishLook() {
 			idx = len(members)
 			info.data.MemberInfo = c.cfg.Self
 		} else {
-			c.seenTerm = max(c.seenTerm, min(info.data.SeenTerm, MaxTerm-1), min(info.data.LeaseTerm, MaxTerm-1))
+			c.seenTerm = max(c.seenTerm, plausibleTerm(info.data.SeenTerm), plausibleTerm(info.data.LeaseTerm))
 		}
 		leader := c.recKind == recOK && c.rec.Holder == m.Name && c.rec.State != recReleased
 		members = append(members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: leader})
@@ -273,22 +273,28 @@ func (c *Core) ignore(name, why string) {
 // setRecord takes what a read of the leader record found.
 func (c *Core) setRecord(r Result) {
 	c.recVer = r.Stat.Version
+	c.maxed = false
 	if r.Err == ErrNoNode {
 		c.rec, c.recKind, c.recWhy = leaderRecord{}, recAbsent, ""
+		c.forget("rec-max")
 		return
 	}
 	c.rec, c.recKind, c.recWhy = decodeLeader(r.Data)
 	z := c.l.leaderNode()
 	switch {
-	case c.recKind == recBad:
-		c.notice("rec-bad", Notice{Level: "warn", Znode: z,
-			Msg: fmt.Sprintf("leader record %s is not usable (%s): %s; the next leader overwrites it after the safe wait",
-				z, c.recWhy, quote(r.Data))})
 	case c.rec.Term >= MaxTerm:
+		// Whatever else it holds: overwriting it would make the recorded
+		// term go down, following it would overflow. Refuse, and say how
+		// to repair it.
+		c.maxed = true
 		c.notice("rec-max", Notice{Level: "error", Znode: z,
 			Msg: fmt.Sprintf("leader record %s holds term %d, which cannot grow (terms stay below %d): refusing to lead",
 				z, c.rec.Term, int64(MaxTerm)),
 			Fix: "stop every member of the group, check which terms downstream systems accepted, then delete " + z})
+	case c.recKind == recBad:
+		c.notice("rec-bad", Notice{Level: "warn", Znode: z,
+			Msg: fmt.Sprintf("leader record %s is not usable (%s): %s; the next leader overwrites it after the safe wait",
+				z, c.recWhy, quote(r.Data))})
 	default:
 		c.forget("rec-bad")
 		c.forget("rec-max")
@@ -347,10 +353,20 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 		}
 		d, _, ok := decodeMember(r.Data)
 		c.predHolds = ok && d.LeaseTerm > 0
-		if ok && d.LeaseTerm < MaxTerm {
-			c.seenTerm = max(c.seenTerm, d.LeaseTerm)
+		if ok {
+			c.seenTerm = max(c.seenTerm, plausibleTerm(d.LeaseTerm))
 		}
 	}
+}
+
+// plausibleTerm is a term a member published, or 0 when it cannot be one
+// (at or near MaxTerm: a damaged or foreign node must not stop the group
+// from ever leading again).
+func plausibleTerm(t int64) int64 {
+	if t <= 0 || t >= MaxTerm-1 {
+		return 0
+	}
+	return t
 }
 
 func without(names []string, name string) []string {

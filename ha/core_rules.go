@@ -48,7 +48,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	if c.role != roleMember || !c.up || c.position < 0 || !c.ownSure || c.look.id != 0 || c.lookDue {
 		return ruleNone, time.Time{}, false
 	}
-	if c.nextTerm() >= MaxTerm {
+	if c.maxed || c.nextTerm() >= MaxTerm {
 		return ruleNone, time.Time{}, false // refused: see Snapshot.Problem
 	}
 	rec := c.recKind == recOK
@@ -235,7 +235,7 @@ func (c *Core) standbyReason() string {
 	if c.position == 0 {
 		rule, at, ok := c.pickRule()
 		switch {
-		case c.nextTerm() >= MaxTerm:
+		case c.maxed || c.nextTerm() >= MaxTerm:
 			return "lowest member; refusing to lead: the leader record's term cannot grow"
 		case ok && rule == ruleVacant:
 			return fmt.Sprintf("lowest member; an earlier leader may still hold its lease: claiming in %s",

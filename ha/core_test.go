@@ -318,6 +318,7 @@ func TestCoreTermsSeedFromTheWallClockAndRefuseARecordThatCannotGrow(t *testing.
 		{"a small term: the wall clock still", mustJSON(leaderRecord{Term: 7, Holder: "x", State: recActive}), true, 0},
 		{"a term ahead of the clock: one more", mustJSON(leaderRecord{Term: 1 << 50, Holder: "x", State: recActive}), true, 1<<50 + 1},
 		{"a term that cannot grow: refused", mustJSON(leaderRecord{Term: MaxTerm, Holder: "x", State: recActive}), false, 0},
+		{"near int64's maximum, no holder: refused, not overwritten", []byte(`{"term": 9223372036854775800}`), false, 0},
 		{"an unreadable record: overwritten", []byte("{not json"), true, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -359,5 +360,27 @@ func TestCoreForeignNodesAreIgnoredOrKeptInOrderButNeverTrusted(t *testing.T) {
 	if r.c.position != 1 || len(st.Members) != 2 || len(st.Ignored) != 4 {
 		t.Fatalf("position %d, members %+v, ignored %+v: want behind the ephemeral garbage node only",
 			r.c.position, st.Members, st.Ignored)
+	}
+}
+
+// TestCoreAMemberPublishingAnImpossibleTermDoesNotStopTheGroup: a member
+// node whose seen_term is near the maximum (damaged, or written by hand) is
+// not taken as a term to grow from.
+func TestCoreAMemberPublishingAnImpossibleTermDoesNotStopTheGroup(t *testing.T) {
+	r := newRig(t, "b")
+	other := memberName("0000000000000000000000000000000f", 3)
+	own := r.join(0)
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{own, other}})
+	r.answer(r.take(OpGet, other), Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p", SeenTerm: 1<<62 + 5}),
+		Stat: Stat{EphemeralOwner: 9}})
+	r.answer(r.take(OpGet, own), Result{Stat: Stat{EphemeralOwner: 7}})
+	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
+	r.after(ctW)
+	q, ok := r.claim()
+	if !ok {
+		t.Fatalf("no claim: %+v", r.c.Snapshot())
+	}
+	if rec, _, _ := decodeLeader(q.Op.Ops[1].Data); rec.Term != r.now.UnixMilli() {
+		t.Fatalf("term %d, want the wall clock %d", rec.Term, r.now.UnixMilli())
 	}
 }

@@ -60,12 +60,13 @@ const (
 	fRollback
 	fServerRestart
 	fServerDown
+	fMaxTerm
 	nFaultKinds
 )
 
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
-	"delete-members", "data-loss", "rollback", "server-restart", "server-down"}
+	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term"}
 
 func (k faultKind) String() string { return faultNames[k] }
 
@@ -176,6 +177,8 @@ type sim struct {
 	duties   int
 	log      []string // fault log
 	claims   map[string]int
+
+	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
 }
 
 func newSim(cfg simConfig) *sim {
@@ -597,6 +600,28 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fServerDown:
 		snap := s.zk.Snapshot()
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
+	case fMaxTerm:
+		// An operator edits the record's term to one that cannot grow, and
+		// a member node's seen_term too; later deletes the record (the fix
+		// the refusal names).
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Version: -1,
+			Data: []byte(`{"term": 9223372036854775800, "holder": "x", "state": "active"}`)})
+		if names := s.members(l); len(names) > 0 {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1,
+				Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "x", Role: "primary", SeenTerm: 1<<62 + 5}})})
+		}
+		// The fix comes once every fault has ended (a rollback could bring
+		// the record back before): the operator acts on a quiet cluster.
+		if !s.fixPlanned {
+			s.fixPlanned = true
+			s.at(s.healAt-500*time.Millisecond, func() {
+				if data, _, ok := s.zk.Get(l.leaderNode()); ok {
+					if r, _, _ := decodeLeader(data); r.Term >= MaxTerm {
+						s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
+					}
+				}
+			})
+		}
 	}
 }
 
