@@ -21,6 +21,23 @@ type negotiatedDialer struct {
 	// reset is true when the last connection was reset before the server's
 	// first reply: a broken path, not a server that refuses to serve.
 	reset atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*sniffConn]struct{} // open connections, closed by closeAll
+}
+
+// closeAll closes every connection dialed so far. A replaced client may
+// sit in its handshake with a server that accepted the connection and never
+// answers (go-zookeeper waits 10 receive timeouts there, and Close does not
+// interrupt it): closing the socket ends it, and frees its buffers, now.
+func (d *negotiatedDialer) closeAll() {
+	d.mu.Lock()
+	conns := d.conns
+	d.conns = nil
+	d.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
 }
 
 // lastReset reports whether the last connection was reset before any reply.
@@ -32,7 +49,22 @@ func (d *negotiatedDialer) dial(network, address string, timeout time.Duration) 
 		return nil, err
 	}
 	d.reset.Store(false)
-	return &sniffConn{Conn: c, d: d}, nil
+	sc := &sniffConn{Conn: c, d: d}
+	d.mu.Lock()
+	if d.conns == nil {
+		d.conns = map[*sniffConn]struct{}{}
+	}
+	d.conns[sc] = struct{}{}
+	d.mu.Unlock()
+	return sc, nil
+}
+
+// Close forgets the connection and closes it.
+func (c *sniffConn) Close() error {
+	c.d.mu.Lock()
+	delete(c.d.conns, c)
+	c.d.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // negotiated returns the last granted session timeout, 0 if none seen yet.

@@ -342,6 +342,7 @@ func (s *Session) checkClient() {
 	}
 	s.log.Warn("no ZooKeeper session for longer than the session timeout; starting a fresh client",
 		zap.Duration("without_session", time.Since(s.lastSession)), zap.String("zk_state", old.State().String()))
+	s.dialer.closeAll() // the old client's sockets: it must not linger in a handshake
 	if err := s.connect(); err != nil {
 		s.log.Error("cannot start a ZooKeeper client", zap.Error(err))
 		return
