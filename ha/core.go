@@ -146,21 +146,24 @@ type Core struct {
 	candSince  time.Time // b: first look in this epoch showing us lowest
 
 	// Holder.
-	term      int64
-	recMine   int32 // leader record version after our last write of it
-	leaseSend time.Time
-	extBusy   bool
-	extN      int64
-	extLost   []byte // data of an extension whose outcome is unknown
-	recWatch  uint64
-	activated bool // past fencing: may act while the lease lasts
-	duty      dutyState
-	claimBusy bool
-	claiming  claimInfo
-	ownWrites int  // writes of our node in flight: a look must not mistake them for another client's
-	shutting  bool // shutdown under way
-	fence     fenceState
-	afterStop func() // what to do once the duty has stopped
+	term        int64
+	recMine     int32 // leader record version after our last write of it
+	leaseSend   time.Time
+	extBusy     bool
+	extN        int64
+	extLost     []byte // data of an extension whose outcome is unknown
+	recWatch    uint64
+	activated   bool // past fencing: may act while the lease lasts
+	duty        dutyState
+	claimBusy   bool
+	claiming    claimInfo
+	ownWrites   int    // writes of our node in flight: a look must not mistake them for another client's
+	ownWriteSeq uint64 // writes of our node sent so far
+	recWrites   int    // writes of the leader record of ours in flight
+	recWriteSeq uint64 // writes of the leader record of ours sent so far
+	shutting    bool   // shutdown under way
+	fence       fenceState
+	afterStop   func() // what to do once the duty has stopped
 
 	// Pacing of retries after failures.
 	retryAt time.Time

@@ -44,6 +44,8 @@ type pending struct {
 	rule  claimRule
 	look  uint64 // the look this read belongs to
 	leave bool   // pRelease: our node is deleted too
+	seq   uint64 // pRecWatch: our record writes sent before it
+	busy  bool   // pRecWatch: one of them was in flight
 	then  func() // pLeave, pRelease: what follows
 }
 

@@ -243,6 +243,7 @@ func (c *Core) extend() {
 	c.extN++
 	data := c.holderData(c.term, c.extN)
 	c.ownWrites++
+	c.ownWriteSeq++
 	c.request(pending{p: pExtend, data: data}, Op{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer})
 }
 
@@ -318,14 +319,30 @@ func (c *Core) ownTampered() {
 // watchRecord reads the leader record with a watch: the holder learns at
 // once of any write it did not make.
 func (c *Core) watchRecord() {
-	c.recWatch = c.request(pending{p: pRecWatch}, Op{Kind: OpGet, Path: c.l.leaderNode(), Watch: true})
+	c.recWatch = c.request(pending{p: pRecWatch, seq: c.recWriteSeq, busy: c.recWrites > 0},
+		Op{Kind: OpGet, Path: c.l.leaderNode(), Watch: true})
 }
+
+// writingRecord notes a write of the leader record of ours going out; its
+// reply must call recWritten. A read of the record raced by one is read again.
+func (c *Core) writingRecord() {
+	c.recWrites++
+	c.recWriteSeq++
+}
+
+func (c *Core) recWritten() { c.recWrites-- }
 
 func (c *Core) onRecRead(id uint64, p pending, r Result) {
 	if c.stale(p) || id != c.recWatch || c.role != roleHolder {
 		return
 	}
 	z := c.l.leaderNode()
+	if p.busy || p.seq != c.recWriteSeq || c.recWrites > 0 {
+		// A write of ours was in flight or sent since this read: it may show
+		// the record before or after it. Read again.
+		c.watchRecord()
+		return
+	}
 	switch r.Err {
 	case ErrNone:
 	case ErrNoNode:
@@ -393,6 +410,8 @@ func (c *Core) repairRecord(version int32) {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
 	}
 	c.ownWrites++
+	c.ownWriteSeq++
+	c.writingRecord()
 	c.extBusy = true
 	c.request(pending{p: pRepair, data: data}, Op{Kind: OpMulti, Ops: []Op{
 		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer}, rc}})
@@ -400,6 +419,7 @@ func (c *Core) repairRecord(version int32) {
 
 func (c *Core) onRepairReply(p pending, r Result) {
 	c.ownWrites--
+	c.recWritten()
 	c.extBusy = false
 	if c.stale(p) {
 		return
@@ -462,6 +482,8 @@ func (c *Core) onFenced(ev EvFenced) {
 	rec := c.rec
 	rec.State, rec.Previous = recActive, nil
 	c.ownWrites++
+	c.ownWriteSeq++
+	c.writingRecord()
 	c.request(pending{p: pActivate, data: data, term: c.term}, Op{Kind: OpMulti, Ops: []Op{
 		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer},
 		{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine}}})
@@ -470,6 +492,7 @@ func (c *Core) onFenced(ev EvFenced) {
 
 func (c *Core) onActivateReply(p pending, r Result) {
 	c.ownWrites--
+	c.recWritten()
 	if c.stale(p) || c.role != roleHolder || p.term != c.term || c.activated {
 		return
 	}
@@ -525,6 +548,7 @@ func (c *Core) release(leave bool, then func()) {
 	if c.recKind == recAbsent {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
 	}
+	c.writingRecord()
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
 }
 
@@ -544,6 +568,9 @@ func (c *Core) leave(then func()) {
 }
 
 func (c *Core) onLeaveReply(p pending, r Result) {
+	if p.p == pRelease {
+		c.recWritten()
+	}
 	if c.stale(p) {
 		return
 	}

@@ -17,6 +17,11 @@ type lookState struct {
 	rec     Result
 	recDone bool
 	again   bool // another look was asked for meanwhile
+	// ownSeq and ownBusy: our writes of our node when the look began. A
+	// read of our node is compared with what we wrote only if none was in
+	// flight then and none was sent since: replies may come in any order.
+	ownSeq  uint64
+	ownBusy bool
 }
 
 // wantLook asks for a look as soon as possible.
@@ -38,7 +43,7 @@ func (c *Core) lookWanted() {
 func (c *Core) startLook() {
 	c.lookDue = false
 	id := c.request(pending{p: pLookChildren}, Op{Kind: OpChildren, Path: c.l.membersDir()})
-	c.look = lookState{id: id}
+	c.look = lookState{id: id, ownSeq: c.ownWriteSeq, ownBusy: c.ownWrites > 0}
 	p := c.pend[id]
 	p.look = id
 	c.pend[id] = p
@@ -140,7 +145,12 @@ func (c *Core) finishLook() {
 	lk := c.look
 	c.look = lookState{}
 	c.lastLook = lk.at
-	c.setRecord(lk.rec)
+	if c.role != roleHolder {
+		// A holder knows the record better than a look (it wrote it; its
+		// watch catches anyone else's write), and a look's read may predate
+		// its latest write.
+		c.setRecord(lk.rec)
+	}
 
 	// Our own node first: it must be there, ours, and unchanged.
 	own, ok := c.infos[c.own.Name]
@@ -148,7 +158,7 @@ func (c *Core) finishLook() {
 		c.lose("member node " + c.own.Name + " is gone")
 		return
 	}
-	c.checkOwn(own)
+	c.checkOwn(own, lk.ownBusy || lk.ownSeq != c.ownWriteSeq)
 	if c.role == roleOut {
 		return
 	}
@@ -246,13 +256,13 @@ func (c *Core) finishLook() {
 }
 
 // checkOwn compares what a look read of our node with what we wrote.
-func (c *Core) checkOwn(own nodeInfo) {
+func (c *Core) checkOwn(own nodeInfo, raced bool) {
 	switch {
 	case own.owner != c.sid:
 		c.lose(fmt.Sprintf("member node %s is owned by session %s, not ours", c.own.Name, sessionHex(own.owner)))
-	case c.ownWrites > 0:
-		// A write of ours is in flight: the version read may be before or
-		// after it. Its reply settles the version.
+	case c.ownWrites > 0 || raced:
+		// A write of ours was in flight or sent during the look: the
+		// version read may be before or after it. Its reply settles it.
 	case !c.ownSure:
 		c.ownVer, c.ownSure, c.ownEpoch, c.ownSent = own.version, true, 0, time.Time{}
 	case own.version != c.ownVer:

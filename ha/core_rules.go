@@ -216,6 +216,7 @@ func (c *Core) claim(rule claimRule) {
 	}
 	c.claimBusy = true
 	c.ownWrites++
+	c.ownWriteSeq++
 	c.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, prevKnown: prev != nil}
 	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
 	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))

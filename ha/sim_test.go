@@ -260,7 +260,10 @@ func (s *sim) run() string {
 			var states []string
 			for _, n := range s.nodes {
 				if n.core != nil {
-					states = append(states, n.name+": "+n.core.debug())
+					d, ok := n.core.NextDeadline()
+					rule, at, rok := n.core.pickRule()
+					states = append(states, fmt.Sprintf("%s: next %v %v rule %v %v %v frozen %v: %s", n.name, d.Sub(n.local(s.now)), ok,
+						rule, at.Sub(n.local(s.now)), rok, n.frozen > s.now, n.core.debug()))
 				}
 			}
 			states = append(states, "zk: "+strings.Join(s.zk.Paths(), " "))
@@ -323,7 +326,7 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 			n.watches[op.Path] = append(n.watches[op.Path], id)
 		}
 		n.lastZxid = max(n.lastZxid, zx)
-		n.step(EvReply{ID: id, Result: res})
+		n.hand(EvReply{ID: id, Result: res}, 0)
 		if res.Err == ErrNotSent {
 			n.breakConn("session expired") // the server closes the connection
 		}

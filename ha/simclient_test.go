@@ -54,8 +54,9 @@ type simNode struct {
 	dutyTerm     int64
 	dutyDeadline time.Time // local
 	dutyStopping bool
-	coreWaits    bool // the core asked for the stop and waits for EvDutyStopped
-	spins        int  // ticks in a row that found a due deadline and did nothing
+	coreWaits    bool                     // the core asked for the stop and waits for EvDutyStopped
+	handedAt     map[uint64]time.Duration // when each reply reached the core
+	spins        int                      // ticks in a row that found a due deadline and did nothing
 	dutyGen      int
 	fenceTerm    int64
 	fenceGen     int
@@ -94,6 +95,37 @@ func (n *simNode) at(t time.Duration, f func()) {
 		f()
 	}
 	n.s.at(t, run)
+}
+
+// hand passes ev to the core a little later, as the real driver does from
+// the goroutine of each request or from the session's notification: events
+// can overtake each other there, except that a watch reaches the core after
+// the reply of the request that set it (after names that request; 0: none).
+func (n *simNode) hand(ev Event, after uint64) {
+	t := n.s.now + time.Duration(n.s.rng.Int63n(int64(300*time.Microsecond)))
+	if after != 0 {
+		t = max(t, n.handedAt[after]+time.Nanosecond)
+	}
+	if r, ok := ev.(EvReply); ok {
+		if n.handedAt == nil {
+			n.handedAt = map[uint64]time.Duration{}
+		}
+		n.handedAt[r.ID] = t
+	}
+	n.at(t, func() { n.step(ev) })
+}
+
+// notify tells the core the session changed, as Session's notification
+// does: the core reads the state as it is when it gets there (so it may
+// miss a brief change, never see one out of order).
+func (n *simNode) notify() {
+	n.at(n.s.now+time.Duration(n.s.rng.Int63n(int64(300*time.Microsecond))), func() {
+		ev := EvSession{Up: n.connected, Epoch: n.epoch}
+		if n.connected {
+			ev.ID = n.sid
+		}
+		n.step(ev)
+	})
 }
 
 // step feeds one event to the core and carries out its actions.
@@ -232,7 +264,7 @@ func (n *simNode) hold(t time.Duration, conn int, f func()) {
 // Session.do does), else travels to the server.
 func (n *simNode) send(id uint64, op Op) {
 	if !n.connected {
-		n.at(n.s.now, func() { n.step(EvReply{ID: id, Result: Result{Err: ErrNotSent}}) })
+		n.hand(EvReply{ID: id, Result: Result{Err: ErrNotSent}}, 0)
 		return
 	}
 	conn, sid := n.conn, n.sid
@@ -291,7 +323,7 @@ func (n *simNode) onWatchEvent(ev simzk.Event) {
 	delete(n.watches, ev.Path)
 	kind := watchKind(zk.Event{Type: ev.Type})
 	for _, id := range ids {
-		n.step(EvWatch{ID: id, Kind: kind})
+		n.hand(EvWatch{ID: id, Kind: kind}, id)
 	}
 }
 
@@ -325,9 +357,9 @@ func (n *simNode) breakConn(why string) {
 			continue
 		}
 		f.failed = true
-		n.step(EvReply{ID: id, Result: Result{Err: ErrLost}})
+		n.hand(EvReply{ID: id, Result: Result{Err: ErrLost}}, 0)
 	}
-	n.step(EvSession{Up: false, Epoch: n.epoch})
+	n.notify()
 	n.scheduleConnect(n.s.dur(10*time.Millisecond, 200*time.Millisecond))
 }
 
@@ -405,11 +437,12 @@ func (n *simNode) tryConnect() {
 				n.watches = map[string][]uint64{}
 				for _, ids := range lost {
 					for _, id := range ids {
-						n.step(EvWatch{ID: id, Kind: WatchLost})
+						n.hand(EvWatch{ID: id, Kind: WatchLost}, id)
 					}
 				}
 			}
-			n.step(EvSession{Up: true, ID: sid, Epoch: n.epoch})
+			_ = sid
+			n.notify()
 			for _, ev := range evs {
 				n.onWatchEvent(ev)
 			}
