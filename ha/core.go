@@ -140,6 +140,8 @@ type Core struct {
 	predObs    time.Time
 	predVer    int32
 	predHolds  bool      // pred's node, as last read, carries a lease (it extends it)
+	predFailed bool      // a claim deleting pred at predVer failed: rule D waits for a new read
+	ownWatch   uint64    // a member's watch on its own node, 0 none
 	unreadable []unread  // nodes below us in the order whose data is not a member record
 	sweepable  []unread  // those we may delete (no readable member below us)
 	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
@@ -151,7 +153,8 @@ type Core struct {
 	leaseSend   time.Time
 	extBusy     bool
 	extN        int64
-	extLost     []byte // data of an extension whose outcome is unknown
+	extLost     []byte     // data of an extension whose outcome is unknown
+	repair      *repairReq // a rewrite of the leader record owed (holder)
 	recWatch    uint64
 	activated   bool // past fencing: may act while the lease lasts
 	duty        dutyState

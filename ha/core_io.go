@@ -30,6 +30,7 @@ const (
 	pRelease                         // release the lease
 	pLeave                           // delete our member node
 	pCleanup                         // delete a leftover node of our session
+	pOwnWatch                        // read and watch our own node (member)
 )
 
 // pending is an outstanding request.
@@ -120,6 +121,17 @@ func (c *Core) onReply(ev EvReply) {
 		c.onRepairReply(p, r)
 	case pRelease, pLeave:
 		c.onLeaveReply(p, r)
+	case pOwnWatch:
+		if !c.stale(p) && ev.ID == c.ownWatch {
+			switch r.Err {
+			case ErrNone:
+			case ErrNoNode:
+				c.ownWatch = 0
+				c.wantLook() // the look finds it gone
+			default:
+				c.ownWatch = 0
+			}
+		}
 	}
 }
 
@@ -129,6 +141,11 @@ func (c *Core) onWatch(ev EvWatch) {
 	case ev.ID == c.predWatch:
 		c.predWatch = 0
 		c.onPredWatch(ev.Kind)
+	case ev.ID == c.ownWatch:
+		// Someone deleted or wrote our node (a standby's node changes only
+		// by our claim): look now rather than at the next relist.
+		c.ownWatch = 0
+		c.wantLook()
 	case ev.ID == c.recWatch:
 		c.recWatch = 0
 		if c.role == roleHolder {
@@ -176,7 +193,7 @@ func (c *Core) onSession(ev EvSession) {
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
 	c.predWatch, c.predObs, c.predLowest = 0, time.Time{}, false
-	c.recWatch = 0
+	c.recWatch, c.ownWatch = 0, 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}
@@ -195,7 +212,7 @@ func (c *Core) lose(reason string) {
 	// nothing proved with an old node applies to a new one.
 	c.guid = c.cfg.NewGUID()
 	c.own, c.ownSure, c.ownEpoch, c.ownSent = memberNode{}, false, 0, time.Time{}
-	c.position, c.pred, c.predWatch, c.recWatch = -1, "", 0, 0
+	c.position, c.pred, c.predWatch, c.recWatch, c.ownWatch = -1, "", 0, 0, 0
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}

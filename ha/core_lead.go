@@ -90,7 +90,10 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		last := len(r.Multi) - 1
 		switch {
 		case p.rule == ruleSilent && i == 0:
-			c.pred, c.predObs = "", time.Time{} // it changed or vanished meanwhile
+			// It changed or vanished meanwhile. Its watch tells which (a
+			// deletion with no change first keeps predObs as a bound); rule
+			// D waits for a new read.
+			c.predFailed = true
 		case i == last || i < 0:
 			// The leader record changed: read it again.
 		case kind == ErrNoNode:
@@ -150,10 +153,14 @@ func (c *Core) advanceHolder() {
 	if c.look.id == 0 && (c.lookDue || !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
 	}
-	if !c.extBusy && !c.now.Before(c.leaseSend.Add(c.every)) {
-		c.extend()
+	switch {
+	case c.extBusy:
+	case c.repair != nil && c.ownSure:
+		c.repairRecord(c.repair.version)
+	case !c.now.Before(c.leaseSend.Add(c.every)):
+		c.extend() // also resyncs our version when it is unsure
 	}
-	if c.recWatch == 0 {
+	if c.recWatch == 0 && c.repair == nil && c.recWrites == 0 {
 		c.watchRecord()
 	}
 	if !c.activated {
@@ -187,6 +194,7 @@ func (c *Core) checkLease() {
 // stopped. The leader record may still name us: rule A re-claims.
 func (c *Core) stepDown(reason string, then func()) {
 	c.cancelFence()
+	c.repair = nil
 	c.activated = false
 	c.leaseSend = time.Time{}
 	c.recWatch = 0
@@ -348,7 +356,7 @@ func (c *Core) onRecRead(id uint64, p pending, r Result) {
 	case ErrNoNode:
 		c.recWatch = 0
 		c.notice("rec-gone", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf("leader record %s was deleted; rewriting it", z)})
-		c.repairRecord(-1)
+		c.repair = &repairReq{version: -1}
 		return
 	default:
 		c.recWatch = 0
@@ -385,16 +393,18 @@ func (c *Core) onRecRead(id uint64, p pending, r Result) {
 	}
 	c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
 		"leader record %s was overwritten by another client (%s); rewriting it", z, why)})
-	c.repairRecord(r.Stat.Version)
+	c.repair = &repairReq{version: r.Stat.Version}
 }
 
+// repairReq is a rewrite of the leader record the holder owes: it goes out
+// as the next extension (one write of our node at a time).
+type repairReq struct{ version int32 } // -1: create it
+
 // repairRecord rewrites the leader record with our claim (version -1:
-// create it), together with an extension, which proves we still hold.
+// create it), together with an extension, which proves we still hold. It
+// takes the extension's place: never two writes of our node at once.
 func (c *Core) repairRecord(version int32) {
-	if !c.ownSure {
-		c.fail()
-		return
-	}
+	c.repair = nil
 	c.extN++
 	data := c.holderData(c.term, c.extN)
 	rec := c.rec
@@ -420,7 +430,7 @@ func (c *Core) repairRecord(version int32) {
 func (c *Core) onRepairReply(p pending, r Result) {
 	c.ownWrites--
 	c.recWritten()
-	c.extBusy = false
+	c.extBusy = false // the repair held the extension's place
 	if c.stale(p) {
 		return
 	}

@@ -231,7 +231,9 @@ func (c *Core) finishLook() {
 			}
 		}
 		c.vacated = time.Time{}
-		c.pred, c.predWatch = "", 0
+		if !(c.predLowest && !c.predObs.IsZero() && c.predWatch != 0) {
+			c.pred, c.predWatch = "", 0
+		} // else its watch has yet to tell how it went (onPredWatch)
 	} else {
 		name, lowest := names[idx-1], idx-1 == 0
 		if name != c.pred || lowest != c.predLowest {
@@ -332,6 +334,9 @@ func (c *Core) onPredWatch(kind WatchKind) {
 			// It vanished with no change since we read it at predObs: its
 			// last extension was sent before predObs (doc.go, rule C).
 			c.vacated = c.predObs
+			if c.position == 0 && !c.candSince.IsZero() && c.predObs.Before(c.candSince) {
+				c.candSince, c.vacated = c.predObs, time.Time{} // a look saw it gone first
+			}
 		}
 	}
 	c.pred, c.predObs = "", time.Time{}
@@ -357,7 +362,7 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 	case p.epoch != c.epoch:
 		c.predWatch = 0 // read on an older connection: read again
 	default:
-		c.predVer = r.Stat.Version
+		c.predVer, c.predFailed = r.Stat.Version, false
 		if c.predLowest {
 			c.predObs = c.now
 		}

@@ -59,7 +59,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 		return ruleReleased, c.now, true
 	case c.position == 0 && !c.candSince.IsZero():
 		return ruleVacant, c.candSince.Add(c.wait), true
-	case c.position == 1 && c.predLowest && !c.predObs.IsZero() && c.predWatch != 0:
+	case c.position == 1 && c.predLowest && !c.predObs.IsZero() && c.predWatch != 0 && !c.predFailed:
 		wait := c.wait
 		if !c.predHolds && !(rec && c.rec.Holder == c.pred && c.rec.State != recReleased) {
 			// The lowest member does not hold the lease (its node carries
@@ -83,6 +83,9 @@ func (c *Core) advanceMember() {
 	}
 	if c.position > 0 && c.pred != "" && c.predWatch == 0 {
 		c.watchPred()
+	}
+	if c.ownWatch == 0 && c.position >= 0 {
+		c.ownWatch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.member(c.own.Name), Watch: true})
 	}
 	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
 		c.claim(rule)

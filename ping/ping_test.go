@@ -246,7 +246,9 @@ func TestStatusOfActiveHANode(t *testing.T) {
 			member("nsg-b", "10.0.0.2", 5, false),
 			member("nsg-c", "10.0.0.3", 9, false),
 		},
-		ZK: ha.ZKStatus{Connected: true, SessionID: "0x1000001a2b3c", State: "StateHasSession"},
+		Ignored: []ha.Ignored{{Znode: "/hanode/groups/ha-1/members/junk", Reason: "not a member node name"}},
+		Problem: "refusing to lead: ...",
+		ZK:      ha.ZKStatus{Connected: true, SessionID: "0x1000001a2b3c", State: "StateHasSession"},
 	}
 	e := New(testID, ha.StateFunc(func() ha.State { return st }), nil)
 
@@ -266,6 +268,8 @@ func TestStatusOfActiveHANode(t *testing.T) {
 			{"name": "nsg-b", "host": "10.0.0.2", "http": "http://10.0.0.2:9100", "state": "standby", "seq": 5},
 			{"name": "nsg-c", "host": "10.0.0.3", "http": "http://10.0.0.3:9100", "state": "standby", "seq": 9}
 		],
+		"ignored": [{"znode": "/hanode/groups/ha-1/members/junk", "reason": "not a member node name"}],
+		"problem": "refusing to lead: ...",
 		"zk": {"connected": true, "session_id": "0x1000001a2b3c", "state": "StateHasSession"}
 	}`, rec.Body.String())
 
@@ -287,7 +291,7 @@ func TestStatusOfStandaloneNode(t *testing.T) {
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "", "net_id": "1", "version": "1.2.3",
 		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0,
-		"since": "2026-03-01T12:00:00Z", "lease_left": "0s",
+		"since": "2026-03-01T12:00:00Z", "lease_left": "0s", "ignored": [], "problem": "",
 		"members": [],
 		"zk": {"connected": false, "session_id": "", "state": ""}
 	}`, rec.Body.String())

@@ -36,7 +36,21 @@ type Status struct {
 	// LeaseLeft is a Go duration string ("2.5s", "0s").
 	LeaseLeft string         `json:"lease_left"`
 	Members   []StatusMember `json:"members"`
-	ZK        StatusZK       `json:"zk"`
+	// Ignored lists znodes under the group's members/ that take no part in
+	// the election (foreign, hand-made or damaged), each with why; empty
+	// when there are none.
+	Ignored []StatusIgnored `json:"ignored"`
+	// Problem is what an operator must repair for the group to lead again
+	// (a leader record whose term cannot grow), naming the znode and the
+	// fix; "" when there is none.
+	Problem string   `json:"problem"`
+	ZK      StatusZK `json:"zk"`
+}
+
+// StatusIgnored is one znode the election ignores.
+type StatusIgnored struct {
+	Znode  string `json:"znode"`
+	Reason string `json:"reason"`
 }
 
 // StatusMember is one live member of the group, as this node last listed it,
@@ -75,6 +89,8 @@ func NewStatus(id Identity, st ha.State) Status {
 		Term:      st.Term,
 		LeaseLeft: st.LeaseLeft.String(),
 		Members:   make([]StatusMember, 0, len(st.Members)),
+		Ignored:   make([]StatusIgnored, 0, len(st.Ignored)),
+		Problem:   st.Problem,
 		ZK: StatusZK{
 			Connected: st.ZK.Connected,
 			SessionID: st.ZK.SessionID,
@@ -83,6 +99,9 @@ func NewStatus(id Identity, st ha.State) Status {
 	}
 	if !st.Since.IsZero() {
 		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
+	}
+	for _, ig := range st.Ignored {
+		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})
 	}
 	for _, m := range st.Members {
 		state := string(ha.PhaseStandby)
