@@ -142,6 +142,9 @@ type Core struct {
 	predHolds  bool      // pred's node, as last read, carries a lease (it extends it)
 	predFailed bool      // a claim deleting pred at predVer failed: rule D waits for a new read
 	ownWatch   uint64    // a member's watch on its own node, 0 none
+	ownCheck   bool      // the next look reads our node (it may have been written)
+	fastRead   uint64    // the record read after our lowest predecessor left, 0 none
+	fastPred   string    // that predecessor
 	unreadable []unread  // nodes below us in the order whose data is not a member record
 	sweepable  []unread  // those we may delete (no readable member below us)
 	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
@@ -153,17 +156,16 @@ type Core struct {
 	leaseSend   time.Time
 	extBusy     bool
 	extN        int64
-	extLost     []byte     // data of an extension whose outcome is unknown
-	repair      *repairReq // a rewrite of the leader record owed (holder)
-	recWatch    uint64
-	activated   bool // past fencing: may act while the lease lasts
+	extLost     []byte      // data of an extension whose outcome is unknown
+	repair      *repairReq  // a rewrite of the leader record owed (holder)
+	activateDue bool        // the fence succeeded: mark the record active next
+	releaseDue  *releaseReq // a release or leave waiting for a write of our node in flight
+	activated   bool        // past fencing: may act while the lease lasts
 	duty        dutyState
 	claimBusy   bool
 	claiming    claimInfo
 	ownWrites   int    // writes of our node in flight: a look must not mistake them for another client's
 	ownWriteSeq uint64 // writes of our node sent so far
-	recWrites   int    // writes of the leader record of ours in flight
-	recWriteSeq uint64 // writes of the leader record of ours sent so far
 	shutting    bool   // shutdown under way
 	fence       fenceState
 	afterStop   func() // what to do once the duty has stopped
@@ -270,6 +272,18 @@ func (c *Core) advance() {
 	if c.duty == dutyStopping {
 		return // nothing moves until the duty has stopped
 	}
+	if r := c.releaseDue; r != nil {
+		if c.ownWrites > 0 || c.extBusy {
+			return // nothing moves until it is out
+		}
+		c.releaseDue = nil
+		if r.onlyLeave {
+			c.leave(r.then)
+		} else {
+			c.release(r.leave, r.then)
+		}
+		return
+	}
 	if c.leaving {
 		c.advanceShutdown()
 		return
@@ -304,7 +318,7 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	if c.role == roleHolder && c.duty != dutyStopping {
 		at(c.leaseEnd())
 	}
-	if c.duty == dutyStopping || c.leaving || !c.up {
+	if c.duty == dutyStopping || c.leaving || !c.up || c.releaseDue != nil {
 		return d, !d.IsZero()
 	}
 	if c.now.Before(c.retryAt) {
@@ -317,10 +331,10 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	}
 	switch c.role {
 	case roleHolder:
-		if !c.extBusy {
+		if !c.extBusy && c.ownWrites == 0 {
 			at(c.leaseSend.Add(c.every))
 		}
-		if !c.activated && !c.fence.busy {
+		if !c.activated && !c.fence.busy && !c.activateDue {
 			at(c.fence.retryAt)
 		}
 		at(relist)
@@ -333,8 +347,11 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 }
 
 // relistEvery paces the safety-net look of a settled member: watches carry
-// every change, so this only refreshes what status shows.
-func (c *Core) relistEvery() time.Duration { return 2 * c.cfg.Lease }
+// every change that matters to the election (our predecessor, our own node,
+// the holder's record through its extensions), so this only refreshes what
+// status shows of the members behind us. It is most of an idle group's
+// reads, hence four leases.
+func (c *Core) relistEvery() time.Duration { return 4 * c.cfg.Lease }
 
 // leaseEnd is when the holder stops acting: the send time of its last
 // acknowledged write plus D minus M.

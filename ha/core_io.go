@@ -21,7 +21,7 @@ const (
 	pLookGet                         // a look: one member's data
 	pLookRec                         // a look: the leader record
 	pPredWatch                       // read and watch the predecessor
-	pRecWatch                        // read and watch the leader record (holder)
+	pRecRead                         // read the leader record another client wrote (holder)
 	pClaim                           // claim the lease
 	pExtend                          // extend the lease (write our node)
 	pResync                          // read our node after an ambiguous write
@@ -31,6 +31,7 @@ const (
 	pLeave                           // delete our member node
 	pCleanup                         // delete a leftover node of our session
 	pOwnWatch                        // read and watch our own node (member)
+	pFastRec                         // read the record after our lowest predecessor left
 )
 
 // pending is an outstanding request.
@@ -45,8 +46,6 @@ type pending struct {
 	rule  claimRule
 	look  uint64 // the look this read belongs to
 	leave bool   // pRelease: our node is deleted too
-	seq   uint64 // pRecWatch: our record writes sent before it
-	busy  bool   // pRecWatch: one of them was in flight
 	then  func() // pLeave, pRelease: what follows
 }
 
@@ -107,8 +106,8 @@ func (c *Core) onReply(ev EvReply) {
 		c.onLookReply(ev.ID, p, r)
 	case pPredWatch:
 		c.onPredRead(ev.ID, p, r)
-	case pRecWatch:
-		c.onRecRead(ev.ID, p, r)
+	case pRecRead:
+		c.onRecRead(p, r)
 	case pClaim:
 		c.onClaimReply(p, r)
 	case pExtend:
@@ -121,6 +120,8 @@ func (c *Core) onReply(ev EvReply) {
 		c.onRepairReply(p, r)
 	case pRelease, pLeave:
 		c.onLeaveReply(p, r)
+	case pFastRec:
+		c.onFastRec(ev.ID, p, r)
 	case pOwnWatch:
 		if !c.stale(p) && ev.ID == c.ownWatch {
 			switch r.Err {
@@ -143,14 +144,9 @@ func (c *Core) onWatch(ev EvWatch) {
 		c.onPredWatch(ev.Kind)
 	case ev.ID == c.ownWatch:
 		// Someone deleted or wrote our node (a standby's node changes only
-		// by our claim): look now rather than at the next relist.
-		c.ownWatch = 0
+		// by our claim): look now, reading it, rather than at the next relist.
+		c.ownWatch, c.ownCheck = 0, true
 		c.wantLook()
-	case ev.ID == c.recWatch:
-		c.recWatch = 0
-		if c.role == roleHolder {
-			c.watchRecord()
-		}
 	}
 }
 
@@ -193,7 +189,7 @@ func (c *Core) onSession(ev EvSession) {
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
 	c.predWatch, c.predObs, c.predLowest = 0, time.Time{}, false
-	c.recWatch, c.ownWatch = 0, 0
+	c.ownWatch = 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}
@@ -205,6 +201,13 @@ func (c *Core) lose(reason string) {
 	if c.role == roleHolder {
 		c.stepDown(reason, nil)
 	}
+	if r := c.releaseDue; r != nil {
+		// Our node is gone: nothing left to release or delete.
+		c.releaseDue = nil
+		if r.then != nil {
+			defer r.then()
+		}
+	}
 	c.gen++
 	c.role = roleOut
 	// A new guid for every membership: a member node's name is never used
@@ -212,7 +215,7 @@ func (c *Core) lose(reason string) {
 	// nothing proved with an old node applies to a new one.
 	c.guid = c.cfg.NewGUID()
 	c.own, c.ownSure, c.ownEpoch, c.ownSent = memberNode{}, false, 0, time.Time{}
-	c.position, c.pred, c.predWatch, c.recWatch, c.ownWatch = -1, "", 0, 0, 0
+	c.position, c.pred, c.predWatch, c.ownWatch = -1, "", 0, 0
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}

@@ -160,7 +160,7 @@ func (c *Core) onGroupRecord(r Result) {
 // joined makes us a member through node.
 func (c *Core) joined(node memberNode, ver int32, sure bool, epoch uint64) {
 	c.role, c.joining = roleMember, joinStart
-	c.own, c.ownVer, c.ownSure = node, ver, sure
+	c.own, c.ownVer, c.ownSure, c.ownCheck = node, ver, sure, true
 	c.ownEpoch, c.ownSent = 0, time.Time{}
 	if sure && epoch == c.epoch {
 		c.ownEpoch = epoch

@@ -126,7 +126,11 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	c.activated = !ci.fence
 	c.position, c.candSince, c.vacated = 0, time.Time{}, time.Time{}
 	c.succeeded()
-	c.watchRecord()
+	if c.phase != PhaseWaiting {
+		// The reply came after the phase moved on (a reconnect while the
+		// claim was out): the claim holds; say so before acting on it.
+		c.setPhase(PhaseWaiting, fmt.Sprintf("term %d claimed (%s)", c.term, ci.rule))
+	}
 	if ci.fence {
 		prev := FenceRequest{Term: c.term, PreviousKnown: ci.prevKnown}
 		if ci.rec.Previous != nil {
@@ -153,18 +157,22 @@ func (c *Core) advanceHolder() {
 	if c.look.id == 0 && (c.lookDue || !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
 	}
-	switch {
-	case c.extBusy:
-	case c.repair != nil && c.ownSure:
-		c.repairRecord(c.repair.version)
-	case !c.now.Before(c.leaseSend.Add(c.every)):
-		c.extend() // also resyncs our version when it is unsure
-	}
-	if c.recWatch == 0 && c.repair == nil && c.recWrites == 0 {
-		c.watchRecord()
+	// One write of our node at a time (each checks the version the last
+	// one left): activation, a record repair, or an extension.
+	if !c.extBusy && c.ownWrites == 0 {
+		switch {
+		case !c.ownSure:
+			c.extend() // resyncs our version first
+		case c.activateDue:
+			c.activate()
+		case c.repair != nil:
+			c.repairRecord(c.repair.version)
+		case !c.now.Before(c.leaseSend.Add(c.every)):
+			c.extend()
+		}
 	}
 	if !c.activated {
-		if !c.fence.busy && !c.now.Before(c.fence.retryAt) {
+		if !c.fence.busy && !c.activateDue && !c.now.Before(c.fence.retryAt) {
 			c.startFence()
 		}
 		return
@@ -194,10 +202,9 @@ func (c *Core) checkLease() {
 // stopped. The leader record may still name us: rule A re-claims.
 func (c *Core) stepDown(reason string, then func()) {
 	c.cancelFence()
-	c.repair = nil
+	c.repair, c.activateDue = nil, false
 	c.activated = false
 	c.leaseSend = time.Time{}
-	c.recWatch = 0
 	if c.role == roleHolder {
 		c.role = roleMember
 	}
@@ -239,9 +246,11 @@ func (c *Core) onDutyLost(reason string) {
 	})
 }
 
-// extend writes our node at the version we know: success proves that nobody
-// deleted it (rule D) and no claim happened, and extends the lease from the
-// send time.
+// extend writes our node at the version we know, checking that the leader
+// record is as our last write of it left it: success proves that nobody
+// deleted our node (rule D) and no claim happened, and extends the lease
+// from the send time; a failed check tells us at once that another client
+// wrote the record.
 func (c *Core) extend() {
 	c.extBusy = true
 	if !c.ownSure {
@@ -252,7 +261,9 @@ func (c *Core) extend() {
 	data := c.holderData(c.term, c.extN)
 	c.ownWrites++
 	c.ownWriteSeq++
-	c.request(pending{p: pExtend, data: data}, Op{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer})
+	c.request(pending{p: pExtend, data: data}, Op{Kind: OpMulti, Ops: []Op{
+		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer},
+		{Kind: OpCheck, Path: c.l.leaderNode(), Version: c.recMine}}})
 }
 
 func (c *Core) onExtendReply(p pending, r Result) {
@@ -263,24 +274,36 @@ func (c *Core) onExtendReply(p pending, r Result) {
 	}
 	switch r.Err {
 	case ErrNone:
-		c.ownVer, c.ownSure = r.Stat.Version, true
+		c.ownVer, c.ownSure = r.Multi[0].Stat.Version, true
 		c.ownWritten(p)
-		if c.role == roleHolder && c.activated || c.role == roleHolder && !c.activated {
+		if c.role == roleHolder {
 			c.leaseSend = later(c.leaseSend, p.sent)
 			if c.duty == dutyOn {
 				c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
 			}
 		}
 		c.succeeded()
-	case ErrBadVersion:
-		c.ownTampered()
-	case ErrNoNode:
-		c.lose("member node " + c.own.Name + " deleted (by another client, or its session ended)")
+		return
 	case ErrLost:
-		c.ownSure, c.ownEpoch, c.extLost = false, 0, p.data
-	default:
-		// Not sent: the lease runs out on its own clock; try again soon.
+		c.ownSure, c.ownEpoch, c.ownSent, c.extLost = false, 0, time.Time{}, p.data
+		return
+	case ErrNotSent, ErrOther:
+		// The lease runs out on its own clock; try again soon.
 		c.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
+		return
+	}
+	switch i, kind := failedOp(r); {
+	case i == 0 && kind == ErrNoNode:
+		c.lose("member node " + c.own.Name + " deleted (by another client, or its session ended)")
+	case i == 0:
+		c.ownTampered()
+	case c.role == roleHolder && kind == ErrNoNode:
+		z := c.l.leaderNode()
+		c.notice("rec-gone", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf("leader record %s was deleted; rewriting it", z)})
+		c.repair = &repairReq{version: -1}
+	case c.role == roleHolder:
+		c.extBusy = true // nothing else until we know what the record holds
+		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.leaderNode()})
 	}
 }
 
@@ -324,50 +347,34 @@ func (c *Core) ownTampered() {
 	})
 }
 
-// watchRecord reads the leader record with a watch: the holder learns at
-// once of any write it did not make.
-func (c *Core) watchRecord() {
-	c.recWatch = c.request(pending{p: pRecWatch, seq: c.recWriteSeq, busy: c.recWrites > 0},
-		Op{Kind: OpGet, Path: c.l.leaderNode(), Watch: true})
-}
-
-// writingRecord notes a write of the leader record of ours going out; its
-// reply must call recWritten. A read of the record raced by one is read again.
-func (c *Core) writingRecord() {
-	c.recWrites++
-	c.recWriteSeq++
-}
-
-func (c *Core) recWritten() { c.recWrites-- }
-
-func (c *Core) onRecRead(id uint64, p pending, r Result) {
-	if c.stale(p) || id != c.recWatch || c.role != roleHolder {
+// onRecRead decides what to do with a leader record another client wrote
+// (an extension's check of it failed).
+func (c *Core) onRecRead(p pending, r Result) {
+	c.extBusy = false
+	if c.stale(p) || c.role != roleHolder {
 		return
 	}
 	z := c.l.leaderNode()
-	if p.busy || p.seq != c.recWriteSeq || c.recWrites > 0 {
-		// A write of ours was in flight or sent since this read: it may show
-		// the record before or after it. Read again.
-		c.watchRecord()
-		return
-	}
 	switch r.Err {
 	case ErrNone:
 	case ErrNoNode:
-		c.recWatch = 0
 		c.notice("rec-gone", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf("leader record %s was deleted; rewriting it", z)})
 		c.repair = &repairReq{version: -1}
 		return
 	default:
-		c.recWatch = 0
 		c.fail()
 		return
 	}
 	rec, kind, why := decodeLeader(r.Data)
-	if kind == recOK && rec.Holder == c.own.Name && rec.Term == c.term && r.Stat.Version == c.recMine {
-		return // ours; the watch is armed again
+	if kind == recOK && rec.Holder == c.own.Name && rec.Term == c.term {
+		// Ours after all: a write of ours whose reply we lost applied.
+		c.recMine, c.rec = r.Stat.Version, rec
+		if rec.State == recActive && !c.activated && c.activateDue {
+			c.activated, c.activateDue = true, false
+			c.fence = fenceState{}
+		}
+		return
 	}
-	c.recWatch = 0
 	if rec.Term >= MaxTerm {
 		// A term that cannot grow: neither follow nor overwrite it. Stop,
 		// and leave the record for the operator (setRecord says how).
@@ -396,6 +403,13 @@ func (c *Core) onRecRead(id uint64, p pending, r Result) {
 	c.repair = &repairReq{version: r.Stat.Version}
 }
 
+// releaseReq is a release (or a plain leave) waiting for a write of our
+// node in flight.
+type releaseReq struct {
+	leave, onlyLeave bool
+	then             func()
+}
+
 // repairReq is a rewrite of the leader record the holder owes: it goes out
 // as the next extension (one write of our node at a time).
 type repairReq struct{ version int32 } // -1: create it
@@ -421,7 +435,6 @@ func (c *Core) repairRecord(version int32) {
 	}
 	c.ownWrites++
 	c.ownWriteSeq++
-	c.writingRecord()
 	c.extBusy = true
 	c.request(pending{p: pRepair, data: data}, Op{Kind: OpMulti, Ops: []Op{
 		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer}, rc}})
@@ -429,7 +442,6 @@ func (c *Core) repairRecord(version int32) {
 
 func (c *Core) onRepairReply(p pending, r Result) {
 	c.ownWrites--
-	c.recWritten()
 	c.extBusy = false // the repair held the extension's place
 	if c.stale(p) {
 		return
@@ -459,7 +471,6 @@ func (c *Core) onRepairReply(p pending, r Result) {
 		}
 		// else the record changed again: the re-armed watch reads it
 	}
-	c.recWatch = 0
 }
 
 func (c *Core) startFence() {
@@ -485,50 +496,57 @@ func (c *Core) onFenced(ev EvFenced) {
 		c.setPhase(c.idlePhase(), fmt.Sprintf("fencing failed (%v); retrying in %s", ev.Err, c.fence.backoff))
 		return
 	}
-	// Mark the record active before acting, so a later leader fences us.
-	c.fence.busy = true // until the activation write is answered
+	// Mark the record active before acting, so a later leader fences us:
+	// as the next write of our node (advanceHolder).
+	c.activateDue = true
+}
+
+// activate writes the record active (and extends, proving we still hold).
+func (c *Core) activate() {
 	c.extN++
 	data := c.holderData(c.term, c.extN)
 	rec := c.rec
 	rec.State, rec.Previous = recActive, nil
 	c.ownWrites++
 	c.ownWriteSeq++
-	c.writingRecord()
+	c.extBusy = true
 	c.request(pending{p: pActivate, data: data, term: c.term}, Op{Kind: OpMulti, Ops: []Op{
 		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer},
 		{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine}}})
-	c.rec = rec
 }
 
 func (c *Core) onActivateReply(p pending, r Result) {
 	c.ownWrites--
-	c.recWritten()
+	c.extBusy = false
 	if c.stale(p) || c.role != roleHolder || p.term != c.term || c.activated {
 		return
 	}
-	c.fence.busy = false
 	switch r.Err {
 	case ErrNone:
 		c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
 		c.ownWritten(p)
 		c.leaseSend = later(c.leaseSend, p.sent)
-		c.activated = true
+		c.rec.State, c.rec.Previous = recActive, nil
+		c.activated, c.activateDue = true, false
 		c.fence = fenceState{}
+		return
 	case ErrLost:
-		c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
-		c.fence.retryAt = c.now.Add(500 * time.Millisecond)
+		// Maybe applied: resync our node, then read the record (its
+		// check fails if it did) before writing it again.
+		c.ownSure, c.ownEpoch, c.ownSent, c.extLost = false, 0, time.Time{}, p.data
+		return
 	case ErrNotSent, ErrOther:
-		c.fence.retryAt = c.now.Add(500 * time.Millisecond)
+		c.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
+		return
+	}
+	switch i, kind := failedOp(r); {
+	case i == 0 && kind == ErrNoNode:
+		c.lose("member node " + c.own.Name + " is gone")
+	case i == 0:
+		c.ownTampered()
 	default:
-		i, kind := failedOp(r)
-		switch {
-		case i == 0 && kind == ErrNoNode:
-			c.lose("member node " + c.own.Name + " is gone")
-		case i == 0:
-			c.ownTampered()
-		default:
-			c.stepDown("leader record changed while fencing", nil)
-		}
+		c.extBusy = true
+		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.leaderNode()})
 	}
 }
 
@@ -538,6 +556,12 @@ func (c *Core) onActivateReply(p pending, r Result) {
 // epoch), and deletes our node when leave is set. Without the proof it only
 // leaves (when asked), and the next leader waits W.
 func (c *Core) release(leave bool, then func()) {
+	if c.ownWrites > 0 || c.extBusy {
+		// A write of our node is in flight: the release checks the version
+		// it leaves, so it waits for its reply (advance).
+		c.releaseDue = &releaseReq{leave: leave, then: then}
+		return
+	}
 	proof := c.up && c.ownProof() && c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
 	if !proof {
 		if leave {
@@ -558,12 +582,15 @@ func (c *Core) release(leave bool, then func()) {
 	if c.recKind == recAbsent {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
 	}
-	c.writingRecord()
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
 }
 
 // leave deletes our member node (at the version we know, else any).
 func (c *Core) leave(then func()) {
+	if c.ownWrites > 0 || c.extBusy {
+		c.releaseDue = &releaseReq{onlyLeave: true, then: then}
+		return
+	}
 	if c.role == roleOut || !c.up {
 		if then != nil {
 			then()
@@ -579,7 +606,6 @@ func (c *Core) leave(then func()) {
 
 func (c *Core) onLeaveReply(p pending, r Result) {
 	if p.p == pRelease {
-		c.recWritten()
 	}
 	if c.stale(p) {
 		return

@@ -22,6 +22,7 @@ type lookState struct {
 	// flight then and none was sent since: replies may come in any order.
 	ownSeq  uint64
 	ownBusy bool
+	ownRead bool // the look reads our node (ownCheck)
 }
 
 // wantLook asks for a look as soon as possible.
@@ -81,7 +82,12 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 			if _, ok := parseMember(name); !ok {
 				continue // ignored without reading it
 			}
-			if _, known := c.infos[name]; known && name != c.own.Name {
+			if name == c.own.Name {
+				if !c.ownCheck && c.ownSure {
+					continue // we know our node: only a look for a reason reads it
+				}
+				c.look.ownRead = true
+			} else if _, known := c.infos[name]; known {
 				continue // member data is written once; the holder's changes do not matter here
 			}
 			c.look.waiting++
@@ -154,13 +160,16 @@ func (c *Core) finishLook() {
 
 	// Our own node first: it must be there, ours, and unchanged.
 	own, ok := c.infos[c.own.Name]
-	if !ok || !containsName(lk.names, c.own.Name) {
+	if !containsName(lk.names, c.own.Name) || lk.ownRead && !ok {
 		c.lose("member node " + c.own.Name + " is gone")
 		return
 	}
-	c.checkOwn(own, lk.ownBusy || lk.ownSeq != c.ownWriteSeq)
-	if c.role == roleOut {
-		return
+	if lk.ownRead {
+		c.ownCheck = false
+		c.checkOwn(own, lk.ownBusy || lk.ownSeq != c.ownWriteSeq)
+		if c.role == roleOut {
+			return
+		}
 	}
 
 	var members []Member
@@ -216,8 +225,12 @@ func (c *Core) finishLook() {
 	}
 	c.members, c.memberNames, c.position = members, names, idx // fresh slices: snapshots keep the old ones
 	c.unreadable, c.sweepable = unreadable, nil
-	if !readableBelow {
+	switch {
+	case !readableBelow:
 		c.sweepable = append([]unread(nil), unreadable...)
+	case idx > 0 && len(unreadable) > 0 && unreadable[len(unreadable)-1].name == names[idx-1]:
+		// Our direct predecessor: only we watch it, so only we sweep it.
+		c.sweepable = []unread{unreadable[len(unreadable)-1]}
 	}
 
 	if idx == 0 {
@@ -338,8 +351,42 @@ func (c *Core) onPredWatch(kind WatchKind) {
 				c.candSince, c.vacated = c.predObs, time.Time{} // a look saw it gone first
 			}
 		}
+		if c.predLowest && c.position == 1 && c.look.id == 0 && c.ownSure {
+			// The lowest member left and we are next: nothing can be below
+			// us now. If it released, claim at once from one read of the
+			// record rather than a whole look (a graceful handover is then
+			// the release, this read and the claim).
+			c.fastPred = c.pred
+			c.fastRead = c.request(pending{p: pFastRec}, Op{Kind: OpGet, Path: c.l.leaderNode()})
+			c.pred, c.predObs = "", time.Time{}
+			return
+		}
 	}
 	c.pred, c.predObs = "", time.Time{}
+	c.wantLook()
+}
+
+// onFastRec: the record read after our lowest predecessor left.
+func (c *Core) onFastRec(id uint64, p pending, r Result) {
+	if id != c.fastRead {
+		return
+	}
+	c.fastRead = 0
+	if c.stale(p) || c.role != roleMember {
+		return
+	}
+	gone := c.fastPred
+	c.fastPred = ""
+	if r.Err == ErrNone && p.epoch == c.epoch {
+		rec, kind, _ := decodeLeader(r.Data)
+		if kind == recOK && rec.State == recReleased && rec.Holder == gone && c.seenBelow[gone] && rec.Term < MaxTerm {
+			c.setRecord(r)
+			c.position, c.pred, c.predWatch = 0, "", 0
+			c.claim(ruleReleased)
+			c.lookDue = true // refresh the view once settled
+			return
+		}
+	}
 	c.wantLook()
 }
 

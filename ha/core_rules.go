@@ -100,13 +100,13 @@ func (c *Core) advanceMember() {
 
 // memberBusy: something is in flight that any decision must wait for.
 func (c *Core) memberBusy() bool {
-	return c.look.id != 0 || c.claimBusy || c.ownWrites > 0 || c.afterStop != nil
+	return c.look.id != 0 || c.claimBusy || c.ownWrites > 0 || c.afterStop != nil || c.fastRead != 0
 }
 
 // sweepAt is when the unreadable nodes below us may be deleted (zero:
-// none). Only the lowest member whose data is readable sweeps, and only
-// while every node below it is unreadable: nodes with a member's name whose
-// data is not a member record, unchanged for W + D. A live member would
+// none): nodes with a member's name whose data is not a member record,
+// unchanged for W + D. A member sweeps its direct predecessor, and the
+// lowest member whose data is readable sweeps every one below it. A live member would
 // have rewritten its damaged node by then (it rejoins at its next look, and
 // a holder at its next extension), so they are foreign or dead; deleting
 // one at the version seen is rule D's argument: silent for W, it cannot be

@@ -181,6 +181,34 @@ func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
 	}
 }
 
+// extension takes the holder's next extension: a multi writing its node at
+// the version it last wrote and checking the record at its own last write.
+func (r *rig) extension(own string, ver, recVer int32) ActRequest {
+	r.t.Helper()
+	for i, q := range r.reqs {
+		if q.Op.Kind == OpMulti && len(q.Op.Ops) == 2 && q.Op.Ops[1].Kind == OpCheck {
+			r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+			o := q.Op.Ops
+			if o[0].Kind != OpSet || !strings.HasSuffix(o[0].Path, own) || o[0].Version != ver ||
+				!strings.HasSuffix(o[1].Path, "/leader") || o[1].Version != recVer {
+				r.t.Fatalf("extension %+v: want Set(own, %d), Check(leader, %d)", o, ver, recVer)
+			}
+			return q
+		}
+	}
+	r.t.Fatalf("no extension out; outstanding: %v", r.pending())
+	return ActRequest{}
+}
+
+func (r *rig) stopped() bool {
+	for _, a := range r.acts {
+		if _, ok := a.(ActStopDuty); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.join(0)
@@ -188,33 +216,58 @@ func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) 
 	r.after(ctW)
 	q, _ := r.claim()
 	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
-	r.take(OpGet, "/leader") // the holder's watch on the record
 	every := extendEvery(ctD, ctM)
-	r.after(every)
-	ext := r.take(OpSet, own)
-	if ext.Op.Version != 1 {
-		t.Fatalf("extension at version %d, want 1 (our last write)", ext.Op.Version)
+	r.after(every - time.Millisecond)
+	for _, q := range r.reqs {
+		if !q.Op.Watch { // a member's watch on its own node may be out
+			t.Fatalf("requests before the extension is due: %v", r.pending())
+		}
 	}
+	r.after(time.Millisecond)
+	ext := r.extension(own, 1, 0)
 	sent := r.now
-	r.answer(ext, Result{Stat: Stat{Version: 2}})
+	r.answer(ext, Result{Multi: []Result{{Stat: Stat{Version: 2}}, {}}})
 	if got := r.c.leaseEnd(); !got.Equal(sent.Add(ctD - ctM)) {
 		t.Fatalf("lease end %v, want the extension's send time + D - M", got)
 	}
 	// Someone wrote our node: the next extension fails; we stop at once.
 	r.after(every)
-	r.answer(r.take(OpSet, own), Result{Err: ErrBadVersion})
-	if r.c.Active(r.now) || r.c.phase == PhaseActive {
+	r.answer(r.extension(own, 2, 0), Result{Err: ErrBadVersion, Multi: []Result{{Err: ErrBadVersion}, {Err: ErrOther}}})
+	if r.c.Active(r.now) || r.c.phase == PhaseActive || !r.stopped() {
 		t.Fatal("still active after our node was written by another client")
 	}
-	stop := false
-	for _, a := range r.acts {
-		if _, ok := a.(ActStopDuty); ok {
-			stop = true
+}
+
+// TestCoreHolderRewritesARecordAnotherClientWroteWithoutSteppingDown: the
+// extension's check of the record fails; the holder reads it and rewrites
+// it with its next write of its node, and never stops acting.
+func TestCoreHolderRewritesARecordAnotherClientWroteWithoutSteppingDown(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.join(0)
+	r.look([]string{own}, nil, 0)
+	r.after(ctW)
+	q, _ := r.claim()
+	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
+	every := extendEvery(ctD, ctM)
+	r.after(every)
+	r.answer(r.extension(own, 1, 0), Result{Err: ErrBadVersion, Multi: []Result{{}, {Err: ErrBadVersion}}})
+	r.answer(r.take(OpGet, "/leader"), Result{Data: []byte("garbage"), Stat: Stat{Version: 1}})
+	var repair ActRequest
+	for i, q := range r.reqs {
+		if q.Op.Kind == OpMulti {
+			repair = q
+			r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
 		}
 	}
-	if !stop {
-		t.Fatal("no ActStopDuty")
+	if len(repair.Op.Ops) != 2 || repair.Op.Ops[0].Version != 1 || repair.Op.Ops[1].Kind != OpSet || repair.Op.Ops[1].Version != 1 {
+		t.Fatalf("repair %+v: want Set(own, 1) and Set(leader, 1)", repair.Op.Ops)
 	}
+	r.answer(repair, Result{Multi: []Result{{Stat: Stat{Version: 2}}, {Stat: Stat{Version: 2}}}})
+	if !r.c.Active(r.now) || r.stopped() {
+		t.Fatal("the holder stopped acting over a record it could rewrite")
+	}
+	r.after(every)
+	r.extension(own, 2, 2)
 }
 
 func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing.T) {
@@ -260,13 +313,17 @@ func TestCoreReleaseLetsTheNextClaimAtOnceButOnlyFromAMemberSeenBelow(t *testing
 			r := newRig(t, "b")
 			holder := memberName("0000000000000000000000000000000f", 0)
 			own := r.join(1)
+			released := mustJSON(leaderRecord{Term: 5, Holder: holder, State: recReleased})
 			if seen {
 				r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
 				r.answer(r.take(OpGet, holder), Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 				r.step(EvWatch{ID: r.c.predWatch, Kind: WatchDeleted})
+				// Next after the lowest: one read of the record, no look.
+				r.answer(r.take(OpGet, "/leader"), Result{Data: released, Stat: Stat{Version: 4}})
+			} else {
+				// The record says the holder released; we are lowest now.
+				r.look([]string{own}, released, 4)
 			}
-			// The record says the holder released; we are lowest now.
-			r.look([]string{own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recReleased}), 4)
 			q, ok := r.claim()
 			if ok != seen {
 				t.Fatalf("claimed at once = %v, want %v", ok, seen)

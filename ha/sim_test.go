@@ -828,9 +828,9 @@ func TestSimulationFindsTheOldRule(t *testing.T) {
 func (c *Core) debug() string {
 	return fmt.Sprintf("role=%d phase=%s up=%v sid=%s epoch=%d own=%s ownVer=%d sure=%v ownEpoch=%d pos=%d pred=%s predWatch=%d predObs=%v "+
 		"candSince=%v look=%d lookDue=%v lastLook=%v claimBusy=%v ownWrites=%d extBusy=%v leaseSend=%v activated=%v duty=%d "+
-		"recKind=%d recVer=%d recMine=%d recWatch=%d retryAt=%v fence=%+v afterStop=%v leaving=%v shutting=%v",
+		"recKind=%d recVer=%d recMine=%d retryAt=%v fence=%+v afterStop=%v leaving=%v shutting=%v",
 		c.role, c.phase, c.up, sessionHex(c.sid), c.epoch, c.own.Name, c.ownVer, c.ownSure, c.ownEpoch, c.position, c.pred,
 		c.predWatch, c.predObs, c.candSince, c.look.id, c.lookDue, c.lastLook, c.claimBusy, c.ownWrites, c.extBusy,
-		c.leaseSend, c.activated, c.duty, c.recKind, c.recVer, c.recMine, c.recWatch, c.retryAt, c.fence, c.afterStop != nil,
+		c.leaseSend, c.activated, c.duty, c.recKind, c.recVer, c.recMine, c.retryAt, c.fence, c.afterStop != nil,
 		c.leaving, c.shutting)
 }
