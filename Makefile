@@ -5,7 +5,7 @@
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
-ZK_IMAGE    ?= $(or $(HANODE_ZK_IMAGE),hanode-zookeeper:3.8)
+ZK_IMAGE    ?= $(or $(HANODE_ZK_IMAGE),hanode-zookeeper:3.8-2)
 TEST_TIMEOUT ?= 60m
 FUZZTIME    ?= 20s
 
@@ -70,6 +70,19 @@ BENCH_ROUNDS ?= 30
 bench: build zk-image
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCH_ROUNDS)x -timeout 30m ./bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./ping
+
+## bench-scale: issue 11's scale figures: 10, 100 and 1,000 groups x 3 members on one
+## ZooKeeper, 10 groups of real processes, graceful handovers (BENCHMARKS.md "Scale"; about 6 min)
+.PHONY: bench-scale
+bench-scale: zk-image
+	@bash scripts/bench-scale.sh
+
+## bench-outage: RSS of hanode while ZooKeeper refuses or never answers,
+## OUTAGE (default 1h) (BENCHMARKS.md, "Memory while ZooKeeper is away")
+OUTAGE ?= 1h
+.PHONY: bench-outage
+bench-outage: build
+	$(GO) run ./bench/outage -hanode bin/hanode -duration $(OUTAGE)
 
 ## bench-ping: ping throughput against bare net/http (wrk, pinned and
 ## unpinned; ROUNDS, DURATION) and RSS under idle connections (BENCHMARKS.md, "Ping")

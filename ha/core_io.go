@@ -32,6 +32,7 @@ const (
 	pCleanup                         // delete a leftover node of our session
 	pOwnWatch                        // read and watch our own node (member)
 	pFastRec                         // read the record after our lowest predecessor left
+	pRecFix                          // watch a record we refuse to lead over, for its fix
 )
 
 // pending is an outstanding request.
@@ -120,6 +121,11 @@ func (c *Core) onReply(ev EvReply) {
 		c.onRepairReply(p, r)
 	case pRelease, pLeave:
 		c.onLeaveReply(p, r)
+	case pRecFix:
+		if ev.ID == c.recFixWatch && (r.Err != ErrNone || c.stale(p)) {
+			c.recFixWatch = 0
+			c.wantLook() // gone already, or unreadable: look again
+		}
 	case pFastRec:
 		c.onFastRec(ev.ID, p, r)
 	case pOwnWatch:
@@ -142,6 +148,9 @@ func (c *Core) onWatch(ev EvWatch) {
 	case ev.ID == c.predWatch:
 		c.predWatch = 0
 		c.onPredWatch(ev.Kind)
+	case ev.ID == c.recFixWatch:
+		c.recFixWatch = 0
+		c.wantLook()
 	case ev.ID == c.ownWatch:
 		// Someone deleted or wrote our node (a standby's node changes only
 		// by our claim): look now, reading it, rather than at the next relist.
@@ -189,7 +198,7 @@ func (c *Core) onSession(ev EvSession) {
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
 	c.predWatch, c.predObs, c.predLowest = 0, time.Time{}, false
-	c.ownWatch = 0
+	c.ownWatch, c.recFixWatch = 0, 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}
@@ -215,7 +224,7 @@ func (c *Core) lose(reason string) {
 	// nothing proved with an old node applies to a new one.
 	c.guid = c.cfg.NewGUID()
 	c.own, c.ownSure, c.ownEpoch, c.ownSent = memberNode{}, false, 0, time.Time{}
-	c.position, c.pred, c.predWatch, c.ownWatch = -1, "", 0, 0
+	c.position, c.pred, c.predWatch, c.ownWatch, c.recFixWatch = -1, "", 0, 0, 0
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}

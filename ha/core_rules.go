@@ -84,6 +84,11 @@ func (c *Core) advanceMember() {
 	if c.position > 0 && c.pred != "" && c.predWatch == 0 {
 		c.watchPred()
 	}
+	if c.maxed && c.position == 0 && c.recFixWatch == 0 {
+		// Refusing to lead over a record whose term cannot grow: watch it,
+		// so the operator's fix (deleting it) is seen at once.
+		c.recFixWatch = c.request(pending{p: pRecFix}, Op{Kind: OpGet, Path: c.l.leaderNode(), Watch: true})
+	}
 	if c.ownWatch == 0 && c.position >= 0 {
 		c.ownWatch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.member(c.own.Name), Watch: true})
 	}

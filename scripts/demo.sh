@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bin=bin/hanode
-image="${HANODE_ZK_IMAGE:-hanode-zookeeper:3.8}"
+image="${HANODE_ZK_IMAGE:-hanode-zookeeper:3.8-2}"
 port="${DEMO_ZK_PORT:-2181}"
 zk="127.0.0.1:$port"
 dir=.demo

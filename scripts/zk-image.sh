@@ -2,12 +2,12 @@
 # Builds a real Apache ZooKeeper image from Debian's packages, for machines that
 # cannot pull from a container registry. Does nothing when the image exists.
 #
-#   scripts/zk-image.sh [TAG]      (default: hanode-zookeeper:3.8)
+#   scripts/zk-image.sh [TAG]      (default: hanode-zookeeper:3.8-2)
 #
 # The mirror is read from the machine's apt sources; no host is hard-coded.
 set -euo pipefail
 
-tag="${1:-${HANODE_ZK_IMAGE:-hanode-zookeeper:3.8}}"
+tag="${1:-${HANODE_ZK_IMAGE:-hanode-zookeeper:3.8-2}}"
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "zk-image: $tag present"
   exit 0
@@ -46,9 +46,11 @@ rm -rf "$rootfs"/usr/share/doc "$rootfs"/usr/share/man "$rootfs"/var/cache/apt/*
 # "zk-quorum" with /conf/zoo.cfg instead (see internal/zktest).
 cat >"$rootfs/usr/local/bin/zk-standalone" <<'SH'
 #!/bin/sh
+# zk-standalone [PORT [DATADIR [TICKTIME [MAXCNXNS]]]]: MAXCNXNS caps the
+# connections of one client address (0: no cap; ZooKeeper's default is 60).
 exec java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
-  -Dzookeeper.admin.enableServer=false \
-  org.apache.zookeeper.server.ZooKeeperServerMain "${1:-2181}" "${2:-/var/lib/zookeeper}" "${3:-500}"
+  -Dzookeeper.admin.enableServer=false -Dzookeeper.4lw.commands.whitelist=srvr,ruok,stat,mntr,srst,cons,wchs \
+  org.apache.zookeeper.server.ZooKeeperServerMain "${1:-2181}" "${2:-/var/lib/zookeeper}" "${3:-500}" "${4:-60}"
 SH
 cat >"$rootfs/usr/local/bin/zk-quorum" <<'SH'
 #!/bin/sh

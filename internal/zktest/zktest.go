@@ -2,7 +2,7 @@
 // tests: a standalone server (Start) or an ensemble of QuorumPeerMain members on
 // a private Docker network (StartEnsemble).
 //
-// The image is $HANODE_ZK_IMAGE, else "hanode-zookeeper:3.8", which
+// The image is $HANODE_ZK_IMAGE, else "hanode-zookeeper:3.8-2", which
 // scripts/zk-image.sh (make zk-image) builds from Debian's packages on machines
 // without a registry. Images are never pulled: a missing image fails the test
 // with a hint. Any other image (for example the official "zookeeper:3.9") is
@@ -44,7 +44,7 @@ import (
 )
 
 // DefaultImage is the image built by scripts/zk-image.sh (make zk-image).
-const DefaultImage = "hanode-zookeeper:3.8"
+const DefaultImage = "hanode-zookeeper:3.8-2"
 
 // ImageEnv names the environment variable that overrides DefaultImage.
 const ImageEnv = "HANODE_ZK_IMAGE"
@@ -84,7 +84,7 @@ func setDefaultEnv(key, value string) {
 	}
 }
 
-// Image is the image tests run: $HANODE_ZK_IMAGE, else "hanode-zookeeper:3.8".
+// Image is the image tests run: $HANODE_ZK_IMAGE, else "hanode-zookeeper:3.8-2".
 func Image() string {
 	if img := strings.TrimSpace(os.Getenv(ImageEnv)); img != "" {
 		return img
