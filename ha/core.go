@@ -140,6 +140,7 @@ type Core struct {
 	predObs     time.Time
 	predVer     int32
 	predHolds   bool      // pred's node, as last read, carries a lease (it extends it)
+	predName    string    // the server name in pred's node, as last read
 	predFailed  bool      // a claim deleting pred at predVer failed: rule D waits for a new read
 	ownWatch    uint64    // a member's watch on its own node, 0 none
 	ownCheck    bool      // the next look reads our node (it may have been written)
@@ -351,8 +352,8 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 // every change that matters to the election (our predecessor, our own node,
 // the holder's record through its extensions), so this only refreshes what
 // status shows of the members behind us. It is most of an idle group's
-// reads, hence four leases.
-func (c *Core) relistEvery() time.Duration { return 4 * c.cfg.Lease }
+// reads, hence three leases.
+func (c *Core) relistEvery() time.Duration { return 3 * c.cfg.Lease }
 
 // leaseEnd is when the holder stops acting: the send time of its last
 // acknowledged write plus D minus M.
@@ -411,6 +412,9 @@ func (c *Core) Snapshot() Snapshot {
 	}
 	if c.recKind == recOK && c.rec.State != recReleased {
 		s.Leader = c.rec.Name
+	}
+	if c.role == roleMember && c.position == 1 && c.predLowest && c.predHolds && c.predName != "" {
+		s.Leader = c.predName // the holder's own node says so, read at its last extension
 	}
 	if c.role == roleHolder {
 		s.Leader = c.cfg.Self.Name

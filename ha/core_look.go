@@ -414,7 +414,7 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 			c.predObs = c.now
 		}
 		d, _, ok := decodeMember(r.Data)
-		c.predHolds = ok && d.LeaseTerm > 0
+		c.predHolds, c.predName = ok && d.LeaseTerm > 0, d.Name
 		if ok {
 			c.seenTerm = max(c.seenTerm, plausibleTerm(d.LeaseTerm))
 		}
