@@ -46,9 +46,14 @@
 // # Extensions, claims and releases
 //
 // The holder extends its lease only by writing its own member node with
-// the version it last wrote. The write succeeds only if nobody deleted or
-// wrote that node since, and the node's name is unique forever (a random
-// guid), so once it is deleted no write by X can ever succeed again.
+// the version it last wrote, every (D − M)/3, one write of its node at a
+// time. The write succeeds only if nobody deleted or wrote that node since,
+// and the node's name is unique forever (a random guid for every
+// membership), so once it is deleted no write by X can ever succeed again.
+// The same multi checks the lease record at the version X last wrote: a
+// failed check tells X at once that another client wrote the record, which
+// X then rewrites (it holds: no claim can have happened while its node
+// stayed as it left it).
 //
 // A claim is one ZooKeeper multi that writes the claimant's own node at its
 // known version (so the claimant is still a member in this incarnation of
@@ -57,8 +62,10 @@
 // the holder's node at the version last seen. Exactly one of four rules
 // allows it (core_rules.go):
 //
-//	A  the record names us and our node is as our last write left it, in
-//	   this connection epoch: nobody claimed since; our duty has stopped.
+//	A  the record names us and our node is as our last write left it, that
+//	   write acknowledged in this connection epoch or less than D ago:
+//	   nobody claimed since (every other claim needs W after our last
+//	   write, see C and D); our duty has stopped.
 //	B  the record says its holder released, and we saw that holder below us
 //	   in this epoch. A release is a multi that checks (or deletes) the
 //	   holder's node at its last written version, written after its duty
@@ -69,16 +76,28 @@
 //	   that then vanished with no change in between. Every earlier holder's
 //	   node was gone (or unchanged) at o, so its last extension was sent
 //	   before o, and it can never extend again.
-//	D  we are second, the lowest member holds the lease, and its node stayed
-//	   at the version we read at o for W. Our claim deletes it at that
-//	   version: if it extended meanwhile the claim fails; if not, it never can.
+//	D  we are second, and the lowest member's node stayed at the version we
+//	   read at o for W (W + D when neither its node nor the record says it
+//	   holds: it may be waiting to claim itself; only liveness rests on the
+//	   extra D). Our claim deletes it at that version: if it extended
+//	   meanwhile the claim fails; if not, it never can.
 //
 // A node vanishing, a tree recreated, an empty server: none of these proves
 // anything by itself. A crashed holder is replaced W after its last
 // extension (rule D), without waiting for ZooKeeper to expire its session,
 // so a crash takeover takes W − (time since the last extension), below the
-// session timeout on average. A graceful one takes two writes: the release
-// and the claim.
+// session timeout on average. A graceful one takes two writes and a read:
+// the release, the next member's read of the record (told by its watch that
+// the lowest left), and its claim.
+//
+// Nodes under members/ that are not hanode's are ignored when they cannot
+// belong to a member (persistent nodes, other names). An ephemeral node
+// with a member's name keeps its place whatever its data (a live member may
+// own it, its data overwritten), and is deleted, at the version seen, by
+// its successor (or by the lowest member with readable data) once it has
+// not changed for W + D: a live member rewrites its damaged node at once (it
+// watches its own node), so by then it is foreign or dead, and silent for W
+// it cannot be acting (rule D's argument).
 //
 // # Observations
 //
@@ -87,7 +106,11 @@
 // drops them. ZooKeeper restarted from an older snapshot always cuts every
 // connection, so nothing seen before a rollback is used after it, and the
 // holder's own proofs (A, releases) count only writes acknowledged in the
-// current epoch. What remains assumed: nobody forges hanode's records
+// current epoch, or less than D ago (no claim can exist, in any history,
+// before W of real time after such a write). The cost: after ZooKeeper was
+// away for longer than the lease, the group leads again W after it is back.
+// Replies may reach the core in any order (each request posts its own): a
+// read raced by a write of ours is never taken for another client's write. What remains assumed: nobody forges hanode's records
 // (copying a holder's node name into the lease record, or recreating a
 // member node under its exact name); digest ACLs keep other clients out.
 //

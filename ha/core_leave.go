@@ -1,0 +1,124 @@
+package ha
+
+// Giving the lease up: releasing (so the next member claims at once),
+// leaving the group, shutting down.
+
+import (
+	"time"
+)
+
+// releaseReq is a release (or a plain leave) waiting for a write of our
+// node in flight.
+type releaseReq struct {
+	leave, onlyLeave bool
+	then             func()
+}
+
+// release writes, after the duty has stopped, that we hold no more: the
+// next member may claim at once (rule B). It is written only with a proof
+// that nobody claimed since our last write (our node unchanged, in this
+// epoch), and deletes our node when leave is set. Without the proof it only
+// leaves (when asked), and the next leader waits W.
+func (c *Core) release(leave bool, then func()) {
+	if c.ownWrites > 0 || c.extBusy {
+		// A write of our node is in flight: the release checks the version
+		// it leaves, so it waits for its reply (advance).
+		c.releaseDue = &releaseReq{leave: leave, then: then}
+		return
+	}
+	proof := c.up && c.ownProof() && c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
+	if !proof {
+		if leave {
+			c.leave(then)
+		} else if then != nil {
+			then()
+		}
+		return
+	}
+	rec := c.rec
+	rec.Term = max(rec.Term, c.seenTerm)
+	rec.State, rec.Previous, rec.Since = recReleased, nil, c.now.UTC()
+	own := Op{Kind: OpCheck, Path: c.l.member(c.own.Name), Version: c.ownVer}
+	if leave {
+		own.Kind = OpDelete
+	}
+	rc := Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: -1}
+	if c.recKind == recAbsent {
+		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
+	}
+	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
+}
+
+// leave deletes our member node (at the version we know, else any).
+func (c *Core) leave(then func()) {
+	if c.ownWrites > 0 || c.extBusy {
+		c.releaseDue = &releaseReq{onlyLeave: true, then: then}
+		return
+	}
+	if c.role == roleOut || !c.up {
+		if then != nil {
+			then()
+		}
+		return
+	}
+	v := int32(-1)
+	if c.ownSure {
+		v = c.ownVer
+	}
+	c.request(pending{p: pLeave, then: then}, Op{Kind: OpDelete, Path: c.l.member(c.own.Name), Version: v})
+}
+
+func (c *Core) onLeaveReply(p pending, r Result) {
+	if p.p == pRelease {
+	}
+	if c.stale(p) {
+		return
+	}
+	switch {
+	case p.p == pRelease && r.Err != ErrNone && p.leave:
+		c.ownSure = false
+		c.leave(p.then) // delete our node anyway
+		return
+	case p.p == pRelease && r.Err == ErrNone:
+		c.recVer = r.Multi[1].Stat.Version
+		c.rec.State = recReleased
+	}
+	if p.then != nil {
+		p.then()
+	}
+}
+
+// advanceShutdown: stop the duty, release (or just leave), then finish.
+func (c *Core) advanceShutdown() {
+	if c.shutting {
+		return
+	}
+	c.shutting = true
+	finish := func() {
+		c.done = true
+		c.gen++
+		c.setPhase(PhaseStopped, "shut down")
+		c.emit(ActDone{})
+	}
+	switch c.role {
+	case roleHolder:
+		if !c.activated {
+			// Never acted: leave the record as it is (fencing, naming
+			// whom the next leader must fence) and just go.
+			c.stepDown("shutting down", func() { c.leave(finish) })
+			return
+		}
+		c.stepDown("shutting down", func() { c.release(true, finish) })
+	case roleMember:
+		c.release(true, finish) // releases only if the record still names us
+	default:
+		finish()
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,109 @@
+package ha
+
+// What the core shows: its phase and the transitions between phases, the
+// snapshot readers see, notices for operators.
+
+import (
+	"fmt"
+	"time"
+)
+
+// Snapshot is what the core publishes for readers (State).
+type Snapshot struct {
+	Phase    Phase
+	Reason   string
+	Since    time.Time
+	Term     int64
+	Leader   string
+	LeaseEnd time.Time // zero unless active
+	Members  []Member
+	Ignored  []Ignored
+	Problem  string
+}
+
+// Snapshot returns the core's published state. Members and Ignored are
+// shared with the core until its next Step; copy them to keep them.
+func (c *Core) Snapshot() Snapshot {
+	s := Snapshot{Phase: c.phase, Reason: c.reason, Since: c.since, Term: c.Term(), Members: c.members,
+		Ignored: c.ignored}
+	if c.maxed {
+		s.Problem = fmt.Sprintf("refusing to lead: leader record %s holds term %d, which cannot grow; stop every member, "+
+			"then delete it", c.l.leaderNode(), c.rec.Term)
+	}
+	if c.Active(c.now) {
+		s.LeaseEnd = c.leaseEnd()
+	}
+	if c.recKind == recOK && c.rec.State != recReleased {
+		s.Leader = c.rec.Name
+	}
+	if c.role == roleMember && c.position == 1 && c.predLowest && c.predHolds && c.predName != "" {
+		s.Leader = c.predName // the holder's own node says so, read at its last extension
+	}
+	if c.role == roleHolder {
+		s.Leader = c.cfg.Self.Name
+	}
+	return s
+}
+
+// setPhase changes phase and reason, and emits the transition when the phase
+// changes. Moves the rule cannot make are bugs: they panic naming both ends.
+func (c *Core) setPhase(to Phase, reason string) {
+	from := c.phase
+	if from == to && reason == c.reason {
+		return
+	}
+	if from != to && !allowed(from, to) {
+		panic(fmt.Sprintf("ha: impossible transition %s -> %s (%s)", from, to, reason))
+	}
+	c.reason = reason
+	if from == to {
+		return
+	}
+	c.phase, c.since = to, c.now
+	c.emit(ActTransition{T: Transition{From: from, To: to, Term: c.Term(), Reason: reason, At: c.now}})
+}
+
+// allowed lists the moves between phases. Active is entered only from
+// waiting or fencing (a claim) and left for anything but fencing.
+func allowed(from, to Phase) bool {
+	switch to {
+	case PhaseActive:
+		return from == PhaseWaiting || from == PhaseFencing
+	case PhaseStarting:
+		return false
+	case PhaseFencing:
+		return from == PhaseWaiting || from == PhaseDisconnected
+	}
+	return from != PhaseStopped
+}
+
+// idlePhase is the phase of a node that is not acting: disconnected
+// without a session, fencing while it holds a claim it has not acted on,
+// else standby or waiting by position.
+func (c *Core) idlePhase() Phase {
+	switch {
+	case !c.up:
+		return PhaseDisconnected
+	case c.role == roleHolder && !c.activated:
+		return PhaseFencing
+	case c.role == roleOut:
+		if c.phase == PhaseStarting {
+			return PhaseStarting
+		}
+		return PhaseStandby
+	case c.position == 0:
+		return PhaseWaiting
+	}
+	return PhaseStandby
+}
+
+// notice emits n once per key until forget(key).
+func (c *Core) notice(key string, n Notice) {
+	if c.noticed[key] {
+		return
+	}
+	c.noticed[key] = true
+	c.emit(ActNotice{N: n})
+}
+
+func (c *Core) forget(key string) { delete(c.noticed, key) }

@@ -1,0 +1,234 @@
+package ha
+
+// The leader record while we hold it: rewriting it after another client
+// wrote it, fencing the previous leader and marking the record active.
+
+import (
+	"fmt"
+	"time"
+)
+
+// LeaderInfo identifies one leadership of a group.
+type LeaderInfo struct {
+	Name  string    `json:"name"`
+	Host  string    `json:"host"`
+	HTTP  string    `json:"http,omitempty"`
+	Term  int64     `json:"term"`
+	Since time.Time `json:"since"`
+}
+
+// FenceRequest asks to fence the previous leader before this node's term
+// starts.
+type FenceRequest struct {
+	// Term is the term this node will lead in.
+	Term int64
+	// Previous is the last leader that may have run its duty, when known.
+	Previous LeaderInfo
+	// PreviousKnown is false when the leader record was missing or
+	// unreadable: a previous leader may have acted, but nobody knows which.
+	PreviousKnown bool
+}
+
+type fenceState struct {
+	busy    bool
+	term    int64
+	req     FenceRequest
+	retryAt time.Time
+	backoff time.Duration
+}
+
+// onRecRead decides what to do with a leader record another client wrote
+// (an extension's check of it failed).
+func (c *Core) onRecRead(p pending, r Result) {
+	c.extBusy = false
+	if c.stale(p) || c.role != roleHolder {
+		return
+	}
+	z := c.l.leaderNode()
+	switch r.Err {
+	case ErrNone:
+	case ErrNoNode:
+		c.notice("rec-gone", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf("leader record %s was deleted; rewriting it", z)})
+		c.repair = &repairReq{version: -1}
+		return
+	default:
+		c.fail()
+		return
+	}
+	rec, kind, why := decodeLeader(r.Data)
+	if kind == recOK && rec.Holder == c.own.Name && rec.Term == c.term {
+		// Ours after all: a write of ours whose reply we lost applied.
+		c.recMine, c.rec = r.Stat.Version, rec
+		if rec.State == recActive && !c.activated && c.activateDue {
+			c.activated, c.activateDue = true, false
+			c.fence = fenceState{}
+		}
+		return
+	}
+	if rec.Term >= MaxTerm {
+		// A term that cannot grow: neither follow nor overwrite it. Stop,
+		// and leave the record for the operator (setRecord says how).
+		c.setRecord(r)
+		c.stepDown("leader record overwritten with a term that cannot grow", nil)
+		return
+	}
+	if kind == recOK && rec.Term > c.term {
+		// Someone recorded a higher term: ours must not look older than it.
+		// Hand over to ourselves: stop, release above that term, re-claim.
+		c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
+			"leader record %s was overwritten by another client with term %d (ours %d); stepping down to lead above it", z, rec.Term, c.term)})
+		c.seenTerm = max(c.seenTerm, rec.Term)
+		c.recVer = r.Stat.Version
+		c.stepDown("leader record overwritten with a higher term", nil)
+		c.release(false, func() { c.forget("rec-foreign") })
+		return
+	}
+	if kind != recOK {
+		why = "not a leader record: " + why
+	} else {
+		why = fmt.Sprintf("names %s in term %d", rec.Name, rec.Term)
+	}
+	c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
+		"leader record %s was overwritten by another client (%s); rewriting it", z, why)})
+	c.repair = &repairReq{version: r.Stat.Version}
+}
+
+// repairReq is a rewrite of the leader record the holder owes: it goes out
+// as the next extension (one write of our node at a time).
+type repairReq struct{ version int32 } // -1: create it
+
+// repairRecord rewrites the leader record with our claim (version -1:
+// create it), together with an extension, which proves we still hold. It
+// takes the extension's place: never two writes of our node at once.
+func (c *Core) repairRecord(version int32) {
+	c.repair = nil
+	c.extN++
+	data := c.holderData(c.term, c.extN)
+	rec := c.rec
+	if rec.Holder != c.own.Name {
+		rec = leaderRecord{Term: c.term, Holder: c.own.Name, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+			HTTP: c.cfg.Self.HTTP, Session: sessionHex(c.sid), Since: c.now.UTC(), State: recActive}
+	}
+	if !c.activated {
+		rec.State = recFencing
+	}
+	rc := Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: version}
+	if version < 0 {
+		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
+	}
+	c.ownWrites++
+	c.ownWriteSeq++
+	c.extBusy = true
+	c.request(pending{p: pRepair, data: data}, Op{Kind: OpMulti, Ops: []Op{
+		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer}, rc}})
+}
+
+func (c *Core) onRepairReply(p pending, r Result) {
+	c.ownWrites--
+	c.extBusy = false // the repair held the extension's place
+	if c.stale(p) {
+		return
+	}
+	switch r.Err {
+	case ErrNone:
+		c.ownVer = r.Multi[0].Stat.Version
+		c.ownWritten(p)
+		c.recMine = r.Multi[1].Stat.Version
+		if c.role == roleHolder {
+			c.leaseSend = later(c.leaseSend, p.sent)
+			if c.duty == dutyOn {
+				c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
+			}
+		}
+		c.forget("rec-gone")
+		c.forget("rec-foreign")
+	case ErrLost:
+		c.ownSure, c.ownEpoch, c.extLost = false, 0, p.data
+	case ErrNotSent, ErrOther:
+		c.fail()
+	default:
+		if i, kind := failedOp(r); i == 0 && kind == ErrNoNode {
+			c.lose("member node " + c.own.Name + " is gone")
+		} else if i == 0 {
+			c.ownTampered()
+		}
+		// else the record changed again: the re-armed watch reads it
+	}
+}
+
+func (c *Core) startFence() {
+	c.fence.busy = true
+	c.emit(ActFence{Req: c.fence.req})
+}
+
+func (c *Core) cancelFence() {
+	if c.fence.busy {
+		c.emit(ActCancelFence{})
+	}
+	c.fence = fenceState{}
+}
+
+func (c *Core) onFenced(ev EvFenced) {
+	if !c.fence.busy || ev.Term != c.fence.term || c.role != roleHolder || c.activated {
+		return
+	}
+	c.fence.busy = false
+	if ev.Err != nil {
+		c.fence.backoff = min(max(2*c.fence.backoff, 500*time.Millisecond), 10*time.Second)
+		c.fence.retryAt = c.now.Add(c.fence.backoff)
+		c.setPhase(c.idlePhase(), fmt.Sprintf("fencing failed (%v); retrying in %s", ev.Err, c.fence.backoff))
+		return
+	}
+	// Mark the record active before acting, so a later leader fences us:
+	// as the next write of our node (advanceHolder).
+	c.activateDue = true
+}
+
+// activate writes the record active (and extends, proving we still hold).
+func (c *Core) activate() {
+	c.extN++
+	data := c.holderData(c.term, c.extN)
+	rec := c.rec
+	rec.State, rec.Previous = recActive, nil
+	c.ownWrites++
+	c.ownWriteSeq++
+	c.extBusy = true
+	c.request(pending{p: pActivate, data: data, term: c.term}, Op{Kind: OpMulti, Ops: []Op{
+		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer},
+		{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine}}})
+}
+
+func (c *Core) onActivateReply(p pending, r Result) {
+	c.ownWrites--
+	c.extBusy = false
+	if c.stale(p) || c.role != roleHolder || p.term != c.term || c.activated {
+		return
+	}
+	switch r.Err {
+	case ErrNone:
+		c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
+		c.ownWritten(p)
+		c.leaseSend = later(c.leaseSend, p.sent)
+		c.rec.State, c.rec.Previous = recActive, nil
+		c.activated, c.activateDue = true, false
+		c.fence = fenceState{}
+		return
+	case ErrLost:
+		// Maybe applied: resync our node, then read the record (its
+		// check fails if it did) before writing it again.
+		c.ownSure, c.ownEpoch, c.ownSent, c.extLost = false, 0, time.Time{}, p.data
+		return
+	case ErrNotSent, ErrOther:
+		c.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
+		return
+	}
+	switch i, kind := failedOp(r); {
+	case i == 0 && kind == ErrNoNode:
+		c.lose("member node " + c.own.Name + " is gone")
+	case i == 0:
+		c.ownTampered()
+	default:
+		c.extBusy = true
+		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.leaderNode()})
+	}
+}

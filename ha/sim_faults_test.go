@@ -1,0 +1,209 @@
+package ha
+
+// The simulator's faults: what an operator, another client, the network, a
+// process or ZooKeeper itself does to a group (sim_test.go runs them).
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/hanode/hanode/internal/simzk"
+)
+
+func (s *sim) scheduleFaults() {
+	kinds := s.cfg.kinds
+	if kinds == nil {
+		for k := faultKind(0); k < nFaultKinds; k++ {
+			kinds = append(kinds, k)
+		}
+	}
+	s.healAt = 0
+	for i := 0; i < s.cfg.faults; i++ {
+		at := s.dur(2*time.Second, s.cfg.faultEnd)
+		k := kinds[s.rng.Intn(len(kinds))]
+		n := s.nodes[s.rng.Intn(len(s.nodes))]
+		length := s.dur(s.cfg.lease/10, 3*s.cfg.lease)
+		s.healAt = max(s.healAt, at+length+time.Second)
+		s.at(at, func() { s.inject(k, n, length) })
+	}
+}
+
+// inject starts fault k (on n, for length where it lasts).
+func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
+	s.tracef("FAULT %s on %s for %.3fs", k, n.name, length.Seconds())
+	s.log = append(s.log, fmt.Sprintf("%.3fs %s %s %.3fs", s.now.Seconds(), k, n.name, length.Seconds()))
+	l := layout{root: s.root, group: s.group}
+	switch k {
+	case fPartition:
+		n.partUntil = max(n.partUntil, s.now+length)
+	case fSlow:
+		n.slowUntil, n.slowBy = s.now+length, s.dur(20*time.Millisecond, s.cfg.lease/2)
+	case fFreeze:
+		if n.running && n.frozen <= s.now {
+			n.frozen = s.now + length
+		}
+	case fKill:
+		if n.running {
+			s.tracef("%s: killed", n.name)
+			n.exit(false)
+		}
+		s.start(n, length/2)
+	case fStop:
+		if n.running && n.core != nil {
+			n.at(s.now, func() { n.step(EvShutdown{}) })
+		}
+		s.at(s.now+length/2, func() {
+			if n.running { // still leaving: the process gives up after its bound
+				n.exit(true)
+			}
+			s.start(n, 0)
+		})
+	case fDeleteMember:
+		if names := s.members(l); len(names) > 0 {
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1})
+		}
+	case fDeleteHolder:
+		if data, _, ok := s.zk.Get(l.leaderNode()); ok {
+			if r, kind, _ := decodeLeader(data); kind == recOK {
+				s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(r.Holder), Version: -1})
+			}
+		}
+	case fGarbageMember:
+		if names := s.members(l); len(names) > 0 {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(names[s.rng.Intn(len(names))]), Data: s.garbage(), Version: -1})
+		}
+	case fGarbageRecord:
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: s.garbage(), Version: -1})
+	case fDeleteRecord:
+		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
+	case fGarbageGroup:
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.groupNode(), Data: s.garbage(), Version: -1})
+	case fForeignNodes:
+		low := "_c_" + strings.Repeat("0", 32) + "-m-0000000000"
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member(low),
+			Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "forged", Role: "primary", Host: "x"}})})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("1", 32) + "-m--000000001"), Data: []byte("x")})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("junk-"), Data: s.garbage(),
+			Flags: zk.FlagEphemeral | zk.FlagSequence})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("2", 32) + "-m-"),
+			Data: s.garbage(), Flags: zk.FlagEphemeral | zk.FlagSequence})
+	case fDeleteTree:
+		evs, _ := s.zk.DeleteAll(s.advSession(), s.root, s.now)
+		s.dispatch(evs)
+	case fDeleteMembers:
+		evs, _ := s.zk.DeleteAll(s.advSession(), l.membersDir(), s.now)
+		s.dispatch(evs)
+	case fDataLoss:
+		s.serverOutage(length/4, func() { s.zk.Wipe(); s.snaps = nil; s.adv = 0 })
+	case fRollback:
+		if len(s.snaps) == 0 {
+			return
+		}
+		snap := s.snaps[s.rng.Intn(len(s.snaps))]
+		s.serverOutage(length/4, func() { s.zk.Restore(snap, s.now) })
+	case fServerRestart:
+		snap := s.zk.Snapshot()
+		s.serverOutage(s.dur(100*time.Millisecond, time.Second), func() { s.zk.Restore(snap, s.now) })
+	case fServerDown:
+		snap := s.zk.Snapshot()
+		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
+	case fMaxTerm:
+		// An operator edits the record's term to one that cannot grow, and
+		// a member node's seen_term too; later deletes the record (the fix
+		// the refusal names).
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Version: -1,
+			Data: []byte(`{"term": 9223372036854775800, "holder": "x", "state": "active"}`)})
+		if names := s.members(l); len(names) > 0 {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1,
+				Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "x", Role: "primary", SeenTerm: 1<<62 + 5}})})
+		}
+		// The fix comes once every fault has ended (a rollback could bring
+		// the record back before): the operator acts on a quiet cluster.
+		if !s.fixPlanned {
+			s.fixPlanned = true
+			s.at(s.healAt-500*time.Millisecond, func() {
+				if data, _, ok := s.zk.Get(l.leaderNode()); ok {
+					if r, _, _ := decodeLeader(data); r.Term >= MaxTerm {
+						s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
+					}
+				}
+			})
+		}
+	}
+}
+
+// serverOutage stops the server (every connection breaks), then runs
+// restart and serves again after d.
+func (s *sim) serverOutage(d time.Duration, restart func()) {
+	if s.zkDown {
+		return
+	}
+	s.zkDown = true
+	for _, n := range s.nodes {
+		if n.running && n.connected {
+			n.at(s.now+n.latency(), func() { n.breakConn("server down") })
+		}
+	}
+	s.at(s.now+d, func() {
+		restart()
+		s.zkDown = false
+		s.expiryAt = 0
+		s.armExpiry()
+		s.tracef("zk: serving again")
+	})
+}
+
+func (s *sim) takeSnapshot() {
+	if !s.zkDown {
+		s.snaps = append(s.snaps, s.zk.Snapshot())
+		if len(s.snaps) > 4 {
+			s.snaps = s.snaps[1:]
+		}
+	}
+	if s.now < s.healAt {
+		s.at(s.now+s.dur(500*time.Millisecond, 3*time.Second), s.takeSnapshot)
+	}
+}
+
+func (s *sim) advSession() int64 {
+	if s.adv == 0 || !s.zk.Alive(s.adv) {
+		s.adv, _ = s.zk.CreateSession(time.Minute, s.now)
+	}
+	return s.adv
+}
+
+// adversary runs op as another client at once.
+func (s *sim) adversary(op simzk.Op) {
+	if s.zkDown {
+		return
+	}
+	res, evs := s.zk.Apply(s.advSession(), op, s.now)
+	s.tracef("adversary %s %s: %v", op.Kind, op.Path, res.Err)
+	s.dispatch(evs)
+}
+
+func (s *sim) members(l layout) []string {
+	var out []string
+	prefix := l.membersDir() + "/"
+	for _, p := range s.zk.Paths() {
+		if name, ok := strings.CutPrefix(p, prefix); ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (s *sim) garbage() []byte {
+	switch s.rng.Intn(4) {
+	case 0:
+		return []byte("not json")
+	case 1:
+		return nil
+	case 2:
+		return []byte(`{"term": 7, "holder": "`)
+	}
+	return []byte(`{"term":-3,"holder":"x","state":"active"}`)
+}
