@@ -243,19 +243,35 @@ func (c *Core) onExtendReply(p pending, r Result) {
 	if c.stale(p) {
 		return
 	}
-	switch r.Err {
-	case ErrNone:
-		c.ownVer, c.ownSure = r.Multi[0].Stat.Version, true
-		c.ownWritten(p)
-		if c.role == roleHolder {
-			c.leaseSend = later(c.leaseSend, p.sent)
-			if c.duty == dutyOn {
-				c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
-			}
-		}
-		c.succeeded()
+	if r.Err != ErrNone {
+		c.ownWriteFailed(p, r)
 		return
+	}
+	c.ownVer, c.ownSure = r.Multi[0].Stat.Version, true
+	c.extended(p)
+	c.succeeded()
+}
+
+// extended takes an acknowledged write of our node, sent in p, as an
+// extension of the lease (and tells the duty guard).
+func (c *Core) extended(p pending) {
+	c.ownWritten(p)
+	if c.role == roleHolder {
+		c.leaseSend = later(c.leaseSend, p.sent)
+		if c.duty == dutyOn {
+			c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
+		}
+	}
+}
+
+// ownWriteFailed handles a failed multi that wrote our node (op 0) and
+// wrote or checked the leader record (op 1): lost or not sent, our node
+// gone or written by another client, or the record changed under us.
+func (c *Core) ownWriteFailed(p pending, r Result) {
+	switch r.Err {
 	case ErrLost:
+		// Maybe applied: resync our node before the next write (its data
+		// tells whether this one landed).
 		c.ownSure, c.ownEpoch, c.ownSent, c.extLost = false, 0, time.Time{}, p.data
 		return
 	case ErrNotSent, ErrOther:
@@ -268,12 +284,9 @@ func (c *Core) onExtendReply(p pending, r Result) {
 		c.lose("member node " + c.own.Name + " deleted (by another client, or its session ended)")
 	case i == 0:
 		c.ownTampered()
-	case c.role == roleHolder && kind == ErrNoNode:
-		z := c.l.leaderNode()
-		c.notice("rec-gone", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf("leader record %s was deleted; rewriting it", z)})
-		c.repair = &repairReq{version: -1}
 	case c.role == roleHolder:
-		c.extBusy = true // nothing else until we know what the record holds
+		// The record is not as our last write left it: read it and decide.
+		c.extBusy = true // nothing else until we know what it holds
 		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.leaderNode()})
 	}
 }

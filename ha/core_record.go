@@ -129,31 +129,14 @@ func (c *Core) onRepairReply(p pending, r Result) {
 	if c.stale(p) {
 		return
 	}
-	switch r.Err {
-	case ErrNone:
-		c.ownVer = r.Multi[0].Stat.Version
-		c.ownWritten(p)
-		c.recMine = r.Multi[1].Stat.Version
-		if c.role == roleHolder {
-			c.leaseSend = later(c.leaseSend, p.sent)
-			if c.duty == dutyOn {
-				c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
-			}
-		}
-		c.forget("rec-gone")
-		c.forget("rec-foreign")
-	case ErrLost:
-		c.ownSure, c.ownEpoch, c.extLost = false, 0, p.data
-	case ErrNotSent, ErrOther:
-		c.fail()
-	default:
-		if i, kind := failedOp(r); i == 0 && kind == ErrNoNode {
-			c.lose("member node " + c.own.Name + " is gone")
-		} else if i == 0 {
-			c.ownTampered()
-		}
-		// else the record changed again: the re-armed watch reads it
+	if r.Err != ErrNone {
+		c.ownWriteFailed(p, r)
+		return
 	}
+	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
+	c.extended(p)
+	c.forget("rec-gone")
+	c.forget("rec-foreign")
 }
 
 func (c *Core) startFence() {
@@ -204,31 +187,15 @@ func (c *Core) onActivateReply(p pending, r Result) {
 	if c.stale(p) || c.role != roleHolder || p.term != c.term || c.activated {
 		return
 	}
-	switch r.Err {
-	case ErrNone:
-		c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
-		c.ownWritten(p)
-		c.leaseSend = later(c.leaseSend, p.sent)
-		c.rec.State, c.rec.Previous = recActive, nil
-		c.activated, c.activateDue = true, false
-		c.fence = fenceState{}
-		return
-	case ErrLost:
-		// Maybe applied: resync our node, then read the record (its
-		// check fails if it did) before writing it again.
-		c.ownSure, c.ownEpoch, c.ownSent, c.extLost = false, 0, time.Time{}, p.data
-		return
-	case ErrNotSent, ErrOther:
-		c.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
+	if r.Err != ErrNone {
+		// If a lost activation applied, the resync and then the record's
+		// read (its check fails) say so before we write it again.
+		c.ownWriteFailed(p, r)
 		return
 	}
-	switch i, kind := failedOp(r); {
-	case i == 0 && kind == ErrNoNode:
-		c.lose("member node " + c.own.Name + " is gone")
-	case i == 0:
-		c.ownTampered()
-	default:
-		c.extBusy = true
-		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.leaderNode()})
-	}
+	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
+	c.extended(p)
+	c.rec.State, c.rec.Previous = recActive, nil
+	c.activated, c.activateDue = true, false
+	c.fence = fenceState{}
 }
