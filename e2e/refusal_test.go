@@ -45,7 +45,7 @@ func TestSecondProcessWithANameInUseIsRefused(t *testing.T) {
 		t.Errorf("holder answers %d %q %v, want 200 ok", code, body, err)
 	}
 	for _, r := range chk.Runs(holder) {
-		if r.Result != nodetest.ResultOK && r.LastArrived.After(since) {
+		if r.Result != nodetest.ResultOK && r.LastSent.After(since) {
 			t.Errorf("holder answered %s (%s) %d times while the duplicate was refused", r.Result, r.Detail, r.N)
 		}
 	}
@@ -72,7 +72,7 @@ func TestJoiningAGroupWithAnotherRoleIsRefused(t *testing.T) {
 	mustContain(t, "stderr of the refused process", other.Logs(), haID, "role=primary", "role=secondary")
 
 	for _, r := range chk.Runs(primary) {
-		if r.Result != nodetest.ResultOK && r.LastArrived.After(since) {
+		if r.Result != nodetest.ResultOK && r.LastSent.After(since) {
 			t.Errorf("leader answered %s (%s) %d times while the secondary was refused", r.Result, r.Detail, r.N)
 		}
 	}

@@ -3,10 +3,10 @@ package ha
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -18,9 +18,11 @@ import (
 // private, and the lease must not assume more time than the server gives.
 type negotiatedDialer struct {
 	timeoutMs atomic.Int32
-	// reset is true when the last connection was reset before the server's
-	// first reply: a broken path, not a server that refuses to serve.
-	reset atomic.Bool
+	// closed is true when the server closed the last connection in order
+	// (EOF) before its first reply: what a server without quorum does. A
+	// reset, a read timeout (a stalled path) or our own close is a broken
+	// path instead.
+	closed atomic.Bool
 
 	mu    sync.Mutex
 	conns map[*sniffConn]struct{} // open connections, closed by closeAll
@@ -40,15 +42,16 @@ func (d *negotiatedDialer) closeAll() {
 	}
 }
 
-// lastReset reports whether the last connection was reset before any reply.
-func (d *negotiatedDialer) lastReset() bool { return d.reset.Load() }
+// lastClosedByServer reports whether the server closed the last connection
+// before any reply.
+func (d *negotiatedDialer) lastClosedByServer() bool { return d.closed.Load() }
 
 func (d *negotiatedDialer) dial(network, address string, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
 	}
-	d.reset.Store(false)
+	d.closed.Store(false)
 	sc := &sniffConn{Conn: c, d: d}
 	d.mu.Lock()
 	if d.conns == nil {
@@ -86,8 +89,8 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil && n == 0 {
 		c.mu.Lock()
-		if !c.done && len(c.head) == 0 && errors.Is(err, syscall.ECONNRESET) {
-			c.d.reset.Store(true)
+		if !c.done && len(c.head) == 0 && errors.Is(err, io.EOF) {
+			c.d.closed.Store(true)
 		}
 		c.mu.Unlock()
 	}
@@ -106,19 +109,6 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 				}
 				c.done, c.head = true, nil
 			}
-		}
-		c.mu.Unlock()
-	}
-	return n, err
-}
-
-// Write notes a path reset while sending the connect request.
-func (c *sniffConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if err != nil && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
-		c.mu.Lock()
-		if !c.done {
-			c.d.reset.Store(true)
 		}
 		c.mu.Unlock()
 	}

@@ -291,9 +291,9 @@ func (s *Session) onState(ev zk.Event) {
 		s.cause = "expired"
 	case zk.StateDisconnected:
 		// A server that accepts the connection and closes it before a
-		// session is established has no quorum (or is starting); a
-		// connection reset before any reply is a broken path.
-		if s.connOnly && !s.dialer.lastReset() {
+		// session is established has no quorum (or is starting); a reset
+		// or a connect request never answered is a broken path.
+		if s.connOnly && s.dialer.lastClosedByServer() {
 			s.cause = "no quorum"
 		} else if s.cause != "expired" && s.cause != "no quorum" {
 			s.cause = "disconnected"
