@@ -39,10 +39,10 @@ const (
 	// this long after the fault.
 	advR = lease / 3
 	// relist is how often a settled member lists its whole group again
-	// (2D): a member learns of what it does not watch (its own node deleted
-	// or overwritten while it is a standby, the leader record deleted while
-	// it does not hold it) at its next relist at the latest.
-	relist = 2 * sessionTimeout
+	// (3D, ha.Core.relistEvery). A standby watches its own node and the
+	// lowest member refusing a record watches the record, so these learn
+	// of a change at once; the relist is the bound when a watch is lost.
+	relist = 3 * sessionTimeout
 	// slack is added to every upper bound, for a loaded CI machine.
 	slack = 2 * time.Second
 )

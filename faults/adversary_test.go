@@ -8,7 +8,7 @@ package faults
 // (D), and ends with the Checker's verdict: no two nodes ever answered "ok"
 // at one instant, no two duties ran at once, terms grew. Each also bounds
 // when exactly one leader is back, in terms of W (advW, 4.081 s), the
-// extension period R (advR, 0.93 s) and the relist period 2D, with slack
+// extension period R (advR, 0.93 s) and the relist period 3D, with slack
 // for a loaded CI machine, and records the measured time as a RESULT row.
 // docs/faults.md, "Adversarial faults", has the table.
 
@@ -30,7 +30,7 @@ import (
 
 // TestAdversaryMemberNodeDeleted: another client deletes member nodes of a
 // running group. A standby's: the leader is untouched, and the standby
-// rejoins with a new node at its next relist (2D). The leader's: the
+// rejoins with a new node (its own-node watch; the relist, 3D, bounds it). The leader's: the
 // leader stops at its next extension (R), and its successor leads only W
 // after its last observation of the leader's node, so after the leader's
 // lease provably ended. Every member node at once (deleteall of members/):
@@ -251,7 +251,7 @@ var garbage = []struct {
 //     no failover, same term.
 //   - The group record: running members do not read it; `hanode status`
 //     names it, and the next member to join (a restarted standby) rewrites it.
-//   - A standby's member node: the standby finds it at its next relist (2D),
+//   - A standby's member node: the standby's own-node watch finds it (the relist, 3D, bounds it),
 //     steps out and rejoins with a clean node; `hanode status` lists the
 //     damaged node as ignored until then; the leader is untouched.
 //   - The leader's member node: the leader's next extension fails (R); its
@@ -520,8 +520,8 @@ func TestAdversaryForeignMemberNodes(t *testing.T) {
 // record, in /v2/status and in `hanode status`. No node answers "ok" with a
 // term that is not positive or smaller than the one before. Once the
 // operator deletes the record (the fix the message names), one leader is
-// back within the relist period 2D (members that do not hold the lease do
-// not watch the record), in a term above the old one, and the group hands
+// back at once (the refusing lowest member watches the record; the relist,
+// 3D, bounds it), in a term above the old one, and the group hands
 // over normally again (SIGTERM to the new leader).
 func TestAdversaryTermCannotGrow(t *testing.T) {
 	const scenario = "leader record's term set to 9223372036854775800, then the record deleted"

@@ -238,18 +238,29 @@ func (c *Core) extend() {
 }
 
 func (c *Core) onExtendReply(p pending, r Result) {
+	if c.ownWriteDone(p, r) {
+		c.ownSure = true
+		c.succeeded()
+	}
+}
+
+// ownWriteDone takes the reply to an extension or a repair, a multi that
+// wrote our node (op 0) in the extension's place: it reports whether the
+// write succeeded in the current membership, and then takes it as an
+// extension.
+func (c *Core) ownWriteDone(p pending, r Result) bool {
 	c.extBusy = false
 	c.ownWrites--
 	if c.stale(p) {
-		return
+		return false
 	}
 	if r.Err != ErrNone {
 		c.ownWriteFailed(p, r)
-		return
+		return false
 	}
-	c.ownVer, c.ownSure = r.Multi[0].Stat.Version, true
+	c.ownVer = r.Multi[0].Stat.Version
 	c.extended(p)
-	c.succeeded()
+	return true
 }
 
 // extended takes an acknowledged write of our node, sent in p, as an

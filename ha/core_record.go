@@ -124,19 +124,11 @@ func (c *Core) repairRecord(version int32) {
 }
 
 func (c *Core) onRepairReply(p pending, r Result) {
-	c.ownWrites--
-	c.extBusy = false // the repair held the extension's place
-	if c.stale(p) {
-		return
+	if c.ownWriteDone(p, r) {
+		c.recMine = r.Multi[1].Stat.Version
+		c.forget("rec-gone")
+		c.forget("rec-foreign")
 	}
-	if r.Err != ErrNone {
-		c.ownWriteFailed(p, r)
-		return
-	}
-	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
-	c.extended(p)
-	c.forget("rec-gone")
-	c.forget("rec-foreign")
 }
 
 func (c *Core) startFence() {
