@@ -158,7 +158,7 @@ func runTakeovers(t *testing.T, cfg takeoverConfig) takeoverResult {
 		}
 		var from time.Time // the wire is listed from here: the cancel, or the extension before it
 		if cfg.onExtension {
-			ev, err := recvBounded(tracers[old.proc].nextRequest(5), 2*scaleR+time.Second)
+			ev, err := recvBounded(tracers[old.proc].nextRequest(14), 2*scaleR+time.Second)
 			if err != nil {
 				t.Fatalf("try %d: no extension write from the leader: %v", i+1, err)
 			}
