@@ -23,6 +23,11 @@ type lookState struct {
 	ownSeq  uint64
 	ownBusy bool
 	ownRead bool // the look reads our node (ownCheck)
+	// outdated: our lowest predecessor was seen to vanish while this look
+	// was in flight. Its listing may predate the deletion (replies and
+	// watch events reach the core in any order), and applying it would
+	// drop the bound the deletion left (vacated): another look follows.
+	outdated bool
 }
 
 // wantLook asks for a look as soon as possible.
@@ -150,6 +155,10 @@ func (c *Core) inspect(name string, r Result) nodeInfo {
 func (c *Core) finishLook() {
 	lk := c.look
 	c.look = lookState{}
+	if lk.outdated {
+		c.lookDue = true
+		return
+	}
 	c.lastLook = lk.at
 	if c.role != roleHolder {
 		// A holder knows the record better than a look (it wrote it; its
@@ -347,6 +356,9 @@ func (c *Core) onPredWatch(kind WatchKind) {
 			// It vanished with no change since we read it at predObs: its
 			// last extension was sent before predObs (doc.go, rule C).
 			c.vacated = c.predObs
+			if c.look.id != 0 {
+				c.look.outdated = true
+			}
 			if c.position == 0 && !c.candSince.IsZero() && c.predObs.Before(c.candSince) {
 				c.candSince, c.vacated = c.predObs, time.Time{} // a look saw it gone first
 			}

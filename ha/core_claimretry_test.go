@@ -1,0 +1,108 @@
+package ha
+
+import (
+	"testing"
+	"time"
+)
+
+// TestCoreAFailedSilentClaimKeepsItsBound: the second member claims by rule
+// D (the holder silent for W) and the claim fails (the record changed, or
+// the holder's node vanished as its session expired), with the holder's
+// deletion notified before or after the reply. The holder's node vanished
+// unchanged since we read it, so its last extension precedes that read:
+// the next claim must come at once, not W after the next look.
+func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		failedOp     int  // 0: the delete of the holder's node; 2: the record
+		watchFirst   bool // the deletion notified before the claim's reply
+		holderInLook bool // the look after the failure still lists the holder
+		// afterListing: the deletion notified after the next look's listing
+		// (which still lists the holder) and before that look's reads.
+		afterListing bool
+	}{
+		{"record changed, deletion after the next listing", 2, false, true, true},
+		{"holder's node gone, deletion after the next listing", 0, false, true, true},
+		{"record changed, deletion after the reply, holder still listed", 2, false, true, false},
+		{"record changed, deletion after the reply, holder gone", 2, false, false, false},
+		{"record changed, deletion before the reply", 2, true, false, false},
+		{"holder's node gone, deletion before the reply", 0, true, false, false},
+		{"holder's node gone, deletion after the reply", 0, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "b")
+			holder := memberName("0000000000000000000000000000000f", 0)
+			own := r.join(1)
+			rec := mustJSON(leaderRecord{Term: 5, Holder: holder, Name: "a", State: recActive})
+			r.look([]string{holder, own}, rec, 3)
+			w := r.take(OpGet, holder)
+			r.answer(w, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
+				Stat: Stat{Version: 4, EphemeralOwner: 9}})
+			r.after(ctW)
+			q, ok := r.claim()
+			if !ok {
+				t.Fatalf("no claim W after the read; outstanding %v", r.pending())
+			}
+			multi := []Result{{}, {}, {}}
+			multi[tc.failedOp] = Result{Err: ErrBadVersion}
+			if tc.failedOp == 0 {
+				multi[0] = Result{Err: ErrNoNode}
+			}
+			fail := Result{Err: multi[tc.failedOp].Err, Multi: multi}
+			if tc.watchFirst {
+				r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+				r.answer(q, fail)
+			} else {
+				r.answer(q, fail)
+				if !tc.afterListing {
+					r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+				}
+			}
+			notified := !tc.afterListing
+			failedAt := r.now
+			// Answer whatever is asked: reads of the record (now at version
+			// 4: the holder's activation), listings with or without the holder.
+			rec4 := mustJSON(leaderRecord{Term: 5, Holder: holder, Name: "a", State: recActive})
+			for i := 0; i < 50; i++ {
+				if _, ok := r.claim(); ok {
+					if d := r.now.Sub(failedAt); d > 100*time.Millisecond {
+						t.Fatalf("claimed again %v after the failed claim, want at once", d)
+					}
+					return
+				}
+				if len(r.reqs) == 0 {
+					r.after(10 * time.Millisecond)
+					continue
+				}
+				q := r.reqs[0]
+				r.reqs = r.reqs[1:]
+				switch {
+				case q.Op.Kind == OpChildren:
+					names := []string{own}
+					if tc.holderInLook && i < 3 {
+						names = []string{holder, own}
+					}
+					r.answer(q, Result{Children: names})
+					if !notified {
+						r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+						notified = true
+					}
+				case q.Op.Kind == OpGet && len(q.Op.Path) > 7 && q.Op.Path[len(q.Op.Path)-7:] == "/leader":
+					r.answer(q, Result{Data: rec4, Stat: Stat{Version: 4}})
+				case q.Op.Kind == OpGet && q.Op.Path[len(q.Op.Path)-len(own):] == own:
+					r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "b", Role: "primary"}}), Stat: Stat{Version: 0, EphemeralOwner: 7}})
+				case q.Op.Kind == OpGet:
+					if tc.holderInLook && i < 3 {
+						r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
+							Stat: Stat{Version: 4, EphemeralOwner: 9}})
+					} else {
+						r.answer(q, Result{Err: ErrNoNode})
+					}
+				default:
+					t.Fatalf("unexpected request %v", q.Op)
+				}
+			}
+			t.Fatalf("no claim within %v of the failed claim; phase %s; outstanding %v", r.now.Sub(failedAt), r.c.phase, r.pending())
+		})
+	}
+}
