@@ -88,7 +88,11 @@ func (c *Core) onJoinReply(p pending, r Result) {
 		case ErrNone:
 			node, ok := parseMember(r.Path[strings.LastIndex(r.Path, "/")+1:])
 			if !ok {
-				panic(fmt.Sprintf("ha: created member %q has an unexpected name", r.Path)) // our own prefix
+				// We asked for our own prefix: no ZooKeeper answers otherwise.
+				c.bug(fmt.Sprintf("created member %q has an unexpected name", r.Path))
+				c.joining = joinCreate
+				c.fail()
+				return
 			}
 			c.joined(node, 0, true, p.epoch)
 		case ErrNoNode: // members/ (or more) is gone: recreate the parents

@@ -46,14 +46,17 @@ func (c *Core) Snapshot() Snapshot {
 }
 
 // setPhase changes phase and reason, and emits the transition when the phase
-// changes. Moves the rule cannot make are bugs: they panic naming both ends.
+// changes. Moves the rule cannot make are bugs: reported as a "bug" notice
+// naming both ends (tests and the simulator fail on it), not a panic. The
+// phase is what the node reports; whether it may act (Active) rests on the
+// role, the duty and the lease alone, so a wrong phase never makes it act.
 func (c *Core) setPhase(to Phase, reason string) {
 	from := c.phase
 	if from == to && reason == c.reason {
 		return
 	}
 	if from != to && !allowed(from, to) {
-		panic(fmt.Sprintf("ha: impossible transition %s -> %s (%s)", from, to, reason))
+		c.bug(fmt.Sprintf("impossible transition %s -> %s (%s)", from, to, reason))
 	}
 	c.reason = reason
 	if from == to {
@@ -107,3 +110,9 @@ func (c *Core) notice(key string, n Notice) {
 }
 
 func (c *Core) forget(key string) { delete(c.noticed, key) }
+
+// bug reports a broken internal rule. Production logs it as an error and
+// carries on safely; every test of the core fails on it.
+func (c *Core) bug(msg string) {
+	c.emit(ActNotice{N: Notice{Level: "bug", Msg: "ha: bug: " + msg + "; please report it"}})
+}

@@ -42,6 +42,9 @@ func newRig(t *testing.T, name string) *rig {
 
 func (r *rig) step(ev Event) {
 	for _, a := range r.c.Step(r.now, ev) {
+		if n, ok := a.(ActNotice); ok && n.N.Level == "bug" {
+			r.t.Fatal(n.N.Msg)
+		}
 		r.acts = append(r.acts, a)
 		if q, ok := a.(ActRequest); ok {
 			r.reqs = append(r.reqs, q)

@@ -380,7 +380,7 @@ func (e *Election) execute(a Action) {
 			fields = append(fields, zap.String("fix", n.Fix))
 		}
 		switch n.Level {
-		case "error":
+		case "error", "bug":
 			e.log.Error(n.Msg, fields...)
 		case "warn":
 			e.log.Warn(n.Msg, fields...)

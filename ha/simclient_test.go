@@ -217,6 +217,9 @@ func (n *simNode) act(a Action) {
 		}
 	case ActNotice:
 		s.tracef("%s: notice %s: %s", n.name, a.N.Level, a.N.Msg)
+		if a.N.Level == "bug" {
+			s.violate("%s: %s", n.name, a.N.Msg)
+		}
 	case ActDone:
 		s.tracef("%s: election done (%v)", n.name, a.Err)
 		if a.Err != nil {

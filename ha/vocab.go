@@ -223,7 +223,8 @@ type Transition struct {
 
 // Notice is an operator-facing problem or repair.
 type Notice struct {
-	// Level is "info", "warn" or "error".
+	// Level is "info", "warn", "error" or "bug" (a broken internal rule:
+	// logged as an error; the tests and the simulator fail on it).
 	Level string
 	Msg   string
 	// Znode is the path concerned, "" if none.

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +105,32 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			}
 			t.Fatalf("no claim within %v of the failed claim; phase %s; outstanding %v", r.now.Sub(failedAt), r.c.phase, r.pending())
 		})
+	}
+}
+
+// TestCoreAnImpossibleTransitionIsReportedNotPanicked: a move the rule
+// cannot make (a bug) is a "bug" notice naming both ends, not a crash of
+// the process, and it does not make the node active: Active rests on the
+// role, the duty and the lease, never on the phase.
+func TestCoreAnImpossibleTransitionIsReportedNotPanicked(t *testing.T) {
+	c, err := NewCore(CoreConfig{Root: "/h", Group: "g", Self: MemberInfo{Name: "a", Role: "primary", Host: "host"},
+		Lease: ctD, Margin: ctM, NewGUID: func() string { return "00000000000000000000000000000001" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	c.now = now
+	c.setPhase(PhaseActive, "a bug")
+	var bug string
+	for _, a := range c.out {
+		if n, ok := a.(ActNotice); ok && n.N.Level == "bug" {
+			bug = n.N.Msg
+		}
+	}
+	if !strings.Contains(bug, "impossible transition starting -> active") {
+		t.Fatalf("bug notice %q, want one naming starting -> active", bug)
+	}
+	if c.Active(now) {
+		t.Fatal("a wrong phase made the node active")
 	}
 }
