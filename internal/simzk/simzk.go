@@ -47,6 +47,7 @@
 package simzk
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -435,9 +436,9 @@ func (s *Server) expireDue(now time.Duration, evs []Event) ([]int64, []Event) {
 	}
 	slices.SortFunc(due, func(a, b *session) int {
 		if a.expiry != b.expiry {
-			return cmpDur(a.expiry, b.expiry)
+			return cmp.Compare(a.expiry, b.expiry)
 		}
-		return cmpInt64(a.id, b.id)
+		return cmp.Compare(a.id, b.id)
 	})
 	ids := make([]int64, len(due))
 	for i, ss := range due {
@@ -458,24 +459,4 @@ func (s *Server) killSession(id int64, evs []Event) []Event {
 	}
 	delete(s.sessions, id)
 	return evs
-}
-
-func cmpDur(a, b time.Duration) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
