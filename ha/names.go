@@ -77,6 +77,11 @@ func (s *Session) defendName(conn *zk.Conn, sid int64) {
 			if conn.SessionID() != sid {
 				return
 			}
+			select {
+			case <-s.quit:
+				return // our own close deleted it
+			default:
+			}
 			s.log.Warn("server name reservation deleted or changed by another client; claiming it again",
 				zap.String("znode", p))
 			if err := s.claimName(conn, sid); IsRefusal(err) {
