@@ -134,23 +134,26 @@ type Core struct {
 	position    int // our index among members, -1 unknown
 
 	// Standby observations (reset with every epoch, see doc.go).
-	pred        string // the member we watch
-	predWatch   uint64 // its watch, 0 none
-	predLowest  bool   // pred was the lowest member when we started watching
-	predObs     time.Time
-	predVer     int32
-	predHolds   bool      // pred's node, as last read, carries a lease (it extends it)
-	predName    string    // the server name in pred's node, as last read
-	predFailed  bool      // a claim deleting pred at predVer failed: rule D waits for a new read
-	ownWatch    uint64    // a member's watch on its own node, 0 none
-	ownCheck    bool      // the next look reads our node (it may have been written)
-	recFixWatch uint64    // a watch on a record we refuse to lead over, 0 none
-	fastRead    uint64    // the record read after our lowest predecessor left, 0 none
-	fastPred    string    // that predecessor
-	unreadable  []unread  // nodes below us in the order whose data is not a member record
-	sweepable   []unread  // those we may delete (no readable member below us)
-	vacated     time.Time // bound left by a lowest predecessor that vanished unchanged
-	candSince   time.Time // b: first look in this epoch showing us lowest
+	pred       string // the member we watch
+	predWatch  uint64 // its watch, 0 none
+	predLowest bool   // pred was the lowest member when we started watching
+	predObs    time.Time
+	predVer    int32
+	predHolds  bool   // pred's node, as last read, carries a lease (it extends it)
+	predName   string // the server name in pred's node, as last read
+	predFailed bool   // a claim deleting pred at predVer failed: rule D waits for a new read
+	ownWatch   uint64 // a member's watch on its own node, 0 none
+	// lookAfterClaim: a claim made without a look (the fast path after a
+	// release) asks for one when it is answered.
+	lookAfterClaim bool
+	ownCheck       bool      // the next look reads our node (it may have been written)
+	recFixWatch    uint64    // a watch on a record we refuse to lead over, 0 none
+	fastRead       uint64    // the record read after our lowest predecessor left, 0 none
+	fastPred       string    // that predecessor
+	unreadable     []unread  // nodes below us in the order whose data is not a member record
+	sweepable      []unread  // those we may delete (no readable member below us)
+	vacated        time.Time // bound left by a lowest predecessor that vanished unchanged
+	candSince      time.Time // b: first look in this epoch showing us lowest
 
 	// Holder.
 	term        int64

@@ -134,3 +134,70 @@ func TestCoreAnImpossibleTransitionIsReportedNotPanicked(t *testing.T) {
 		t.Fatal("a wrong phase made the node active")
 	}
 }
+
+// TestCoreAForeignMemberLookalikeDoesNotStopTheSweep: under members/ an
+// ephemeral node with garbage data (unreadable) sits below an ephemeral
+// node whose data looks like a member's but whose owner is not hanode (it
+// never sweeps, never claims). The member behind the lookalike sweeps the
+// unreadable node itself, a lease after its proper sweeper was due, so the
+// group does not wait on a foreign client for as long as that client lives.
+// (Found by the simulator, seed 59587.)
+func TestCoreAForeignMemberLookalikeDoesNotStopTheSweep(t *testing.T) {
+	r := newRig(t, "b")
+	garbage := memberName("22222222222222222222222222222222", 6)
+	lookalike := memberName("22222222222222222222222222222222", 8)
+	own := r.join(9)
+	// serve answers every outstanding request as the unchanging tree would,
+	// and returns the version of a delete of the garbage node, -1 if none.
+	serve := func() int32 {
+		swept := int32(-1)
+		for n := 0; len(r.reqs) > 0; n++ {
+			if n > 50 {
+				t.Fatalf("requests without end: %v", r.pending())
+			}
+			q := r.reqs[0]
+			r.reqs = r.reqs[1:]
+			switch {
+			case q.Op.Kind == OpDelete && strings.HasSuffix(q.Op.Path, garbage):
+				swept = q.Op.Version
+				r.answer(q, Result{})
+				return swept
+			case q.Op.Kind == OpChildren:
+				r.answer(q, Result{Children: []string{garbage, lookalike, own}})
+			case strings.HasSuffix(q.Op.Path, garbage):
+				r.answer(q, Result{Data: []byte("not json"), Stat: Stat{Version: 3, EphemeralOwner: 11}})
+			case strings.HasSuffix(q.Op.Path, lookalike):
+				r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "x", Role: "primary"}}),
+					Stat: Stat{Version: 0, EphemeralOwner: 11}})
+			case strings.HasSuffix(q.Op.Path, own):
+				r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "b", Role: "primary"}}), Stat: Stat{EphemeralOwner: 7}})
+			case strings.HasSuffix(q.Op.Path, "/leader"):
+				r.answer(q, Result{Err: ErrNoNode})
+			default:
+				t.Fatalf("unexpected request %v", q.Op)
+			}
+		}
+		return swept
+	}
+	seen := r.now
+	if v := serve(); v >= 0 {
+		t.Fatal("swept at once")
+	}
+	due := seen.Add(ctW + 2*ctD) // W + D, and a lease more: the lookalike should have swept it
+	for r.now.Before(due.Add(-10 * time.Millisecond)) {
+		r.after(10 * time.Millisecond)
+		if v := serve(); v >= 0 {
+			t.Fatalf("swept %v after it was first seen, before its own sweeper's turn was over (%v)", r.now.Sub(seen), due.Sub(seen))
+		}
+	}
+	for i := 0; i < 20; i++ {
+		r.after(10 * time.Millisecond)
+		if v := serve(); v >= 0 {
+			if v != 3 {
+				t.Fatalf("swept at version %d, want 3 (the version seen)", v)
+			}
+			return
+		}
+	}
+	t.Fatalf("the unreadable node was not swept by %v after it was first seen", r.now.Sub(seen))
+}

@@ -44,6 +44,10 @@ func (c *Core) holderData(term, n int64) []byte {
 func (c *Core) onClaimReply(p pending, r Result) {
 	c.claimBusy = false
 	c.ownWrites--
+	if c.lookAfterClaim {
+		c.lookAfterClaim = false
+		c.wantLook()
+	}
 	if c.stale(p) || c.role != roleMember {
 		return
 	}
@@ -84,6 +88,10 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		c.pred, c.predWatch, c.predObs = "", 0, time.Time{}
 	}
 	c.role, c.term = roleHolder, ci.rec.Term
+	// A holder learns of another client's write of its node from its next
+	// extension (a bad version); the standby's watch on it, which our own
+	// claim just fired, would only cost a look.
+	c.ownWatch = 0
 	c.seenTerm = max(c.seenTerm, c.term)
 	c.ownVer, c.ownSure = r.Multi[ownIdx].Stat.Version, true
 	c.ownWritten(p)

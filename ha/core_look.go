@@ -186,7 +186,7 @@ func (c *Core) finishLook() {
 	var unreadable []unread
 	c.ignored = nil
 	idx := -1
-	readableBelow := false
+	readableBelow := 0 // readable members below us
 	for _, m := range sortMembers(lk.names) {
 		info := c.infos[m.Name]
 		if m.Name != c.own.Name && info.owner == c.sid && c.sid != 0 {
@@ -212,7 +212,7 @@ func (c *Core) finishLook() {
 				unreadable = append(unreadable, u)
 			}
 		} else if idx < 0 && m.Name != c.own.Name {
-			readableBelow = true
+			readableBelow++
 		}
 		if m.Name == c.own.Name {
 			idx = len(members)
@@ -235,11 +235,21 @@ func (c *Core) finishLook() {
 	c.members, c.memberNames, c.position = members, names, idx // fresh slices: snapshots keep the old ones
 	c.unreadable, c.sweepable = unreadable, nil
 	switch {
-	case !readableBelow:
+	case readableBelow == 0:
 		c.sweepable = append([]unread(nil), unreadable...)
 	case idx > 0 && len(unreadable) > 0 && unreadable[len(unreadable)-1].name == names[idx-1]:
 		// Our direct predecessor: only we watch it, so only we sweep it.
 		c.sweepable = []unread{unreadable[len(unreadable)-1]}
+	case readableBelow == 1 && len(unreadable) > 0:
+		// Our predecessor is the lowest readable member: it should sweep
+		// these. If it has not a lease later (a client whose node only
+		// looks like a member's never will, and the group would wait on it
+		// while that client lives), we do. Each delete is at the version
+		// seen, so a second sweeper costs a failed delete, never a wrong one.
+		for _, u := range unreadable {
+			u.late = true
+			c.sweepable = append(c.sweepable, u)
+		}
 	}
 
 	if idx == 0 {
@@ -395,7 +405,10 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 			c.setRecord(r)
 			c.position, c.pred, c.predWatch = 0, "", 0
 			c.claim(ruleReleased)
-			c.lookDue = true // refresh the view once settled
+			// Refresh the view (the leaver is still in it) once the claim is
+			// answered, not beside it: in a mass handover every request
+			// counts, and the claim is what the group waits for.
+			c.lookAfterClaim = true
 			return
 		}
 	}

@@ -111,7 +111,9 @@ func (c *Core) memberBusy() bool {
 // sweepAt is when the unreadable nodes below us may be deleted (zero:
 // none): nodes with a member's name whose data is not a member record,
 // unchanged for W + D. A member sweeps its direct predecessor, and the
-// lowest member whose data is readable sweeps every one below it. A live member would
+// lowest member whose data is readable sweeps every one below it; the member
+// behind that one sweeps them too, a lease later, in case it never does (a
+// foreign client's node can look like a member's). A live member would
 // have rewritten its damaged node by then (it rejoins at its next look, and
 // a holder at its next extension), so they are foreign or dead; deleting
 // one at the version seen is rule D's argument: silent for W, it cannot be
@@ -122,24 +124,24 @@ func (c *Core) sweepAt() time.Time {
 	}
 	var first time.Time
 	for _, u := range c.sweepable {
-		if first.IsZero() || u.at.Before(first) {
-			first = u.at
+		if due := c.sweepDue(u); first.IsZero() || due.Before(first) {
+			first = due
 		}
 	}
-	return first.Add(c.wait + c.cfg.Lease)
+	return first
 }
 
 // sweep deletes the sweepable nodes that are due, each at its version.
 func (c *Core) sweep() {
 	keep := c.sweepable[:0]
 	for _, u := range c.sweepable {
-		if c.now.Before(u.at.Add(c.wait + c.cfg.Lease)) {
+		if c.now.Before(c.sweepDue(u)) {
 			keep = append(keep, u)
 			continue
 		}
 		z := c.l.member(u.name)
 		c.notice("swept:"+u.name, Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
-			"deleting %s: its data is not a member record and it has not changed for %s", z, c.wait+c.cfg.Lease)})
+			"deleting %s: its data is not a member record and it has not changed for %s", z, c.now.Sub(u.at).Round(time.Millisecond))})
 		c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: z, Version: u.ver})
 	}
 	c.sweepable = keep
@@ -151,6 +153,17 @@ type unread struct {
 	name string
 	ver  int32
 	at   time.Time // first seen at this version
+	late bool      // we sweep it only if its own sweeper has not, a lease later
+}
+
+// sweepDue is when u may be deleted: unchanged for W + D, a lease more when
+// another member should have swept it first.
+func (c *Core) sweepDue(u unread) time.Time {
+	d := c.wait + c.cfg.Lease
+	if u.late {
+		d += c.cfg.Lease
+	}
+	return u.at.Add(d)
 }
 
 // claimAt is when the next claim is due (zero: none).

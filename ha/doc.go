@@ -97,7 +97,10 @@
 // its successor (or by the lowest member with readable data) once it has
 // not changed for W + D: a live member rewrites its damaged node at once (it
 // watches its own node), so by then it is foreign or dead, and silent for W
-// it cannot be acting (rule D's argument).
+// it cannot be acting (rule D's argument). The member behind the lowest
+// readable one sweeps them too, a lease later, because a foreign client's
+// node can carry member data and then never sweeps; rule D then pushes that
+// node out like any silent lowest member.
 //
 // # Observations
 //
