@@ -187,13 +187,15 @@ func (tr *tracer) pipe(src, dst net.Conn, fromClient bool, pending *pendingReqs)
 			return
 		}
 		at := time.Now()
-		if _, err := dst.Write(buf); err != nil {
-			return
-		}
 		if first {
 			first = false
+			if _, err := dst.Write(buf); err != nil {
+				return
+			}
 			continue
 		}
+		// Record before forwarding: once the client has a reply, the test
+		// may read the trace, and the reply must be in it.
 		ev, ok := decodeFrame(buf[4:], fromClient, at, pending)
 		if ok {
 			tr.mu.Lock()
@@ -210,6 +212,9 @@ func (tr *tracer) pipe(src, dst net.Conn, fromClient bool, pending *pendingReqs)
 				tr.waiters = kept
 			}
 			tr.mu.Unlock()
+		}
+		if _, err := dst.Write(buf); err != nil {
+			return
 		}
 	}
 }
