@@ -160,7 +160,7 @@ func runProcesses(t *testing.T, groups int) procsResult {
 		}
 		return true
 	})
-	r.handoverMedian, _, r.handoverAll = durQuantiles(took)
+	r.handoverMedian, _, r.handoverAll = quantiles(took)
 	for _, n := range leaders {
 		if code := n.WaitExit(15 * time.Second); code != 0 {
 			t.Errorf("%s exited %d after SIGTERM", n, code)

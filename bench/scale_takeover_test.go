@@ -308,7 +308,7 @@ func (r takeoverResult) report() string {
 			fmt.Fprintf(&b, "| %s | - | - | - | - |\n", name)
 			return
 		}
-		p50, p90, hi := durQuantiles(ds)
+		p50, p90, hi := quantiles(ds)
 		lo := slices.Min(ds)
 		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f |\n", name, msf(p50), msf(p90), msf(lo), msf(hi))
 	}
@@ -362,7 +362,7 @@ func (r takeoverResult) report() string {
 		rules[tr.rule] = append(rules[tr.rule], tr.active)
 	}
 	for _, rule := range slices.Sorted(maps.Keys(rules)) {
-		p50, _, hi := durQuantiles(rules[rule])
+		p50, _, hi := quantiles(rules[rule])
 		fmt.Fprintf(&b, "\n%d successors %q: median %.2f ms, max %.2f ms", len(rules[rule]), rule, msf(p50), msf(hi))
 	}
 	b.WriteString("\n")

@@ -412,7 +412,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 			r.releasedAll = rel
 		}
 	}
-	r.handoverMedian, _, r.handoverAll = durQuantiles(took)
+	r.handoverMedian, _, r.handoverAll = quantiles(took)
 	if cfg.trace {
 		r.handoverOdd = oddHandovers(f, leaders, tracers, h0, 2)
 	}

@@ -373,19 +373,4 @@ func measureFor(d time.Duration) {
 	<-tm.C
 }
 
-// durQuantiles returns the median, the 90th percentile (nearest rank) and
-// the maximum.
-func durQuantiles(ds []time.Duration) (p50, p90, hi time.Duration) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[min(max(i, 0), len(s)-1)]
-	}
-	return rank(0.5), rank(0.9), s[len(s)-1]
-}
-
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -212,13 +212,24 @@ func (r *rig) stopped() bool {
 	return false
 }
 
-func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) {
-	r := newRig(t, "a")
+// lead makes the rig's core the holder of a one-member group (rule C after
+// W), its node at version 1, and returns its member node name.
+func (r *rig) lead() string {
+	r.t.Helper()
 	own := r.join(0)
 	r.look([]string{own}, nil, 0)
 	r.after(ctW)
-	q, _ := r.claim()
+	q, ok := r.claim()
+	if !ok {
+		r.t.Fatalf("no claim at W; outstanding %v", r.pending())
+	}
 	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
+	return own
+}
+
+func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.lead()
 	every := extendEvery(ctD, ctM)
 	r.after(every - time.Millisecond)
 	for _, q := range r.reqs {
@@ -246,11 +257,7 @@ func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) 
 // it with its next write of its node, and never stops acting.
 func TestCoreHolderRewritesARecordAnotherClientWroteWithoutSteppingDown(t *testing.T) {
 	r := newRig(t, "a")
-	own := r.join(0)
-	r.look([]string{own}, nil, 0)
-	r.after(ctW)
-	q, _ := r.claim()
-	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
+	own := r.lead()
 	every := extendEvery(ctD, ctM)
 	r.after(every)
 	r.answer(r.extension(own, 1, 0), Result{Err: ErrBadVersion, Multi: []Result{{}, {Err: ErrBadVersion}}})
