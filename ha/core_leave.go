@@ -69,8 +69,6 @@ func (c *Core) leave(then func()) {
 }
 
 func (c *Core) onLeaveReply(p pending, r Result) {
-	if p.p == pRelease {
-	}
 	if c.stale(p) {
 		return
 	}
