@@ -236,13 +236,21 @@ func (c *Core) extend() {
 		c.request(pending{p: pResync}, Op{Kind: OpGet, Path: c.l.member(c.own.Name)})
 		return
 	}
+	c.writeOwn(pending{p: pExtend}, Op{Kind: OpCheck, Path: c.l.leaderNode(), Version: c.recMine})
+}
+
+// writeOwn sends the one write of our node in flight (extBusy): our node
+// at the version we last wrote, with its next extension count, and rec, an
+// op on the leader record, in one multi. Extensions, activation and record
+// repairs all go this way, so each proves we still hold.
+func (c *Core) writeOwn(p pending, rec Op) {
 	c.extN++
-	data := c.holderData(c.term, c.extN)
+	p.data = c.holderData(c.term, c.extN)
 	c.ownWrites++
 	c.ownWriteSeq++
-	c.request(pending{p: pExtend, data: data}, Op{Kind: OpMulti, Ops: []Op{
-		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer},
-		{Kind: OpCheck, Path: c.l.leaderNode(), Version: c.recMine}}})
+	c.extBusy = true
+	c.request(p, Op{Kind: OpMulti, Ops: []Op{
+		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: p.data, Version: c.ownVer}, rec}})
 }
 
 func (c *Core) onExtendReply(p pending, r Result) {

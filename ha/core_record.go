@@ -102,8 +102,6 @@ type repairReq struct{ version int32 } // -1: create it
 // takes the extension's place: never two writes of our node at once.
 func (c *Core) repairRecord(version int32) {
 	c.repair = nil
-	c.extN++
-	data := c.holderData(c.term, c.extN)
 	rec := c.rec
 	if rec.Holder != c.own.Name {
 		rec = leaderRecord{Term: c.term, Holder: c.own.Name, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
@@ -116,11 +114,7 @@ func (c *Core) repairRecord(version int32) {
 	if version < 0 {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
 	}
-	c.ownWrites++
-	c.ownWriteSeq++
-	c.extBusy = true
-	c.request(pending{p: pRepair, data: data}, Op{Kind: OpMulti, Ops: []Op{
-		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer}, rc}})
+	c.writeOwn(pending{p: pRepair}, rc)
 }
 
 func (c *Core) onRepairReply(p pending, r Result) {
@@ -161,16 +155,9 @@ func (c *Core) onFenced(ev EvFenced) {
 
 // activate writes the record active (and extends, proving we still hold).
 func (c *Core) activate() {
-	c.extN++
-	data := c.holderData(c.term, c.extN)
 	rec := c.rec
 	rec.State, rec.Previous = recActive, nil
-	c.ownWrites++
-	c.ownWriteSeq++
-	c.extBusy = true
-	c.request(pending{p: pActivate, data: data, term: c.term}, Op{Kind: OpMulti, Ops: []Op{
-		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer},
-		{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine}}})
+	c.writeOwn(pending{p: pActivate, term: c.term}, Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine})
 }
 
 func (c *Core) onActivateReply(p pending, r Result) {
