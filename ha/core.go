@@ -28,6 +28,10 @@ type CoreConfig struct {
 	// crypto/rand. The simulator passes a seeded one.
 	NewGUID func() string
 
+	// weaken is a set of deliberate defects for the simulator's mutation
+	// tests (core_weaken.go); zero in production.
+	weaken weakening
+
 	// unsafeTrustVanish restores the rule hanode once had: a lowest
 	// predecessor that vanished ended its lease, so its successor claims at
 	// once. Only the simulator's test of itself sets it.
@@ -173,7 +177,7 @@ type Core struct {
 	ownWriteSeq uint64 // writes of our node sent so far
 	shutting    bool   // shutdown under way
 	fence       fenceState
-	afterStop   func() // what to do once the duty has stopped
+	afterStop   func(dutyStopped) // what to do once the duty has stopped
 
 	// Pacing of retries after failures.
 	retryAt time.Time
@@ -218,6 +222,9 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		reason:    "connecting to ZooKeeper",
 		position:  -1,
 		seenTerm:  cfg.Self.SeenTerm,
+	}
+	if cfg.weaken.has(weakWait) {
+		c.wait = c.wait * 99 / 100
 	}
 	return c, nil
 }
@@ -285,7 +292,7 @@ func (c *Core) advance() {
 		if r.onlyLeave {
 			c.leave(r.then)
 		} else {
-			c.release(r.leave, r.then)
+			c.release(r.stopped, r.leave, r.then)
 		}
 		return
 	}
@@ -363,6 +370,9 @@ func (c *Core) relistEvery() time.Duration { return 3 * c.cfg.Lease }
 func (c *Core) leaseEnd() time.Time {
 	if c.leaseSend.IsZero() {
 		return time.Time{}
+	}
+	if c.cfg.weaken.has(weakNoMargin) {
+		return c.leaseSend.Add(c.cfg.Lease)
 	}
 	return c.leaseSend.Add(c.cfg.Lease - c.cfg.Margin)
 }

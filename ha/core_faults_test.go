@@ -51,12 +51,12 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			}
 			fail := Result{Err: multi[tc.failedOp].Err, Multi: multi}
 			if tc.watchFirst {
-				r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+				r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
 				r.answer(q, fail)
 			} else {
 				r.answer(q, fail)
 				if !tc.afterListing {
-					r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+					r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
 				}
 			}
 			notified := !tc.afterListing
@@ -85,7 +85,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 					}
 					r.answer(q, Result{Children: names})
 					if !notified {
-						r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+						r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
 						notified = true
 					}
 				case q.Op.Kind == OpGet && len(q.Op.Path) > 7 && q.Op.Path[len(q.Op.Path)-7:] == "/leader":

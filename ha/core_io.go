@@ -99,6 +99,11 @@ func (c *Core) onReply(ev EvReply) {
 		return
 	}
 	delete(c.pend, ev.ID)
+	// From here on p.epoch is the epoch of the connection that delivered
+	// the reply, not the one we sent it in: a request queued across a
+	// reconnect is answered by the new connection, possibly before the
+	// session's notice of it reaches us.
+	p.epoch = ev.Epoch
 	r := ev.Result
 	switch p.p {
 	case pGroupGet, pEnsure, pGroupRepair, pCreate, pFind:
@@ -143,6 +148,12 @@ func (c *Core) onReply(ev EvReply) {
 }
 
 func (c *Core) onWatch(ev EvWatch) {
+	if !c.current(ev.Epoch) && ev.Kind != WatchLost {
+		// Delivered by another connection than the one our observations
+		// belong to (or we cannot tell): it proves nothing, it only says
+		// something changed. Treated as a lost watch: look again.
+		ev.Kind = WatchLost
+	}
 	switch {
 	case ev.ID == 0:
 	case ev.ID == c.predWatch:
@@ -193,10 +204,18 @@ func (c *Core) onSession(ev EvSession) {
 	}
 }
 
+// current reports whether epoch is the connection our observations belong
+// to. 0 (unknown) never is.
+func (c *Core) current(epoch uint64) bool { return epoch != 0 && epoch == c.epoch }
+
 // newEpoch forgets what was observed on the previous connection: after a
 // reconnect the server may be another one, or one restored from an older
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
+	if c.cfg.weaken.has(weakKeepAcrossEpochs) {
+		c.lookWanted()
+		return
+	}
 	c.predWatch, c.predObs, c.predLowest = 0, time.Time{}, false
 	c.ownWatch, c.recFixWatch = 0, 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}

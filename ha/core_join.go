@@ -166,7 +166,7 @@ func (c *Core) joined(node memberNode, ver int32, sure bool, epoch uint64) {
 	c.role, c.joining = roleMember, joinStart
 	c.own, c.ownVer, c.ownSure, c.ownCheck = node, ver, sure, true
 	c.ownEpoch, c.ownSent = 0, time.Time{}
-	if sure && epoch == c.epoch {
+	if sure && c.current(epoch) {
 		c.ownEpoch = epoch
 	}
 	c.position = -1

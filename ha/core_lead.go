@@ -12,7 +12,7 @@ import (
 // ownWritten records an acknowledged write of our node sent in request p.
 func (c *Core) ownWritten(p pending) {
 	c.ownEpoch, c.ownSent = 0, p.sent
-	if p.epoch == c.epoch {
+	if c.current(p.epoch) {
 		c.ownEpoch = c.epoch
 	}
 }
@@ -28,10 +28,14 @@ func (c *Core) ownProof() bool {
 	if !c.ownSure {
 		return false
 	}
-	if c.ownEpoch != 0 && c.ownEpoch == c.epoch {
+	if c.current(c.ownEpoch) {
 		return true
 	}
-	return !c.ownSent.IsZero() && c.now.Sub(c.ownSent) < c.cfg.Lease
+	window := c.cfg.Lease
+	if c.cfg.weaken.has(weakRuleAWindow) {
+		window = c.wait
+	}
+	return !c.ownSent.IsZero() && c.now.Sub(c.ownSent) < window
 }
 
 // holderData is our member node's data while we hold the lease.
@@ -176,10 +180,26 @@ func (c *Core) checkLease() {
 	c.stepDown(reason, nil)
 }
 
+// dutyStopped is the proof that this node's duty has stopped. Only
+// stoppedProof makes one, and only while no duty runs or stops; release
+// takes one, so a release written before the duty stopped cannot be
+// expressed (doc.go: a release is written after stop(X)).
+type dutyStopped struct{ term int64 }
+
+// stoppedProof returns the proof that no duty of ours runs, ok false while
+// one runs or is stopping.
+func (c *Core) stoppedProof() (dutyStopped, bool) {
+	if c.duty != dutyOff && !c.cfg.weaken.has(weakReleaseBeforeStop) {
+		return dutyStopped{}, false
+	}
+	return dutyStopped{term: c.term}, true
+}
+
 // stepDown ends acting now (readers see it at once), asks the duty to stop,
 // and turns the holder back into a member; then runs once the duty has
-// stopped. The leader record may still name us: rule A re-claims.
-func (c *Core) stepDown(reason string, then func()) {
+// stopped, with the proof of it. The leader record may still name us: rule
+// A re-claims.
+func (c *Core) stepDown(reason string, then func(dutyStopped)) {
 	c.cancelFence()
 	c.repair, c.activateDue = nil, false
 	c.activated = false
@@ -188,13 +208,16 @@ func (c *Core) stepDown(reason string, then func()) {
 		c.role = roleMember
 	}
 	c.setPhase(c.idlePhase(), reason)
-	c.afterStop = then
 	if c.duty == dutyOn {
 		c.duty = dutyStopping
 		c.emit(ActStopDuty{Reason: reason})
-	} else if then != nil {
-		c.afterStop = nil
-		then()
+	}
+	if then != nil {
+		if st, ok := c.stoppedProof(); ok {
+			then(st)
+		} else {
+			c.afterStop = then
+		}
 	}
 	c.wantLook()
 }
@@ -206,7 +229,8 @@ func (c *Core) onDutyStopped() {
 	c.duty = dutyOff
 	if f := c.afterStop; f != nil {
 		c.afterStop = nil
-		f()
+		st, _ := c.stoppedProof()
+		f(st)
 	}
 }
 
@@ -216,12 +240,13 @@ func (c *Core) onDutyLost(reason string) {
 	if c.role != roleHolder || c.duty != dutyOn {
 		return
 	}
-	c.duty = dutyOff // it is gone already
+	c.duty = dutyOff // it is gone already: its guard says so
 	c.notice("duty-lost", Notice{Level: "error", Msg: "duty lost: " + reason + "; handing over"})
-	c.stepDown("duty lost: "+reason, nil)
-	c.release(true, func() {
-		c.forget("duty-lost")
-		c.lose("rejoining after handing over")
+	c.stepDown("duty lost: "+reason, func(st dutyStopped) {
+		c.release(st, true, func() {
+			c.forget("duty-lost")
+			c.lose("rejoining after handing over")
+		})
 	})
 }
 

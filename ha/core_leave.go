@@ -10,20 +10,34 @@ import (
 // releaseReq is a release (or a plain leave) waiting for a write of our
 // node in flight.
 type releaseReq struct {
+	stopped          dutyStopped
 	leave, onlyLeave bool
 	then             func()
 }
 
-// release writes, after the duty has stopped, that we hold no more: the
-// next member may claim at once (rule B). It is written only with a proof
-// that nobody claimed since our last write (our node unchanged, in this
-// epoch), and deletes our node when leave is set. Without the proof it only
-// leaves (when asked), and the next leader waits W.
-func (c *Core) release(leave bool, then func()) {
+// release writes, after the duty has stopped (st proves it), that we hold
+// no more: the next member may claim at once (rule B). It is written only
+// with a proof that nobody claimed since our last write (our node
+// unchanged, in this epoch), and deletes our node when leave is set.
+// Without the proof it only leaves (when asked), and the next leader waits
+// W. Once a release is sent, rule A's "less than D ago" no longer holds for
+// our last write: a rule-B claim needs no wait after it.
+func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	if c.ownWrites > 0 || c.extBusy {
 		// A write of our node is in flight: the release checks the version
 		// it leaves, so it waits for its reply (advance).
-		c.releaseDue = &releaseReq{leave: leave, then: then}
+		c.releaseDue = &releaseReq{stopped: st, leave: leave, then: then}
+		return
+	}
+	if _, ok := c.stoppedProof(); !ok || st.term != c.term {
+		// Cannot happen: a proof is only made while no duty runs, and a
+		// new term starts a duty only after this release is settled.
+		c.bug("release asked for while a duty runs or stops")
+		if leave {
+			c.leave(then)
+		} else if then != nil {
+			then()
+		}
 		return
 	}
 	proof := c.up && c.ownProof() && c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
@@ -46,6 +60,7 @@ func (c *Core) release(leave bool, then func()) {
 	if c.recKind == recAbsent {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
 	}
+	c.ownSent = time.Time{} // rule A: only this epoch's versions prove anything now
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
 }
 
@@ -103,12 +118,18 @@ func (c *Core) advanceShutdown() {
 		if !c.activated {
 			// Never acted: leave the record as it is (fencing, naming
 			// whom the next leader must fence) and just go.
-			c.stepDown("shutting down", func() { c.leave(finish) })
+			c.stepDown("shutting down", func(dutyStopped) { c.leave(finish) })
 			return
 		}
-		c.stepDown("shutting down", func() { c.release(true, finish) })
+		c.stepDown("shutting down", func(st dutyStopped) { c.release(st, true, finish) })
 	case roleMember:
-		c.release(true, finish) // releases only if the record still names us
+		// Releases only if the record still names us. A member's duty has
+		// stopped: advance waits while it stops.
+		if st, ok := c.stoppedProof(); ok {
+			c.release(st, true, finish)
+		} else {
+			c.leave(finish)
+		}
 	default:
 		finish()
 	}

@@ -59,7 +59,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 	if c.stale(p) || p.look != c.look.id || c.look.id == 0 {
 		return
 	}
-	if p.epoch != c.epoch {
+	if !c.current(p.epoch) {
 		c.look = lookState{}
 		c.wantLook()
 		return
@@ -160,6 +160,14 @@ func (c *Core) finishLook() {
 		return
 	}
 	c.lastLook = lk.at
+	// What the look proves is dated by the last reply it rests on, not by
+	// its listing: a node below us in the listing is known to be gone (or
+	// not a member's) only from its read, which comes later, and its
+	// holder may have extended in between (doc.go, rule C).
+	obs := c.now
+	if c.cfg.weaken.has(weakRuleCFromListing) {
+		obs = lk.at
+	}
 	if c.role != roleHolder {
 		// A holder knows the record better than a look (it wrote it; its
 		// watch catches anyone else's write), and a look's read may predate
@@ -203,7 +211,7 @@ func (c *Core) finishLook() {
 			}
 			info.data.MemberInfo = MemberInfo{Name: "(unreadable)"}
 			if idx < 0 {
-				u := unread{name: m.Name, ver: info.version, at: lk.at}
+				u := unread{name: m.Name, ver: info.version, at: obs}
 				for _, old := range c.unreadable {
 					if old.name == u.name && old.ver == u.ver {
 						u.at = old.at
@@ -254,11 +262,11 @@ func (c *Core) finishLook() {
 
 	if idx == 0 {
 		if c.candSince.IsZero() {
-			c.candSince = lk.at
+			c.candSince = obs
 			if !c.vacated.IsZero() {
 				c.candSince = c.vacated
 				if c.cfg.unsafeTrustVanish {
-					c.candSince = lk.at.Add(-c.wait)
+					c.candSince = obs.Add(-c.wait)
 				}
 			}
 		}
@@ -399,7 +407,7 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 	}
 	gone := c.fastPred
 	c.fastPred = ""
-	if r.Err == ErrNone && p.epoch == c.epoch {
+	if r.Err == ErrNone && c.current(p.epoch) {
 		rec, kind, _ := decodeLeader(r.Data)
 		if kind == recOK && rec.State == recReleased && rec.Holder == gone && c.seenBelow[gone] && rec.Term < MaxTerm {
 			c.setRecord(r)
@@ -431,7 +439,7 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 	case r.Err != ErrNone:
 		c.predWatch = 0
 		c.fail()
-	case p.epoch != c.epoch:
+	case !c.current(p.epoch):
 		c.predWatch = 0 // read on an older connection: read again
 	default:
 		c.predVer, c.predFailed = r.Stat.Version, false

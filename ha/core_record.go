@@ -79,8 +79,9 @@ func (c *Core) onRecRead(p pending, r Result) {
 			"leader record %s was overwritten by another client with term %d (ours %d); stepping down to lead above it", z, rec.Term, c.term)})
 		c.seenTerm = max(c.seenTerm, rec.Term)
 		c.recVer = r.Stat.Version
-		c.stepDown("leader record overwritten with a higher term", nil)
-		c.release(false, func() { c.forget("rec-foreign") })
+		c.stepDown("leader record overwritten with a higher term", func(st dutyStopped) {
+			c.release(st, false, func() { c.forget("rec-foreign") })
+		})
 		return
 	}
 	if kind != recOK {

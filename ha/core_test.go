@@ -80,7 +80,8 @@ func (r *rig) pending() []string {
 	return out
 }
 
-func (r *rig) answer(q ActRequest, res Result) { r.step(EvReply{ID: q.ID, Result: res}) }
+// answer replies to q on the current connection.
+func (r *rig) answer(q ActRequest, res Result) { r.step(EvReply{ID: q.ID, Result: res, Epoch: r.c.epoch}) }
 
 // claimed reports whether a claim (a multi writing the leader record) is out.
 func (r *rig) claim() (ActRequest, bool) {
@@ -294,7 +295,7 @@ func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing
 		Stat: Stat{Version: 4, EphemeralOwner: 9}})
 	// The holder extends: the wait starts again from the new read.
 	r.after(ctW / 2)
-	r.step(EvWatch{ID: w.ID, Kind: WatchChanged})
+	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.epoch})
 	w2 := r.take(OpGet, holder)
 	r.answer(w2, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "primary"}), Stat: Stat{Version: 5, EphemeralOwner: 9}})
 	read := r.now
@@ -327,7 +328,7 @@ func TestCoreReleaseLetsTheNextClaimAtOnceButOnlyFromAMemberSeenBelow(t *testing
 			if seen {
 				r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
 				r.answer(r.take(OpGet, holder), Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
-				r.step(EvWatch{ID: r.c.predWatch, Kind: WatchDeleted})
+				r.step(EvWatch{ID: r.c.predWatch, Kind: WatchDeleted, Epoch: r.c.epoch})
 				// Next after the lowest: one read of the record, no look.
 				r.answer(r.take(OpGet, "/leader"), Result{Data: released, Stat: Stat{Version: 4}})
 			} else {
@@ -362,7 +363,7 @@ func TestCoreObservationsDoNotSurviveAReconnect(t *testing.T) {
 	// A reconnect to the same session: what we read before proves nothing.
 	r.step(EvSession{Up: false, Epoch: 1})
 	r.step(EvSession{Up: true, ID: 7, Epoch: 2})
-	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted})
+	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
 	r.look([]string{own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
 	r.after(200 * time.Millisecond)
 	if _, ok := r.claim(); ok {

@@ -24,6 +24,10 @@ type negotiatedDialer struct {
 	// path instead.
 	closed atomic.Bool
 
+	// dials counts the connections dialed: a connection's number is its
+	// identity, and the epoch of the session it carries (Session.epoch).
+	dials atomic.Uint64
+
 	mu    sync.Mutex
 	conns map[*sniffConn]struct{} // open connections, closed by closeAll
 }
@@ -52,6 +56,7 @@ func (d *negotiatedDialer) dial(network, address string, timeout time.Duration) 
 		return nil, err
 	}
 	d.closed.Store(false)
+	d.dials.Add(1)
 	sc := &sniffConn{Conn: c, d: d}
 	d.mu.Lock()
 	if d.conns == nil {

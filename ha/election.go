@@ -192,7 +192,7 @@ func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
 	if checks == nil {
 		return ErrNotLeader
 	}
-	r, _ := e.s.do(Op{Kind: OpMulti, Ops: append(checks, ops...)})
+	r, _, _ := e.s.do(Op{Kind: OpMulti, Ops: append(checks, ops...)})
 	if r.Err == ErrNone {
 		return nil
 	}
@@ -310,13 +310,13 @@ func (e *Election) execute(a Action) {
 	switch a := a.(type) {
 	case ActRequest:
 		go func() {
-			r, ch := e.s.do(a.Op)
-			e.post(EvReply{ID: a.ID, Result: r})
+			r, ch, epoch := e.s.do(a.Op)
+			e.post(EvReply{ID: a.ID, Result: r, Epoch: epoch})
 			if ch != nil {
 				select {
 				case ev := <-ch:
 					e.s.watches.Add(1)
-					e.post(EvWatch{ID: a.ID, Kind: watchKind(ev)})
+					e.post(EvWatch{ID: a.ID, Kind: watchKind(ev), Epoch: e.s.deliveredOn(epoch)})
 				case <-e.quit:
 				}
 			}

@@ -206,17 +206,36 @@ func (s *Session) publish(st sessionStatus) {
 // do performs op on the current client; it fails fast (ErrNotSent) without
 // a session, rather than wait in the client's queue for a later connection
 // or session, where its premises no longer hold.
-func (s *Session) do(op Op) (Result, <-chan zk.Event) {
+//
+// epoch is the epoch of the connection that delivered the reply: the one
+// current when the request was sent, if no other was dialed before the
+// reply came; 0 (unknown) otherwise.
+func (s *Session) do(op Op) (r Result, watch <-chan zk.Event, epoch uint64) {
 	conn := s.conn.Load()
 	if conn.State() != zk.StateHasSession {
-		return Result{Err: ErrNotSent, Detail: errNoSession.Error()}, nil
+		return Result{Err: ErrNotSent, Detail: errNoSession.Error()}, nil, 0
 	}
 	s.requests.Add(1)
 	switch op.Kind {
 	case OpCreate, OpDelete, OpSet, OpMulti:
 		s.writes.Add(1)
 	}
-	return do(conn, s.cfg.ACL, op)
+	before := s.dialer.dials.Load()
+	r, watch = do(conn, s.cfg.ACL, op)
+	if s.dialer.dials.Load() == before {
+		epoch = before
+	}
+	return r, watch, epoch
+}
+
+// deliveredOn is the epoch of a watch notification received now, set by a
+// request answered in epoch: that one if no connection was dialed since,
+// else 0 (unknown: it may come from a later connection's re-set watches).
+func (s *Session) deliveredOn(epoch uint64) uint64 {
+	if s.dialer.dials.Load() == epoch {
+		return epoch
+	}
+	return 0
 }
 
 // connect starts a new client; its events reach the session goroutine.
@@ -237,7 +256,11 @@ func (s *Session) onEvent(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
-	s.post(func() { s.onState(ev) })
+	// go-zookeeper reports a new session from the goroutine that dialed
+	// the connection, before it carries any request: the latest dial is
+	// the connection that has the session.
+	conn := s.dialer.dials.Load()
+	s.post(func() { s.onState(ev, conn) })
 }
 
 func (s *Session) post(f func()) {
@@ -271,8 +294,10 @@ func (s *Session) run() {
 }
 
 // onState follows the client's state. Every StateHasSession is a new
-// connection: a new epoch (doc.go, "Observations").
-func (s *Session) onState(ev zk.Event) {
+// connection: a new epoch (doc.go, "Observations"), numbered by the
+// connection (dialNo), so that replies and watches can be stamped with the
+// connection that delivered them (do).
+func (s *Session) onState(ev zk.Event, dialNo uint64) {
 	conn := s.conn.Load()
 	lvl := zap.InfoLevel
 	if ev.State == zk.StateConnecting {
@@ -282,7 +307,7 @@ func (s *Session) onState(ev zk.Event) {
 		zap.String("server", ev.Server), zapSession(sessionHex(conn.SessionID())))
 	switch ev.State {
 	case zk.StateHasSession:
-		s.epoch++
+		s.epoch = dialNo
 		s.cause, s.connOnly = "", false
 		s.lastSession = time.Now()
 	case zk.StateConnected:
@@ -349,7 +374,7 @@ func (s *Session) checkClient() {
 	}
 	go old.Close() // may wait for a server that does not answer
 	s.lastSession = time.Now()
-	s.epoch++
+	s.epoch = 0 // no connection's: nothing observed before counts, nothing matches until a new session
 	s.refresh()
 }
 

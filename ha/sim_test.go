@@ -324,7 +324,7 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 			n.watches[op.Path] = append(n.watches[op.Path], id)
 		}
 		n.lastZxid = max(n.lastZxid, zx)
-		n.hand(EvReply{ID: id, Result: res}, 0)
+		n.hand(EvReply{ID: id, Result: res, Epoch: f.epoch}, 0)
 		if res.Err == ErrNotSent {
 			n.breakConn("session expired") // the server closes the connection
 		}

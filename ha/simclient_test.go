@@ -273,7 +273,7 @@ func (n *simNode) send(id uint64, op Op) {
 	conn, sid := n.conn, n.sid
 	arrive := max(n.s.now+n.latency(), n.upAt+time.Nanosecond)
 	n.upAt = arrive
-	f := &flight{op: op}
+	f := &flight{op: op, epoch: n.epoch}
 	n.s.inflight[n][id] = f
 	n.s.at(arrive, func() {
 		if n.conn == conn && n.partUntil > n.s.now {
@@ -287,6 +287,7 @@ func (n *simNode) send(id uint64, op Op) {
 // flight is a request on its way.
 type flight struct {
 	op       Op
+	epoch    uint64 // of the connection it was sent on, which delivers its reply
 	requeued bool // to be sent again on the next connection (never reached the server)
 	failed   bool // failed with ErrLost at a break: it may still reach the server
 }
@@ -326,7 +327,7 @@ func (n *simNode) onWatchEvent(ev simzk.Event) {
 	delete(n.watches, ev.Path)
 	kind := watchKind(zk.Event{Type: ev.Type})
 	for _, id := range ids {
-		n.hand(EvWatch{ID: id, Kind: kind}, id)
+		n.hand(EvWatch{ID: id, Kind: kind, Epoch: n.epoch}, id)
 	}
 }
 

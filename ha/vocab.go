@@ -108,10 +108,15 @@ type EvSession struct {
 	Epoch uint64
 }
 
-// EvReply is the outcome of the request with this ID.
+// EvReply is the outcome of the request with this ID. Epoch is the epoch
+// of the connection that delivered it (the EvSession.Epoch of that
+// connection), or 0 when the driver cannot tell which connection did (a
+// reconnect raced the request): evidence counts only in the epoch that
+// carried it, not the one the request was sent in (doc.go, "Observations").
 type EvReply struct {
 	ID     uint64
 	Result Result
+	Epoch  uint64
 }
 
 // WatchKind is what made a watch fire.
@@ -126,10 +131,13 @@ const (
 	WatchLost                          // the watch is gone (session trouble): look again
 )
 
-// EvWatch reports that the watch set by request ID fired.
+// EvWatch reports that the watch set by request ID fired. Epoch is the
+// epoch of the connection that delivered it, 0 when unknown (see EvReply):
+// a notification of another epoch only asks for a new look.
 type EvWatch struct {
-	ID   uint64
-	Kind WatchKind
+	ID    uint64
+	Kind  WatchKind
+	Epoch uint64
 }
 
 // EvTick wakes the core at or after its NextDeadline.

@@ -1,0 +1,26 @@
+package ha
+
+// weakening is a deliberate defect of the core, set only by the
+// simulator's mutation tests (sim_mutation_test.go): each one breaks one
+// part of the argument in doc.go, and the simulator must find a violation
+// with it. Production cores have none.
+type weakening uint16
+
+const (
+	// weakWait shortens the takeover wait W to 0.99 W.
+	weakWait weakening = 1 << iota
+	// weakNoMargin lets the holder act until s + D (no margin M).
+	weakNoMargin
+	// weakRuleCFromListing dates a look's observation by its listing, not
+	// by the last reply it rests on (the first hole of issue 14).
+	weakRuleCFromListing
+	// weakReleaseBeforeStop writes a release before the duty has stopped
+	// (the second hole of issue 14).
+	weakReleaseBeforeStop
+	// weakKeepAcrossEpochs keeps observations across a reconnect.
+	weakKeepAcrossEpochs
+	// weakRuleAWindow widens rule A's "acknowledged less than D ago" to W.
+	weakRuleAWindow
+)
+
+func (w weakening) has(x weakening) bool { return w&x != 0 }
