@@ -81,7 +81,9 @@ func (r *rig) pending() []string {
 }
 
 // answer replies to q on the current connection.
-func (r *rig) answer(q ActRequest, res Result) { r.step(EvReply{ID: q.ID, Result: res, Epoch: r.c.epoch}) }
+func (r *rig) answer(q ActRequest, res Result) {
+	r.step(EvReply{ID: q.ID, Result: res, Epoch: r.c.epoch})
+}
 
 // claimed reports whether a claim (a multi writing the leader record) is out.
 func (r *rig) claim() (ActRequest, bool) {

@@ -288,8 +288,8 @@ func (n *simNode) send(id uint64, op Op) {
 type flight struct {
 	op       Op
 	epoch    uint64 // of the connection it was sent on, which delivers its reply
-	requeued bool // to be sent again on the next connection (never reached the server)
-	failed   bool // failed with ErrLost at a break: it may still reach the server
+	requeued bool   // to be sent again on the next connection (never reached the server)
+	failed   bool   // failed with ErrLost at a break: it may still reach the server
 }
 
 // deliver hands a server message back to the client, in order (one TCP
