@@ -103,7 +103,9 @@ func (c *Core) onReply(ev EvReply) {
 	// the reply, not the one we sent it in: a request queued across a
 	// reconnect is answered by the new connection, possibly before the
 	// session's notice of it reaches us.
-	p.epoch = ev.Epoch
+	if !c.cfg.weaken.has(weakEpochAtSend) {
+		p.epoch = ev.Epoch
+	}
 	r := ev.Result
 	switch p.p {
 	case pGroupGet, pEnsure, pGroupRepair, pCreate, pFind:
@@ -148,7 +150,7 @@ func (c *Core) onReply(ev EvReply) {
 }
 
 func (c *Core) onWatch(ev EvWatch) {
-	if !c.current(ev.Epoch) && ev.Kind != WatchLost {
+	if !c.current(ev.Epoch) && ev.Kind != WatchLost && !c.cfg.weaken.has(weakEpochAtSend) {
 		// Delivered by another connection than the one our observations
 		// belong to (or we cannot tell): it proves nothing, it only says
 		// something changed. Treated as a lost watch: look again.

@@ -60,7 +60,9 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	if c.recKind == recAbsent {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
 	}
-	c.ownSent = time.Time{} // rule A: only this epoch's versions prove anything now
+	if !c.cfg.weaken.has(weakProofAfterRelease) {
+		c.ownSent = time.Time{} // rule A: only this epoch's versions prove anything now
+	}
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
 }
 

@@ -28,11 +28,14 @@ type rig struct {
 	n    int          // guid counter
 }
 
-func newRig(t *testing.T, name string) *rig {
+func newRig(t *testing.T, name string) *rig { t.Helper(); return newWeakRig(t, name, 0) }
+
+// newWeakRig is newRig on a core with deliberate defects (core_weaken.go).
+func newWeakRig(t *testing.T, name string, w weakening) *rig {
 	t.Helper()
 	r := &rig{t: t, now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	c, err := NewCore(CoreConfig{Root: "/h", Group: "g", Self: MemberInfo{Name: name, Role: "primary", Host: "host"},
-		Lease: ctD, Margin: ctM, NewGUID: func() string { r.n++; return fmt.Sprintf("%032x", r.n) }})
+		Lease: ctD, Margin: ctM, NewGUID: func() string { r.n++; return fmt.Sprintf("%032x", r.n) }, weaken: w})
 	if err != nil {
 		t.Fatal(err)
 	}

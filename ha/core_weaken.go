@@ -21,6 +21,12 @@ const (
 	weakKeepAcrossEpochs
 	// weakRuleAWindow widens rule A's "acknowledged less than D ago" to W.
 	weakRuleAWindow
+	// weakProofAfterRelease keeps rule A's time clause after a release
+	// (a rule-B claim needs no wait after it).
+	weakProofAfterRelease
+	// weakEpochAtSend dates replies and watches by the epoch their request
+	// was sent in, not by the connection that delivered them.
+	weakEpochAtSend
 )
 
 func (w weakening) has(x weakening) bool { return w&x != 0 }

@@ -1,0 +1,206 @@
+package ha
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The sequences issue 14's review found, each at the core's level, each run
+// twice: on the core as built (it must hold) and on the core with the one
+// weakening that restores the defect (the same script must then show it),
+// so each test is known to fail without its fix.
+
+// reviewCase runs script on a fixed and on a weakened core; script reports
+// whether the defect showed.
+func reviewCase(t *testing.T, w weakening, script func(t *testing.T, r *rig) (defect bool, what string)) {
+	t.Helper()
+	t.Run("fixed", func(t *testing.T) {
+		if bad, what := script(t, newRig(t, "b")); bad {
+			t.Fatal(what)
+		}
+	})
+	t.Run("weakened", func(t *testing.T) {
+		if bad, _ := script(t, newWeakRig(t, "b", w)); !bad {
+			t.Fatal("the script does not show the defect on the weakened core: it tests nothing")
+		}
+	})
+}
+
+// Hole 1: rule C dated from the listing. The listing shows the holder below
+// us; our path stalls; the holder extends (after the listing) and is then
+// deleted by another client; our read of its node returns NoNode. The wait
+// must run from that read, not from the listing.
+func TestCoreRuleCIsDatedByTheReadThatShowedTheHolderGone(t *testing.T) {
+	reviewCase(t, weakRuleCFromListing, func(t *testing.T, r *rig) (bool, string) {
+		holder := memberName("0000000000000000000000000000000f", 0)
+		own := r.join(1)
+		r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, own}})
+		stall := 1500 * time.Millisecond // the holder extends and is deleted meanwhile
+		r.now = r.now.Add(stall)
+		if q, ok := r.find(OpGet, own); ok {
+			r.answer(q, Result{Stat: Stat{EphemeralOwner: 7}})
+		}
+		r.answer(r.take(OpGet, holder), Result{Err: ErrNoNode})
+		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}),
+			Stat: Stat{Version: 3}})
+		if r.c.position != 0 {
+			t.Fatalf("position %d, want lowest", r.c.position)
+		}
+		read := r.now
+		r.after(ctW - stall)
+		if _, ok := r.claim(); ok {
+			return true, "claimed W after the listing: the holder's extension after it may still run"
+		}
+		r.after(stall - time.Millisecond)
+		if _, ok := r.claim(); ok {
+			return true, "claimed before W after the read"
+		}
+		r.after(time.Millisecond)
+		if _, ok := r.claim(); !ok || r.now.Sub(read) != ctW {
+			t.Fatalf("no claim W after the read (outstanding %v)", r.pending())
+		}
+		return false, ""
+	})
+}
+
+// releaseCount counts the release multis sent so far.
+func (r *rig) releases() int {
+	n := 0
+	for _, a := range r.acts {
+		q, ok := a.(ActRequest)
+		if !ok || q.Op.Kind != OpMulti {
+			continue
+		}
+		for _, o := range q.Op.Ops {
+			if strings.HasSuffix(o.Path, "/leader") && o.Kind == OpSet {
+				if rec, kind, _ := decodeLeader(o.Data); kind == recOK && rec.State == recReleased {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// higherTermRecord makes the holder's next extension find a valid record
+// of another client with a higher term: it steps down to lead above it.
+func (r *rig) higherTermRecord(own string) {
+	r.t.Helper()
+	r.after(extendEvery(ctD, ctM))
+	r.answer(r.extension(own, 1, 0), Result{Err: ErrBadVersion, Multi: []Result{{}, {Err: ErrBadVersion}}})
+	other := memberName("0000000000000000000000000000000e", 7)
+	r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 1 << 50, Holder: other, Name: "x",
+		State: recActive}), Stat: Stat{Version: 5}})
+}
+
+// Hole 2: a release written before the duty stopped. A valid record with a
+// higher term makes the holder step down and release; the release must wait
+// for EvDutyStopped, whatever else happens.
+func TestCoreAReleaseWaitsForTheDutyToStop(t *testing.T) {
+	reviewCase(t, weakReleaseBeforeStop, func(t *testing.T, r *rig) (bool, string) {
+		own := r.lead()
+		r.higherTermRecord(own)
+		if !r.stopped() || r.c.Active(r.now) {
+			t.Fatal("still active over a record with a higher term")
+		}
+		if r.releases() != 0 {
+			return true, "released while the duty was still stopping"
+		}
+		r.after(ctM / 2) // the duty takes its time
+		if r.releases() != 0 {
+			return true, "released while the duty was still stopping"
+		}
+		r.step(EvDutyStopped{})
+		if r.releases() != 1 {
+			t.Fatalf("no release once the duty stopped (outstanding %v)", r.pending())
+		}
+		return false, ""
+	})
+}
+
+// Argued case 3: rule A's "acknowledged less than D ago" after a release.
+// A rule-B claim needs no wait after a release, so once a release is out our
+// last write no longer bounds anyone's claim by time. After a reconnect (a
+// ZooKeeper restored from a snapshot from before the release shows the
+// record naming us and our node as we left it) we must not re-claim by
+// rule A within D.
+func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
+	reviewCase(t, weakProofAfterRelease, func(t *testing.T, r *rig) (bool, string) {
+		own := r.lead()
+		r.higherTermRecord(own)
+		r.step(EvDutyStopped{})
+		var rel ActRequest
+		for i, q := range r.reqs {
+			if q.Op.Kind == OpMulti {
+				rel = q
+				r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+				break
+			}
+		}
+		r.answer(rel, Result{Multi: []Result{{}, {Stat: Stat{Version: 6}}}})
+		// Another member claims by rule B at once; ZooKeeper is then
+		// restored from a snapshot taken before our release.
+		r.now = r.now.Add(100 * time.Millisecond)
+		r.reqs = nil
+		r.step(EvSession{Up: false, Epoch: 1})
+		r.step(EvSession{Up: true, ID: 7, Epoch: 2})
+		r.answer(r.take(OpChildren, "/members"), Result{Children: []string{own}})
+		if q, ok := r.find(OpGet, own); ok {
+			r.answer(q, Result{Data: r.c.holderData(r.c.term, 1), Stat: Stat{Version: 1, EphemeralOwner: 7}})
+		}
+		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: r.c.term, Holder: own, State: recActive}),
+			Stat: Stat{Version: 0}})
+		r.step(EvTick{})
+		if _, ok := r.claim(); ok {
+			return true, "re-claimed by rule A on time alone after a release"
+		}
+		return false, ""
+	})
+}
+
+// Argued case 4: a watch delivered by a new connection before the session's
+// notice of it. A predecessor's deletion re-reported when watches are set
+// again on reconnect does not say it was unchanged since our read (ZooKeeper
+// reports only the deletion even if it was written first), so it must not
+// bound rule C from that read.
+func TestCoreAWatchOfAnotherConnectionProvesNothing(t *testing.T) {
+	reviewCase(t, weakEpochAtSend, func(t *testing.T, r *rig) (bool, string) {
+		lowest := memberName("0000000000000000000000000000000f", 0)
+		own := r.join(1)
+		r.look([]string{lowest, own}, nil, 0)
+		w := r.take(OpGet, lowest)
+		r.answer(w, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+		r.now = r.now.Add(ctW + time.Second)
+		// The connection broke and a new one (epoch 2) re-set the watch; it
+		// fires before the session's notice reaches us.
+		r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: 2})
+		if fast, ok := r.find(OpGet, "/leader"); ok {
+			r.step(EvReply{ID: fast.ID, Result: Result{Err: ErrNoNode}, Epoch: 2})
+		}
+		r.step(EvTick{})
+		if q, ok := r.find(OpChildren, "/members"); ok {
+			r.step(EvReply{ID: q.ID, Result: Result{Children: []string{own}}, Epoch: 2})
+			if q, ok := r.find(OpGet, "/leader"); ok {
+				r.step(EvReply{ID: q.ID, Result: Result{Err: ErrNoNode}, Epoch: 2})
+			}
+		}
+		r.step(EvTick{})
+		if _, ok := r.claim(); ok {
+			return true, "claimed on a deletion reported by another connection"
+		}
+		return false, ""
+	})
+}
+
+// find removes and returns the first outstanding request of kind on a path
+// ending in suffix, if any.
+func (r *rig) find(kind OpKind, suffix string) (ActRequest, bool) {
+	for i, q := range r.reqs {
+		if q.Op.Kind == kind && strings.HasSuffix(q.Op.Path, suffix) {
+			r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+			return q, true
+		}
+	}
+	return ActRequest{}, false
+}
