@@ -160,8 +160,12 @@ type Core struct {
 	candSince      time.Time // b: first look in this epoch showing us lowest
 
 	// Holder.
-	term        int64
-	recMine     int32 // leader record version after our last write of it
+	term    int64
+	recMine int32 // leader record version after our last write of it
+	// recMineOK: recMine is from this membership. Rule A trusts a record
+	// that names us only at the version we left it: another client can
+	// write a record naming any member (doc.go, "Observations").
+	recMineOK   bool
 	leaseSend   time.Time
 	extBusy     bool
 	extN        int64

@@ -246,6 +246,7 @@ func (c *Core) lose(reason string) {
 	c.guid = c.cfg.NewGUID()
 	c.own, c.ownSure, c.ownEpoch, c.ownSent = memberNode{}, false, 0, time.Time{}
 	c.position, c.pred, c.predWatch, c.ownWatch, c.recFixWatch = -1, "", 0, 0, 0
+	c.recMineOK = false
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.look = lookState{}

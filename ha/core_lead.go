@@ -100,7 +100,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	c.ownVer, c.ownSure = r.Multi[ownIdx].Stat.Version, true
 	c.ownWritten(p)
 	c.rec, c.recKind, c.recWhy = ci.rec, recOK, ""
-	c.recMine = 0
+	c.recMine, c.recMineOK = 0, true
 	if c.recVer >= 0 && len(r.Multi) > ownIdx+1 && r.Multi[ownIdx+1].Stat.Version > 0 {
 		c.recMine = r.Multi[ownIdx+1].Stat.Version
 	}

@@ -29,9 +29,9 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 		c.releaseDue = &releaseReq{stopped: st, leave: leave, then: then}
 		return
 	}
-	if _, ok := c.stoppedProof(); !ok || st.term != c.term {
-		// Cannot happen: a proof is only made while no duty runs, and a
-		// new term starts a duty only after this release is settled.
+	if _, ok := c.stoppedProof(); !ok {
+		// Cannot happen: a proof is made only while no duty runs, and no
+		// duty starts while a release waits (advance).
 		c.bug("release asked for while a duty runs or stops")
 		if leave {
 			c.leave(then)
@@ -96,6 +96,7 @@ func (c *Core) onLeaveReply(p pending, r Result) {
 		return
 	case p.p == pRelease && r.Err == ErrNone:
 		c.recVer = r.Multi[1].Stat.Version
+		c.recMine, c.recMineOK = c.recVer, true
 		c.rec.State = recReleased
 	}
 	if p.then != nil {

@@ -124,7 +124,8 @@ func TestCoreAReleaseWaitsForTheDutyToStop(t *testing.T) {
 // last write no longer bounds anyone's claim by time. After a reconnect (a
 // ZooKeeper restored from a snapshot from before the release shows the
 // record naming us and our node as we left it) we must not re-claim by
-// rule A within D.
+// rule A within D. (The record's version would stop a snapshot from before
+// the release: rule A also wants the record as our last write left it.)
 func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 	reviewCase(t, weakProofAfterRelease, func(t *testing.T, r *rig) (bool, string) {
 		own := r.lead()
@@ -140,7 +141,8 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 		}
 		r.answer(rel, Result{Multi: []Result{{}, {Stat: Stat{Version: 6}}}})
 		// Another member claims by rule B at once; ZooKeeper is then
-		// restored from a snapshot taken before our release.
+		// restored from a snapshot taken between our release and that
+		// claim: the record is our release, at the version it left.
 		r.now = r.now.Add(100 * time.Millisecond)
 		r.reqs = nil
 		r.step(EvSession{Up: false, Epoch: 1})
@@ -149,8 +151,8 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 		if q, ok := r.find(OpGet, own); ok {
 			r.answer(q, Result{Data: r.c.holderData(r.c.term, 1), Stat: Stat{Version: 1, EphemeralOwner: 7}})
 		}
-		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: r.c.term, Holder: own, State: recActive}),
-			Stat: Stat{Version: 0}})
+		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 1 << 50, Holder: own, State: recReleased}),
+			Stat: Stat{Version: 6}})
 		r.step(EvTick{})
 		if _, ok := r.claim(); ok {
 			return true, "re-claimed by rule A on time alone after a release"

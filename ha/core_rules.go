@@ -15,8 +15,9 @@ type claimRule uint8
 
 const (
 	ruleNone claimRule = iota
-	// ruleSelf (A): the leader record still names us and our node is as our
-	// last write left it, in this epoch or less than D ago (ownProof):
+	// ruleSelf (A): the leader record still names us, at the version our
+	// own last write of it left, and our node is as our last write left
+	// it, in this epoch or less than D ago (ownProof):
 	// nobody claimed since, and our own duty has stopped. Re-claim at once
 	// (a lapsed lease, a new term).
 	ruleSelf
@@ -53,7 +54,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	}
 	rec := c.recKind == recOK
 	switch {
-	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.ownProof():
+	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.recMineOK && c.recVer == c.recMine && c.ownProof():
 		return ruleSelf, c.now, true
 	case c.position == 0 && rec && c.rec.State == recReleased && c.seenBelow[c.rec.Holder]:
 		return ruleReleased, c.now, true

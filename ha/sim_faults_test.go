@@ -110,6 +110,8 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fServerDown:
 		snap := s.zk.Snapshot()
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
+	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim:
+		s.injectSensitive(k, n)
 	case fMaxTerm:
 		// An operator edits the record's term to one that cannot grow, and
 		// a member node's seen_term too; later deletes the record (the fix

@@ -59,12 +59,17 @@ const (
 	fServerRestart
 	fServerDown
 	fMaxTerm
+	fSensitiveLook
+	fValidRecord
+	fCopyMember
+	fRollbackAtClaim
 	nFaultKinds
 )
 
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
-	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term"}
+	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim"}
 
 func (k faultKind) String() string { return faultNames[k] }
 
@@ -86,6 +91,12 @@ type simConfig struct {
 	drift     float64 // clock rates within 1±drift
 	kinds     []faultKind
 	broken    bool // the old rule: a vanished predecessor ended its lease
+
+	// Adversarial timing (sim_adversary_test.go).
+	extremeClocks bool          // rates at ±DriftAllowance, flipping during the run
+	stopFull      bool          // every duty stop takes its whole allowance (M, on its clock)
+	stopOver      time.Duration // a duty stop takes M plus this (the simulator's own mutation test)
+	weaken        weakening     // deliberate defects of the core (mutation tests)
 }
 
 // randomConfig draws a scenario from a seed.
@@ -108,6 +119,10 @@ func randomConfig(seed int64) simConfig {
 	}
 	cfg.stopMax = cfg.margin * 2 / 3
 	cfg.faultEnd = 10 * lease
+	// Drawn from their own stream, so that the draws above stay as they were.
+	adv := rand.New(rand.NewSource(seed ^ 0x5eed_ad5e))
+	cfg.extremeClocks = adv.Intn(2) == 0
+	cfg.stopFull = adv.Intn(2) == 0
 	cfg.settle = simSettle(cfg)
 	return cfg
 }
@@ -177,6 +192,10 @@ type sim struct {
 	claims   map[string]int
 
 	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
+
+	// Armed sensitive-point faults (sim_adversary_test.go).
+	deleteAfterRelease bool
+	snapAtClaim        bool
 }
 
 func newSim(cfg simConfig) *sim {
@@ -235,6 +254,9 @@ func (s *sim) run() string {
 	for _, n := range s.nodes {
 		s.start(n, s.dur(0, 500*time.Millisecond))
 	}
+	if s.cfg.extremeClocks {
+		s.adversarialClocks()
+	}
 	s.at(time.Second, s.takeSnapshot)
 	s.scheduleFaults()
 	s.end = s.healAt + s.cfg.settle
@@ -288,7 +310,7 @@ func (s *sim) start(n *simNode, after time.Duration) {
 			Started: n.local(s.now)}
 		guid := rand.New(rand.NewSource(s.rng.Int63()))
 		core, err := NewCore(CoreConfig{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
-			Margin: s.cfg.margin, Fencing: s.cfg.fencing, unsafeTrustVanish: s.cfg.broken,
+			Margin: s.cfg.margin, Fencing: s.cfg.fencing, unsafeTrustVanish: s.cfg.broken, weaken: s.cfg.weaken,
 			NewGUID: func() string { return fmt.Sprintf("%016x%016x", guid.Uint64(), guid.Uint64()) }})
 		if err != nil {
 			s.violate("%s: %v", n.name, err)
@@ -311,15 +333,20 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 		// The connection broke with the request on its way:
 		// it may or may not have arrived; its reply is lost either way.
 		if s.rng.Float64() < 0.5 {
-			s.apply(sid, f.op)
+			s.afterApply(n, f, s.apply(sid, f.op))
 		}
 		return
 	}
 	res := s.apply(sid, f.op)
+	s.afterApply(n, f, res)
 	zx := s.zk.LastZxid()
 	op := f.op
 	n.deliver(conn, func() {
 		delete(s.inflight[n], id)
+		s.onAck(n, f, res)
+		if op.Kind == OpChildren && res.Err == ErrNone {
+			s.onListing(n)
+		}
 		if op.Watch && res.Err == ErrNone {
 			n.watches[op.Path] = append(n.watches[op.Path], id)
 		}
@@ -414,6 +441,7 @@ func (s *sim) dutyStart(n *simNode, term int64, leaseEnd time.Time) {
 			s.violate("two duties: %s starts term %d while %s still runs term %d", n.name, term, m.name, m.dutyTerm)
 		}
 	}
+	s.checkClaimant(n, term)
 	if term <= s.maxTerm {
 		s.violate("term did not grow: %s starts term %d after term %d", n.name, term, s.maxTerm)
 	}
@@ -454,20 +482,46 @@ func (s *sim) dutyStop(n *simNode, ask bool) {
 	}
 	n.dutyStopping, n.coreWaits = true, ask
 	gen := n.dutyGen
-	s.at(s.now+s.dur(0, s.cfg.stopMax), func() {
-		if n.dutyGen != gen || !n.duty {
-			return
-		}
+	// How long the stop takes on the guard's clock (the guard times
+	// ACTIVE_STOP_TIMEOUT and the kill on it): at random, the whole
+	// allowance M, or more (the simulator's own mutation test).
+	took := s.dur(0, s.cfg.stopMax)
+	switch {
+	case s.cfg.stopOver > 0:
+		took = s.cfg.margin + s.cfg.stopOver
+	case s.cfg.stopFull:
+		took = s.cfg.margin - time.Millisecond
+	}
+	n.adv.stopAt = n.local(s.now).Add(took)
+	n.adv.stopDone = func() {
 		n.duty, n.dutyStopping = false, false
 		if bound := n.dutyDeadline.Add(s.cfg.margin); n.local(s.now).After(bound) {
 			s.violate("%s: duty of term %d stopped after its lease bound", n.name, n.dutyTerm)
 		}
+		s.checkHolderStop(n)
 		s.tracef("%s: duty stopped, term %d", n.name, n.dutyTerm)
 		if n.coreWaits {
 			n.coreWaits = false
 			ask = true
 			tell()
 		}
+	}
+	n.armStop(gen)
+}
+
+// armStop completes n's duty stop when its clock reaches adv.stopAt (and is
+// armed again when the clock's rate changes).
+func (n *simNode) armStop(gen int) {
+	s := n.s
+	s.at(max(n.real(n.adv.stopAt), s.now)+time.Microsecond, func() {
+		if n.dutyGen != gen || !n.duty || !n.dutyStopping {
+			return
+		}
+		if n.local(s.now).Before(n.adv.stopAt) {
+			n.armStop(gen) // the clock slowed meanwhile
+			return
+		}
+		n.adv.stopDone()
 	})
 }
 

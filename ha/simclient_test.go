@@ -60,6 +60,8 @@ type simNode struct {
 	dutyGen      int
 	fenceTerm    int64
 	fenceGen     int
+
+	adv simAdv // what the adversary knows and plans (sim_adversary_test.go)
 }
 
 type simReq struct {
@@ -273,7 +275,7 @@ func (n *simNode) send(id uint64, op Op) {
 	conn, sid := n.conn, n.sid
 	arrive := max(n.s.now+n.latency(), n.upAt+time.Nanosecond)
 	n.upAt = arrive
-	f := &flight{op: op, epoch: n.epoch}
+	f := &flight{op: op, epoch: n.epoch, sent: n.s.now, sentLocal: n.local(n.s.now)}
 	n.s.inflight[n][id] = f
 	n.s.at(arrive, func() {
 		if n.conn == conn && n.partUntil > n.s.now {
@@ -286,10 +288,12 @@ func (n *simNode) send(id uint64, op Op) {
 
 // flight is a request on its way.
 type flight struct {
-	op       Op
-	epoch    uint64 // of the connection it was sent on, which delivers its reply
-	requeued bool   // to be sent again on the next connection (never reached the server)
-	failed   bool   // failed with ErrLost at a break: it may still reach the server
+	op        Op
+	epoch     uint64        // of the connection it was sent on, which delivers its reply
+	sent      time.Duration // real time the core sent it
+	sentLocal time.Time     // the same on the node's clock
+	requeued  bool          // to be sent again on the next connection (never reached the server)
+	failed    bool          // failed with ErrLost at a break: it may still reach the server
 }
 
 // deliver hands a server message back to the client, in order (one TCP

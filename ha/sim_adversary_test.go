@@ -1,0 +1,287 @@
+package ha
+
+// The simulator's adversary beyond random faults (issue 14): each side of
+// doc.go's inequality checked on its own, clock rates at the extremes of
+// the drift allowance and changing during a run, duties that take their
+// whole stop allowance, and faults placed at the protocol's sensitive
+// points (after a listing, at an extension, at a release, at a claim)
+// rather than at random times.
+
+import (
+	"strings"
+	"time"
+
+	"github.com/hanode/hanode/internal/simzk"
+)
+
+// simAdv is what the adversary knows and plans about one node.
+type simAdv struct {
+	// leaseSent is the real send time of the node's last acknowledged
+	// write of its own member node (a claim, an extension, an activation,
+	// a repair): s_X of doc.go. Zero when it holds no lease: never claimed,
+	// or released since.
+	leaseSent      time.Duration
+	leaseSentLocal time.Time     // the same on the node's clock
+	leaseTerm      int64         // the term of that lease, for reports
+	releaseSent    time.Duration // send time of its last applied release: earlier writes are before it
+	stopAt         time.Time     // local: when the duty stop under way completes
+	stopDone       func()
+
+	// Armed triggers.
+	stallAfterListing  bool // stall the path when the next listing arrives
+	isolateAtExtension bool // partition (and delete its node) at the next acknowledged extension
+}
+
+// bound is the real time before which no other node may start a duty
+// after a lease whose last acknowledged write was sent at sent: s + D/(1−ρ).
+func (s *sim) bound(sent time.Duration) time.Duration {
+	return sent + time.Duration(float64(s.cfg.lease)/(1-DriftAllowance))
+}
+
+// --- each side of the inequality ---------------------------------------------
+
+// checkClaimant is the right-hand side: a duty starting now must start
+// after every other node's lease bound, unless that node released (its
+// release, written after its duty stopped, cleared the lease).
+func (s *sim) checkClaimant(n *simNode, term int64) {
+	for _, m := range s.nodes {
+		if m == n || m.adv.leaseSent == 0 {
+			continue
+		}
+		if b := s.bound(m.adv.leaseSent); s.now < b {
+			s.violate("claim side: %s starts term %d at %.3fs, before %s's lease bound %.3fs (term %d, last write sent %.3fs)",
+				n.name, term, s.now.Seconds(), m.name, b.Seconds(), m.adv.leaseTerm, m.adv.leaseSent.Seconds())
+		}
+	}
+}
+
+// checkHolderStop is the left-hand side: a duty stops before s + D on its
+// own node's clock, whatever the core's margin says.
+func (s *sim) checkHolderStop(n *simNode) {
+	if n.adv.leaseSent == 0 {
+		return
+	}
+	end := n.adv.leaseSentLocal.Add(s.cfg.lease)
+	if now := n.local(s.now); now.After(end) {
+		s.violate("holder side: %s's duty of term %d stopped %s after s + D on its own clock", n.name, n.dutyTerm, now.Sub(end))
+	}
+}
+
+// onAck sees every reply delivered to a core (before the core does): an
+// acknowledged write of the node's own member node extends its lease from
+// its send time; an acknowledged release ends it.
+func (s *sim) onAck(n *simNode, f *flight, res Result) {
+	if res.Err != ErrNone || f.op.Kind != OpMulti || n.core == nil {
+		return
+	}
+	own := n.core.l.member(n.core.own.Name)
+	wroteOwn, released := false, false
+	for _, o := range f.op.Ops {
+		if o.Kind == OpSet && o.Path == own {
+			wroteOwn = true
+		}
+		if o.Kind == OpSet || o.Kind == OpCreate {
+			if rec, kind, _ := decodeLeader(o.Data); kind == recOK && strings.HasSuffix(o.Path, "/leader") && rec.State == recReleased {
+				released = true
+			}
+		}
+	}
+	switch {
+	case released:
+		// Its lease ended when the release was applied (afterApply).
+	case wroteOwn:
+		if f.sent >= n.adv.leaseSent && f.sent > n.adv.releaseSent {
+			n.adv.leaseSent, n.adv.leaseSentLocal = f.sent, f.sentLocal
+		}
+		n.adv.leaseTerm = n.core.term
+		if n.adv.isolateAtExtension && n.core.role == roleHolder {
+			n.adv.isolateAtExtension = false
+			s.isolate(n)
+		}
+	}
+}
+
+// onListing fires when a members listing reaches n's client.
+func (s *sim) onListing(n *simNode) {
+	if !n.adv.stallAfterListing {
+		return
+	}
+	n.adv.stallAfterListing = false
+	if !s.adversaryMayAct() {
+		return
+	}
+	stall := s.dur(s.cfg.lease/20, s.cfg.lease*6/10) // the session survives (2D/3)
+	s.tracef("ADVERSARY %s: path stalled for %.3fs after a listing", n.name, stall.Seconds())
+	n.partUntil = max(n.partUntil, s.now+stall)
+	if h := s.holder(); h != nil && h != n {
+		h.adv.isolateAtExtension = true
+	}
+}
+
+// adversaryMayAct: a triggered fault still ends before the faults heal.
+func (s *sim) adversaryMayAct() bool { return s.now+3*s.cfg.lease+time.Second < s.healAt }
+
+// isolate cuts the holder n off and has another client delete its node a
+// little later: the holder's last extension is the one just acknowledged.
+func (s *sim) isolate(n *simNode) {
+	if !s.adversaryMayAct() {
+		return
+	}
+	cut := s.dur(s.cfg.lease, 3*s.cfg.lease)
+	s.tracef("ADVERSARY %s: isolated for %.3fs right after an extension", n.name, cut.Seconds())
+	n.partUntil = max(n.partUntil, s.now+cut)
+	name := n.core.own.Name
+	l := layout{root: s.root, group: s.group}
+	s.at(s.now+s.dur(0, s.cfg.lease/2), func() {
+		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(name), Version: -1})
+	})
+}
+
+// afterApply sees every request a node's client got applied at the server.
+func (s *sim) afterApply(n *simNode, f *flight, res Result) {
+	op := f.op
+	if res.Err != ErrNone || op.Kind != OpMulti {
+		return
+	}
+	for _, o := range op.Ops {
+		if o.Kind != OpSet || !strings.HasSuffix(o.Path, "/leader") {
+			continue
+		}
+		rec, kind, _ := decodeLeader(o.Data)
+		if kind != recOK {
+			continue
+		}
+		if rec.State == recReleased {
+			// doc.go: a release is written after the duty stopped; it ends
+			// the lease (the next member may claim at once).
+			if n.duty {
+				s.violate("%s: release of term %d applied while its duty still runs", n.name, n.dutyTerm)
+			}
+			n.adv.leaseSent, n.adv.releaseSent = 0, f.sent
+		}
+		if rec.State == recReleased && s.deleteAfterRelease {
+			// A release that left the node in place (a hand-over to
+			// ourselves): another client deletes it at once, so the next
+			// member may take the release (rule B).
+			s.deleteAfterRelease = false
+			l := layout{root: s.root, group: s.group}
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(rec.Holder), Version: -1})
+		}
+		if rec.State != recReleased && s.snapAtClaim {
+			s.snapAtClaim = false
+			s.snaps = append(s.snaps, s.zk.Snapshot())
+		}
+	}
+}
+
+// --- clocks --------------------------------------------------------------------
+
+// setRate changes n's clock rate from now on, keeping its reading
+// continuous, and re-arms what waits on its clock (timers follow the
+// monotonic clock, not real time).
+func (n *simNode) setRate(rate float64) {
+	t := n.s.now
+	n.offset += time.Duration(float64(t)*n.rate) - time.Duration(float64(t)*rate)
+	n.rate = rate
+	if n.core != nil {
+		n.armTick()
+	}
+	if n.duty {
+		n.armGuard()
+		if n.dutyStopping {
+			n.armStop(n.dutyGen)
+		}
+	}
+}
+
+// adversarialClocks gives every node a rate at one extreme of the drift
+// allowance and flips some of them during the run.
+func (s *sim) adversarialClocks() {
+	extreme := func() float64 {
+		if s.rng.Intn(2) == 0 {
+			return 1 - DriftAllowance
+		}
+		return 1 + DriftAllowance
+	}
+	for _, n := range s.nodes {
+		n.setRate(extreme())
+		n := n
+		var flip func()
+		flip = func() {
+			n.setRate(2 - n.rate) // the other extreme
+			if s.now < s.cfg.faultEnd {
+				s.at(s.now+s.dur(s.cfg.lease/2, 4*s.cfg.lease), flip)
+			}
+		}
+		s.at(s.dur(s.cfg.lease, 4*s.cfg.lease), flip)
+	}
+}
+
+// --- faults at sensitive points ------------------------------------------------
+
+// injectSensitive starts one of the sensitive-point faults.
+func (s *sim) injectSensitive(k faultKind, n *simNode) {
+	l := layout{root: s.root, group: s.group}
+	switch k {
+	case fSensitiveLook:
+		// The first hole of issue 14: a member's listing, then its path
+		// stalls while the holder extends (onListing), is cut off and its
+		// node deleted (onAck).
+		if h := s.holder(); h == n {
+			n = s.nodes[(n.idx+1)%len(s.nodes)]
+		}
+		n.adv.stallAfterListing = true
+	case fValidRecord:
+		// Another client writes a valid record: a higher term (the holder
+		// hands over to itself) or a lower one; half the time it also
+		// deletes the node of whoever releases next (the second hole).
+		data, _, ok := s.zk.Get(l.leaderNode())
+		if !ok {
+			return
+		}
+		rec, kind, _ := decodeLeader(data)
+		if kind != recOK || rec.Term >= MaxTerm-2000 {
+			return
+		}
+		if s.rng.Intn(3) == 0 {
+			rec.Term = max(rec.Term-1-s.rng.Int63n(1000), 1)
+		} else {
+			rec.Term += 1 + s.rng.Int63n(1000)
+		}
+		if names := s.members(l); len(names) > 0 && s.rng.Intn(2) == 0 {
+			rec.Holder = names[s.rng.Intn(len(names))]
+		}
+		s.deleteAfterRelease = s.rng.Intn(2) == 0
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
+	case fCopyMember:
+		// A member node's valid data copied over another member's node.
+		names := s.members(l)
+		if len(names) < 2 {
+			return
+		}
+		from, to := names[s.rng.Intn(len(names))], names[s.rng.Intn(len(names))]
+		if data, _, ok := s.zk.Get(l.member(from)); ok && from != to {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(to), Data: data, Version: -1})
+		}
+	case fRollbackAtClaim:
+		// A snapshot right at the next claim, and a rollback to it a
+		// little later: the claim and what followed are forgotten.
+		s.snapAtClaim = true
+		s.at(s.now+s.dur(s.cfg.lease/2, 3*s.cfg.lease), func() {
+			if len(s.snaps) > 0 && s.adversaryMayAct() {
+				snap := s.snaps[len(s.snaps)-1]
+				s.serverOutage(s.dur(10*time.Millisecond, s.cfg.lease/4), func() { s.zk.Restore(snap, s.now) })
+			}
+		})
+	}
+}
+
+// holder is the node whose core holds the lease, if any.
+func (s *sim) holder() *simNode {
+	for _, n := range s.nodes {
+		if n.core != nil && n.core.role == roleHolder {
+			return n
+		}
+	}
+	return nil
+}
