@@ -118,6 +118,15 @@ type Core struct {
 	// rest on them (ownProof).
 	ownEpoch uint64
 	ownSent  time.Time
+	// ownData is what our last acknowledged write of our node wrote (nil:
+	// unknown). After a rollback a version alone proves little: another
+	// client's write can bring our node back to the version we expect.
+	ownData []byte
+	// revalidate: a holder in a new epoch writes nothing (no extension,
+	// no activation) until a look of this epoch has shown it the lowest
+	// member with its node as it left it: ZooKeeper may have been restored
+	// to a state in which another member is below it.
+	revalidate bool
 
 	// The group as last looked at.
 	look        lookState
@@ -134,8 +143,15 @@ type Core struct {
 	recWhy      string
 	maxed       bool            // the record's term cannot grow: refuse to lead
 	seenBelow   map[string]bool // members seen below us in this epoch (rule B)
-	seenTerm    int64
-	position    int // our index among members, -1 unknown
+	// heldBy and heldVer: the record as last seen naming a holder that had
+	// not released, in this epoch. Rule B takes a release only when it
+	// saw it being written in this epoch: a release read first after a
+	// reconnect may be one ZooKeeper restored from a snapshot, taken
+	// before a claim that rested on it and that the rollback erased.
+	heldBy   string
+	heldVer  int32
+	seenTerm int64
+	position int // our index among members, -1 unknown
 
 	// Standby observations (reset with every epoch, see doc.go).
 	pred       string // the member we watch
@@ -202,6 +218,7 @@ type nodeInfo struct {
 	ok      bool   // its data is a member record
 	inOrder bool   // it takes part in the order (every ephemeral node with a member's name)
 	why     string // why it is ignored, when !ok
+	raw     []byte // our own node's data (checkOwn)
 }
 
 // NewCore returns a core that has not started: the first events it needs
@@ -347,6 +364,9 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	}
 	switch c.role {
 	case roleHolder:
+		if c.revalidate {
+			break // waits for its look's replies
+		}
 		if !c.extBusy && c.ownWrites == 0 {
 			at(c.leaseSend.Add(c.every))
 		}

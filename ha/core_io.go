@@ -103,8 +103,12 @@ func (c *Core) onReply(ev EvReply) {
 	// the reply, not the one we sent it in: a request queued across a
 	// reconnect is answered by the new connection, possibly before the
 	// session's notice of it reaches us.
-	if !c.cfg.weaken.has(weakEpochAtSend) {
-		p.epoch = ev.Epoch
+	if !c.cfg.weaken.has(weakEpochAtSend) && p.epoch != ev.Epoch {
+		// Sent on one connection, answered on another (queued across a
+		// reconnect): it may have been applied after a rollback that
+		// erased what others did meanwhile, so it proves nothing; its
+		// outcome is still taken (versions).
+		p.epoch = 0
 	}
 	r := ev.Result
 	switch p.p {
@@ -214,6 +218,8 @@ func (c *Core) current(epoch uint64) bool { return epoch != 0 && epoch == c.epoc
 // reconnect the server may be another one, or one restored from an older
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
+	c.ownCheck = c.role != roleOut
+	c.revalidate = c.role == roleHolder
 	if c.cfg.weaken.has(weakKeepAcrossEpochs) {
 		c.lookWanted()
 		return
@@ -222,6 +228,7 @@ func (c *Core) newEpoch() {
 	c.ownWatch, c.recFixWatch = 0, 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
+	c.heldBy = ""
 	c.look = lookState{}
 	c.lookWanted()
 }
@@ -244,7 +251,8 @@ func (c *Core) lose(reason string) {
 	// twice, even when the tree is recreated and sequences start again, so
 	// nothing proved with an old node applies to a new one.
 	c.guid = c.cfg.NewGUID()
-	c.own, c.ownSure, c.ownEpoch, c.ownSent = memberNode{}, false, 0, time.Time{}
+	c.own, c.ownSure, c.ownEpoch, c.ownSent, c.ownData = memberNode{}, false, 0, time.Time{}, nil
+	c.revalidate = false
 	c.position, c.pred, c.predWatch, c.ownWatch, c.recFixWatch = -1, "", 0, 0, 0
 	c.recMineOK = false
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}

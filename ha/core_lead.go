@@ -9,11 +9,15 @@ import (
 	"time"
 )
 
-// ownWritten records an acknowledged write of our node sent in request p.
+// ownWritten records an acknowledged write of our node sent in request p:
+// a proof (rule A, a release) only when it was sent and answered on the
+// current connection. A write queued across a reconnect may have been
+// applied after ZooKeeper rolled back past another member's claim: it
+// proves nothing, not even by time.
 func (c *Core) ownWritten(p pending) {
-	c.ownEpoch, c.ownSent = 0, p.sent
+	c.ownEpoch, c.ownSent, c.ownData = 0, time.Time{}, p.data
 	if c.current(p.epoch) {
-		c.ownEpoch = c.epoch
+		c.ownEpoch, c.ownSent = c.epoch, p.sent
 	}
 }
 
@@ -106,6 +110,9 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	}
 	c.recVer = c.recMine
 	c.leaseSend, c.extN, c.extLost = p.sent, 1, nil
+	if !c.current(p.epoch) {
+		c.leaseSend = time.Time{} // no lease from it (ownWritten): the lease check steps down at once
+	}
 	c.activated = !ci.fence
 	c.position, c.candSince, c.vacated = 0, time.Time{}, time.Time{}
 	c.succeeded()
@@ -137,8 +144,11 @@ func failedOp(r Result) (int, ErrKind) {
 }
 
 func (c *Core) advanceHolder() {
-	if c.look.id == 0 && (c.lookDue || !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
+	if c.look.id == 0 && (c.lookDue || c.revalidate || !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
+	}
+	if c.revalidate {
+		return // a look of this epoch first (newEpoch)
 	}
 	// One write of our node at a time (each checks the version the last
 	// one left): activation, a record repair, or an extension.
@@ -308,7 +318,7 @@ func (c *Core) ownWriteDone(p pending, r Result) bool {
 // extension of the lease (and tells the duty guard).
 func (c *Core) extended(p pending) {
 	c.ownWritten(p)
-	if c.role == roleHolder {
+	if c.role == roleHolder && c.current(p.epoch) {
 		c.leaseSend = later(c.leaseSend, p.sent)
 		if c.duty == dutyOn {
 			c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
@@ -352,7 +362,7 @@ func (c *Core) onResync(p pending, r Result) {
 	switch r.Err {
 	case ErrNone:
 		if c.extLost != nil && bytes.Equal(r.Data, c.extLost) || c.extLost == nil && r.Stat.Version == c.ownVer {
-			c.ownVer, c.ownSure, c.extLost = r.Stat.Version, true, nil // our write, or none
+			c.ownVer, c.ownSure, c.extLost, c.ownData = r.Stat.Version, true, nil, r.Data // our write, or none
 			return
 		}
 		if r.Stat.Version == c.ownVer {

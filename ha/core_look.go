@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -136,6 +137,9 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 // that may still claim must never be skipped. Its data is not trusted.
 func (c *Core) inspect(name string, r Result) nodeInfo {
 	info := nodeInfo{version: r.Stat.Version, owner: r.Stat.EphemeralOwner}
+	if name == c.own.Name {
+		info.raw = r.Data
+	}
 	if r.Stat.EphemeralOwner == 0 {
 		info.why = "persistent node, not a member's ephemeral node: ignored"
 		return info
@@ -281,6 +285,9 @@ func (c *Core) finishLook() {
 		}
 		c.candSince, c.vacated = time.Time{}, time.Time{}
 	}
+	if c.role == roleHolder && idx == 0 && lk.ownRead {
+		c.revalidate = false // still lowest, our node as we left it, in this epoch
+	}
 	if c.role == roleMember {
 		c.setPhase(c.idlePhase(), c.standbyReason())
 	} else if c.role == roleHolder && idx != 0 {
@@ -306,8 +313,8 @@ func (c *Core) checkOwn(own nodeInfo, raced bool) {
 		// A write of ours was in flight or sent during the look: the
 		// version read may be before or after it. Its reply settles it.
 	case !c.ownSure:
-		c.ownVer, c.ownSure, c.ownEpoch, c.ownSent = own.version, true, 0, time.Time{}
-	case own.version != c.ownVer:
+		c.ownVer, c.ownSure, c.ownEpoch, c.ownSent, c.ownData = own.version, true, 0, time.Time{}, own.raw
+	case own.version != c.ownVer || c.ownData != nil && !bytes.Equal(own.raw, c.ownData):
 		// Another client wrote our node: nothing we proved with it holds,
 		// and others cannot read what we are. Rejoin with a clean node.
 		c.ownTampered()
@@ -351,6 +358,9 @@ func (c *Core) setRecord(r Result) {
 		c.forget("rec-bad")
 		c.forget("rec-max")
 		c.seenTerm = max(c.seenTerm, c.rec.Term)
+		if c.rec.State != recReleased {
+			c.heldBy, c.heldVer = c.rec.Holder, r.Stat.Version
+		}
 	}
 }
 
@@ -409,8 +419,10 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 	c.fastPred = ""
 	if r.Err == ErrNone && c.current(p.epoch) {
 		rec, kind, _ := decodeLeader(r.Data)
-		if kind == recOK && rec.State == recReleased && rec.Holder == gone && c.seenBelow[gone] && rec.Term < MaxTerm {
+		if kind == recOK && rec.State == recReleased && rec.Holder == gone && rec.Term < MaxTerm {
 			c.setRecord(r)
+		}
+		if kind == recOK && rec.Holder == gone && c.releaseSeen() {
 			c.position, c.pred, c.predWatch = 0, "", 0
 			c.claim(ruleReleased)
 			// Refresh the view (the leaver is still in it) once the claim is

@@ -149,7 +149,7 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 		r.step(EvSession{Up: true, ID: 7, Epoch: 2})
 		r.answer(r.take(OpChildren, "/members"), Result{Children: []string{own}})
 		if q, ok := r.find(OpGet, own); ok {
-			r.answer(q, Result{Data: r.c.holderData(r.c.term, 1), Stat: Stat{Version: 1, EphemeralOwner: 7}})
+			r.answer(q, Result{Data: r.c.ownData, Stat: Stat{Version: 1, EphemeralOwner: 7}})
 		}
 		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 1 << 50, Holder: own, State: recReleased}),
 			Stat: Stat{Version: 6}})

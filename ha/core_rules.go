@@ -43,6 +43,15 @@ var ruleNames = [...]string{"", "own lease lapsed", "previous leader released", 
 
 func (r claimRule) String() string { return ruleNames[r] }
 
+// releaseSeen: the record says its holder released, that holder is a
+// member we saw below us in this epoch, and we saw the record name it
+// before the release, in this epoch (rule B).
+func (c *Core) releaseSeen() bool {
+	r := c.rec
+	return c.recKind == recOK && r.State == recReleased && c.seenBelow[r.Holder] && c.heldBy == r.Holder &&
+		c.recVer > c.heldVer
+}
+
 // pickRule returns the rule that will let us claim and from when; ok is
 // false while no rule can apply from what we know.
 func (c *Core) pickRule() (claimRule, time.Time, bool) {
@@ -56,7 +65,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	switch {
 	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.recMineOK && c.recVer == c.recMine && c.ownProof():
 		return ruleSelf, c.now, true
-	case c.position == 0 && rec && c.rec.State == recReleased && c.seenBelow[c.rec.Holder]:
+	case c.position == 0 && rec && c.releaseSeen():
 		return ruleReleased, c.now, true
 	case c.position == 0 && !c.candSince.IsZero():
 		return ruleVacant, c.candSince.Add(c.wait), true

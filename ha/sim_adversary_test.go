@@ -30,6 +30,7 @@ type simAdv struct {
 	// Armed triggers.
 	stallAfterListing  bool // stall the path when the next listing arrives
 	isolateAtExtension bool // partition (and delete its node) at the next acknowledged extension
+	isolateKeep        bool // the isolation leaves its node alone
 }
 
 // bound is the real time before which no other node may start a duty
@@ -96,7 +97,7 @@ func (s *sim) onAck(n *simNode, f *flight, res Result) {
 		n.adv.leaseTerm = n.core.term
 		if n.adv.isolateAtExtension && n.core.role == roleHolder {
 			n.adv.isolateAtExtension = false
-			s.isolate(n)
+			s.isolate(n, !n.adv.isolateKeep)
 		}
 	}
 }
@@ -123,13 +124,16 @@ func (s *sim) adversaryMayAct() bool { return s.now+3*s.cfg.lease+time.Second < 
 
 // isolate cuts the holder n off and has another client delete its node a
 // little later: the holder's last extension is the one just acknowledged.
-func (s *sim) isolate(n *simNode) {
+func (s *sim) isolate(n *simNode, deleteNode bool) {
 	if !s.adversaryMayAct() {
 		return
 	}
 	cut := s.dur(s.cfg.lease, 3*s.cfg.lease)
 	s.tracef("ADVERSARY %s: isolated for %.3fs right after an extension", n.name, cut.Seconds())
 	n.partUntil = max(n.partUntil, s.now+cut)
+	if !deleteNode {
+		return
+	}
 	name := n.core.own.Name
 	l := layout{root: s.root, group: s.group}
 	s.at(s.now+s.dur(0, s.cfg.lease/2), func() {
@@ -137,39 +141,96 @@ func (s *sim) isolate(n *simNode) {
 	})
 }
 
-// afterApply sees every request a node's client got applied at the server.
+// advPlan is what the adversary armed for the protocol's next steps.
+type advPlan struct {
+	deleteAfterRelease bool // delete the node of whoever releases next
+	// rollbackAtClaim: take a snapshot just before the next claim (by a
+	// node other than heal) is applied, unless one is armed already, and
+	// restore it right after: the claim and all after it are forgotten;
+	// heal's partition ends at the rollback.
+	rollbackAtClaim bool
+	heal            *simNode
+	snap            *simzk.Snapshot
+	// releaseTrap: at the next release, snapshot, cut the releaser off,
+	// delete its node, and roll back right after the next claim.
+	releaseTrap bool
+}
+
+// isClaim: op, sent by n's core as a member, writes the leader record.
+func isClaim(n *simNode, op Op) bool {
+	if n.core == nil || n.core.role != roleMember || op.Kind != OpMulti {
+		return false
+	}
+	for _, o := range op.Ops {
+		if (o.Kind == OpSet || o.Kind == OpCreate) && strings.HasSuffix(o.Path, "/leader") {
+			rec, kind, _ := decodeLeader(o.Data)
+			return kind == recOK && rec.State != recReleased
+		}
+	}
+	return false
+}
+
+// beforeApply sees every request of a node's client just before the
+// server applies it.
+func (s *sim) beforeApply(n *simNode, f *flight) {
+	p := &s.plan
+	if p.rollbackAtClaim && p.snap == nil && n != p.heal && isClaim(n, f.op) {
+		p.snap = s.zk.Snapshot()
+	}
+}
+
+// afterApply sees every request of a node's client the server applied.
 func (s *sim) afterApply(n *simNode, f *flight, res Result) {
 	op := f.op
 	if res.Err != ErrNone || op.Kind != OpMulti {
 		return
 	}
+	p := &s.plan
+	if p.rollbackAtClaim && p.snap != nil && n != p.heal && isClaim(n, op) {
+		snap, heal := p.snap, p.heal
+		s.plan = advPlan{}
+		if s.adversaryMayAct() {
+			at := s.now + s.dur(time.Millisecond, 20*time.Millisecond)
+			s.tracef("ADVERSARY: %s's claim applied; ZooKeeper rolls back to just before it at %.3fs", n.name, at.Seconds())
+			if heal != nil {
+				heal.partUntil = at
+			}
+			s.at(at, func() {
+				s.serverOutage(s.dur(5*time.Millisecond, 40*time.Millisecond), func() { s.zk.Restore(snap, s.now) })
+			})
+		}
+		return
+	}
+	l := layout{root: s.root, group: s.group}
 	for _, o := range op.Ops {
 		if o.Kind != OpSet || !strings.HasSuffix(o.Path, "/leader") {
 			continue
 		}
 		rec, kind, _ := decodeLeader(o.Data)
-		if kind != recOK {
+		if kind != recOK || rec.State != recReleased {
 			continue
 		}
-		if rec.State == recReleased {
-			// doc.go: a release is written after the duty stopped; it ends
-			// the lease (the next member may claim at once).
-			if n.duty {
-				s.violate("%s: release of term %d applied while its duty still runs", n.name, n.dutyTerm)
-			}
-			n.adv.leaseSent, n.adv.releaseSent = 0, f.sent
+		// doc.go: a release is written after the duty stopped; it ends the
+		// lease (the next member may claim at once).
+		if n.duty {
+			s.violate("%s: release of term %d applied while its duty still runs", n.name, n.dutyTerm)
 		}
-		if rec.State == recReleased && s.deleteAfterRelease {
+		n.adv.leaseSent, n.adv.releaseSent = 0, f.sent
+		switch {
+		case p.releaseTrap && s.adversaryMayAct():
+			// The releaser is cut off before it hears of anything else;
+			// its node goes, the next member claims on the release, and
+			// ZooKeeper rolls back to the release.
+			s.plan = advPlan{rollbackAtClaim: true, heal: n, snap: s.zk.Snapshot()}
+			n.partUntil = max(n.partUntil, s.now+3*s.cfg.lease)
+			s.tracef("ADVERSARY %s: cut off at its release; its node is deleted", n.name)
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(rec.Holder), Version: -1})
+		case p.deleteAfterRelease:
 			// A release that left the node in place (a hand-over to
 			// ourselves): another client deletes it at once, so the next
 			// member may take the release (rule B).
-			s.deleteAfterRelease = false
-			l := layout{root: s.root, group: s.group}
+			p.deleteAfterRelease = false
 			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(rec.Holder), Version: -1})
-		}
-		if rec.State != recReleased && s.snapAtClaim {
-			s.snapAtClaim = false
-			s.snaps = append(s.snaps, s.zk.Snapshot())
 		}
 	}
 }
@@ -251,7 +312,7 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 		if names := s.members(l); len(names) > 0 && s.rng.Intn(2) == 0 {
 			rec.Holder = names[s.rng.Intn(len(names))]
 		}
-		s.deleteAfterRelease = s.rng.Intn(2) == 0
+		s.plan.deleteAfterRelease = s.rng.Intn(2) == 0
 		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
 	case fCopyMember:
 		// A member node's valid data copied over another member's node.
@@ -264,15 +325,34 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(to), Data: data, Version: -1})
 		}
 	case fRollbackAtClaim:
-		// A snapshot right at the next claim, and a rollback to it a
-		// little later: the claim and what followed are forgotten.
-		s.snapAtClaim = true
-		s.at(s.now+s.dur(s.cfg.lease/2, 3*s.cfg.lease), func() {
-			if len(s.snaps) > 0 && s.adversaryMayAct() {
-				snap := s.snaps[len(s.snaps)-1]
-				s.serverOutage(s.dur(10*time.Millisecond, s.cfg.lease/4), func() { s.zk.Restore(snap, s.now) })
-			}
-		})
+		// ZooKeeper forgets the next claim right after it was applied.
+		s.plan.rollbackAtClaim = true
+	case fTakeoverRollback:
+		// The holder is cut off right after an extension (its node left
+		// alone); the next member takes over (rule D), ZooKeeper forgets
+		// that claim at once, and the old holder is back: it must not
+		// re-claim by rule A (its lease is not provably its own any more).
+		h := s.holder()
+		if h == nil {
+			return
+		}
+		h.adv.isolateAtExtension, h.adv.isolateKeep = true, true
+		s.plan.rollbackAtClaim, s.plan.heal = true, h
+	case fReleaseRollback:
+		// A valid record with a higher term: the holder hands over to
+		// itself (a release that keeps its node); at that release the
+		// trap closes (afterApply).
+		data, _, ok := s.zk.Get(l.leaderNode())
+		if !ok {
+			return
+		}
+		rec, kind, _ := decodeLeader(data)
+		if kind != recOK || rec.Term >= MaxTerm-2000 {
+			return
+		}
+		rec.Term += 1 + s.rng.Int63n(1000)
+		s.plan.releaseTrap = true
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
 	}
 }
 

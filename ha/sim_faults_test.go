@@ -110,7 +110,7 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fServerDown:
 		snap := s.zk.Snapshot()
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
-	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim:
+	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim, fTakeoverRollback, fReleaseRollback:
 		s.injectSensitive(k, n)
 	case fMaxTerm:
 		// An operator edits the record's term to one that cannot grow, and

@@ -63,13 +63,15 @@ const (
 	fValidRecord
 	fCopyMember
 	fRollbackAtClaim
+	fTakeoverRollback
+	fReleaseRollback
 	nFaultKinds
 )
 
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim"}
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback"}
 
 func (k faultKind) String() string { return faultNames[k] }
 
@@ -193,9 +195,7 @@ type sim struct {
 
 	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
 
-	// Armed sensitive-point faults (sim_adversary_test.go).
-	deleteAfterRelease bool
-	snapAtClaim        bool
+	plan advPlan // armed sensitive-point faults (sim_adversary_test.go)
 }
 
 func newSim(cfg simConfig) *sim {
@@ -333,10 +333,12 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 		// The connection broke with the request on its way:
 		// it may or may not have arrived; its reply is lost either way.
 		if s.rng.Float64() < 0.5 {
+			s.beforeApply(n, f)
 			s.afterApply(n, f, s.apply(sid, f.op))
 		}
 		return
 	}
+	s.beforeApply(n, f)
 	res := s.apply(sid, f.op)
 	s.afterApply(n, f, res)
 	zx := s.zk.LastZxid()

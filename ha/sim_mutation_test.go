@@ -1,0 +1,97 @@
+package ha
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Mutation tests of the simulator: a simulator is only as strong as the
+// weakenings it catches. Each mutation below breaks one rule of doc.go's
+// argument (core_weaken.go) or one assumption the simulator itself must
+// enforce; the simulator must find a violation with each, within the seeds
+// `make test` runs. The seeds each one needed are logged: a mutation that
+// starts to need many more is a simulator that got weaker.
+
+type mutation struct {
+	name string
+	// edit changes a seed's scenario; the scenario is randomConfig's
+	// otherwise.
+	edit func(*simConfig)
+}
+
+var mutations = []mutation{
+	{"W x 0.99", func(c *simConfig) { c.weaken |= weakWait }},
+	{"holder's margin check removed", func(c *simConfig) { c.weaken |= weakNoMargin }},
+	{"duty stops after its allowance", func(c *simConfig) { c.stopOver = 20 * time.Millisecond }},
+	{"rule C dated from the listing", func(c *simConfig) { c.weaken |= weakRuleCFromListing }},
+	{"release before the duty stopped", func(c *simConfig) { c.weaken |= weakReleaseBeforeStop }},
+	{"observations kept across a reconnect", func(c *simConfig) { c.weaken |= weakKeepAcrossEpochs }},
+	{"rule A's window widened to W", func(c *simConfig) { c.weaken |= weakRuleAWindow }},
+	{"rule A's time clause kept after a release", func(c *simConfig) { c.weaken |= weakProofAfterRelease }},
+	{"replies dated by the epoch they were sent in", func(c *simConfig) { c.weaken |= weakEpochAtSend }},
+	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
+}
+
+// mutationSeeds is how many seeds a mutation may need at most: the seeds of
+// make test's own run of the simulator.
+const mutationSeeds = 10000
+
+// firstFailing runs seeds from 1 with edit applied until one fails, on two
+// workers; it returns that seed (0: none within limit) and the violation.
+func firstFailing(limit int, edit func(*simConfig)) (int64, string) {
+	var (
+		next  atomic.Int64
+		found atomic.Int64
+		mu    sync.Mutex
+		what  string
+		wg    sync.WaitGroup
+	)
+	next.Store(1)
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seed := next.Add(1) - 1
+				if seed > int64(limit) || found.Load() != 0 && seed > found.Load() {
+					return
+				}
+				cfg := randomConfig(seed)
+				edit(&cfg)
+				if fail := newSim(cfg).run(); fail != "" {
+					mu.Lock()
+					if f := found.Load(); f == 0 || seed < f {
+						found.Store(seed)
+						what = fail
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return found.Load(), what
+}
+
+func TestSimulationCatchesEveryMutation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("run by make sim, without the race detector (each scenario is one goroutine)")
+	}
+	var report []string
+	for _, m := range mutations {
+		start := time.Now()
+		seed, what := firstFailing(mutationSeeds, m.edit)
+		if seed == 0 {
+			t.Errorf("mutation %q: no violation in %d seeds: the simulator cannot see this defect", m.name, mutationSeeds)
+			continue
+		}
+		first, _, _ := strings.Cut(what, "\n")
+		report = append(report, fmt.Sprintf("%-52s caught by seed %5d (%s): %s", m.name, seed,
+			time.Since(start).Round(time.Millisecond), first))
+	}
+	t.Logf("mutations:\n%s", strings.Join(report, "\n"))
+}
