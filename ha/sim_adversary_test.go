@@ -16,21 +16,60 @@ import (
 
 // simAdv is what the adversary knows and plans about one node.
 type simAdv struct {
-	// leaseSent is the real send time of the node's last acknowledged
-	// write of its own member node (a claim, an extension, an activation,
-	// a repair): s_X of doc.go. Zero when it holds no lease: never claimed,
-	// or released since.
-	leaseSent      time.Duration
-	leaseSentLocal time.Time     // the same on the node's clock
-	leaseTerm      int64         // the term of that lease, for reports
-	releaseSent    time.Duration // send time of its last applied release: earlier writes are before it
-	stopAt         time.Time     // local: when the duty stop under way completes
-	stopDone       func()
+	// leaseSent is the real send time of the write the node's core last
+	// took as its lease (a claim, an extension, an activation, a repair):
+	// s_X of doc.go, for the claim side. Zero when it holds no lease:
+	// never claimed, or released since.
+	leaseSent time.Duration
+	leaseTerm int64     // the term of that lease, for reports
+	coreLease time.Time // the core's leaseSend last seen
+	// ackLocal is the node's clock at the send of its last write of its
+	// own node that the server acknowledged to it, for the holder side:
+	// counted from the replies, not from what the core made of them.
+	ackSent     time.Duration
+	ackLocal    time.Time
+	releaseSent time.Duration // send time of its last applied release: earlier writes are before it
+	sends       map[time.Time]time.Duration
+
+	stopAt   time.Time // local: when the duty stop under way completes
+	stopDone func()
 
 	// Armed triggers.
 	stallAfterListing  bool // stall the path when the next listing arrives
 	isolateAtExtension bool // partition (and delete its node) at the next acknowledged extension
 	isolateKeep        bool // the isolation leaves its node alone
+}
+
+// noteSend remembers the real time of a request sent at local time l.
+func (a *simAdv) noteSend(l time.Time, real time.Duration) {
+	if a.sends == nil {
+		a.sends = map[time.Time]time.Duration{}
+	}
+	a.sends[l] = real
+	if len(a.sends) > 256 {
+		for k, v := range a.sends {
+			if real-v > time.Minute {
+				delete(a.sends, k)
+			}
+		}
+	}
+}
+
+// noteLease follows the lease n's core holds, after every step.
+func (s *sim) noteLease(n *simNode) {
+	c := n.core
+	if c == nil || c.role != roleHolder || c.leaseSend.IsZero() || !c.leaseSend.After(n.adv.coreLease) {
+		return
+	}
+	n.adv.coreLease = c.leaseSend
+	real, ok := n.adv.sends[c.leaseSend]
+	if !ok {
+		s.violate("%s: lease from %v, a time no request was sent at", n.name, c.leaseSend)
+		return
+	}
+	if real > n.adv.releaseSent && real > n.adv.leaseSent {
+		n.adv.leaseSent, n.adv.leaseTerm = real, c.term
+	}
 }
 
 // bound is the real time before which no other node may start a duty
@@ -59,10 +98,10 @@ func (s *sim) checkClaimant(n *simNode, term int64) {
 // checkHolderStop is the left-hand side: a duty stops before s + D on its
 // own node's clock, whatever the core's margin says.
 func (s *sim) checkHolderStop(n *simNode) {
-	if n.adv.leaseSent == 0 {
+	if n.adv.ackSent == 0 {
 		return
 	}
-	end := n.adv.leaseSentLocal.Add(s.cfg.lease)
+	end := n.adv.ackLocal.Add(s.cfg.lease)
 	if now := n.local(s.now); now.After(end) {
 		s.violate("holder side: %s's duty of term %d stopped %s after s + D on its own clock", n.name, n.dutyTerm, now.Sub(end))
 	}
@@ -91,10 +130,9 @@ func (s *sim) onAck(n *simNode, f *flight, res Result) {
 	case released:
 		// Its lease ended when the release was applied (afterApply).
 	case wroteOwn:
-		if f.sent >= n.adv.leaseSent && f.sent > n.adv.releaseSent {
-			n.adv.leaseSent, n.adv.leaseSentLocal = f.sent, f.sentLocal
+		if f.sent >= n.adv.ackSent {
+			n.adv.ackSent, n.adv.ackLocal = f.sent, f.sentLocal
 		}
-		n.adv.leaseTerm = n.core.term
 		if n.adv.isolateAtExtension && n.core.role == roleHolder {
 			n.adv.isolateAtExtension = false
 			s.isolate(n, !n.adv.isolateKeep)

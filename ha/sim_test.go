@@ -329,6 +329,7 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 	if s.zkDown || f.requeued {
 		return
 	}
+	f.arrived = true
 	if n.conn != conn {
 		// The connection broke with the request on its way:
 		// it may or may not have arrived; its reply is lost either way.

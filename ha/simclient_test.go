@@ -145,6 +145,7 @@ func (n *simNode) step(ev Event) {
 		}()
 		acts = n.core.Step(now, ev)
 	}()
+	n.s.noteLease(n)
 	_, isTick := ev.(EvTick)
 	idle := isTick && len(acts) == 0
 	for _, a := range acts {
@@ -276,6 +277,7 @@ func (n *simNode) send(id uint64, op Op) {
 	arrive := max(n.s.now+n.latency(), n.upAt+time.Nanosecond)
 	n.upAt = arrive
 	f := &flight{op: op, epoch: n.epoch, sent: n.s.now, sentLocal: n.local(n.s.now)}
+	n.adv.noteSend(f.sentLocal, f.sent)
 	n.s.inflight[n][id] = f
 	n.s.at(arrive, func() {
 		if n.conn == conn && n.partUntil > n.s.now {
@@ -293,6 +295,7 @@ type flight struct {
 	sent      time.Duration // real time the core sent it
 	sentLocal time.Time     // the same on the node's clock
 	requeued  bool          // to be sent again on the next connection (never reached the server)
+	arrived   bool          // it reached the server: never sent again
 	failed    bool          // failed with ErrLost at a break: it may still reach the server
 }
 
@@ -357,7 +360,7 @@ func (n *simNode) breakConn(why string) {
 			continue // the process ended meanwhile
 		}
 		delete(n.s.inflight[n], id)
-		if n.s.rng.Float64() < n.s.cfg.requeue {
+		if !f.arrived && n.s.rng.Float64() < n.s.cfg.requeue {
 			// Still in go-zookeeper's send queue: it goes out on the next
 			// connection, whatever session that has.
 			f.requeued = true
