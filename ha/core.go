@@ -143,15 +143,16 @@ type Core struct {
 	recWhy      string
 	maxed       bool            // the record's term cannot grow: refuse to lead
 	seenBelow   map[string]bool // members seen below us in this epoch (rule B)
-	// heldBy and heldVer: the record as last seen naming a holder that had
-	// not released, in this epoch. Rule B takes a release only when it
-	// saw it being written in this epoch: a release read first after a
-	// reconnect may be one ZooKeeper restored from a snapshot, taken
-	// before a claim that rested on it and that the rollback erased.
-	heldBy   string
-	heldVer  int32
-	seenTerm int64
-	position int // our index among members, -1 unknown
+	// recFirst is the version of the first read of the leader record in
+	// this epoch (-1: absent), recFirstOK whether there was one. Rule B
+	// takes a release only at a later version: one written in this epoch's
+	// history. A release read first after a reconnect may be one ZooKeeper
+	// restored from a snapshot taken before a claim that rested on it, a
+	// claim the rollback erased while its claimant still acts.
+	recFirst   int32
+	recFirstOK bool
+	seenTerm   int64
+	position   int // our index among members, -1 unknown
 
 	// Standby observations (reset with every epoch, see doc.go).
 	pred       string // the member we watch

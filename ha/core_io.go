@@ -228,7 +228,7 @@ func (c *Core) newEpoch() {
 	c.ownWatch, c.recFixWatch = 0, 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
-	c.heldBy = ""
+	c.recFirstOK = false
 	c.look = lookState{}
 	c.lookWanted()
 }

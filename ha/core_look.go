@@ -332,6 +332,12 @@ func (c *Core) ignore(name, why string) {
 // setRecord takes what a read of the leader record found.
 func (c *Core) setRecord(r Result) {
 	c.recVer = r.Stat.Version
+	if !c.recFirstOK {
+		c.recFirst, c.recFirstOK = r.Stat.Version, true
+		if r.Err == ErrNoNode {
+			c.recFirst = -1
+		}
+	}
 	c.maxed = false
 	if r.Err == ErrNoNode {
 		c.rec, c.recKind, c.recWhy = leaderRecord{}, recAbsent, ""
@@ -358,9 +364,6 @@ func (c *Core) setRecord(r Result) {
 		c.forget("rec-bad")
 		c.forget("rec-max")
 		c.seenTerm = max(c.seenTerm, c.rec.Term)
-		if c.rec.State != recReleased {
-			c.heldBy, c.heldVer = c.rec.Holder, r.Stat.Version
-		}
 	}
 }
 

@@ -44,12 +44,11 @@ var ruleNames = [...]string{"", "own lease lapsed", "previous leader released", 
 func (r claimRule) String() string { return ruleNames[r] }
 
 // releaseSeen: the record says its holder released, that holder is a
-// member we saw below us in this epoch, and we saw the record name it
-// before the release, in this epoch (rule B).
+// member we saw below us in this epoch, and the release was written in
+// this epoch's history: after our first read of the record in it (rule B).
 func (c *Core) releaseSeen() bool {
 	r := c.rec
-	return c.recKind == recOK && r.State == recReleased && c.seenBelow[r.Holder] && c.heldBy == r.Holder &&
-		c.recVer > c.heldVer
+	return c.recKind == recOK && r.State == recReleased && c.seenBelow[r.Holder] && c.recFirstOK && c.recVer > c.recFirst
 }
 
 // pickRule returns the rule that will let us claim and from when; ok is
