@@ -201,6 +201,7 @@ func (c *Core) newEpoch() {
 	c.ownWatch, c.recFixWatch = 0, 0
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
+	clear(c.belowInfo)
 	c.look = lookState{}
 	c.lookWanted()
 }
@@ -227,6 +228,7 @@ func (c *Core) lose(reason string) {
 	c.position, c.pred, c.predWatch, c.ownWatch, c.recFixWatch = -1, "", 0, 0, 0
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)
+	clear(c.belowInfo)
 	c.look = lookState{}
 	c.claimBusy, c.extBusy = false, false
 	c.joining = joinStart
