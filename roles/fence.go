@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -77,7 +78,13 @@ func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) erro
 		out = os.Stderr
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", cfg.Command)
-	cmd.Env = setEnv(cfg.Env, fenceEnv(cfg, term, prev)...)
+	var base []string
+	for _, kv := range cfg.Env {
+		if !strings.HasPrefix(kv, "HANODE_PREV_") { // none inherited: the list is ours alone
+			base = append(base, kv)
+		}
+	}
+	cmd.Env = setEnv(base, fenceEnv(cfg, term, prev)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
