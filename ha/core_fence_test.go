@@ -92,11 +92,14 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 		below []string      // members below us at first (our seq follows)
 		rec   *leaderRecord // nil: missing
 		gone  bool          // the members below vanish after the first look (rule C)
+		idle  bool          // a's node carries no lease
 		rule  claimRule
 		want  []LeaderInfo
 	}{
 		{name: "rule D, record missing: the deleted member", below: []string{a}, rule: ruleSilent,
 			want: []LeaderInfo{infoA}},
+		{name: "rule D, record missing, the lowest holds no lease: it still", below: []string{a}, rule: ruleSilent, idle: true,
+			want: []LeaderInfo{{Name: "a", Host: "host-a", HTTP: "a:8080"}}},
 		{name: "rule D, record fencing for an unknown leader: the deleted member", below: []string{a}, rule: ruleSilent,
 			rec:  &leaderRecord{Term: 5, Holder: a, Name: "a", Host: "host-a", State: recFencing, Since: since},
 			want: []LeaderInfo{infoA}},
@@ -120,6 +123,11 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 				data: map[string]memberData{a: dataA, b: dataB}, watches: map[string]uint64{}}
 			if tc.rec != nil {
 				tr.rec = mustJSON(*tc.rec)
+			}
+			if tc.idle {
+				d := dataA
+				d.LeaseTerm = 0
+				tr.data[a] = d
 			}
 			if _, ok := r.serve(tr, self); ok {
 				t.Fatal("claimed at once")
