@@ -91,7 +91,9 @@ func TestResemblesLeavesOtherVariablesAlone(t *testing.T) {
 		// other programs' settings one word away
 		"DB_SESSION_TIMEOUT", "FETCH_TIMEOUT", "ZK_HOST", "ZK_PORT", "LOG_FILE", "HA", "ID", "NET", "ACTIVE",
 		// what hanode sets for ACTIVE_CMD and FENCE_CMD, and the test harness's HANODE_ variables
-		"PREV_NAME", "PREV_HOST", "PREV_HTTP", "PREV_TERM", "PREV_KNOWN", "ZK_IMAGE", "SOAK_SEED", "SOAK_FAULTS", "BIN",
+		"PREV_NAME", "PREV_HOST", "PREV_HTTP", "PREV_TERM", "PREV_KNOWN",
+		"PREV_COUNT", "PREV_1_NAME", "PREV_1_HOST", "PREV_1_HTTP", "PREV_1_TERM", "PREV_2_NAME", "PREV_12_TERM",
+		"ZK_IMAGE", "SOAK_SEED", "SOAK_FAULTS", "BIN",
 		"",
 	} {
 		key, _, ok := resembles(name)

@@ -153,6 +153,11 @@ type Core struct {
 	recFirstOK bool
 	seenTerm   int64
 	position   int // our index among members, -1 unknown
+	// belowInfo: who the members seen below us in this epoch said they
+	// were, and the highest term each published as holder, as last read;
+	// kept after they are gone: the members that may have acted, when the
+	// leader record cannot say (fenceCandidates).
+	belowInfo map[string]LeaderInfo
 
 	// Standby observations (reset with every epoch, see doc.go).
 	pred       string // the member we watch
@@ -164,6 +169,9 @@ type Core struct {
 	predName   string // the server name in pred's node, as last read
 	predFailed bool   // a claim deleting pred at predVer failed: rule D waits for a new read
 	ownWatch   uint64 // a member's watch on its own node, 0 none
+	// predData: pred's node data as last read (zero: not a member record);
+	// rule D's claim names it to the fence.
+	predData memberData
 	// lookAfterClaim: a claim made without a look (the fast path after a
 	// release) asks for one when it is answered.
 	lookAfterClaim bool
@@ -239,6 +247,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		pend:      map[uint64]pending{},
 		infos:     map[string]nodeInfo{},
 		seenBelow: map[string]bool{},
+		belowInfo: map[string]LeaderInfo{},
 		noticed:   map[string]bool{},
 		phase:     PhaseStarting,
 		reason:    "connecting to ZooKeeper",

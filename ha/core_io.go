@@ -229,6 +229,7 @@ func (c *Core) newEpoch() {
 	c.vacated, c.candSince = time.Time{}, time.Time{}
 	clear(c.seenBelow)
 	c.recFirstOK = false
+	clear(c.belowInfo)
 	c.look = lookState{}
 	c.lookWanted()
 }
@@ -257,6 +258,7 @@ func (c *Core) lose(reason string) {
 	c.recMineOK = false
 	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.seenBelow)
+	clear(c.belowInfo)
 	c.look = lookState{}
 	c.claimBusy, c.extBusy = false, false
 	c.joining = joinStart

@@ -122,9 +122,9 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		c.setPhase(PhaseWaiting, fmt.Sprintf("term %d claimed (%s)", c.term, ci.rule))
 	}
 	if ci.fence {
-		prev := FenceRequest{Term: c.term, PreviousKnown: ci.prevKnown}
-		if ci.rec.Previous != nil {
-			prev.Previous = *ci.rec.Previous
+		prev := FenceRequest{Term: c.term, PreviousKnown: len(ci.cands) > 0, Candidates: ci.cands}
+		if len(ci.cands) > 0 {
+			prev.Previous = ci.cands[0]
 		}
 		c.fence = fenceState{term: c.term, req: prev}
 		c.setPhase(PhaseFencing, fmt.Sprintf("term %d claimed (%s); fencing the previous leader", c.term, ci.rule))

@@ -237,6 +237,9 @@ func (c *Core) finishLook() {
 		names = append(names, m.Name)
 		if idx < 0 {
 			c.seenBelow[m.Name] = true
+			if info.ok {
+				c.noteBelow(m.Name, info.data)
+			}
 		}
 	}
 	for _, name := range lk.names {
@@ -462,9 +465,10 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 			c.predObs = c.now
 		}
 		d, _, ok := decodeMember(r.Data)
-		c.predHolds, c.predName = ok && d.LeaseTerm > 0, d.Name
+		c.predHolds, c.predName, c.predData = ok && d.LeaseTerm > 0, d.Name, d
 		if ok {
 			c.seenTerm = max(c.seenTerm, plausibleTerm(d.LeaseTerm))
+			c.noteBelow(p.node, d)
 		}
 	}
 }

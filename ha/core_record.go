@@ -14,7 +14,7 @@ type LeaderInfo struct {
 	Host  string    `json:"host"`
 	HTTP  string    `json:"http,omitempty"`
 	Term  int64     `json:"term"`
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 }
 
 // FenceRequest asks to fence the previous leader before this node's term
@@ -22,11 +22,21 @@ type LeaderInfo struct {
 type FenceRequest struct {
 	// Term is the term this node will lead in.
 	Term int64
-	// Previous is the last leader that may have run its duty, when known.
+	// Previous is the last leader that may have run its duty, when known:
+	// the one the leader record names, or else Candidates[0].
 	Previous LeaderInfo
-	// PreviousKnown is false when the leader record was missing or
-	// unreadable: a previous leader may have acted, but nobody knows which.
+	// PreviousKnown is false when nobody at all is known: a previous leader
+	// may have acted, but neither the leader record nor the members this
+	// node saw say which. It is true whenever Candidates is not empty.
 	PreviousKnown bool
+	// Candidates are the members that may have acted, Previous first. When
+	// the leader record names the previous leader, it alone. When the
+	// record was missing or unreadable, the members this node read that may
+	// have held the lease (Term: the last lease term each published, 0 for
+	// none): the silent lowest member a rule D claim deletes, or every
+	// member seen below this one since it connected. That list may miss a
+	// leader whose node was gone before this node first looked.
+	Candidates []LeaderInfo
 }
 
 type fenceState struct {
@@ -157,7 +167,7 @@ func (c *Core) onFenced(ev EvFenced) {
 // activate writes the record active (and extends, proving we still hold).
 func (c *Core) activate() {
 	rec := c.rec
-	rec.State, rec.Previous = recActive, nil
+	rec.State, rec.Previous, rec.Candidates = recActive, nil, nil
 	c.writeOwn(pending{p: pActivate, term: c.term}, Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine})
 }
 
@@ -175,7 +185,7 @@ func (c *Core) onActivateReply(p pending, r Result) {
 	}
 	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
 	c.extended(p)
-	c.rec.State, c.rec.Previous = recActive, nil
+	c.rec.State, c.rec.Previous, c.rec.Candidates = recActive, nil, nil
 	c.activated, c.activateDue = true, false
 	c.fence = fenceState{}
 }

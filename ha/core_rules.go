@@ -201,12 +201,16 @@ func (c *Core) nextTerm() int64 {
 	return max(base+1, c.now.UnixMilli())
 }
 
-// fenceTarget says whom a claim made now must fence: need is false when no
-// previous leader may have acted (it released, or it was us); prev is nil
-// when one may have but the record does not say who.
-func (c *Core) fenceTarget() (prev *LeaderInfo, need bool) {
+// fenceTarget says whom a claim by rule made now must fence: need is false
+// when no previous leader may have acted (it released, or it was us).
+// cands lists who may have acted: the previous leader, when the record
+// names it (or the list a leader that died while fencing recorded); when
+// the record cannot say (missing, unreadable, or fencing for an unknown
+// leader), the members we know may have (fenceCandidates). Empty: nobody
+// known.
+func (c *Core) fenceTarget(rule claimRule) (cands []LeaderInfo, need bool) {
 	if c.recKind != recOK {
-		return nil, true
+		return c.fenceCandidates(rule), true
 	}
 	r := c.rec
 	switch {
@@ -214,10 +218,53 @@ func (c *Core) fenceTarget() (prev *LeaderInfo, need bool) {
 		return nil, false
 	case r.Holder == c.own.Name && r.State == recActive:
 		return nil, false // our own duty, which we know stopped
+	case r.State == recFencing && len(r.Candidates) > 0:
+		return r.Candidates, true // the list it was to fence
+	case r.State == recFencing && r.Previous != nil:
+		return []LeaderInfo{*r.Previous}, true // the one it was to fence
 	case r.State == recFencing:
-		return r.Previous, true // the one it was to fence, or unknown
+		return c.fenceCandidates(rule), true // it did not know either
 	}
-	return &LeaderInfo{Name: r.Name, Host: r.Host, HTTP: r.HTTP, Term: r.Term, Since: r.Since}, true
+	return []LeaderInfo{{Name: r.Name, Host: r.Host, HTTP: r.HTTP, Term: r.Term, Since: r.Since}}, true
+}
+
+// fenceCandidates names the members that may have acted when the leader
+// record cannot say, from what we read of their nodes, lowest first. Rule
+// D deletes the lowest member: when its node carries a lease, it is the
+// last leader (it fenced whoever led before it when it claimed), and it
+// alone is named. Otherwise every member seen below us in this epoch is
+// (rule C: one of them may have held the lease, and each is gone now). A
+// leader whose node was gone before we first looked, or whose data was not
+// a member record, is named by nobody: the list can be short, and empty.
+func (c *Core) fenceCandidates(rule claimRule) []LeaderInfo {
+	var out []LeaderInfo
+	if rule == ruleSilent && c.predData.Name != "" {
+		d := c.predData
+		out = append(out, LeaderInfo{Name: d.Name, Host: d.Host, HTTP: d.HTTP, Term: d.LeaseTerm})
+		if c.predHolds {
+			return out
+		}
+	}
+	names := make([]string, 0, len(c.belowInfo))
+	for name := range c.belowInfo {
+		if !(rule == ruleSilent && name == c.pred && len(out) > 0) {
+			names = append(names, name)
+		}
+	}
+	for _, m := range sortMembers(names) {
+		out = append(out, c.belowInfo[m.Name])
+	}
+	return out
+}
+
+// noteBelow records what a member below us said it was (for
+// fenceCandidates), keeping the highest lease term it published.
+func (c *Core) noteBelow(node string, d memberData) {
+	li := LeaderInfo{Name: d.Name, Host: d.Host, HTTP: d.HTTP, Term: d.LeaseTerm}
+	if old, ok := c.belowInfo[node]; ok {
+		li.Term = max(li.Term, old.Term)
+	}
+	c.belowInfo[node] = li
 }
 
 // claim writes the lease claim: one multi that (for rule D) deletes the
@@ -225,13 +272,23 @@ func (c *Core) fenceTarget() (prev *LeaderInfo, need bool) {
 // version we know (it must still exist: we are still a member) and writes
 // the leader record at the version we read (create it if absent).
 func (c *Core) claim(rule claimRule) {
-	prev, need := c.fenceTarget()
+	cands, need := c.fenceTarget(rule)
 	fence := c.cfg.Fencing && need
 	term := c.nextTerm()
 	rec := leaderRecord{Term: term, Holder: c.own.Name, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
 		HTTP: c.cfg.Self.HTTP, Session: sessionHex(c.sid), Since: c.now.UTC(), State: recActive}
 	if fence {
-		rec.State, rec.Previous = recFencing, prev
+		// Whom to fence, for the next leader should we die fencing: the
+		// first in Previous (all an older hanode reads), the whole list
+		// when there are more.
+		rec.State = recFencing
+		if len(cands) > 0 {
+			first := cands[0]
+			rec.Previous = &first
+		}
+		if len(cands) > 1 {
+			rec.Candidates = cands
+		}
 	}
 	data := c.holderData(term, 1)
 	var ops []Op
@@ -247,18 +304,18 @@ func (c *Core) claim(rule claimRule) {
 	c.claimBusy = true
 	c.ownWrites++
 	c.ownWriteSeq++
-	c.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, prevKnown: prev != nil}
+	c.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands}
 	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
 	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))
 }
 
 // claimInfo is the claim in flight.
 type claimInfo struct {
-	rule      claimRule
-	rec       leaderRecord
-	data      []byte
-	fence     bool
-	prevKnown bool
+	rule  claimRule
+	rec   leaderRecord
+	data  []byte
+	fence bool
+	cands []LeaderInfo // whom to fence: FenceRequest.Candidates
 }
 
 // standbyReason explains a member's position.

@@ -131,10 +131,14 @@
 // # Fencing
 //
 // When FENCE_CMD is set and a previous leader may have acted (it did not
-// release, or the record is missing and nobody knows), a new leader claims
-// with state "fencing", naming that leader, fences it, then marks the record
-// active with a versioned write before it acts: a leader that dies while
-// fencing does not hide whom the next must fence. Downstream systems should
+// release, or the record is missing), a new leader claims with state
+// "fencing", naming that leader, fences it, then marks the record active
+// with a versioned write before it acts: a leader that dies while fencing
+// does not hide whom the next must fence. With the record missing or
+// unreadable, the claimant names what it read of the members instead
+// (fenceCandidates): the silent holder a rule D claim deletes, or every
+// member seen below it (rule C); the record keeps that list while fencing.
+// Nobody is named only when nothing is known. Downstream systems should
 // also reject writes carrying a term lower than one they have seen.
 //
 // # Structure

@@ -350,8 +350,13 @@ func (e *Election) execute(a Action) {
 		ctx, cancel := context.WithCancel(context.Background())
 		e.fenceCancel = cancel
 		p := a.Req.Previous
+		cands := make([]string, len(a.Req.Candidates))
+		for i, m := range a.Req.Candidates {
+			cands[i] = fmt.Sprintf("%s@%s (term %d)", m.Name, m.Host, m.Term)
+		}
 		e.log.Info("fencing previous leader", zap.String("previous", p.Name), zap.String("previous_host", p.Host),
-			zap.Int64("previous_term", p.Term), zap.Bool("previous_known", a.Req.PreviousKnown), zap.Int64("term", a.Req.Term))
+			zap.Int64("previous_term", p.Term), zap.Bool("previous_known", a.Req.PreviousKnown),
+			zap.Strings("candidates", cands), zap.Int64("term", a.Req.Term))
 		go func() {
 			var err error
 			if cb.Fence != nil {

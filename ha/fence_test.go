@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/faultproxy"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -133,5 +134,41 @@ func TestFencingTargetSurvivesALeaderThatDiedWhileFencing(t *testing.T) {
 	}
 	if b.starts.Load() != 0 {
 		t.Fatal("b started its duty without fencing")
+	}
+}
+
+// TestFencingNamesASilentLeaderWhoseRecordWasDeleted (issue 14, item 3): a
+// leads, its path to ZooKeeper stalls, and another client deletes the
+// leader record. b takes a's lease by rule D (a silent for W) with no record
+// to say who led, and still fences a by name, host and term: it read them
+// from a's node, which its claim deletes.
+func TestFencingNamesASilentLeaderWhoseRecordWasDeleted(t *testing.T) {
+	zkS := zktest.Start(t)
+	fl := &fenceLog{fail: map[string]bool{}}
+	g := newGroup(t, zkS.Addr)
+	g.timeout = 4 * time.Second // the session outlives W: b pushes a out by rule D
+	g.fence = fl.fenceFor
+	g.watchOverlap()
+	p := faultproxy.Start(t, zkS.Addr)
+	a := g.startOn("a", []string{p.Addr()})
+	g.waitLeader(20 * time.Second)
+	b := g.start("b")
+	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	termA := a.el.State().Term
+
+	p.Stall()
+	conn := admin(t, zkS.Addr)
+	if err := conn.Delete(g.layout().leaderNode(), -1); err != nil {
+		t.Fatalf("delete the leader record: %v", err)
+	}
+	waitFor(t, 20*time.Second, "b active", func() bool { return b.el.State().Active() })
+	calls := fl.callsBy("b")
+	if len(calls) == 0 {
+		t.Fatal("b leads without fencing")
+	}
+	req := calls[0]
+	want := LeaderInfo{Name: "a", Host: "test-host", Term: termA}
+	if !req.PreviousKnown || req.Previous != want || len(req.Candidates) != 1 || req.Candidates[0] != want {
+		t.Fatalf("b fenced %+v; want a (host test-host, term %d) alone", req, termA)
 	}
 }

@@ -70,6 +70,10 @@ type leaderRecord struct {
 	// Previous is the last leader that may have acted, while State is
 	// fencing; nil then means it is not known.
 	Previous *LeaderInfo `json:"previous,omitempty"`
+	// Candidates, while State is fencing, are all the members that may
+	// have acted when the record could not say who led (Previous is the
+	// first of them); omitted when there is one or none.
+	Candidates []LeaderInfo `json:"candidates,omitempty"`
 }
 
 // recKind is what a read of the leader record found.

@@ -116,8 +116,11 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ()}
 		fence = func(ctx context.Context, req ha.FenceRequest) error {
 			p := req.Previous
-			return roles.Fence(ctx, fc, req.Term, roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term,
-				Known: req.PreviousKnown})
+			prev := roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term, Known: req.PreviousKnown}
+			for _, m := range req.Candidates {
+				prev.Candidates = append(prev.Candidates, roles.Candidate{Name: m.Name, Host: m.Host, HTTP: m.HTTP, Term: m.Term})
+			}
+			return roles.Fence(ctx, fc, req.Term, prev)
 		}
 	}
 	el, err = ha.NewElection(sess, ha.ElectionConfig{
