@@ -293,6 +293,8 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 			c.leaving = true
 			c.retryAt = time.Time{}
 		}
+	case EvClockStall:
+		c.onClockStall(ev.By)
 	}
 	c.advance()
 	return c.out

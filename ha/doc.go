@@ -150,4 +150,45 @@
 // elections on one connection. zkio.go carries an Op to go-zookeeper. The
 // simulator (sim_test.go) runs cores against a simulated ZooKeeper with
 // seeded faults and checks the invariant after every step.
+//
+// # Clocks and host pauses
+//
+// A host paused by its hypervisor (live migration, snapshot, overload) or
+// suspended may resume with its monotonic clock not having counted the
+// pause: the holder and its duty guard, which share that clock, would act
+// past s + D in real time while another member takes over. Each process
+// therefore compares, between consecutive readings, how far the wall clock
+// (CLOCK_REALTIME) and CLOCK_BOOTTIME advanced with how far the monotonic
+// clock did (internal/clockwatch). When either ran ahead by more than a
+// tolerance (M/8, at least 5 ms, plus 1% of the interval: above the wall
+// clock's slewing and the skew between readings, small enough for the
+// margin to absorb), the monotonic clock stalled (EvClockStall): a holder
+// steps down at once, and every proof that bounds elapsed time from above is
+// dropped (the lease; rule A's "less than D ago"; the send times of
+// requests still out, which are given up as lost). Proofs that bound it from
+// below (the waits of rules C and D, the sweeps) only get longer in real
+// time and stand. A wall clock stepped forward is indistinguishable from a
+// stall and counts as one (a needless step-down); one stepped back is none.
+//
+// The election checks at every step, before each fenced write, and every
+// min(M/4, 100 ms) between events; State compares its own reading with the
+// election's last one, so it never reports active across an unnoticed
+// stall. The guard checks every 50 ms (tolerance 20 ms), stops the duty and
+// answers "expired". What remains assumed:
+//
+//   - The wall clock is corrected after the resume (the hypervisor's clock
+//     source, a guest agent setting the time, an NTP step). Where the
+//     monotonic clock stops, the wall and boot clocks stop with it until
+//     then: the pause is detected at the correction, and the holder acts in
+//     between as if no time had passed. A host whose clocks all resume where
+//     they stopped and stay there, or are stepped back together, is not
+//     detected. (A hypervisor that advances the monotonic clock by the pause
+//     needs nothing: the lease ends on time.)
+//   - A stall shorter than the tolerance goes unnoticed and eats into the
+//     margin: ACTIVE_STOP_TIMEOUT must leave M/8 of M (the default, 2/3 of M,
+//     leaves M/3).
+//   - Between the correction and the first check the duty process, resumed
+//     too, may act: at most the guard's check period (50 ms) plus the time
+//     the duty takes to stop. Fencing, and downstream systems refusing lower
+//     terms, cover that window.
 package ha

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/hanode/hanode/internal/clockwatch"
 	"go.uber.org/zap"
 )
 
@@ -79,6 +80,9 @@ type Election struct {
 	feedMu sync.Mutex
 	feeds  map[chan Transition]struct{}
 	fenced chan fencedReq
+
+	clock     *clockWatch                        // Run's detector of a stalled monotonic clock
+	clockLast atomic.Pointer[clockwatch.Reading] // its last reading, for State
 }
 
 // NewElection checks cfg and returns an election on s that has not started.
@@ -97,6 +101,7 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 	e := &Election{s: s, cfg: cfg, log: log.With(zap.String("ha_id", cfg.Group)), core: core,
 		events: make(chan Event, 64), quit: make(chan struct{}), feeds: map[chan Transition]struct{}{},
 		fenced: make(chan fencedReq)}
+	e.clock = newClockWatch(cfg.Margin)
 	snap := core.Snapshot()
 	e.snap.Store(&snap)
 	return e, nil
@@ -111,7 +116,9 @@ func (e *Election) State() State {
 	st := State{Phase: s.Phase, Reason: s.Reason, Since: s.Since, Term: s.Term, Leader: s.Leader,
 		Members: s.Members, Ignored: s.Ignored, Problem: s.Problem, ZK: e.s.ZK()}
 	if st.Phase == PhaseActive {
-		if left := s.LeaseEnd.Sub(now); left > 0 {
+		if by := e.stalledSince(); by > 0 {
+			st.Phase, st.Reason = PhaseDisconnected, stallReason(by)
+		} else if left := s.LeaseEnd.Sub(now); left > 0 {
 			st.LeaseLeft = left
 		} else {
 			st.Phase, st.Reason = PhaseDisconnected, "lease expired: no acknowledged extension in time"
@@ -228,6 +235,8 @@ func (e *Election) Run(ctx context.Context) error {
 	defer close(e.quit)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	clockTick := time.NewTicker(clockCheckEvery(e.cfg.Margin))
+	defer clockTick.Stop()
 	var giveUp <-chan time.Time
 	shutdown := ctx.Done()
 	sessionDone := e.s.Done()
@@ -256,7 +265,10 @@ func (e *Election) Run(ctx context.Context) error {
 			e.step(ev)
 		case <-timer.C:
 			e.step(EvTick{})
+		case <-clockTick.C:
+			e.checkClock()
 		case req := <-e.fenced:
+			e.checkClock()
 			req.reply <- e.core.fenceChecks(time.Now())
 		case <-giveUp:
 			e.log.Warn("left the group without releasing: ZooKeeper did not answer in time")
@@ -290,7 +302,9 @@ func (e *Election) untilDeadline() time.Duration {
 
 // step feeds one event to the core and carries out its actions.
 func (e *Election) step(ev Event) {
-	acts := e.core.Step(time.Now(), ev)
+	now := time.Now()
+	e.noticeStall(now) // a stalled clock first: EvClockStall
+	acts := e.core.Step(now, ev)
 	for _, a := range acts {
 		e.execute(a)
 	}

@@ -162,6 +162,14 @@ type EvFenced struct {
 // EvShutdown asks the core to stop its duty, release and leave the group.
 type EvShutdown struct{}
 
+// EvClockStall reports that this node's monotonic clock, the one Step's now
+// comes from, missed By of real time since the driver last read it (the
+// wall or boot clock ran ahead of it: the host was paused or suspended, or
+// the wall clock was stepped forward). The core treats its lease as lost
+// (core_clock.go); the driver feeds it before the event whose step noticed
+// it (clockwatch.go).
+type EvClockStall struct{ By time.Duration }
+
 func (EvSession) isEvent()     {}
 func (EvReply) isEvent()       {}
 func (EvWatch) isEvent()       {}
@@ -170,6 +178,7 @@ func (EvDutyStopped) isEvent() {}
 func (EvDutyLost) isEvent()    {}
 func (EvFenced) isEvent()      {}
 func (EvShutdown) isEvent()    {}
+func (EvClockStall) isEvent()  {}
 
 // Action is an output of the core, to be carried out in order.
 type Action interface{ isAction() }
