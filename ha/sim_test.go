@@ -59,12 +59,16 @@ const (
 	fServerRestart
 	fServerDown
 	fMaxTerm
+	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
+	fEnsembleElection
+	fSessionMove
 	nFaultKinds
 )
 
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
-	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term"}
+	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
+	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }
 
@@ -86,6 +90,8 @@ type simConfig struct {
 	drift     float64 // clock rates within 1±drift
 	kinds     []faultKind
 	broken    bool // the old rule: a vanished predecessor ended its lease
+
+	replicated bool // a ZooKeeper ensemble, not one server (sim_ensemble_test.go)
 }
 
 // randomConfig draws a scenario from a seed.
@@ -109,6 +115,7 @@ func randomConfig(seed int64) simConfig {
 	cfg.stopMax = cfg.margin * 2 / 3
 	cfg.faultEnd = 10 * lease
 	cfg.settle = simSettle(cfg)
+	cfg.replicated = replicatedSeed(seed)
 	return cfg
 }
 
@@ -157,6 +164,7 @@ type sim struct {
 	inflight map[*simNode]map[uint64]*flight
 	adv      int64
 	zkDown   bool
+	ens      *ensemble // the replicated ensemble, nil for one server
 	snaps    []*simzk.Snapshot
 	expiryAt time.Duration
 	root     string
@@ -192,6 +200,9 @@ func newSim(cfg simConfig) *sim {
 		s.nodes = append(s.nodes, n)
 	}
 	s.adv, _ = s.zk.CreateSession(time.Minute, 0)
+	if cfg.replicated {
+		s.ens = newEnsemble(s)
+	}
 	return s
 }
 
@@ -315,6 +326,10 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 		}
 		return
 	}
+	if s.ens != nil {
+		s.ens.serve(n, conn, sid, id, f)
+		return
+	}
 	res := s.apply(sid, f.op)
 	zx := s.zk.LastZxid()
 	op := f.op
@@ -376,6 +391,10 @@ func simResult(r simzk.Result) Result {
 
 // dispatch sends watch notifications to connected clients.
 func (s *sim) dispatch(evs []simzk.Event) {
+	if s.ens != nil {
+		s.ens.dispatch(evs)
+		return
+	}
 	for _, ev := range evs {
 		for _, n := range s.nodes {
 			if n.running && n.connected && n.sid == ev.Session {
