@@ -1,7 +1,10 @@
 package ha
 
 import (
+	"container/heap"
+	"fmt"
 	"math/rand"
+	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -245,7 +248,9 @@ func watchChanged(st *simzk.Snapshot, path string, child bool, rel int64) (zk.Ev
 func (e *ensemble) deliverEvent(n *simNode, conn int, ev simzk.Event) {
 	n.deliver(conn, func() {
 		if e.observe != nil {
-			e.observe(n, EvWatch{Kind: watchKind(zk.Event{Type: ev.Type})})
+			for _, id := range n.watches[ev.Path] {
+				e.observe(n, EvWatch{ID: id, Kind: watchKind(zk.Event{Type: ev.Type})})
+			}
 		}
 		n.onWatchEvent(ev)
 	})
@@ -414,5 +419,136 @@ func (e *ensemble) inject(k faultKind, n *simNode, length time.Duration) {
 		if n.running && n.connected && !s.zkDown {
 			n.breakConn("session moves to another server")
 		}
+	}
+}
+
+// ensStats sums what the ensemble did over many seeds.
+type ensStats struct{ seeds, staleReads, refusals int }
+
+func (st *ensStats) add(s *sim) {
+	if s.ens != nil {
+		st.seeds++
+		st.staleReads += s.ens.staleRead
+		st.refusals += s.ens.refusals
+	}
+}
+
+func (st ensStats) String() string {
+	return fmt.Sprintf("replicated seeds %d (stale reads %d, connections refused %d)", st.seeds, st.staleReads, st.refusals)
+}
+
+// runFor plays the simulation's events for d (the scripted test drives
+// the clients by hand: no core, no faults).
+func (s *sim) runFor(d time.Duration) {
+	end := s.now + d
+	for s.q.Len() > 0 && s.q[0].at <= end {
+		ev := heap.Pop(&s.q).(simEvent)
+		s.now = ev.at
+		ev.f()
+	}
+	s.now = end
+}
+
+// TestEnsembleModel scripts what the replicated model claims: a read from a
+// lagging follower returns a stale version, a watch set by that stale read
+// fires when the follower catches up, a session reads its own writes even
+// there, and a client reconnecting is refused by a server behind its last
+// zxid and moves on.
+func TestEnsembleModel(t *testing.T) {
+	cfg := randomConfig(1)
+	cfg.nodes, cfg.replicated = 2, true
+	s := newSim(cfg)
+	e := s.ens
+	const lag = 500 * time.Millisecond
+	e.srv[1].lagUntil, e.srv[1].lagBy = time.Hour, 0 // zk1 keeps up
+	e.srv[2].lagUntil, e.srv[2].lagBy = time.Hour, lag
+	a, b := s.nodes[0], s.nodes[1]
+	e.node[a.idx].order = [ensServers]int{0, 2, 1} // a: the leader, then the lagging follower
+	e.node[b.idx].order = [ensServers]int{2, 0, 1} // b: the lagging follower
+	type seen struct {
+		at time.Duration
+		ev Event
+	}
+	got := map[*simNode][]seen{}
+	e.observe = func(n *simNode, ev Event) { got[n] = append(got[n], seen{s.now, ev}) }
+	reply := func(n *simNode, id uint64) (Result, time.Duration) {
+		t.Helper()
+		for _, x := range got[n] {
+			if r, ok := x.ev.(EvReply); ok && r.ID == id {
+				return r.Result, x.at
+			}
+		}
+		t.Fatalf("%s: no reply to request %d", n.name, id)
+		return Result{}, 0
+	}
+	for _, n := range s.nodes {
+		n.inc, n.running, n.watches = 1, true, map[string][]uint64{}
+		s.inflight[n] = map[uint64]*flight{}
+		n.tryConnect()
+	}
+	s.runFor(100 * time.Millisecond)
+	if !a.connected || !b.connected || e.node[a.idx].server != 0 || e.node[b.idx].server != 2 {
+		t.Fatalf("connected a=%v to zk%d, b=%v to zk%d", a.connected, e.node[a.idx].server, b.connected, e.node[b.idx].server)
+	}
+
+	// a creates /x and writes it; b, on the lagging follower, reads the
+	// old version with a watch.
+	a.send(1, Op{Kind: OpCreate, Path: "/x", Data: []byte("v0")})
+	s.runFor(time.Second)
+	a.send(2, Op{Kind: OpSet, Path: "/x", Data: []byte("v1"), Version: 0})
+	s.runFor(20 * time.Millisecond)
+	if r, _ := reply(a, 2); r.Err != ErrNone || r.Stat.Version != 1 {
+		t.Fatalf("a's write: %+v", r)
+	}
+	committed := s.now - 20*time.Millisecond
+	b.send(3, Op{Kind: OpGet, Path: "/x", Watch: true})
+	s.runFor(50 * time.Millisecond)
+	if r, _ := reply(b, 3); r.Err != ErrNone || r.Stat.Version != 0 || string(r.Data) != "v0" {
+		t.Fatalf("b's read from the lagging follower: %+v, want the stale version 0", r)
+	}
+	s.runFor(time.Second)
+	var fired time.Duration
+	for _, x := range got[b] {
+		if w, ok := x.ev.(EvWatch); ok && w.ID == 3 && w.Kind == WatchChanged {
+			fired = x.at
+		}
+	}
+	if fired == 0 || fired < committed+lag {
+		t.Fatalf("the stale read's watch fired at %v (0: never); the change was committed at %v, applied at zk2 %v later",
+			fired, committed, lag)
+	}
+
+	// b writes at the lagging follower: the reply waits for zk2 to apply
+	// it, and b's next read, sent at once, sees it.
+	sent := s.now
+	b.send(4, Op{Kind: OpSet, Path: "/x", Data: []byte("v2"), Version: 1})
+	b.send(5, Op{Kind: OpGet, Path: "/x"})
+	s.runFor(time.Second)
+	r4, at4 := reply(b, 4)
+	r5, at5 := reply(b, 5)
+	if r4.Err != ErrNone || at4 < sent+lag || r5.Stat.Version != 2 || at5 < at4 {
+		t.Fatalf("b's write %+v at %v (sent %v) and read %+v at %v: want the write answered after zk2 applied it, "+
+			"the read after it, seeing version 2", r4, at4, sent, r5, at5)
+	}
+
+	// a writes again (zk2 is 500 ms behind), then its connection breaks:
+	// zk2, next in its list, refuses it; zk1 takes it, same session.
+	a.send(6, Op{Kind: OpSet, Path: "/x", Data: []byte("v3"), Version: 2})
+	s.runFor(5 * time.Millisecond)
+	if r, _ := reply(a, 6); r.Err != ErrNone {
+		t.Fatalf("a's second write: %+v", r)
+	}
+	sid := a.sid
+	a.breakConn("test: the connection breaks")
+	s.runFor(300 * time.Millisecond)
+	if e.refusals != 1 || !a.connected || e.node[a.idx].server != 1 || a.sid != sid {
+		t.Fatalf("after the break: %d refusals, a connected %v to zk%d with session %x (was %x); want refused by zk2, "+
+			"then zk1", e.refusals, a.connected, e.node[a.idx].server, a.sid, sid)
+	}
+	// And a read there sees a's write.
+	a.send(7, Op{Kind: OpGet, Path: "/x"})
+	s.runFor(20 * time.Millisecond)
+	if r, _ := reply(a, 7); r.Stat.Version != 3 {
+		t.Fatalf("a's read at zk1 after the move: %+v", r)
 	}
 }

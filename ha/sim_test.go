@@ -571,10 +571,12 @@ type simStats struct {
 	leaderMaxLeases             float64
 	leaderMaxSeed               int64
 	faults, claims              map[string]int
+	ens                         ensStats
 }
 
 func (st *simStats) add(s *sim) {
 	st.runs++
+	st.ens.add(s)
 	st.steps += s.steps
 	st.duties += s.duties
 	st.fences += s.fences
@@ -618,9 +620,9 @@ func TestSimulation(t *testing.T) {
 	}
 	start := time.Now()
 	failed, st := runSeeds(t, *simFirst, n, randomConfig)
-	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v",
+	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s",
 		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
-		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults)
+		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens)
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d scenarios failed; seeds %v", len(failed), n, failed[:min(len(failed), 20)])
 	}
