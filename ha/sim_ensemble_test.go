@@ -65,6 +65,7 @@ type ensEntry struct {
 type ensServer struct {
 	applied  int           // absolute index of the newest entry applied
 	lag      time.Duration // the current replication delay
+	lagNext  time.Duration // when to draw the next one
 	lagUntil time.Duration // lagging-follower fault: lag by lagBy until then
 	lagBy    time.Duration
 	watches  []ensWatch
@@ -108,23 +109,25 @@ func newEnsemble(s *sim) *ensemble {
 		}
 		e.node = append(e.node, en)
 	}
-	for i := 1; i < ensServers; i++ {
-		e.srv[i].lag = e.drawLag()
-	}
 	e.reset()
 	return e
 }
 
-// drawLag is a follower's normal replication delay: mostly a few ms,
-// sometimes a few hundred, occasionally about a second.
-func (e *ensemble) drawLag() time.Duration {
-	switch r := e.rng.Float64(); {
-	case r < 0.6:
-		return time.Duration(e.rng.Int63n(int64(20 * time.Millisecond)))
-	case r < 0.92:
-		return 20*time.Millisecond + time.Duration(e.rng.Int63n(int64(300*time.Millisecond)))
+// drawLag draws follower sv's replication delay and how long it lasts:
+// mostly a few ms, for a while some tens to a few hundred, and now and
+// then, while the faults last, a burst of up to about a second (a follower
+// that kept lagging that much behind would be a fault that never heals:
+// with a 2 s session, extensions answered a second late lapse the lease).
+func (e *ensemble) drawLag(sv *ensServer) {
+	r, now := e.rng.Float64(), e.s.now
+	span := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(e.rng.Int63n(int64(hi-lo)+1)) }
+	switch {
+	case r < 0.7:
+		sv.lag, sv.lagNext = span(0, 10*time.Millisecond), now+span(500*time.Millisecond, 3*time.Second)
+	case r < 0.95 || now >= e.s.healAt:
+		sv.lag, sv.lagNext = span(10*time.Millisecond, 200*time.Millisecond), now+span(100*time.Millisecond, time.Second)
 	default:
-		return 300*time.Millisecond + time.Duration(e.rng.Int63n(int64(800*time.Millisecond)))
+		sv.lag, sv.lagNext = span(200*time.Millisecond, time.Second), now+span(100*time.Millisecond, time.Second)
 	}
 }
 
@@ -157,13 +160,16 @@ func (e *ensemble) sync() {
 	ent := ensEntry{zxid: s.zk.LastZxid(), snap: s.zk.Snapshot()}
 	for f := 1; f < ensServers; f++ {
 		sv := &e.srv[f]
-		lag := sv.lag
-		if s.now < sv.lagUntil {
-			lag = sv.lagBy
-		} else if e.rng.Intn(20) == 0 {
-			sv.lag = e.drawLag()
+		if s.now >= sv.lagNext {
+			e.drawLag(sv)
 		}
-		ent.at[f] = max(s.now+lag, last.at[f])
+		at := s.now + sv.lag
+		if s.now < sv.lagUntil {
+			// The lagging-follower fault: far behind until it ends,
+			// then caught up at once.
+			at = max(at, min(s.now+sv.lagBy, sv.lagUntil))
+		}
+		ent.at[f] = max(at, last.at[f])
 	}
 	ent.at[0] = s.now
 	e.prune()
@@ -414,7 +420,9 @@ func (e *ensemble) inject(k faultKind, n *simNode, length time.Duration) {
 	case fEnsembleElection:
 		// Every connection breaks; the committed state survives, and the
 		// new leader's session tracker gives every session a fresh timeout.
-		s.serverOutage(s.dur(100*time.Millisecond, 2*time.Second), func() { s.zk.Restore(s.zk.Snapshot(), s.now) })
+		// (Over before the faults are taken to heal.)
+		d := min(s.dur(100*time.Millisecond, 2*time.Second), length+900*time.Millisecond)
+		s.serverOutage(d, func() { s.zk.Restore(s.zk.Snapshot(), s.now) })
 	case fSessionMove:
 		if n.running && n.connected && !s.zkDown {
 			n.breakConn("session moves to another server")
@@ -460,8 +468,10 @@ func TestEnsembleModel(t *testing.T) {
 	s := newSim(cfg)
 	e := s.ens
 	const lag = 500 * time.Millisecond
-	e.srv[1].lagUntil, e.srv[1].lagBy = time.Hour, 0 // zk1 keeps up
-	e.srv[2].lagUntil, e.srv[2].lagBy = time.Hour, lag
+	for f := range e.srv {
+		e.srv[f].lag, e.srv[f].lagNext = 0, time.Hour // every server keeps up,
+	}
+	e.srv[2].lagUntil, e.srv[2].lagBy = time.Hour, lag // but zk2, 500 ms behind
 	a, b := s.nodes[0], s.nodes[1]
 	e.node[a.idx].order = [ensServers]int{0, 2, 1} // a: the leader, then the lagging follower
 	e.node[b.idx].order = [ensServers]int{2, 0, 1} // b: the lagging follower
