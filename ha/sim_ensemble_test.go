@@ -356,7 +356,8 @@ func (e *ensemble) serve(n *simNode, conn int, sid int64, id uint64, f *flight) 
 // admit picks the server of a connection attempt that reached the
 // ensemble, the next in the client's list; a server behind the client's
 // last zxid refuses it (check: the client has a session to resume), and the
-// client tries the next one, waiting a second after a full round.
+// client tries the next one, waiting a second after a full round. A client
+// told its session expired gets a new one at the next server, unchecked.
 func (e *ensemble) admit(n *simNode, check bool) bool {
 	s := e.s
 	e.sync()
@@ -375,6 +376,13 @@ func (e *ensemble) admit(n *simNode, check bool) bool {
 		return false
 	}
 	en.fails = 0
+	if check && !s.zk.Alive(n.sid) {
+		// The server answers that the session expired: go-zookeeper
+		// forgets its last zxid and connects to the next server for a
+		// new session, which may be behind what the client saw.
+		srv = en.order[en.next%ensServers]
+		en.next++
+	}
 	en.server, en.connGen = srv, e.gen
 	if s.verbose {
 		s.tracef("%s: connecting to zk%d (at zxid %d, leader at %d)", n.name, srv, e.appliedZxid(srv), s.zk.LastZxid())
