@@ -17,6 +17,9 @@ func (s *sim) scheduleFaults() {
 	kinds := s.cfg.kinds
 	if kinds == nil {
 		for k := faultKind(0); k < nFaultKinds; k++ {
+			if k.replicatedOnly() && !s.cfg.replicated {
+				continue
+			}
 			kinds = append(kinds, k)
 		}
 	}
@@ -112,6 +115,10 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
 	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim, fTakeoverRollback, fReleaseRollback:
 		s.injectSensitive(k, n)
+	case fLaggingFollower, fEnsembleElection, fSessionMove:
+		if s.ens != nil {
+			s.ens.inject(k, n, length)
+		}
 	case fMaxTerm:
 		// An operator edits the record's term to one that cannot grow, and
 		// a member node's seen_term too; later deletes the record (the fix
@@ -151,6 +158,9 @@ func (s *sim) serverOutage(d time.Duration, restart func()) {
 	}
 	s.at(s.now+d, func() {
 		restart()
+		if s.ens != nil {
+			s.ens.reset()
+		}
 		s.zkDown = false
 		s.expiryAt = 0
 		s.armExpiry()

@@ -65,13 +65,17 @@ const (
 	fRollbackAtClaim
 	fTakeoverRollback
 	fReleaseRollback
+	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
+	fEnsembleElection
+	fSessionMove
 	nFaultKinds
 )
 
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback"}
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback",
+	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }
 
@@ -99,6 +103,8 @@ type simConfig struct {
 	stopFull      bool          // every duty stop takes its whole allowance (M, on its clock)
 	stopOver      time.Duration // a duty stop takes M plus this (the simulator's own mutation test)
 	weaken        weakening     // deliberate defects of the core (mutation tests)
+
+	replicated bool // a ZooKeeper ensemble, not one server (sim_ensemble_test.go)
 }
 
 // randomConfig draws a scenario from a seed.
@@ -126,6 +132,7 @@ func randomConfig(seed int64) simConfig {
 	cfg.extremeClocks = adv.Intn(2) == 0
 	cfg.stopFull = adv.Intn(2) == 0
 	cfg.settle = simSettle(cfg)
+	cfg.replicated = replicatedSeed(seed)
 	return cfg
 }
 
@@ -174,6 +181,7 @@ type sim struct {
 	inflight map[*simNode]map[uint64]*flight
 	adv      int64
 	zkDown   bool
+	ens      *ensemble // the replicated ensemble, nil for one server
 	snaps    []*simzk.Snapshot
 	expiryAt time.Duration
 	root     string
@@ -211,6 +219,9 @@ func newSim(cfg simConfig) *sim {
 		s.nodes = append(s.nodes, n)
 	}
 	s.adv, _ = s.zk.CreateSession(time.Minute, 0)
+	if cfg.replicated {
+		s.ens = newEnsemble(s)
+	}
 	return s
 }
 
@@ -339,6 +350,10 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 		}
 		return
 	}
+	if s.ens != nil {
+		s.ens.serve(n, conn, sid, id, f)
+		return
+	}
 	s.beforeApply(n, f)
 	res := s.apply(sid, f.op)
 	s.afterApply(n, f, res)
@@ -406,6 +421,10 @@ func simResult(r simzk.Result) Result {
 
 // dispatch sends watch notifications to connected clients.
 func (s *sim) dispatch(evs []simzk.Event) {
+	if s.ens != nil {
+		s.ens.dispatch(evs)
+		return
+	}
 	for _, ev := range evs {
 		for _, n := range s.nodes {
 			if n.running && n.connected && n.sid == ev.Session {
@@ -609,10 +628,12 @@ type simStats struct {
 	leaderMaxLeases             float64
 	leaderMaxSeed               int64
 	faults, claims              map[string]int
+	ens                         ensStats
 }
 
 func (st *simStats) add(s *sim) {
 	st.runs++
+	st.ens.add(s)
 	st.steps += s.steps
 	st.duties += s.duties
 	st.fences += s.fences
@@ -656,9 +677,9 @@ func TestSimulation(t *testing.T) {
 	}
 	start := time.Now()
 	failed, st := runSeeds(t, *simFirst, n, randomConfig)
-	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v",
+	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s",
 		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
-		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults)
+		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens)
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d scenarios failed; seeds %v", len(failed), n, failed[:min(len(failed), 20)])
 	}

@@ -414,6 +414,9 @@ func (n *simNode) tryConnect() {
 			return
 		}
 		oldSID := n.sid
+		if s.ens != nil && !s.ens.admit(n, oldSID != 0 && !n.replaced) {
+			return
+		}
 		if oldSID != 0 && !n.replaced && n.lastZxid > s.zk.LastZxid() {
 			// ZooKeeper refuses a client that has seen a newer zxid than
 			// it has (a server restored from an older state, or wiped);
@@ -426,7 +429,11 @@ func (n *simNode) tryConnect() {
 		var evs []simzk.Event
 		if reuse {
 			var err error
-			evs, err = s.zk.SetWatches(oldSID, n.lastZxid, n.watchPaths(), nil, nil, s.now)
+			if s.ens != nil {
+				evs, err = s.ens.setWatches(n, oldSID)
+			} else {
+				evs, err = s.zk.SetWatches(oldSID, n.lastZxid, n.watchPaths(), nil, nil, s.now)
+			}
 			if err != nil {
 				reuse = false
 			}
@@ -436,6 +443,9 @@ func (n *simNode) tryConnect() {
 		}
 		sid := n.sid
 		zx := s.zk.LastZxid()
+		if s.ens != nil {
+			zx = s.ens.zxid(n)
+		}
 		n.connecting = true // until the answer arrives
 		n.deliverOn(conn, false, func() {
 			n.connecting = false

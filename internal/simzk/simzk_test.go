@@ -754,3 +754,41 @@ func TestRequestsGoZookeeperCannotSendPanic(t *testing.T) {
 		})
 	}
 }
+
+func TestSnapshotRead(t *testing.T) {
+	s := newTestServer()
+	a, _ := s.CreateSession(4*sec, 0)
+	mustApply(t, s, a, Op{Kind: Create, Path: "/p", Data: []byte("v1")}, 0)
+	mustApply(t, s, a, Op{Kind: Create, Path: "/p/x"}, 0)
+	mustApply(t, s, a, Op{Kind: Create, Path: "/p/x/deep"}, 0)
+	mustApply(t, s, a, Op{Kind: Create, Path: "/p/y", Flags: zk.FlagEphemeral}, 0)
+	mustApply(t, s, a, Op{Kind: Create, Path: "/q"}, 0)
+	snap := s.Snapshot()
+	ops := []Op{
+		{Kind: GetData, Path: "/p"}, {Kind: GetData, Path: "/p/y"}, {Kind: Exists, Path: "/p/x"},
+		{Kind: Children, Path: "/p"}, {Kind: Children, Path: "/"}, {Kind: Children, Path: "/p/x/deep"},
+		{Kind: GetData, Path: "/nope"}, {Kind: Children, Path: "/nope"}, {Kind: GetData, Path: "bad"},
+		{Kind: Sync, Path: "/p"},
+	}
+	want := make([]Result, len(ops))
+	for i, op := range ops {
+		want[i], _ = s.Apply(a, op, 0)
+	}
+	// The server moves on; the snapshot answers as the server did.
+	mustApply(t, s, a, Op{Kind: SetData, Path: "/p", Data: []byte("v2"), Version: -1}, sec)
+	mustApply(t, s, a, Op{Kind: Delete, Path: "/p/y", Version: -1}, sec)
+	mustApply(t, s, a, Op{Kind: Create, Path: "/p/z"}, sec)
+	for i, op := range ops {
+		got := snap.Read(op)
+		if !errors.Is(got.Err, want[i].Err) || string(got.Data) != string(want[i].Data) || got.Stat != want[i].Stat ||
+			!slices.Equal(got.Children, want[i].Children) || got.Path != want[i].Path {
+			t.Errorf("%v: snapshot read %+v, server read %+v", op, got, want[i])
+		}
+	}
+	if data, st, ok := snap.Get("/p"); !ok || string(data) != "v1" || st.Version != 0 {
+		t.Fatalf("snapshot Get(/p) = %q %+v %v", data, st, ok)
+	}
+	if _, _, ok := snap.Get("/p/z"); ok {
+		t.Fatal("snapshot shows a node created after it")
+	}
+}

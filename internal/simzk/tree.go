@@ -29,8 +29,10 @@ type node struct {
 	ephSeq  uint64 // position in the owner's ephemeral set
 }
 
-func (n *node) stat() zk.Stat {
-	nc := int32(len(n.children))
+func (n *node) stat() zk.Stat { return n.statN(int32(len(n.children))) }
+
+// statN is the node's stat with nc children.
+func (n *node) statN(nc int32) zk.Stat {
 	return zk.Stat{
 		Czxid:          n.czxid,
 		Mzxid:          n.mzxid,
