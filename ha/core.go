@@ -28,6 +28,12 @@ type CoreConfig struct {
 	// crypto/rand. The simulator passes a seeded one.
 	NewGUID func() string
 
+	// wall reads the wall clock; nil takes the wall reading of the time
+	// Step is given (time.Now carries both). Only the simulator sets it: its
+	// node clocks are one reading, and a paused host's monotonic clock
+	// falls behind while its wall clock is corrected.
+	wall func() time.Time
+
 	// weaken is a set of deliberate defects for the simulator's mutation
 	// tests (core_weaken.go); zero in production.
 	weaken weakening

@@ -28,6 +28,9 @@ import (
 // write acknowledged in this connection epoch) rests on versions, not time,
 // and stands.
 func (c *Core) onClockStall(by time.Duration) {
+	if c.cfg.weaken.has(weakIgnoreClockStall) {
+		return
+	}
 	what := fmt.Sprintf("monotonic clock stalled by %s (host paused?)", by.Round(time.Millisecond))
 	c.ownSent = time.Time{}
 	for id, p := range c.pend {

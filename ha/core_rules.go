@@ -198,7 +198,11 @@ func (c *Core) nextTerm() int64 {
 	if base >= MaxTerm-1 {
 		return MaxTerm
 	}
-	return max(base+1, c.now.UnixMilli())
+	wall := c.now
+	if c.cfg.wall != nil {
+		wall = c.cfg.wall()
+	}
+	return max(base+1, wall.UnixMilli())
 }
 
 // fenceTarget says whom a claim by rule made now must fence: need is false

@@ -27,6 +27,8 @@ const (
 	// weakEpochAtSend dates replies and watches by the epoch their request
 	// was sent in, not by the connection that delivered them.
 	weakEpochAtSend
+	// weakIgnoreClockStall takes no notice of a stalled monotonic clock.
+	weakIgnoreClockStall
 )
 
 func (w weakening) has(x weakening) bool { return w&x != 0 }

@@ -34,6 +34,11 @@ type simAdv struct {
 	stopAt   time.Time // local: when the duty stop under way completes
 	stopDone func()
 
+	clock       *clockWatch   // the driver's detector of a stalled clock
+	kill        bool          // the next duty stop is a kill: immediate
+	wallAhead   time.Duration // how far its wall clock is ahead of its monotonic one (the pauses it missed)
+	pausedUntil time.Duration // host paused (process, guard and clock) until
+
 	// Armed triggers.
 	stallAfterListing  bool // stall the path when the next listing arrives
 	isolateAtExtension bool // partition (and delete its node) at the next acknowledged extension
@@ -392,6 +397,40 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 		s.plan.releaseTrap = true
 		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
 	}
+}
+
+// hostPause pauses n's whole host for length: coordinator, guard and duty
+// stop, and its monotonic clock stops too (a VM paused by its hypervisor).
+// At the resume the clock reads what it read at the pause; the wall clock
+// has moved on. The guard notices the stall at once (it checks every 50 ms
+// in hanode) and stops the duty; the coordinator notices at its next step.
+func (s *sim) hostPause(n *simNode, length time.Duration) {
+	if !n.running || n.frozen > s.now || n.adv.pausedUntil > s.now {
+		return
+	}
+	n.frozen, n.adv.pausedUntil = s.now+length, s.now+length
+	inc := n.inc
+	s.at(s.now+length, func() {
+		if n.inc != inc || !n.running {
+			return
+		}
+		n.offset -= time.Duration(float64(length) * n.rate)        // the clock missed the pause
+		n.adv.wallAhead += time.Duration(float64(length) * n.rate) // NTP corrects the wall clock
+		s.tracef("%s: host resumed after %.3fs; its clock missed it", n.name, length.Seconds())
+		if n.duty {
+			// The guard kills it at once (roles: Supervisor.Kill): its
+			// lease may have ended in real time during the pause.
+			s.tracef("%s: duty guard: clock stalled; killing the duty", n.name)
+			n.adv.kill = true
+			if n.dutyStopping {
+				n.adv.stopAt = n.local(s.now)
+			} else {
+				s.dutyStop(n, false)
+			}
+		}
+		n.setRate(n.rate) // re-arm what waits on its clock
+		n.step(EvTick{})
+	})
 }
 
 // holder is the node whose core holds the lease, if any.

@@ -36,6 +36,15 @@ func (s *sim) scheduleFaults() {
 
 // inject starts fault k (on n, for length where it lasts).
 func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
+	switch k {
+	case fKill, fStop, fFreeze, fHostPause:
+		if n.adv.pausedUntil > s.now {
+			// Its host is paused: nothing runs there to kill or stop
+			// until it resumes.
+			s.at(n.adv.pausedUntil, func() { s.inject(k, n, length) })
+			return
+		}
+	}
 	s.tracef("FAULT %s on %s for %.3fs", k, n.name, length.Seconds())
 	s.log = append(s.log, fmt.Sprintf("%.3fs %s %s %.3fs", s.now.Seconds(), k, n.name, length.Seconds()))
 	l := layout{root: s.root, group: s.group}
@@ -113,6 +122,8 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fServerDown:
 		snap := s.zk.Snapshot()
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
+	case fHostPause:
+		s.hostPause(n, length)
 	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim, fTakeoverRollback, fReleaseRollback:
 		s.injectSensitive(k, n)
 	case fLaggingFollower, fEnsembleElection, fSessionMove:

@@ -33,6 +33,7 @@ var mutations = []mutation{
 	{"rule A's window widened to W", func(c *simConfig) { c.weaken |= weakRuleAWindow }},
 	{"rule A's time clause kept after a release", func(c *simConfig) { c.weaken |= weakProofAfterRelease }},
 	{"replies dated by the epoch they were sent in", func(c *simConfig) { c.weaken |= weakEpochAtSend }},
+	{"a stalled clock (host pause) ignored", func(c *simConfig) { c.weaken |= weakIgnoreClockStall }},
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
 }
 

@@ -65,6 +65,7 @@ const (
 	fRollbackAtClaim
 	fTakeoverRollback
 	fReleaseRollback
+	fHostPause
 	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
 	fEnsembleElection
 	fSessionMove
@@ -74,7 +75,7 @@ const (
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause",
 	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }
@@ -203,7 +204,8 @@ type sim struct {
 
 	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
 
-	plan advPlan // armed sensitive-point faults (sim_adversary_test.go)
+	plan           advPlan // armed sensitive-point faults (sim_adversary_test.go)
+	resumeOverlaps int     // duties started while an older one was paused with its host
 }
 
 func newSim(cfg simConfig) *sim {
@@ -322,6 +324,7 @@ func (s *sim) start(n *simNode, after time.Duration) {
 		guid := rand.New(rand.NewSource(s.rng.Int63()))
 		core, err := NewCore(CoreConfig{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
 			Margin: s.cfg.margin, Fencing: s.cfg.fencing, unsafeTrustVanish: s.cfg.broken, weaken: s.cfg.weaken,
+			wall:    func() time.Time { return n.local(s.now).Add(n.adv.wallAhead) },
 			NewGUID: func() string { return fmt.Sprintf("%016x%016x", guid.Uint64(), guid.Uint64()) }})
 		if err != nil {
 			s.violate("%s: %v", n.name, err)
@@ -459,6 +462,13 @@ func (s *sim) armExpiry() {
 
 func (s *sim) dutyStart(n *simNode, term int64, leaseEnd time.Time) {
 	for _, m := range s.nodes {
+		if m != n && m.duty && m.adv.pausedUntil > s.now {
+			// Paused with its host: it resumes, is told its clock
+			// stalled, and stops within its allowance (doc.go, "Clocks
+			// and host pauses": what only fencing can close).
+			s.resumeOverlaps++
+			continue
+		}
 		if m != n && m.duty {
 			s.violate("two duties: %s starts term %d while %s still runs term %d", n.name, term, m.name, m.dutyTerm)
 		}
@@ -509,6 +519,8 @@ func (s *sim) dutyStop(n *simNode, ask bool) {
 	// allowance M, or more (the simulator's own mutation test).
 	took := s.dur(0, s.cfg.stopMax)
 	switch {
+	case n.adv.kill:
+		took, n.adv.kill = 0, false
 	case s.cfg.stopOver > 0:
 		took = s.cfg.margin + s.cfg.stopOver
 	case s.cfg.stopFull:
@@ -536,8 +548,8 @@ func (s *sim) dutyStop(n *simNode, ask bool) {
 func (n *simNode) armStop(gen int) {
 	s := n.s
 	s.at(max(n.real(n.adv.stopAt), s.now)+time.Microsecond, func() {
-		if n.dutyGen != gen || !n.duty || !n.dutyStopping {
-			return
+		if n.dutyGen != gen || !n.duty || !n.dutyStopping || n.adv.pausedUntil > s.now {
+			return // done, or paused with its host: armed again at the resume
 		}
 		if n.local(s.now).Before(n.adv.stopAt) {
 			n.armStop(gen) // the clock slowed meanwhile
@@ -562,6 +574,14 @@ func (s *sim) active() []*simNode {
 // check runs after every step of any node.
 func (s *sim) check() {
 	act := s.active()
+	for _, n := range act {
+		// The holder side in real time: whatever its clock says, no node
+		// is active past its lease bound s + D/(1−ρ).
+		if n.adv.leaseSent != 0 && s.now >= s.bound(n.adv.leaseSent) {
+			s.violate("%s active at %.3fs, past its lease bound %.3fs in real time", n.name, s.now.Seconds(),
+				s.bound(n.adv.leaseSent).Seconds())
+		}
+	}
 	if len(act) > 1 {
 		var who []string
 		for _, n := range act {

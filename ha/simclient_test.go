@@ -136,6 +136,23 @@ func (n *simNode) step(ev Event) {
 		return
 	}
 	now := n.local(n.s.now)
+	// As the driver does (election.go): a stalled monotonic clock first.
+	// The wall clock follows real time (NTP corrects it after a pause).
+	if n.adv.clock == nil {
+		n.adv.clock = newClockWatch(n.s.cfg.margin)
+	}
+	if by := n.adv.clock.observe(now, simBase.Add(n.s.now), 0); by > 0 {
+		n.s.tracef("%s: clock stalled by %s", n.name, by)
+		n.stepAt(now, EvClockStall{By: by})
+		if n.core == nil {
+			return
+		}
+	}
+	n.stepAt(now, ev)
+}
+
+// stepAt feeds ev to the core at its clock reading now.
+func (n *simNode) stepAt(now time.Time, ev Event) {
 	var acts []Action
 	func() {
 		defer func() {
@@ -530,6 +547,9 @@ func (n *simNode) armPing() {
 func (n *simNode) armGuard() {
 	gen := n.dutyGen
 	n.s.at(n.real(n.dutyDeadline)+time.Microsecond, func() {
+		if n.adv.pausedUntil > n.s.now {
+			return // paused with its host: armed again at the resume
+		}
 		if n.dutyGen == gen && n.duty && !n.dutyStopping && !n.local(n.s.now).Before(n.dutyDeadline) {
 			n.s.tracef("%s: duty guard: lease ran out without an extension", n.name)
 			n.s.dutyStop(n, false)

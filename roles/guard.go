@@ -87,14 +87,20 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		deadline = 0
 		return sup.Stop(reason)
 	}
+	// kill: the lease may have ended already in real time; no grace.
+	kill := func(reason string) error {
+		expiry.Stop()
+		deadline = 0
+		return sup.Kill(reason)
+	}
 	clock := newGuardClock(guardClockSource) // guardclock.go
 	clockTick := time.NewTicker(guardClockEvery)
 	defer clockTick.Stop()
 	for {
 		if by := clock.check(); by > 0 && deadline != 0 {
-			log.Warn("monotonic clock stalled (host paused?): stopping the duty", zap.Duration("stall", by))
+			log.Warn("monotonic clock stalled (host paused?): killing the duty", zap.Duration("stall", by))
 			term := sup.Status().Term
-			_ = stop(stallReason(by))
+			_ = kill(stallReason(by))
 			if term != 0 && !w.trySend(fmt.Sprintf("expired %d", term)) {
 				log.Warn("coordinator not reading; expiry not reported", zap.Int64("term", term))
 			}

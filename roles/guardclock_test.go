@@ -28,8 +28,8 @@ func fakeWall(t *testing.T) *atomic.Int64 {
 
 // TestGuardStopsTheDutyWhenItsClockStalls: the host was paused for 30 s with
 // CLOCK_MONOTONIC stopped, so the guard's deadline would run 30 s late in
-// real time; it stops the duty within its check period, reports the lease
-// expired, and forgets it.
+// real time; it kills the duty (no grace: the lease may be over) within its
+// check period, reports the lease expired, and forgets it.
 func TestGuardStopsTheDutyWhenItsClockStalls(t *testing.T) {
 	off := fakeWall(t)
 	g := startGuard(t, SupervisorConfig{})
@@ -42,7 +42,7 @@ func TestGuardStopsTheDutyWhenItsClockStalls(t *testing.T) {
 	waitFor(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
 	assert.Less(t, time.Since(began), guardClockEvery+500*time.Millisecond+KillGrace, "the stall was not acted on within the check period")
 	assert.Equal(t, "expired 8", g.reply(t), "the coordinator is told the guard stopped the duty")
-	logs := g.logs.FilterMessage("monotonic clock stalled (host paused?): stopping the duty")
+	logs := g.logs.FilterMessage("monotonic clock stalled (host paused?): killing the duty")
 	require.Equal(t, 1, logs.Len())
 	assert.InDelta(t, 30*time.Second, logs.All()[0].ContextMap()["stall"], float64(time.Second))
 	g.send(t, "start 9")
@@ -63,5 +63,5 @@ func TestGuardIgnoresAWallClockSteppedBack(t *testing.T) {
 	off.Store(int64(-time.Hour))
 	time.Sleep(5 * guardClockEvery)
 	assert.False(t, processDead(pid), "a wall clock stepped back stopped the duty")
-	assert.Equal(t, 0, g.logs.FilterMessage("monotonic clock stalled (host paused?): stopping the duty").Len())
+	assert.Equal(t, 0, g.logs.FilterMessage("monotonic clock stalled (host paused?): killing the duty").Len())
 }

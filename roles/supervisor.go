@@ -166,7 +166,23 @@ func (s *Supervisor) Stop(reason string) error {
 		return nil
 	}
 	s.act = nil
-	a.requestStop(reason)
+	a.requestStop(reason, false)
+	<-a.done
+	return a.err
+}
+
+// Kill stops the duty as Stop does, but sends SIGKILL at once: for a lease
+// that may already have ended in real time (the monotonic clock stalled),
+// where a graceful stop would run past the lease bound.
+func (s *Supervisor) Kill(reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.act
+	if s.cfg.Command == "" || a == nil {
+		return nil
+	}
+	s.act = nil
+	a.requestStop(reason, true)
 	<-a.done
 	return a.err
 }
@@ -189,6 +205,7 @@ type activation struct {
 	mu       sync.Mutex // guards the wanted state
 	wantTerm int64
 	stopping bool
+	kill     bool // the stop sends SIGKILL at once (Kill)
 	reason   string
 
 	// Owned by run.
@@ -212,9 +229,9 @@ func (a *activation) retarget(term int64) {
 	a.poke()
 }
 
-func (a *activation) requestStop(reason string) {
+func (a *activation) requestStop(reason string, kill bool) {
 	a.mu.Lock()
-	a.stopping, a.reason = true, reason
+	a.stopping, a.reason, a.kill = true, reason, kill
 	a.mu.Unlock()
 	a.poke()
 }
@@ -241,7 +258,14 @@ func (a *activation) run() {
 	for {
 		term, stopping, reason := a.wanted()
 		if stopping {
-			a.err = a.end(reason)
+			a.mu.Lock()
+			kill := a.kill
+			a.mu.Unlock()
+			grace := a.s.cfg.StopTimeout
+			if kill {
+				grace = 0
+			}
+			a.err = a.endWithin(reason, grace)
 			a.s.status.Store(&DutyStatus{LastExit: a.lastExit})
 			return
 		}
@@ -343,7 +367,10 @@ func (a *activation) scheduleRestart() {
 }
 
 // end cancels a pending restart and stops the child, if any.
-func (a *activation) end(reason string) error {
+func (a *activation) end(reason string) error { return a.endWithin(reason, a.s.cfg.StopTimeout) }
+
+// endWithin is end with SIGKILL grace after SIGTERM (0: SIGKILL at once).
+func (a *activation) endWithin(reason string, grace time.Duration) error {
 	if a.retry != nil {
 		a.retry.Stop()
 		a.retry = nil
@@ -358,14 +385,16 @@ func (a *activation) end(reason string) error {
 	log := a.s.log.With(zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("reason", reason))
 	begin := time.Now()
 	log.Info("duty stopping")
-	if err := signalGroup(p.pid, syscall.SIGTERM); err != nil {
-		log.Warn("duty signal failed", zap.String("signal", "SIGTERM"), zap.Error(err))
+	if grace > 0 {
+		if err := signalGroup(p.pid, syscall.SIGTERM); err != nil {
+			log.Warn("duty signal failed", zap.String("signal", "SIGTERM"), zap.Error(err))
+		}
 	}
-	grace := time.NewTimer(a.s.cfg.StopTimeout)
+	timer := time.NewTimer(grace)
 	select {
 	case <-p.exited:
-		grace.Stop()
-	case <-grace.C:
+		timer.Stop()
+	case <-timer.C:
 		if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
 			log.Warn("duty signal failed", zap.String("signal", "SIGKILL"), zap.Error(err))
 		}

@@ -255,6 +255,22 @@ func TestStopKillsDutyThatIgnoresSIGTERM(t *testing.T) {
 	assert.Empty(t, liveInGroup(t, st.PID))
 }
 
+// TestKillSendsSIGKILLAtOnce: after a stalled clock the lease may have
+// ended already; Kill does not wait out a trap or StopTimeout.
+func TestKillSendsSIGKILLAtOnce(t *testing.T) {
+	h := newHarness(t, SupervisorConfig{Command: trapTerm, StopTimeout: 5 * time.Second})
+	h.s.Start(2)
+	st := h.waitRunning(t, 2)
+	waitFor(t, 5*time.Second, "trap installed", exists(h.path("ready")))
+
+	begin := time.Now()
+	require.NoError(t, h.s.Kill("clock stalled"))
+	assert.Less(t, time.Since(begin), 2*time.Second, "Kill waits for no grace")
+	assert.NoFileExists(t, h.path("trapped"), "no SIGTERM: the trap never ran")
+	assert.Equal(t, "signal: killed", h.s.Status().LastExit)
+	assert.Empty(t, liveInGroup(t, st.PID))
+}
+
 func TestStopKillsGrandchildren(t *testing.T) {
 	// The shell dies of SIGTERM at once; one grandchild ignores SIGTERM and
 	// must still be gone when Stop returns, long before StopTimeout.
