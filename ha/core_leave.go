@@ -20,8 +20,7 @@ type releaseReq struct {
 // with a proof that nobody claimed since our last write (our node
 // unchanged, in this epoch), and deletes our node when leave is set.
 // Without the proof it only leaves (when asked), and the next leader waits
-// W. Once a release is sent, rule A's "less than D ago" no longer holds for
-// our last write: a rule-B claim needs no wait after it.
+// W.
 func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	if c.ownWrites > 0 || c.extBusy {
 		// A write of our node is in flight: the release checks the version
@@ -59,9 +58,6 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	rc := Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: -1}
 	if c.recKind == recAbsent {
 		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
-	}
-	if !c.cfg.weaken.has(weakProofAfterRelease) {
-		c.ownSent = time.Time{} // rule A: only this epoch's versions prove anything now
 	}
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
 }

@@ -17,7 +17,7 @@ const (
 	ruleNone claimRule = iota
 	// ruleSelf (A): the leader record still names us, at the version our
 	// own last write of it left, and our node is as our last write left
-	// it, in this epoch or less than D ago (ownProof):
+	// it, that write acknowledged in this epoch (ownProof):
 	// nobody claimed since, and our own duty has stopped. Re-claim at once
 	// (a lapsed lease, a new term).
 	ruleSelf
@@ -43,6 +43,11 @@ var ruleNames = [...]string{"", "own lease lapsed", "previous leader released", 
 
 func (r claimRule) String() string { return ruleNames[r] }
 
+// recOurs: the record is as our own last write of it left it (rule A).
+func (c *Core) recOurs() bool {
+	return c.recMineOK && c.recVer == c.recMine || c.cfg.weaken.has(weakRuleAAnyVersion)
+}
+
 // releaseSeen: the record says its holder released, that holder is a
 // member we saw below us in this epoch, and the release was written in
 // this epoch's history: after our first read of the record in it (rule B).
@@ -62,7 +67,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	}
 	rec := c.recKind == recOK
 	switch {
-	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.recMineOK && c.recVer == c.recMine && c.ownProof():
+	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.recOurs() && c.ownProof():
 		return ruleSelf, c.now, true
 	case c.position == 0 && rec && c.releaseSeen():
 		return ruleReleased, c.now, true

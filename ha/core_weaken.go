@@ -19,11 +19,13 @@ const (
 	weakReleaseBeforeStop
 	// weakKeepAcrossEpochs keeps observations across a reconnect.
 	weakKeepAcrossEpochs
-	// weakRuleAWindow widens rule A's "acknowledged less than D ago" to W.
+	// weakRuleAWindow brings back rule A's proof by time across epochs,
+	// widened: our last write acknowledged less than W ago, in any epoch,
+	// even after a release.
 	weakRuleAWindow
-	// weakProofAfterRelease keeps rule A's time clause after a release
-	// (a rule-B claim needs no wait after it).
-	weakProofAfterRelease
+	// weakRuleAAnyVersion lets rule A take a record that names us at any
+	// version, not only as our own last write of it left it.
+	weakRuleAAnyVersion
 	// weakEpochAtSend dates replies and watches by the epoch their request
 	// was sent in, not by the connection that delivered them.
 	weakEpochAtSend

@@ -30,9 +30,7 @@ var mutations = []mutation{
 	{"rule C dated from the listing", func(c *simConfig) { c.weaken |= weakRuleCFromListing }},
 	{"release before the duty stopped", func(c *simConfig) { c.weaken |= weakReleaseBeforeStop }},
 	{"observations kept across a reconnect", func(c *simConfig) { c.weaken |= weakKeepAcrossEpochs }},
-	{"rule A's window widened to W", func(c *simConfig) { c.weaken |= weakRuleAWindow }},
-	{"rule A's time clause kept after a release", func(c *simConfig) { c.weaken |= weakProofAfterRelease }},
-	{"replies dated by the epoch they were sent in", func(c *simConfig) { c.weaken |= weakEpochAtSend }},
+	{"rule A takes a record naming us at any version", func(c *simConfig) { c.weaken |= weakRuleAAnyVersion }},
 	{"a stalled clock (host pause) ignored", func(c *simConfig) { c.weaken |= weakIgnoreClockStall }},
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
 }
