@@ -13,20 +13,19 @@ import (
 //   - Lower bounds ("W has passed since o": rules C and D, the sweeps, the
 //     standby's waits). A clock that counted less than real time only makes
 //     them wait longer in real time; they stand.
-//   - Upper bounds ("less than D has passed since s": the holder's lease,
-//     and rule A's "acknowledged less than D ago", ownProof). A clock that
-//     missed a pause makes them claim more than holds: they are dropped.
+//   - Upper bounds ("less than D has passed since s": the holder's lease).
+//     A clock that missed a pause makes them claim more than holds: they
+//     are dropped.
 //
 // So a holder steps down at once, as if its lease had run out; the send
-// times of our last write of our node (ownSent) and of every request still
-// out (an extension or claim sent before the pause and acknowledged after it
-// would date a lease from before the pause) are forgotten: those requests
-// are given up as lost now, as on a timeout. By is taken as a lower bound
-// only (the wall clock may be corrected in steps after a resume, each seen
-// as a stall of its own), so nothing is shifted by it: what rests on an
-// upper bound is dropped whatever its size. Rule A's other clause (our last
-// write acknowledged in this connection epoch) rests on versions, not time,
-// and stands.
+// times of every request still out (an extension or claim sent before the
+// pause and acknowledged after it would date a lease from before the
+// pause) are forgotten: those requests are given up as lost now, as on a
+// timeout. By is taken as a lower bound only (the wall clock may be
+// corrected in steps after a resume, each seen as a stall of its own), so
+// nothing is shifted by it: what rests on an upper bound is dropped
+// whatever its size. Rule A (our last write acknowledged on this connection)
+// rests on versions, not time, and stands.
 func (c *Core) onClockStall(by time.Duration) {
 	if c.cfg.weaken.has(weakIgnoreClockStall) {
 		return

@@ -31,8 +31,17 @@
 // whole group), o_Y the time Y made the observation its claim rests on, and
 // W = D(1+ρ)/(1−ρ) (takeoverWait). The middle inequality holds because
 // s_X < o_Y: Y's observation is of a state X's write had already reached
-// (or a state in which X could no longer write). When X released, start(Y)
-// follows X's versioned release, written after stop(X).
+// (or a state in which X could no longer write), and o_Y is the arrival of
+// the reply that carries that evidence, never an earlier reply of the same
+// look. When X released, start(Y) follows X's versioned release, which X
+// writes only with the proof that its duty stopped (release takes the
+// dutyStopped token that only a stopped duty yields): stop(X) < start(Y).
+//
+// The simulator checks each side on its own, not only "two actives": every
+// duty stops before s_X + D on its own node's clock, every active node is
+// inside s_X + D/(1−ρ) of real time, and every duty starts after
+// s_X + D/(1−ρ) of every other leadership that did not release
+// (sim_adversary_test.go).
 //
 // The left inequality is the holder's side. X is active only while
 //
@@ -62,17 +71,26 @@
 // the holder's node at the version last seen. Exactly one of four rules
 // allows it (core_rules.go):
 //
-//	A  the record names us and our node is as our last write left it, that
-//	   write acknowledged in this connection epoch or less than D ago:
-//	   nobody claimed since (every other claim needs W after our last
-//	   write, see C and D); our duty has stopped.
-//	B  the record says its holder released, and we saw that holder below us
-//	   in this epoch. A release is a multi that checks (or deletes) the
-//	   holder's node at its last written version, written after its duty
-//	   stopped: no claim happened before it, none after (B's write of the
-//	   record checks its version).
-//	C  we are the lowest member, and W has passed since o: the first look in
-//	   this epoch that showed it, or our last read of a lowest predecessor
+//	A  the record names us at the version our own last write of it left,
+//	   and our node is as our last write left it (version, and data after a
+//	   reconnect), that write sent and answered on the current connection:
+//	   nobody claimed since in this history; our duty has stopped. There is
+//	   no proof across connections (no "acknowledged less than D ago"): a
+//	   rule-B claim needs no wait after a release, and a write queued across
+//	   a reconnect can land after a rollback that erased a claim.
+//	B  the record says its holder released, we saw that holder below us in
+//	   this epoch, and the release is at a later version than our first
+//	   read of the record in this epoch (written in this epoch's history: a
+//	   release ZooKeeper restored from a snapshot may be one a claim already
+//	   rested on, a claim the rollback erased while its claimant acts). A
+//	   release is a multi that checks (or deletes) the holder's node at its
+//	   last written version, written after its duty stopped: no claim
+//	   happened before it, none after (B's write of the record checks its
+//	   version).
+//	C  we are the lowest member, and W has passed since o: the last reply
+//	   of the first look in this epoch that showed it (a node in its
+//	   listing is known gone only from its read, which comes later; its
+//	   holder may extend in between), or our last read of a lowest predecessor
 //	   that then vanished with no change in between. Every earlier holder's
 //	   node was gone (or unchanged) at o, so its last extension was sent
 //	   before o, and it can never extend again.
@@ -107,15 +125,49 @@
 // Observations (versions seen, absences seen, members seen below us) belong
 // to one connection epoch: every reconnect, to the same session or not,
 // drops them. ZooKeeper restarted from an older snapshot always cuts every
-// connection, so nothing seen before a rollback is used after it, and the
-// holder's own proofs (A, releases) count only writes acknowledged in the
-// current epoch, or less than D ago (no claim can exist, in any history,
-// before W of real time after such a write). The cost: after ZooKeeper was
-// away for longer than the lease, the group leads again W after it is back.
-// Replies may reach the core in any order (each request posts its own): a
-// read raced by a write of ours is never taken for another client's write. What remains assumed: nobody forges hanode's records
-// (copying a holder's node name into the lease record, or recreating a
-// member node under its exact name); digest ACLs keep other clients out.
+// connection, so nothing seen before a rollback is used after it. A reply
+// or a watch counts only in the epoch of the connection that delivered it,
+// and a reply only when its request was sent on that same connection: the
+// Session numbers connections by dial and stamps each reply (0 when a
+// reconnect raced it), and the core compares. A request queued across a
+// reconnect may be applied after a rollback that erased what others did
+// meanwhile, and a watch set again on reconnect reports a deletion without
+// the changes before it: neither proves anything, they only ask for a look.
+// The holder's own proofs (A, releases) count only writes sent and
+// acknowledged on the current connection. A holder in a new epoch writes
+// nothing (no extension, activation or repair) until a look of that epoch
+// shows it the lowest member with its node as it left it, version and
+// data: after a rollback another member may be below it, and another
+// client's write can bring its node back to the version it expects. The
+// cost: after ZooKeeper was away for longer than the lease, the group leads
+// again W after it is back. Replies may reach the core in any order (each
+// request posts its own): a read raced by a write of ours is never taken
+// for another client's write.
+//
+// # What is assumed
+//
+//   - Clock rates: every monotonic clock runs within ρ = 1% of real time
+//     (DriftAllowance), and, for terms, wall clocks differ by less than the
+//     time between two claims ("Terms").
+//   - Host pauses: see "Clocks and host pauses"; a pause is detected only
+//     once the wall clock is corrected.
+//   - Guard timeliness: the duty guard, another process, stops the duty
+//     within M of the deadline it holds, even when the coordinator is
+//     frozen or partitioned (ACTIVE_STOP_TIMEOUT, then SIGKILL, inside M).
+//     A frozen guard is not modelled by the simulator; the coordinator
+//     kills a guard that does not answer (roles).
+//   - Duty effects end with its processes: nothing the duty started keeps
+//     acting once its process group is gone (a daemon that leaves the group
+//     escapes the guard; issue 20 contains it).
+//   - Balancers: a load balancer polling the ping endpoints every P sees a
+//     leader's "ok" up to P after the leader stopped: P must be well under
+//     M, or the balancer must also fence (or check the term).
+//   - No forged records: nobody writes a leader record naming a member that
+//     did not write it at that version, copies a holder's node name into
+//     the record, or recreates a member node under its exact name with the
+//     data it last wrote; digest ACLs keep other clients out. Everything
+//     else other clients do (deleting or overwriting any node, valid records
+//     with other terms, copied member data) is in the fault model.
 //
 // # Terms
 //
@@ -164,8 +216,8 @@
 // clock's slewing and the skew between readings, small enough for the
 // margin to absorb), the monotonic clock stalled (EvClockStall): a holder
 // steps down at once, and every proof that bounds elapsed time from above is
-// dropped (the lease; rule A's "less than D ago"; the send times of
-// requests still out, which are given up as lost). Proofs that bound it from
+// dropped (the lease; the send times of requests still out, which are given
+// up as lost). Proofs that bound it from
 // below (the waits of rules C and D, the sweeps) only get longer in real
 // time and stand. A wall clock stepped forward is indistinguishable from a
 // stall and counts as one (a needless step-down); one stepped back is none.
@@ -173,8 +225,11 @@
 // The election checks at every step, before each fenced write, and every
 // min(M/4, 100 ms) between events; State compares its own reading with the
 // election's last one, so it never reports active across an unnoticed
-// stall. The guard checks every 50 ms (tolerance 20 ms), stops the duty and
-// answers "expired". What remains assumed:
+// stall. The guard checks every 50 ms (tolerance 20 ms), kills the duty at
+// once (no ACTIVE_STOP_TIMEOUT: the lease may be over already) and answers
+// "expired". The simulator pauses hosts (coordinator, guard and clock) and
+// checks every active node against its bound in real time. What remains
+// assumed:
 //
 //   - The wall clock is corrected after the resume (the hypervisor's clock
 //     source, a guest agent setting the time, an NTP step). Where the
@@ -189,6 +244,6 @@
 //     leaves M/3).
 //   - Between the correction and the first check the duty process, resumed
 //     too, may act: at most the guard's check period (50 ms) plus the time
-//     the duty takes to stop. Fencing, and downstream systems refusing lower
-//     terms, cover that window.
+//     SIGKILL takes. Fencing, and downstream systems refusing lower terms,
+//     cover that window.
 package ha
