@@ -37,6 +37,7 @@ func (c *Core) onClockStall(by time.Duration) {
 		c.pend[id] = p
 	}
 	if c.role == roleHolder {
+		cover("stop: clock stalled")
 		c.emit(ActNotice{N: Notice{Level: "warn", Msg: what + "; stepping down: the lease may have ended in real time"}})
 		c.stepDown(what+": lease treated as lost", c.afterStop)
 		return

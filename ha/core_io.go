@@ -103,7 +103,9 @@ func (c *Core) onReply(ev EvReply) {
 	// the reply, not the one we sent it in: a request queued across a
 	// reconnect is answered by the new connection, possibly before the
 	// session's notice of it reaches us.
-	if !c.cfg.weaken.has(weakEpochAtSend) && p.epoch != ev.Epoch {
+	if c.cfg.weaken.has(weakReplyEpochOnly) {
+		p.epoch = ev.Epoch
+	} else if !c.cfg.weaken.has(weakEpochAtSend) && p.epoch != ev.Epoch {
 		// Sent on one connection, answered on another (queued across a
 		// reconnect): it may have been applied after a rollback that
 		// erased what others did meanwhile, so it proves nothing; its
@@ -219,7 +221,7 @@ func (c *Core) current(epoch uint64) bool { return epoch != 0 && epoch == c.epoc
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
 	c.ownCheck = c.role != roleOut
-	c.revalidate = c.role == roleHolder
+	c.revalidate = c.role == roleHolder && !c.cfg.weaken.has(weakNoRevalidate)
 	if c.cfg.weaken.has(weakKeepAcrossEpochs) {
 		c.lookWanted()
 		return
@@ -237,6 +239,7 @@ func (c *Core) newEpoch() {
 // lose ends the membership: our node is gone or belongs to a dead session.
 func (c *Core) lose(reason string) {
 	if c.role == roleHolder {
+		cover("stop: membership lost")
 		c.stepDown(reason, nil)
 	}
 	if r := c.releaseDue; r != nil {

@@ -188,6 +188,7 @@ func (c *Core) checkLease() {
 	if !c.up {
 		reason = "no ZooKeeper session; " + reason
 	}
+	cover("stop: lease expired")
 	c.stepDown(reason, nil)
 }
 
@@ -253,7 +254,9 @@ func (c *Core) onDutyLost(reason string) {
 	}
 	c.duty = dutyOff // it is gone already: its guard says so
 	c.notice("duty-lost", Notice{Level: "error", Msg: "duty lost: " + reason + "; handing over"})
+	cover("stop: duty lost")
 	c.stepDown("duty lost: "+reason, func(st dutyStopped) {
+		cover("release asked: duty lost")
 		c.release(st, true, func() {
 			c.forget("duty-lost")
 			c.lose("rejoining after handing over")
@@ -386,6 +389,7 @@ func (c *Core) ownTampered() {
 		Msg: fmt.Sprintf("member node %s was written by another client; stepping down and rejoining", z)})
 	c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
 	if c.role == roleHolder {
+		cover("stop: own node written by another client")
 		c.stepDown("member node written by another client", nil)
 	}
 	c.leave(func() {

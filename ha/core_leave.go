@@ -41,6 +41,7 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	}
 	proof := c.up && c.ownProof() && c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
 	if !proof {
+		cover("release: leave only (no proof)")
 		if leave {
 			c.leave(then)
 		} else if then != nil {
@@ -48,6 +49,7 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 		}
 		return
 	}
+	cover("release: written")
 	rec := c.rec
 	rec.Term = max(rec.Term, c.seenTerm)
 	rec.State, rec.Previous, rec.Since = recReleased, nil, c.now.UTC()
@@ -117,14 +119,20 @@ func (c *Core) advanceShutdown() {
 		if !c.activated {
 			// Never acted: leave the record as it is (fencing, naming
 			// whom the next leader must fence) and just go.
+			cover("stop: shutdown while fencing")
 			c.stepDown("shutting down", func(dutyStopped) { c.leave(finish) })
 			return
 		}
-		c.stepDown("shutting down", func(st dutyStopped) { c.release(st, true, finish) })
+		cover("stop: shutdown")
+		c.stepDown("shutting down", func(st dutyStopped) {
+			cover("release asked: shutdown of a holder")
+			c.release(st, true, finish)
+		})
 	case roleMember:
 		// Releases only if the record still names us. A member's duty has
 		// stopped: advance waits while it stops.
 		if st, ok := c.stoppedProof(); ok {
+			cover("release asked: shutdown of a member")
 			c.release(st, true, finish)
 		} else {
 			c.leave(finish)

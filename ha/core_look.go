@@ -299,6 +299,7 @@ func (c *Core) finishLook() {
 		// proofs rest on that order: stop acting and start over from it.
 		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.member(names[0]), Msg: fmt.Sprintf(
 			"member %s appeared below this leader (ZooKeeper restored from an older state?); stepping down", names[0])})
+		cover("stop: member below the holder")
 		c.stepDown("a member appeared below this leader", nil)
 		c.forget("below-holder")
 	}
@@ -430,6 +431,7 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 		}
 		if kind == recOK && rec.Holder == gone && c.releaseSeen() {
 			c.position, c.pred, c.predWatch = 0, "", 0
+			cover("claim: B release (fast path)")
 			c.claim(ruleReleased)
 			// Refresh the view (the leaver is still in it) once the claim is
 			// answered, not beside it: in a mass handover every request

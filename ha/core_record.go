@@ -79,6 +79,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 		// A term that cannot grow: neither follow nor overwrite it. Stop,
 		// and leave the record for the operator (setRecord says how).
 		c.setRecord(r)
+		cover("stop: record term cannot grow")
 		c.stepDown("leader record overwritten with a term that cannot grow", nil)
 		return
 	}
@@ -89,7 +90,9 @@ func (c *Core) onRecRead(p pending, r Result) {
 			"leader record %s was overwritten by another client with term %d (ours %d); stepping down to lead above it", z, rec.Term, c.term)})
 		c.seenTerm = max(c.seenTerm, rec.Term)
 		c.recVer = r.Stat.Version
+		cover("stop: record with a higher term")
 		c.stepDown("leader record overwritten with a higher term", func(st dutyStopped) {
+			cover("release asked: record with a higher term")
 			c.release(st, false, func() { c.forget("rec-foreign") })
 		})
 		return

@@ -38,6 +38,9 @@ const (
 	ruleSilent
 )
 
+var claimPoints = [...]string{"", "claim: A own lease lapsed", "claim: B release (after a look)",
+	"claim: C no member below", "claim: D silent lowest member"}
+
 var ruleNames = [...]string{"", "own lease lapsed", "previous leader released", "no member below for the safe wait",
 	"the leader's lease provably ended"}
 
@@ -53,7 +56,8 @@ func (c *Core) recOurs() bool {
 // this epoch's history: after our first read of the record in it (rule B).
 func (c *Core) releaseSeen() bool {
 	r := c.rec
-	return c.recKind == recOK && r.State == recReleased && c.seenBelow[r.Holder] && c.recFirstOK && c.recVer > c.recFirst
+	return c.recKind == recOK && r.State == recReleased && c.seenBelow[r.Holder] &&
+		(c.recFirstOK && c.recVer > c.recFirst || c.cfg.weaken.has(weakRuleBAnyRelease))
 }
 
 // pickRule returns the rule that will let us claim and from when; ok is
@@ -107,6 +111,7 @@ func (c *Core) advanceMember() {
 		c.ownWatch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.member(c.own.Name), Watch: true})
 	}
 	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
+		cover(claimPoints[rule])
 		c.claim(rule)
 		return
 	}

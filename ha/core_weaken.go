@@ -27,10 +27,20 @@ const (
 	// version, not only as our own last write of it left it.
 	weakRuleAAnyVersion
 	// weakEpochAtSend dates replies and watches by the epoch their request
-	// was sent in, not by the connection that delivered them.
+	// was sent in, not by the connection that delivered them (the review's
+	// fourth case).
 	weakEpochAtSend
+	// weakReplyEpochOnly dates a reply by the connection that delivered it
+	// alone, though it was sent on another (queued across a reconnect).
+	weakReplyEpochOnly
 	// weakIgnoreClockStall takes no notice of a stalled monotonic clock.
 	weakIgnoreClockStall
+	// weakRuleBAnyRelease lets rule B take a release first read in this
+	// epoch (one ZooKeeper may have restored from a snapshot).
+	weakRuleBAnyRelease
+	// weakNoRevalidate lets a holder write in a new epoch before a look
+	// has shown it still lowest with its node as it left it.
+	weakNoRevalidate
 )
 
 func (w weakening) has(x weakening) bool { return w&x != 0 }

@@ -37,6 +37,7 @@ type simAdv struct {
 	clock       *clockWatch   // the driver's detector of a stalled clock
 	kill        bool          // the next duty stop is a kill: immediate
 	wallAhead   time.Duration // how far its wall clock is ahead of its monotonic one (the pauses it missed)
+	serverGen   int           // the server generation its connection was made to
 	pausedUntil time.Duration // host paused (process, guard and clock) until
 
 	// Armed triggers.

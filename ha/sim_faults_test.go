@@ -124,6 +124,23 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
 	case fHostPause:
 		s.hostPause(n, length)
+	case fDutyLost:
+		// The holder's duty dies and its guard gives up restarting it.
+		if h := s.holder(); h != nil && h.duty && !h.dutyStopping && h.adv.pausedUntil <= s.now {
+			h.duty = false
+			s.checkHolderStop(h)
+			s.tracef("%s: duty of term %d lost (the guard gave up)", h.name, h.dutyTerm)
+			term := h.dutyTerm
+			h.at(s.now, func() { h.step(EvDutyLost{Term: term, Reason: "duty exited 5 times"}) })
+		}
+	case fForgedLowMember:
+		// A member node under a name that sorts below every member, with
+		// valid member data, ephemeral in another client's session: the
+		// holder sees a member below it and steps down; it never extends,
+		// and rule D pushes it out.
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("0", 32) + "-m-0000000000"),
+			Data:  mustJSON(memberData{MemberInfo: MemberInfo{Name: "forged", Role: "primary", Host: "x"}}),
+			Flags: zk.FlagEphemeral})
 	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim, fTakeoverRollback, fReleaseRollback:
 		s.injectSensitive(k, n)
 	case fLaggingFollower, fEnsembleElection, fSessionMove:
@@ -144,13 +161,19 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		// the record back before): the operator acts on a quiet cluster.
 		if !s.fixPlanned {
 			s.fixPlanned = true
-			s.at(s.healAt-500*time.Millisecond, func() {
+			var fix func()
+			fix = func() {
+				if s.zkDown { // the operator tries again once ZooKeeper answers
+					s.at(s.now+100*time.Millisecond, fix)
+					return
+				}
 				if data, _, ok := s.zk.Get(l.leaderNode()); ok {
 					if r, _, _ := decodeLeader(data); r.Term >= MaxTerm {
 						s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
 					}
 				}
-			})
+			}
+			s.at(s.healAt-500*time.Millisecond, fix)
 		}
 	}
 }
@@ -162,6 +185,7 @@ func (s *sim) serverOutage(d time.Duration, restart func()) {
 		return
 	}
 	s.zkDown = true
+	s.serverGen++ // every connection dies with the server, whenever its client notices
 	for _, n := range s.nodes {
 		if n.running && n.connected {
 			n.at(s.now+n.latency(), func() { n.breakConn("server down") })

@@ -32,6 +32,9 @@ var mutations = []mutation{
 	{"observations kept across a reconnect", func(c *simConfig) { c.weaken |= weakKeepAcrossEpochs }},
 	{"rule A takes a record naming us at any version", func(c *simConfig) { c.weaken |= weakRuleAAnyVersion }},
 	{"a stalled clock (host pause) ignored", func(c *simConfig) { c.weaken |= weakIgnoreClockStall }},
+	{"rule B takes a release first read after a reconnect", func(c *simConfig) { c.weaken |= weakRuleBAnyRelease }},
+	{"a holder writes in a new epoch before a look", func(c *simConfig) { c.weaken |= weakNoRevalidate }},
+	{"a write sent on one connection proves on the next", func(c *simConfig) { c.weaken |= weakReplyEpochOnly }},
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
 }
 

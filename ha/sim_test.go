@@ -66,6 +66,8 @@ const (
 	fTakeoverRollback
 	fReleaseRollback
 	fHostPause
+	fDutyLost
+	fForgedLowMember
 	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
 	fEnsembleElection
 	fSessionMove
@@ -75,7 +77,7 @@ const (
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member",
 	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }
@@ -206,6 +208,7 @@ type sim struct {
 
 	plan           advPlan // armed sensitive-point faults (sim_adversary_test.go)
 	resumeOverlaps int     // duties started while an older one was paused with its host
+	serverGen      int     // bumped when the server stops: its connections die with it
 }
 
 func newSim(cfg simConfig) *sim {
@@ -341,6 +344,11 @@ func (s *sim) start(n *simNode, after time.Duration) {
 // serve is a request arriving at the server.
 func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 	if s.zkDown || f.requeued {
+		return
+	}
+	if n.adv.serverGen != s.serverGen {
+		// Its connection died with the server (a restart, a restore): the
+		// new server resets it; the client notices the break on its own.
 		return
 	}
 	f.arrived = true
@@ -695,8 +703,28 @@ func TestSimulation(t *testing.T) {
 			n = 600
 		}
 	}
+	var covMu sync.Mutex
+	cov := map[string]int{}
+	coverHook = func(p string) { covMu.Lock(); cov[p]++; covMu.Unlock() }
+	defer func() { coverHook = nil }()
 	start := time.Now()
 	failed, st := runSeeds(t, *simFirst, n, randomConfig)
+	coverHook = nil
+	var lines []string
+	for _, p := range coverPoints {
+		lines = append(lines, fmt.Sprintf("  %-44s %8d", p, cov[p]))
+		// The branches that lead to a claim, a release or a stop must all
+		// be reached by make test's run of the simulator (10,000 seeds).
+		if cov[p] == 0 && n >= 10000 {
+			t.Errorf("no scenario reached %q: nothing checks that branch", p)
+		}
+	}
+	for p := range cov {
+		if !slices.Contains(coverPoints, p) {
+			t.Errorf("cover(%q) is not in coverPoints", p)
+		}
+	}
+	t.Logf("branches reached (claims, releases, stops):\n%s", strings.Join(lines, "\n"))
 	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s",
 		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
 		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens)

@@ -467,6 +467,7 @@ func (n *simNode) tryConnect() {
 		n.deliverOn(conn, false, func() {
 			n.connecting = false
 			n.connected, n.lastSession, n.lastZxid = true, s.now, zx
+			n.adv.serverGen = s.serverGen
 			n.conns++
 			n.epoch++ // every connection is an epoch (Session does the same)
 			if !reuse {

@@ -1,0 +1,42 @@
+package ha
+
+// Branch coverage of the decisions that matter to safety: every branch of
+// the core that leads to a claim, a release or a stop calls cover with one
+// of coverPoints. The simulator counts them and fails when a point is never
+// reached by the seeds `make test` runs (sim_test.go): a branch no scenario
+// reaches is a branch no scenario checks.
+
+// coverPoints are the points cover may be called with.
+var coverPoints = []string{
+	"claim: A own lease lapsed",
+	"claim: B release (after a look)",
+	"claim: B release (fast path)",
+	"claim: C no member below",
+	"claim: D silent lowest member",
+	"release: written",
+	"release: leave only (no proof)",
+	"release asked: shutdown of a holder",
+	"release asked: shutdown of a member",
+	"release asked: duty lost",
+	"release asked: record with a higher term",
+	"stop: lease expired",
+	"stop: membership lost",
+	"stop: own node written by another client",
+	"stop: duty lost",
+	"stop: shutdown",
+	"stop: shutdown while fencing",
+	"stop: member below the holder",
+	"stop: record term cannot grow",
+	"stop: record with a higher term",
+	"stop: clock stalled",
+}
+
+// coverHook, when set (tests only), hears every cover call. It must be safe
+// for concurrent use: the simulator runs cores on several goroutines.
+var coverHook func(point string)
+
+func cover(point string) {
+	if coverHook != nil {
+		coverHook(point)
+	}
+}
