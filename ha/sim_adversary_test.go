@@ -239,8 +239,14 @@ func (s *sim) afterApply(n *simNode, f *flight, res Result) {
 			if heal != nil {
 				heal.partUntil = at
 			}
+			collide := s.rng.Intn(2) == 0
 			s.at(at, func() {
-				s.serverOutage(s.dur(5*time.Millisecond, 40*time.Millisecond), func() { s.zk.Restore(snap, s.now) })
+				s.serverOutage(s.dur(5*time.Millisecond, 40*time.Millisecond), func() {
+					s.zk.Restore(snap, s.now)
+					if collide {
+						s.collide(n)
+					}
+				})
 			})
 		}
 		return
@@ -340,24 +346,17 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 		// Another client writes a valid record: a higher term (the holder
 		// hands over to itself) or a lower one; half the time it also
 		// deletes the node of whoever releases next (the second hole).
-		data, _, ok := s.zk.Get(l.leaderNode())
-		if !ok {
-			return
-		}
-		rec, kind, _ := decodeLeader(data)
-		if kind != recOK || rec.Term >= MaxTerm-2000 {
-			return
-		}
-		if s.rng.Intn(3) == 0 {
-			rec.Term = max(rec.Term-1-s.rng.Int63n(1000), 1)
-		} else {
-			rec.Term += 1 + s.rng.Int63n(1000)
-		}
-		if names := s.members(l); len(names) > 0 && s.rng.Intn(2) == 0 {
-			rec.Holder = names[s.rng.Intn(len(names))]
-		}
-		s.plan.deleteAfterRelease = s.rng.Intn(2) == 0
-		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
+		s.rewriteRecord(func(rec *leaderRecord) {
+			if s.rng.Intn(3) == 0 {
+				rec.Term = max(rec.Term-1-s.rng.Int63n(1000), 1)
+			} else {
+				rec.Term += 1 + s.rng.Int63n(1000)
+			}
+			if names := s.members(l); len(names) > 0 && s.rng.Intn(2) == 0 {
+				rec.Holder = names[s.rng.Intn(len(names))]
+			}
+			s.plan.deleteAfterRelease = s.rng.Intn(2) == 0
+		})
 	case fCopyMember:
 		// A member node's valid data copied over another member's node.
 		names := s.members(l)
@@ -386,17 +385,10 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 		// A valid record with a higher term: the holder hands over to
 		// itself (a release that keeps its node); at that release the
 		// trap closes (afterApply).
-		data, _, ok := s.zk.Get(l.leaderNode())
-		if !ok {
-			return
-		}
-		rec, kind, _ := decodeLeader(data)
-		if kind != recOK || rec.Term >= MaxTerm-2000 {
-			return
-		}
-		rec.Term += 1 + s.rng.Int63n(1000)
-		s.plan.releaseTrap = true
-		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
+		s.rewriteRecord(func(rec *leaderRecord) {
+			rec.Term += 1 + s.rng.Int63n(1000)
+			s.plan.releaseTrap = true
+		})
 	}
 }
 
@@ -432,6 +424,54 @@ func (s *sim) hostPause(n *simNode, length time.Duration) {
 		n.setRate(n.rate) // re-arm what waits on its clock
 		n.step(EvTick{})
 	})
+}
+
+// collide has another client write, after a rollback, n's member node and
+// the leader record (their restored data again) until their versions are
+// the ones n's core expects: versions alone then say nothing was lost. A
+// real ZooKeeper restored from a snapshot starts a new zxid epoch, so only
+// versions (not zxids) can collide like this.
+func (s *sim) collide(n *simNode) {
+	c := n.core
+	if c == nil {
+		return
+	}
+	for _, w := range []struct {
+		path string
+		ver  int32
+	}{{c.l.member(c.own.Name), c.ownVer}, {c.l.leaderNode(), c.recMine}} {
+		for i := 0; i < 8; i++ {
+			data, st, ok := s.zk.Get(w.path)
+			if !ok || st.Version >= w.ver {
+				break
+			}
+			res, _ := s.zk.Apply(s.advSession(), simzk.Op{Kind: simzk.SetData, Path: w.path, Data: data, Version: -1}, s.now)
+			if res.Err != nil {
+				break
+			}
+		}
+	}
+	s.tracef("ADVERSARY: versions of %s's node and the record brought back to what it expects", n.name)
+}
+
+// rewriteRecord has another client rewrite a valid leader record with edit
+// applied (nothing when there is no valid record, or its term is near the
+// maximum). The record it writes says active: a record saying a member
+// released that the member did not write is a forged release, which rule B
+// cannot tell from a real one (doc.go, "What is assumed").
+func (s *sim) rewriteRecord(edit func(*leaderRecord)) {
+	l := layout{root: s.root, group: s.group}
+	data, _, ok := s.zk.Get(l.leaderNode())
+	if !ok {
+		return
+	}
+	rec, kind, _ := decodeLeader(data)
+	if kind != recOK || rec.Term >= MaxTerm-2000 {
+		return
+	}
+	edit(&rec)
+	rec.State, rec.Previous, rec.Candidates = recActive, nil, nil
+	s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
 }
 
 // holder is the node whose core holds the lease, if any.
