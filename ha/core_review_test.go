@@ -195,6 +195,28 @@ func TestCoreAWatchOfAnotherConnectionProvesNothing(t *testing.T) {
 	})
 }
 
+// A write queued across a reconnect (go-zookeeper sends its queue on the
+// next connection) may be applied after ZooKeeper was restored to a state
+// that erased another member's claim: its success proves nothing. The
+// simulator found this (a rollback right after a takeover, the old holder's
+// extension landing on the restored tree); its seeds reach it too rarely to
+// hold the mutation, so it is held here.
+func TestCoreAWriteSentOnOneConnectionProvesNothingOnTheNext(t *testing.T) {
+	reviewCase(t, weakReplyEpochOnly, func(t *testing.T, r *rig) (bool, string) {
+		own := r.lead()
+		r.after(extendEvery(ctD, ctM))
+		ext := r.extension(own, 1, 0)
+		r.step(EvSession{Up: false, Epoch: 1})
+		r.step(EvSession{Up: true, ID: 7, Epoch: 2})
+		r.now = r.now.Add(50 * time.Millisecond)
+		r.answer(ext, Result{Multi: []Result{{Stat: Stat{Version: 2}}, {}}}) // answered on connection 2
+		if r.c.current(r.c.ownEpoch) {
+			return true, "a write sent on connection 1 counts as proof on connection 2"
+		}
+		return false, ""
+	})
+}
+
 // find removes and returns the first outstanding request of kind on a path
 // ending in suffix, if any.
 func (r *rig) find(kind OpKind, suffix string) (ActRequest, bool) {

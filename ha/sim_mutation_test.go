@@ -34,7 +34,6 @@ var mutations = []mutation{
 	{"a stalled clock (host pause) ignored", func(c *simConfig) { c.weaken |= weakIgnoreClockStall }},
 	{"rule B takes a release first read after a reconnect", func(c *simConfig) { c.weaken |= weakRuleBAnyRelease }},
 	{"a holder writes in a new epoch before a look", func(c *simConfig) { c.weaken |= weakNoRevalidate }},
-	{"a write sent on one connection proves on the next", func(c *simConfig) { c.weaken |= weakReplyEpochOnly }},
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
 }
 
