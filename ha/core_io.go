@@ -141,6 +141,14 @@ func (c *Core) onReply(ev EvReply) {
 		}
 	case pFastRec:
 		c.onFastRec(ev.ID, p, r)
+	case pCleanup:
+		if r.Err == ErrBadVersion && !c.stale(p) {
+			// The node changed since we read it: looks do not read a node
+			// they know, so forget it, or the sweep would try the same
+			// stale version for ever.
+			delete(c.infos, p.node)
+			c.wantLook()
+		}
 	case pOwnWatch:
 		if !c.stale(p) && ev.ID == c.ownWatch {
 			switch r.Err {

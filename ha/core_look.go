@@ -379,8 +379,10 @@ func (c *Core) onPredWatch(kind WatchKind) {
 	switch kind {
 	case WatchChanged:
 		// The version we read is gone: what we observed no longer bounds
-		// anything (it may have been extended since).
+		// anything (it may have been extended since), and what a look knows
+		// of it may be stale (its data rewritten): read it again.
 		c.predObs = time.Time{}
+		delete(c.infos, c.pred)
 		if c.predLowest {
 			// Still lowest (nothing can appear below it): just read it again.
 			c.watchPred()

@@ -228,3 +228,67 @@ func (r *rig) find(kind OpKind, suffix string) (ActRequest, bool) {
 	}
 	return ActRequest{}, false
 }
+
+// takeGet removes and returns the outstanding read of the node named, with
+// or without a watch as asked.
+func (r *rig) takeGet(name string, watch bool) (ActRequest, bool) {
+	for i, q := range r.reqs {
+		if q.Op.Kind == OpGet && strings.HasSuffix(q.Op.Path, "/"+name) && q.Op.Watch == watch {
+			r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+			return q, true
+		}
+	}
+	return ActRequest{}, false
+}
+
+// TestCoreASweepThatMetAChangedNodeReadsItAgain: a node with unreadable data
+// below us, written again after we read it. The sweep's delete at the
+// version we saw fails; the next look must read the node again (looks do
+// not read nodes they know), or the sweep would retry the same stale
+// version for ever and the group would never lead (simulator seed 13407).
+func TestCoreASweepThatMetAChangedNodeReadsItAgain(t *testing.T) {
+	r := newRig(t, "b")
+	own := r.join(5)
+	holder := memberName("0000000000000000000000000000000f", 0)
+	garbage := memberName("0000000000000000000000000000000c", 1)
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, garbage, own}})
+	q, _ := r.takeGet(holder, false)
+	r.answer(q, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{EphemeralOwner: 9}})
+	q, _ = r.takeGet(garbage, false)
+	r.answer(q, Result{Data: []byte("x"), Stat: Stat{EphemeralOwner: 9}})
+	if q, ok := r.takeGet(own, false); ok {
+		r.answer(q, Result{Stat: Stat{EphemeralOwner: 7}})
+	}
+	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
+	r.answerWatches(garbage, own, 0)
+	r.after(ctW + ctD)
+	del := r.take(OpDelete, garbage)
+	if del.Op.Version != 0 {
+		t.Fatalf("sweep deletes at version %d, want 0", del.Op.Version)
+	}
+	r.answer(del, Result{Err: ErrBadVersion}) // written again meanwhile
+	r.step(EvTick{})
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, garbage, own}})
+	q, ok := r.takeGet(garbage, false)
+	if !ok {
+		t.Fatalf("the look after a failed sweep did not read the node again; outstanding %v", r.pending())
+	}
+	r.answer(q, Result{Data: []byte("y"), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
+	r.answerWatches(garbage, own, 1)
+	r.after(ctW + ctD)
+	if del := r.take(OpDelete, garbage); del.Op.Version != 1 {
+		t.Fatalf("the next sweep deletes at version %d, want 1", del.Op.Version)
+	}
+}
+
+// answerWatches answers the watching reads out on pred (at version ver,
+// unreadable data) and on our own node.
+func (r *rig) answerWatches(pred, own string, ver int32) {
+	if q, ok := r.takeGet(pred, true); ok {
+		r.answer(q, Result{Data: []byte("x"), Stat: Stat{Version: ver, EphemeralOwner: 9}})
+	}
+	if q, ok := r.takeGet(own, true); ok {
+		r.answer(q, Result{Stat: Stat{EphemeralOwner: 7}})
+	}
+}

@@ -161,7 +161,7 @@ func (c *Core) sweep() {
 		z := c.l.member(u.name)
 		c.notice("swept:"+u.name, Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
 			"deleting %s: its data is not a member record and it has not changed for %s", z, c.now.Sub(u.at).Round(time.Millisecond))})
-		c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: z, Version: u.ver})
+		c.request(pending{p: pCleanup, node: u.name}, Op{Kind: OpDelete, Path: z, Version: u.ver})
 	}
 	c.sweepable = keep
 	c.wantLook()
