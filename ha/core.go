@@ -143,6 +143,7 @@ type Core struct {
 	memberNames []string
 	ignored     []Ignored
 	infos       map[string]nodeInfo
+	reread      map[string]bool // known nodes that changed since: the next look reads them again
 	rec         leaderRecord
 	recKind     recKind
 	recVer      int32
@@ -252,6 +253,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		every:     extendEvery(cfg.Lease, cfg.Margin),
 		pend:      map[uint64]pending{},
 		infos:     map[string]nodeInfo{},
+		reread:    map[string]bool{},
 		seenBelow: map[string]bool{},
 		belowInfo: map[string]LeaderInfo{},
 		noticed:   map[string]bool{},

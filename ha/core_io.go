@@ -144,9 +144,9 @@ func (c *Core) onReply(ev EvReply) {
 	case pCleanup:
 		if r.Err == ErrBadVersion && !c.stale(p) {
 			// The node changed since we read it: looks do not read a node
-			// they know, so forget it, or the sweep would try the same
-			// stale version for ever.
-			delete(c.infos, p.node)
+			// they know, so mark it to be read again, or the sweep would
+			// try the same stale version for ever.
+			c.reread[p.node] = true
 			c.wantLook()
 		}
 	case pOwnWatch:

@@ -93,9 +93,10 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 					continue // we know our node: only a look for a reason reads it
 				}
 				c.look.ownRead = true
-			} else if _, known := c.infos[name]; known {
+			} else if _, known := c.infos[name]; known && !c.reread[name] {
 				continue // member data is written once; the holder's changes do not matter here
 			}
+			delete(c.reread, name)
 			c.look.waiting++
 			c.request(pending{p: pLookGet, node: name, look: c.look.id}, Op{Kind: OpGet, Path: c.l.member(name)})
 		}
@@ -200,7 +201,15 @@ func (c *Core) finishLook() {
 	idx := -1
 	readableBelow := 0 // readable members below us
 	for _, m := range sortMembers(lk.names) {
-		info := c.infos[m.Name]
+		info, known := c.infos[m.Name]
+		if !known && m.Name != c.own.Name {
+			// Neither read by this look nor known any more (forgotten while
+			// the look was out: a claim of ours deleted it). Never decide on
+			// a node we know nothing of (it would drop out of the order):
+			// look again.
+			c.lookDue = true
+			return
+		}
 		if m.Name != c.own.Name && info.owner == c.sid && c.sid != 0 {
 			// Ours, but not our member node: left by a create whose reply
 			// was lost, or by an earlier membership. It cannot be acting
@@ -382,7 +391,7 @@ func (c *Core) onPredWatch(kind WatchKind) {
 		// anything (it may have been extended since), and what a look knows
 		// of it may be stale (its data rewritten): read it again.
 		c.predObs = time.Time{}
-		delete(c.infos, c.pred)
+		c.reread[c.pred] = true
 		if c.predLowest {
 			// Still lowest (nothing can appear below it): just read it again.
 			c.watchPred()

@@ -292,3 +292,40 @@ func (r *rig) answerWatches(pred, own string, ver int32) {
 		r.answer(q, Result{Stat: Stat{EphemeralOwner: 7}})
 	}
 }
+
+// TestCoreAPredecessorChangedDuringALookKeepsItsPlace: a look whose listing
+// names nodes it already knows reads only the record; if our predecessor
+// changes meanwhile, it is read again at the next look, but it never drops
+// out of this look's order (simulator seed 133 of an intermediate commit:
+// a member took itself for the lowest while the holder acted).
+func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
+	r := newRig(t, "c")
+	holder := memberName("0000000000000000000000000000000f", 0)
+	pred := memberName("0000000000000000000000000000000e", 1)
+	own := r.join(2)
+	rec := mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive})
+	r.look([]string{holder, pred, own}, rec, 3)
+	w, ok := r.takeGet(pred, true)
+	if !ok || r.c.position != 2 {
+		t.Fatalf("position %d, watch on the predecessor %v; want 2 and a watch", r.c.position, ok)
+	}
+	r.answer(w, Result{Data: mustJSON(MemberInfo{Name: "b", Role: "p"}), Stat: Stat{Version: 0, EphemeralOwner: 9}})
+	r.after(3 * ctD) // the relist: everything below us is known
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, pred, own}})
+	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.epoch}) // before the record's reply
+	r.answer(r.take(OpGet, "/leader"), Result{Data: rec, Stat: Stat{Version: 3}})
+	if r.c.position != 2 {
+		t.Fatalf("position %d after the predecessor changed during the look, want 2", r.c.position)
+	}
+	r.step(EvTick{})
+	if _, ok := r.find(OpChildren, "/members"); ok {
+		if _, ok := r.takeGet(pred, false); ok {
+			return
+		}
+	}
+	r.after(3 * ctD)
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, pred, own}})
+	if _, ok := r.takeGet(pred, false); !ok {
+		t.Fatalf("the next look did not read the changed predecessor again; outstanding %v", r.pending())
+	}
+}

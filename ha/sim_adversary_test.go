@@ -402,13 +402,14 @@ func (s *sim) hostPause(n *simNode, length time.Duration) {
 		return
 	}
 	n.frozen, n.adv.pausedUntil = s.now+length, s.now+length
-	inc := n.inc
+	inc, stopped := n.inc, n.local(s.now)
 	s.at(s.now+length, func() {
 		if n.inc != inc || !n.running {
 			return
 		}
-		n.offset -= time.Duration(float64(length) * n.rate)        // the clock missed the pause
-		n.adv.wallAhead += time.Duration(float64(length) * n.rate) // NTP corrects the wall clock
+		missed := n.local(s.now).Sub(stopped) // what it would have counted (its rate may have flipped)
+		n.offset -= missed                    // the clock reads what it read at the pause
+		n.adv.wallAhead += missed             // NTP corrects the wall clock
 		s.tracef("%s: host resumed after %.3fs; its clock missed it", n.name, length.Seconds())
 		if n.duty {
 			// The guard kills it at once (roles: Supervisor.Kill): its

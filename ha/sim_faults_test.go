@@ -67,12 +67,18 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		if n.running && n.core != nil {
 			n.at(s.now, func() { n.step(EvShutdown{}) })
 		}
-		s.at(s.now+length/2, func() {
+		var giveUp func()
+		giveUp = func() {
+			if n.adv.pausedUntil > s.now { // nothing runs on a paused host
+				s.at(n.adv.pausedUntil, giveUp)
+				return
+			}
 			if n.running { // still leaving: the process gives up after its bound
 				n.exit(true)
 			}
 			s.start(n, 0)
-		})
+		}
+		s.at(s.now+length/2, giveUp)
 	case fDeleteMember:
 		if names := s.members(l); len(names) > 0 {
 			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1})

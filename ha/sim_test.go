@@ -315,6 +315,10 @@ func (s *sim) settle() string { return fmt.Sprintf("%.1fs", s.cfg.settle.Seconds
 // start runs a new process for n after a delay.
 func (s *sim) start(n *simNode, after time.Duration) {
 	s.at(s.now+after, func() {
+		if n.adv.pausedUntil > s.now { // nothing starts on a paused host
+			s.start(n, n.adv.pausedUntil-s.now)
+			return
+		}
 		if n.running {
 			return
 		}
