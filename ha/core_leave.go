@@ -39,7 +39,12 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 		}
 		return
 	}
-	proof := c.up && c.ownProof() && c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
+	// We must have written the record in this membership: another
+	// client's record naming a member that never held gives it nothing to
+	// release, and a release would let the next member claim at once (rule
+	// B) while the real holder acts.
+	proof := c.up && c.ownProof() && (c.recMineOK || c.cfg.weaken.has(weakRuleAAnyVersion)) &&
+		c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
 	if !proof {
 		cover("release: leave only (no proof)")
 		if leave {

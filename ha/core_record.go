@@ -68,7 +68,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 	rec, kind, why := decodeLeader(r.Data)
 	if kind == recOK && rec.Holder == c.own.Name && rec.Term == c.term {
 		// Ours after all: a write of ours whose reply we lost applied.
-		c.recMine, c.rec = r.Stat.Version, rec
+		c.recMine, c.recVer, c.rec = r.Stat.Version, r.Stat.Version, rec
 		if rec.State == recActive && !c.activated && c.activateDue {
 			c.activated, c.activateDue = true, false
 			c.fence = fenceState{}
@@ -134,6 +134,7 @@ func (c *Core) repairRecord(version int32) {
 func (c *Core) onRepairReply(p pending, r Result) {
 	if c.ownWriteDone(p, r) {
 		c.recMine = r.Multi[1].Stat.Version
+		c.recVer = c.recMine
 		c.forget("rec-gone")
 		c.forget("rec-foreign")
 	}
@@ -187,6 +188,7 @@ func (c *Core) onActivateReply(p pending, r Result) {
 		return
 	}
 	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
+	c.recVer = c.recMine
 	c.extended(p)
 	c.rec.State, c.rec.Previous, c.rec.Candidates = recActive, nil, nil
 	c.activated, c.activateDue = true, false

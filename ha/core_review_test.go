@@ -329,3 +329,23 @@ func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
 		t.Fatalf("the next look did not read the changed predecessor again; outstanding %v", r.pending())
 	}
 }
+
+// TestCoreAMemberNamedByAForeignRecordDoesNotRelease: another client wrote
+// a valid record naming a member that never held. When that member shuts
+// down it must not write a release: the next member would claim at once
+// (rule B) while the real holder acts (simulator seed 5324).
+func TestCoreAMemberNamedByAForeignRecordDoesNotRelease(t *testing.T) {
+	reviewCase(t, weakRuleAAnyVersion, func(t *testing.T, r *rig) (bool, string) {
+		holder := memberName("0000000000000000000000000000000f", 0)
+		own := r.join(1)
+		r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 9, Holder: own, State: recActive}), 5)
+		r.step(EvShutdown{})
+		if r.releases() != 0 {
+			return true, "a member that never held released a record another client wrote"
+		}
+		if _, ok := r.find(OpDelete, own); !ok {
+			t.Fatalf("no delete of our node at shutdown; outstanding %v", r.pending())
+		}
+		return false, ""
+	})
+}

@@ -352,8 +352,15 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 			} else {
 				rec.Term += 1 + s.rng.Int63n(1000)
 			}
-			if names := s.members(l); len(names) > 0 && s.rng.Intn(2) == 0 {
-				rec.Holder = names[s.rng.Intn(len(names))]
+			if order := sortMembers(s.members(l)); len(order) > 1 && s.rng.Intn(2) == 0 {
+				// Name the member next in line, and delete the holder's
+				// node a little later: that member becomes the lowest with
+				// a record naming it, while the holder's lease runs.
+				old := rec.Holder
+				rec.Holder = order[1].Name
+				s.at(s.now+s.dur(0, s.cfg.lease/4), func() {
+					s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(old), Version: -1})
+				})
 			}
 			s.plan.deleteAfterRelease = s.rng.Intn(2) == 0
 		})
