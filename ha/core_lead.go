@@ -196,7 +196,7 @@ func (c *Core) checkLease() {
 // stoppedProof makes one, and only while no duty runs or stops; release
 // takes one, so a release written before the duty stopped cannot be
 // expressed (doc.go: a release is written after stop(X)).
-type dutyStopped struct{ term int64 }
+type dutyStopped struct{}
 
 // stoppedProof returns the proof that no duty of ours runs, ok false while
 // one runs or is stopping.
@@ -204,7 +204,7 @@ func (c *Core) stoppedProof() (dutyStopped, bool) {
 	if c.duty != dutyOff && !c.cfg.weaken.has(weakReleaseBeforeStop) {
 		return dutyStopped{}, false
 	}
-	return dutyStopped{term: c.term}, true
+	return dutyStopped{}, true
 }
 
 // stepDown ends acting now (readers see it at once), asks the duty to stop,
