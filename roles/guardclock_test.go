@@ -55,13 +55,13 @@ func TestGuardIgnoresAWallClockSteppedBack(t *testing.T) {
 	off := fakeWall(t)
 	g := startGuard(t, SupervisorConfig{})
 	off.Store(int64(time.Minute)) // no lease yet: nothing to stop
-	time.Sleep(3 * guardClockEvery)
+	time.Sleep(3 * guardClockEvery) // the behaviour under test: three checks pass and nothing happens (no condition to wait on)
 	g.lease(t, time.Minute)
 	g.send(t, "start 3")
 	pid := g.dutyPID(t)
 	assert.Equal(t, fmt.Sprintf("started 3 %d", pid), g.reply(t))
 	off.Store(int64(-time.Hour))
-	time.Sleep(5 * guardClockEvery)
+	time.Sleep(5 * guardClockEvery) // the behaviour under test: five checks pass and the duty still runs
 	assert.False(t, processDead(pid), "a wall clock stepped back stopped the duty")
 	assert.Equal(t, 0, g.logs.FilterMessage("monotonic clock stalled (host paused?): killing the duty").Len())
 }

@@ -88,7 +88,7 @@ func TestNowDoesNotReportAStall(t *testing.T) {
 		if by := w.Observe(Now()); by != 0 {
 			t.Fatalf("stall of %v reported on a running host", by)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // the behaviour under test: readings spaced over real time, not a synchronisation
 	}
 	r := Now()
 	if r.Wall.IsZero() || r.Mono <= 0 {
