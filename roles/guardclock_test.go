@@ -54,7 +54,7 @@ func TestGuardStopsTheDutyWhenItsClockStalls(t *testing.T) {
 func TestGuardIgnoresAWallClockSteppedBack(t *testing.T) {
 	off := fakeWall(t)
 	g := startGuard(t, SupervisorConfig{})
-	off.Store(int64(time.Minute)) // no lease yet: nothing to stop
+	off.Store(int64(time.Minute))   // no lease yet: nothing to stop
 	time.Sleep(3 * guardClockEvery) // the behaviour under test: three checks pass and nothing happens (no condition to wait on)
 	g.lease(t, time.Minute)
 	g.send(t, "start 3")
