@@ -583,12 +583,12 @@ func (n *Node) cleanup() {
 	}
 }
 
-// killMarked SIGKILLs every process carrying the node's marker, and the
-// process group each leads.
+// killMarked SIGKILLs every process of the node (Processes: its marker in
+// the environment or its directory in argv), and the process group of each.
 func (n *Node) killMarked() {
 	self := syscall.Getpgrp()
 	for range 3 { // a dying shell may fork once more
-		pids := markedPIDs(n.marker)
+		pids := nodePIDs(n.marker, n.dir)
 		if len(pids) == 0 {
 			return
 		}
