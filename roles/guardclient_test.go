@@ -392,7 +392,7 @@ func TestGuardNotConfirmingAStopIsKilledWithItsSession(t *testing.T) {
 	assert.Less(t, time.Since(began), 300*time.Millisecond+KillGrace+200*time.Millisecond)
 	assert.True(t, processDead(d.pid))
 	assert.True(t, processDead(guard))
-	assert.Equal(t, 1, c.logs.FilterMessage("duty guard did not confirm the stop; killing it and its session").Len())
+	assert.Equal(t, 1, c.logs.FilterMessage("duty guard did not confirm the stop; killing it and its duty's every process").Len())
 
 	// The next term gets a new guard.
 	c.g.Extend(time.Minute)
