@@ -458,6 +458,7 @@ func (a *activation) exited() {
 			reason := fmt.Sprintf("the duty ended %d times within %s (ACTIVE_MAX_RESTARTS=%d); last: %s",
 				len(a.exits), cfg.RestartWindow, cfg.MaxRestarts, a.lastExit)
 			a.s.log.Error("duty failed; not restarting it", zap.Int64("term", a.term), zap.String("reason", reason))
+			a.publish() // before OnGiveUp: whoever it tells sees the failure
 			if f := cfg.OnGiveUp; f != nil {
 				f(a.term, reason)
 			}
