@@ -249,3 +249,15 @@ func TestGuardForkingDaemonIsStopped(t *testing.T) {
 		})
 	}
 }
+
+// TestFenceLeavesNothingBehind: a FENCE_CMD child that setsid'd is killed
+// before the fence counts, with a cgroup jail.
+func TestFenceLeavesNothingBehind(t *testing.T) {
+	j := cgroupJailer(t)
+	dir := t.TempDir()
+	cfg := FenceConfig{Command: `setsid sh -c '` + escLoop + `' & while [ ! -e "$DIR/esc" ]; do sleep 0.01; done; exit 0`,
+		Timeout: 10 * time.Second, Env: append(os.Environ(), "DIR="+dir), Jailer: j}
+	require.NoError(t, Fence(t.Context(), cfg, 4, Previous{}))
+	esc := readPID(t, filepath.Join(dir, "esc"))
+	assert.True(t, processDead(esc), "the fence's child outlived it")
+}
