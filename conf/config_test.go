@@ -373,7 +373,9 @@ func TestShippedEnvFilesValidate(t *testing.T) {
 	})
 }
 
-// TestSystemdUnit keeps the unit file in line with the CLI's exit statuses.
+// TestSystemdUnit keeps the unit file in line with the CLI's exit statuses
+// (cmd/hanode: 77 and 78 are final, the Go runtime's 2 is restarted) and with
+// duty containment (a delegated, writable cgroup subtree).
 func TestSystemdUnit(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join("..", "etc", "systemd", "hanode.service"))
 	require.NoError(t, err)
@@ -384,10 +386,13 @@ func TestSystemdUnit(t *testing.T) {
 		"KillSignal=SIGTERM",
 		"TimeoutStopSec=15",
 		"Restart=on-failure",
-		"RestartPreventExitStatus=2 3",
+		"RestartPreventExitStatus=77 78",
+		"Delegate=yes",
 	} {
 		assert.Contains(t, lines, want)
 	}
+	// Delegation needs a writable cgroup tree.
+	assert.NotContains(t, lines, "ProtectControlGroups=yes")
 	assert.False(t, slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "EnvironmentFile=") }))
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // ErrInvalid matches every configuration problem Load and Validate report
-// (errors.Is); the CLI maps it to exit status 2.
+// (errors.Is); the CLI maps it to exit status 78 (EX_CONFIG).
 var ErrInvalid = errors.New("conf: invalid configuration")
 
 // FieldError is a problem with one key: its value, where that value came

@@ -9,12 +9,12 @@ import (
 	"github.com/hanode/hanode/internal/nodetest"
 )
 
-// TestBadConfigurationExitsTwoNamingEveryProblem: `hanode run` with a bad env
-// file exits 2 before starting anything (nothing listens on HTTP_LISTEN),
+// TestBadConfigurationExits78NamingEveryProblem: `hanode run` with a bad
+// env file exits 78 (EX_CONFIG) before starting anything (nothing listens on HTTP_LISTEN),
 // and stderr names every bad key at once, the file and line of a shell
 // construct the env file may not use, and HA_ID when it lacks an external
 // ZooKeeper.
-func TestBadConfigurationExitsTwoNamingEveryProblem(t *testing.T) {
+func TestBadConfigurationExits78NamingEveryProblem(t *testing.T) {
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -57,8 +57,8 @@ func TestBadConfigurationExitsTwoNamingEveryProblem(t *testing.T) {
 			n := nodetest.Launch(t, nodetest.Options{Name: "bad", Env: tc.env, Raw: tc.raw})
 			code := n.WaitExit(exitBound)
 			stderr := n.Logs()
-			if code != 2 {
-				t.Fatalf("exit %d, want 2\n%s", code, stderr)
+			if code != 78 {
+				t.Fatalf("exit %d, want 78\n%s", code, stderr)
 			}
 			mustContain(t, "stderr", stderr, tc.want...)
 			if strings.Contains(stderr, `"msg":"hanode starting"`) {
@@ -107,8 +107,8 @@ func TestCheckConfigPrintsTheEffectiveConfiguration(t *testing.T) {
 
 	bad := writeFile(t, "bad.env", "NAME=n1\nROLE=primary\nLOG_FORMAT=xml\n")
 	_, stderr, code = cli(t, "check-config", "--env-file", bad)
-	if code != 2 {
-		t.Errorf("check-config of a bad file: exit %d, want 2", code)
+	if code != 78 {
+		t.Errorf("check-config of a bad file: exit %d, want 78", code)
 	}
 	mustContain(t, "check-config stderr", stderr, "LOG_FORMAT=", bad+":3")
 }
