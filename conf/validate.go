@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hanode/hanode/roles"
 )
@@ -252,13 +253,45 @@ func checkHostPort(hp string, listen bool) string {
 	return ""
 }
 
-// checkZnodePath returns what is wrong with an absolute znode path, or "".
+// checkZnodePath returns what is wrong with an absolute znode path hanode
+// will create (ZK_ROOT, the chroot of ZK), or "". It refuses what
+// ZooKeeper's PathUtils.validatePath refuses (a path hanode sends that the
+// server refuses would fail every request, and the node would retry
+// forever), plus "/" alone, and ZooKeeper's reserved tree /zookeeper.
 func checkZnodePath(p string) string {
+	if p == "/" {
+		return `must not be "/" alone`
+	}
+	if msg := validatePath(p); msg != "" {
+		return msg
+	}
+	if p == reservedTree || strings.HasPrefix(p, reservedTree+"/") {
+		return fmt.Sprintf("%q is in %s, the tree ZooKeeper reserves for itself (quotas, the ensemble's configuration)", p, reservedTree)
+	}
+	return ""
+}
+
+// reservedTree is ZooKeeper's own subtree (Quotas.procZookeeper).
+const reservedTree = "/zookeeper"
+
+// validatePath returns why ZooKeeper would refuse p as a znode path, or "".
+// It is org.apache.zookeeper.common.PathUtils.validatePath (3.4 to 3.9),
+// rule for rule: p starts with '/', does not end with '/' (unless it is
+// "/"), and has no empty component, no "." or ".." component, and no
+// character in U+0000-U+001F, U+007F-U+009F, U+D800-U+F8FF or
+// U+FFF0-U+FFFF. Java checks UTF-16 code units, so a character above
+// U+FFFF (a surrogate pair, U+D800-U+DFFF) is refused too, and the server
+// decodes bytes that are not UTF-8 as U+FFFD, refused as well.
+// go-zookeeper's own check differs (it allows U+D800-U+EFFF and U+FFFF), so
+// hanode checks before it connects.
+func validatePath(p string) string {
 	switch {
-	case !strings.HasPrefix(p, "/"):
+	case p == "":
+		return "must not be empty"
+	case p[0] != '/':
 		return fmt.Sprintf("%q must start with /", p)
 	case p == "/":
-		return `must not be "/" alone`
+		return ""
 	case strings.HasSuffix(p, "/"):
 		return fmt.Sprintf("%q must not end with /", p)
 	}
@@ -269,11 +302,33 @@ func checkZnodePath(p string) string {
 		case seg == "." || seg == "..":
 			return fmt.Sprintf("%q has a %q segment", p, seg)
 		}
-		for _, r := range seg {
-			if r < 0x20 || r == 0x7f {
-				return fmt.Sprintf("%q has a control character", p)
+		for i, r := range seg {
+			if r == utf8.RuneError {
+				if _, size := utf8.DecodeRuneInString(seg[i:]); size <= 1 {
+					return fmt.Sprintf("%q is not valid UTF-8", p)
+				}
+			}
+			if msg := zkRefusedRune(r); msg != "" {
+				return fmt.Sprintf("%q has %s, which ZooKeeper refuses in a znode path", p, msg)
 			}
 		}
+	}
+	return ""
+}
+
+// zkRefusedRune describes r when ZooKeeper refuses it in a path, else "".
+func zkRefusedRune(r rune) string {
+	switch {
+	case r == 0:
+		return "a NUL character"
+	case r <= 0x1f, r >= 0x7f && r <= 0x9f:
+		return fmt.Sprintf("a control character (%U)", r)
+	case r >= 0xd800 && r <= 0xf8ff:
+		return fmt.Sprintf("character %U (U+D800 to U+F8FF: surrogates and private use)", r)
+	case r >= 0xfff0 && r <= 0xffff:
+		return fmt.Sprintf("character %U (U+FFF0 to U+FFFF: specials)", r)
+	case r > 0xffff:
+		return fmt.Sprintf("character %U (above U+FFFF: Java sees a surrogate pair)", r)
 	}
 	return ""
 }

@@ -92,6 +92,26 @@ func TestValidateKeys(t *testing.T) {
 		{"zk root trailing slash", set(KeyZKRoot, "/hanode/"), nil, `must not end with /`, true},
 		{"zk root empty segment", set(KeyZKRoot, "/a//b"), nil, `has an empty segment`, true},
 		{"zk root dot dot", set(KeyZKRoot, "/a/.."), nil, `has a ".." segment`, true},
+		{"zk root three dots is a name", set(KeyZKRoot, "/a/..."), func(c *Config) string { return c.ZKRoot }, "/a/...", false},
+		{"zk root with a space", set(KeyZKRoot, "/nsg prod/hanode"), func(c *Config) string { return c.ZKRoot }, "/nsg prod/hanode", false},
+		{"zk root with U+FFEF", set(KeyZKRoot, "/a\uffef"), func(c *Config) string { return c.ZKRoot }, "/a\uffef", false},
+		{"zk root /zookeeper", set(KeyZKRoot, "/zookeeper"), nil, `znode path "/zookeeper" is in /zookeeper, the tree ZooKeeper reserves for itself`, true},
+		{"zk root under /zookeeper", set(KeyZKRoot, "/zookeeper/hanode"), nil, `"/zookeeper/hanode" is in /zookeeper`, true},
+		{"zk root next to /zookeeper", set(KeyZKRoot, "/zookeeper2"), func(c *Config) string { return c.ZKRoot }, "/zookeeper2", false},
+		{"zk root with DEL", set(KeyZKRoot, "/a\x7f"), nil, "has a control character (U+007F), which ZooKeeper refuses in a znode path", true},
+		{"zk root with a C1 control", set(KeyZKRoot, "/a\u0085b"), nil, "has a control character (U+0085)", true},
+		{"zk root with U+009F", set(KeyZKRoot, "/a\u009f"), nil, "has a control character (U+009F)", true},
+		{"zk root with private use", set(KeyZKRoot, "/a\ue000"), nil, "has character U+E000 (U+D800 to U+F8FF", true},
+		{"zk root with U+F8FF", set(KeyZKRoot, "/a\uf8ff"), nil, "has character U+F8FF", true},
+		{"zk root with U+FFF0", set(KeyZKRoot, "/a\ufff0"), nil, "has character U+FFF0 (U+FFF0 to U+FFFF", true},
+		{"zk root with U+FFFD", set(KeyZKRoot, "/a\ufffd"), nil, "has character U+FFFD", true},
+		{"zk root above the BMP", set(KeyZKRoot, "/a\U0001F600"), nil, "has character U+1F600 (above U+FFFF: Java sees a surrogate pair)", true},
+		{"zk root not UTF-8", set(KeyZKRoot, "/a\xff"), nil, "is not valid UTF-8", true},
+		{"zk chroot /zookeeper", set(KeyZK, "zk1:2181/zookeeper"), nil, `chroot "/zookeeper" is in /zookeeper, the tree ZooKeeper reserves for itself`, true},
+		{"zk chroot under /zookeeper", set(KeyZK, "zk1:2181/zookeeper/quota/nsg"), nil, `chroot "/zookeeper/quota/nsg" is in /zookeeper`, true},
+		{"zk chroot with a C1 control", set(KeyZK, "zk1:2181/nsg\u0090"), nil, `has a control character (U+0090)`, true},
+		{"zk chroot above the BMP", set(KeyZK, "zk1:2181/\U00010000"), nil, `has character U+10000`, true},
+		{"zk chroot dot", set(KeyZK, "zk1:2181/a/./b"), nil, `chroot "/a/./b" has a "." segment`, true},
 		{"net id", set(KeyNetID, "net_2-b"), func(c *Config) string { return c.NetID }, "net_2-b", false},
 		{"net id with a dot", set(KeyNetID, "1.2"), nil, `character '.' is not allowed`, true},
 		{"listen all addresses", set(KeyHTTPListen, ":9641"), func(c *Config) string { return c.HTTPListen }, ":9641", false},
@@ -386,4 +406,62 @@ func fieldErrorKeys(err error) []string {
 		}
 	}
 	return keys
+}
+
+// TestValidatePathAgreesWithZooKeeper: validatePath accepts and refuses what
+// ZooKeeper's PathUtils.validatePath does: the cases of ZooKeeper's
+// PathUtilsTest, and the edges of each rule.
+func TestValidatePathAgreesWithZooKeeper(t *testing.T) {
+	valid := []string{
+		"/", "/this is / a valid/path", "/name/with.period.", "/test\u0020", "/test\u007e", "/test\uffef",
+		"/...", "/a/.b", "/a/b.", "/..a", "/a\u00a0", "/a\u07ff", "/a\ud7ff", "/a\uf900", "/zookeeper",
+	}
+	invalid := []string{
+		"", "not/valid", "/ends/with/slash/", "/test\u0000", "/double//slash", "/single/./period",
+		"/double/../period", "/.", "/..", "/a/.", "/a/..", "/test\u0001", "/test\u001f", "/test\u007f",
+		"/test\u0080", "/test\u009f", "/test\ue000", "/test\uf8ff", "/test\ufff0", "/test\uffff",
+		"/test\U00010000", "/test\U0010FFFF", "/test\xed\xa0\x80", "/test\xc0", "//",
+	}
+	for _, p := range valid {
+		assert.Empty(t, validatePath(p), "%q", p)
+	}
+	for _, p := range invalid {
+		assert.NotEmpty(t, validatePath(p), "%q", p)
+	}
+}
+
+// FuzzNamesAreZnodeNames: a NAME or HA_ID that Validate accepts is a znode
+// name ZooKeeper accepts, so every path hanode builds from them is valid.
+func FuzzNamesAreZnodeNames(f *testing.F) {
+	for _, s := range []string{"primary-1", ".", "..", "...", "-", "_c_", "a.b", strings.Repeat("z", 128), "zookeeper", "\u00e9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if checkName(name) != "" {
+			return
+		}
+		if msg := validatePath("/" + name); msg != "" {
+			t.Fatalf("checkName accepts %q, ZooKeeper refuses it: %s", name, msg)
+		}
+	})
+}
+
+// TestValidatedPathsAreZnodePaths: every znode path hanode creates from a
+// valid configuration (ha/znodes.go: chroot + ZK_ROOT, then names/NAME,
+// groups/HA_ID, its members/ and leader) passes ZooKeeper's check.
+func TestValidatedPathsAreZnodePaths(t *testing.T) {
+	for _, in := range [][]Setting{
+		{set(KeyZK, "zk1:2181"), set(KeyHAID, "g")},
+		{set(KeyZK, "zk1:2181/nsg/prod"), set(KeyHAID, "..."), set(KeyZKRoot, "/zookeeper2/a b")},
+		{set(KeyZK, "zk1:2181/a\uffef"), set(KeyHAID, strings.Repeat("x", 128)), set(KeyName, "-.-")},
+	} {
+		c, err := Validate(minimal(in...))
+		require.NoError(t, err)
+		root := c.ZKChroot() + c.ZKRoot
+		group := root + "/groups/" + c.HAID
+		for _, p := range []string{root, root + "/names/" + c.Name, group, group + "/members",
+			group + "/members/_c_0123456789abcdef0123456789abcdef-m-0000000001", group + "/leader"} {
+			assert.Empty(t, validatePath(p), "%q", p)
+		}
+	}
 }
