@@ -64,6 +64,9 @@ type keyInfo struct {
 	// group, no ZooKeeper, no duty) and so overrides lower layers. For every
 	// other key an empty value is treated as not set, as ${X:-default} would.
 	emptyIsValue bool
+	// command marks shell commands (the *_CMD keys), run as
+	// /bin/sh -c VALUE: at most maxCommandLen bytes.
+	command bool
 }
 
 var keys = []keyInfo{
@@ -76,10 +79,10 @@ var keys = []keyInfo{
 	{name: KeyZKRoot, def: "/hanode", usage: "znode under which hanode keeps its groups"},
 	{name: KeyNetID, def: "1", usage: "network id answered under /v2/ping/net/:netid/"},
 	{name: KeyHTTPListen, def: ":9640", usage: "host:port of the HTTP health endpoint"},
-	{name: KeyActiveCmd, emptyIsValue: true, usage: "shell command run only while this server is active"},
+	{name: KeyActiveCmd, emptyIsValue: true, command: true, usage: "shell command run only while this server is active"},
 	{name: KeyActiveStopTimeout, usage: "how long the active command gets to stop (default 2/3 of LEASE_MARGIN)"},
 	{name: KeyLeaseMargin, usage: "how long before the ZooKeeper session could expire the active lease ends (default 30% of ZK_SESSION_TIMEOUT)"},
-	{name: KeyFenceCmd, emptyIsValue: true, usage: "shell command a new leader runs to fence the previous one before its duty starts"},
+	{name: KeyFenceCmd, emptyIsValue: true, command: true, usage: "shell command a new leader runs to fence the previous one before its duty starts"},
 	{name: KeyFenceTimeout, def: "30s", usage: "how long FENCE_CMD may run before it counts as failed"},
 	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},

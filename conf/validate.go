@@ -23,12 +23,27 @@ type FieldError struct {
 }
 
 // Error renders the error as `KEY="value" (from source): msg`; a key that was
-// never set has no source and renders as `KEY: msg`.
+// never set has no source and renders as `KEY: msg`. A value longer than
+// 256 bytes is shown by its first 64 and its length:
+// `KEY="first 64 bytes"... (70000 bytes) (from source): msg`.
 func (e *FieldError) Error() string {
 	if e.Source == "" {
 		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
 	}
-	return fmt.Sprintf("%s=%q (from %s): %s", e.Key, e.Value, e.Source, e.Msg)
+	return fmt.Sprintf("%s=%s (from %s): %s", e.Key, shownValue(e.Value), e.Source, e.Msg)
+}
+
+// shownValue quotes a value for a message, shortened when long.
+func shownValue(s string) string {
+	const long, shown = 256, 64
+	if len(s) <= long {
+		return strconv.Quote(s)
+	}
+	cut := shown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 // Is makes every FieldError match ErrInvalid.
@@ -88,8 +103,8 @@ func Validate(raw []Setting) (*Config, error) {
 	c.ZKRoot = v.znodePath(KeyZKRoot)
 	c.NetID = v.netID()
 	c.HTTPListen = v.listen()
-	c.ActiveCmd = v.get(KeyActiveCmd).Value
-	c.FenceCmd = v.get(KeyFenceCmd).Value
+	c.ActiveCmd = v.command(KeyActiveCmd)
+	c.FenceCmd = v.command(KeyFenceCmd)
 	if d, ok := v.duration(KeyFenceTimeout); ok {
 		if d <= 0 {
 			v.fail(KeyFenceTimeout, "must be positive")
@@ -337,6 +352,25 @@ func (v *validation) znodePath(key string) string {
 	s := v.get(key)
 	if msg := checkZnodePath(s.Value); msg != "" {
 		v.fail(key, "znode path "+msg)
+	}
+	return s.Value
+}
+
+// maxCommandLen bounds a command key (ACTIVE_CMD, FENCE_CMD). Each runs as
+// one argument, of the duty guard (--command) and of /bin/sh -c, and Linux
+// refuses an argument longer than MAX_ARG_STRLEN (131072 bytes) with
+// "argument list too long", naming no key. Half of that leaves room for the
+// rest of the arguments and the environment, which share ARG_MAX; a real
+// command that needs more belongs in a script.
+const maxCommandLen = 65536
+
+// command checks a shell command key.
+func (v *validation) command(key string) string {
+	s := v.get(key)
+	if len(s.Value) > maxCommandLen {
+		v.fail(key, fmt.Sprintf("%d bytes, longer than the %d bytes hanode accepts for a command "+
+			"(it is passed as one argument to the duty guard and to /bin/sh -c, and Linux takes at most 131072 bytes in one): "+
+			"put the command in a script and run that", len(s.Value), maxCommandLen))
 	}
 	return s.Value
 }

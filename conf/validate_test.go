@@ -2,6 +2,7 @@ package conf
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ func minimal(extra ...Setting) []Setting {
 }
 
 func set(key, value string) Setting { return Setting{Key: key, Value: value, Source: "test"} }
+
+// cmdOf is a shell command of n bytes (n >= 10).
+func cmdOf(n int) string { return "exec true " + strings.Repeat("#", n-10) }
 
 func TestValidateDefaults(t *testing.T) {
 	c, err := Validate(minimal())
@@ -120,6 +124,12 @@ func TestValidateKeys(t *testing.T) {
 		{"listen without port", set(KeyHTTPListen, "localhost"), nil, `"localhost" is not host:port`, true},
 		{"listen port too big", set(KeyHTTPListen, ":70000"), nil, "port must be a number from 0 to 65535", true},
 		{"active cmd kept as written", set(KeyActiveCmd, `echo "$HANODE_TERM" | logger`), func(c *Config) string { return c.ActiveCmd }, `echo "$HANODE_TERM" | logger`, false},
+		{"active cmd of 65536 bytes", set(KeyActiveCmd, cmdOf(65536)), func(c *Config) string { return fmt.Sprint(len(c.ActiveCmd)) }, "65536", false},
+		{"active cmd of 65537 bytes", set(KeyActiveCmd, cmdOf(65537)), nil,
+			`ACTIVE_CMD="exec true ` + strings.Repeat("#", 54) + `"... (65537 bytes) (from test): 65537 bytes, longer than the 65536 bytes hanode accepts for a command`, true},
+		{"active cmd longer than Linux takes", set(KeyActiveCmd, cmdOf(131073)), nil, "131073 bytes, longer than the 65536 bytes", true},
+		{"fence cmd of 65536 bytes", set(KeyFenceCmd, cmdOf(65536)), func(c *Config) string { return fmt.Sprint(len(c.FenceCmd)) }, "65536", false},
+		{"fence cmd of 65537 bytes", set(KeyFenceCmd, cmdOf(65537)), nil, `FENCE_CMD="exec true #`, true},
 		{"log level any case", set(KeyLogLevel, "DEBUG"), func(c *Config) string { return c.LogLevel }, "debug", false},
 		{"log level unknown", set(KeyLogLevel, "trace"), nil, "must be one of debug, info, warn, error", true},
 		{"log format console", set(KeyLogFormat, "console"), func(c *Config) string { return c.LogFormat }, "console", false},
@@ -462,6 +472,27 @@ func TestValidatedPathsAreZnodePaths(t *testing.T) {
 		for _, p := range []string{root, root + "/names/" + c.Name, group, group + "/members",
 			group + "/members/_c_0123456789abcdef0123456789abcdef-m-0000000001", group + "/leader"} {
 			assert.Empty(t, validatePath(p), "%q", p)
+		}
+	}
+}
+
+// TestFieldErrorShortensLongValues: a long value is shown by its start and
+// its length, cut on a character boundary.
+func TestFieldErrorShortensLongValues(t *testing.T) {
+	short := strings.Repeat("a", 256)
+	assert.Equal(t, `K="`+short+`" (from f:1): bad`, (&FieldError{Key: "K", Value: short, Source: "f:1", Msg: "bad"}).Error())
+	long := strings.Repeat("a", 63) + "é" + strings.Repeat("b", 300)
+	assert.Equal(t, `K="`+strings.Repeat("a", 63)+`"... (365 bytes) (from f:1): bad`, (&FieldError{Key: "K", Value: long, Source: "f:1", Msg: "bad"}).Error())
+}
+
+// TestCommandKeysAreBounded: every shell command key is bounded, so a new
+// *_CMD key cannot be added without the bound.
+func TestCommandKeysAreBounded(t *testing.T) {
+	for _, k := range keys {
+		if strings.HasSuffix(k.name, "_CMD") {
+			assert.True(t, k.command, "%s is a command key", k.name)
+			_, err := Validate(minimal(set(k.name, cmdOf(maxCommandLen+1))))
+			assert.ErrorContains(t, err, k.name+"=", "%s", k.name)
 		}
 	}
 }
