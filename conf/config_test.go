@@ -56,6 +56,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 	assert.ElementsMatch(t, []string{
 		"name", "role", "region", "ha-id", "zk", "zk-session-timeout", "zk-root", "net-id",
 		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
+		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -119,10 +120,16 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyNetID, "1", "default"},
 		{KeyHTTPListen, ":9640", "default"},
 		{KeyActiveCmd, "", ""},
+		{KeyActiveCmdMode, "simple", "default"},
 		{KeyActiveStopTimeout, "2s", "default (2/3 of LEASE_MARGIN)"},
+		{KeyActiveMaxRestarts, "5", "default"},
+		{KeyActiveRestartWindow, "1m0s", "default"},
+		{KeyActiveRestartGrace, "1s", "default"},
+		{KeyDutyContainment, "auto", "default"},
 		{KeyLeaseMargin, "3s", "default (30% of ZK_SESSION_TIMEOUT)"},
 		{KeyFenceCmd, "", ""},
 		{KeyFenceTimeout, "30s", "default"},
+		{KeyFenceMaxTries, "3", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
 	}, c.Settings())

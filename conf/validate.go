@@ -113,7 +113,31 @@ func Validate(raw []Setting) (*Config, error) {
 	}
 	c.LogLevel = v.oneOf(KeyLogLevel, "debug", "info", "warn", "error")
 	c.LogFormat = v.oneOf(KeyLogFormat, "json", "console")
+	c.ActiveCmdMode = v.oneOf(KeyActiveCmdMode, "simple", "forking")
+	c.DutyContainment = v.oneOf(KeyDutyContainment, "auto", "cgroup", "subreaper", "none")
+	c.ActiveMaxRestarts, _ = v.count(KeyActiveMaxRestarts, 0)
+	c.FenceMaxTries, _ = v.count(KeyFenceMaxTries, 1)
+	if d, ok := v.duration(KeyActiveRestartWindow); ok {
+		if d <= 0 {
+			v.fail(KeyActiveRestartWindow, "must be positive")
+		}
+		c.ActiveRestartWindow = d
+	}
+	if d, ok := v.duration(KeyActiveRestartGrace); ok {
+		if d < 0 {
+			v.fail(KeyActiveRestartGrace, "must not be negative (0 means: no ok while the duty is not running)")
+		}
+		c.ActiveRestartGrace = d
+	}
 	v.timing(c)
+
+	if c.DutyContainment == "none" {
+		dc := v.get(KeyDutyContainment)
+		c.notices = append(c.notices, Notice{Kind: NoticeWarning, Key: KeyDutyContainment, Value: dc.Value, Source: dc.Source,
+			Msg: "duty processes are not contained: a process that leaves the duty's process group (setsid, a daemon, " +
+				"a command such as timeout that moves to a group of its own) is not stopped when the duty is, " +
+				"and can go on acting after this node lost its lease, next to the new leader. Use auto unless no cgroup and no subreaper can be had"})
+	}
 
 	if c.HA() && c.Standalone() {
 		zk := v.get(KeyZK)
@@ -404,6 +428,22 @@ func (v *validation) oneOf(key string, allowed ...string) string {
 	}
 	v.fail(key, "must be one of "+strings.Join(allowed, ", "))
 	return s.Value
+}
+
+// count parses a whole-number key of at least low; ok is false when it is
+// invalid (and then the problem has been recorded).
+func (v *validation) count(key string, low int) (n int, ok bool) {
+	s := v.get(key)
+	n, err := strconv.Atoi(s.Value)
+	if err != nil {
+		v.fail(key, "not a whole number")
+		return 0, false
+	}
+	if n < low {
+		v.fail(key, fmt.Sprintf("must be at least %d", low))
+		return n, false
+	}
+	return n, true
 }
 
 // duration parses a key; ok is false when it is missing or invalid (and

@@ -38,6 +38,13 @@ func TestValidateDefaults(t *testing.T) {
 	assert.Equal(t, 2*time.Second, c.ActiveStopTimeout)
 	assert.Equal(t, "info", c.LogLevel)
 	assert.Equal(t, "json", c.LogFormat)
+	assert.Equal(t, "simple", c.ActiveCmdMode)
+	assert.Equal(t, 5, c.ActiveMaxRestarts)
+	assert.Equal(t, 60*time.Second, c.ActiveRestartWindow)
+	assert.Equal(t, time.Second, c.ActiveRestartGrace)
+	assert.Equal(t, "auto", c.DutyContainment)
+	assert.Equal(t, 3, c.FenceMaxTries)
+	assert.Empty(t, c.Notices())
 	assert.True(t, c.Standalone())
 	assert.False(t, c.HA())
 	assert.Nil(t, c.ZKServers())
@@ -134,6 +141,27 @@ func TestValidateKeys(t *testing.T) {
 		{"log level unknown", set(KeyLogLevel, "trace"), nil, "must be one of debug, info, warn, error", true},
 		{"log format console", set(KeyLogFormat, "console"), func(c *Config) string { return c.LogFormat }, "console", false},
 		{"log format unknown", set(KeyLogFormat, "text"), nil, "must be one of json, console", true},
+		{"active cmd mode forking", set(KeyActiveCmdMode, "Forking"), func(c *Config) string { return c.ActiveCmdMode }, "forking", false},
+		{"active cmd mode simple", set(KeyActiveCmdMode, "simple"), func(c *Config) string { return c.ActiveCmdMode }, "simple", false},
+		{"active cmd mode unknown", set(KeyActiveCmdMode, "oneshot"), nil, "must be one of simple, forking", true},
+		{"max restarts 0 never gives up", set(KeyActiveMaxRestarts, "0"), func(c *Config) string { return fmt.Sprint(c.ActiveMaxRestarts) }, "0", false},
+		{"max restarts", set(KeyActiveMaxRestarts, "12"), func(c *Config) string { return fmt.Sprint(c.ActiveMaxRestarts) }, "12", false},
+		{"max restarts negative", set(KeyActiveMaxRestarts, "-1"), nil, "must be at least 0", true},
+		{"max restarts not a number", set(KeyActiveMaxRestarts, "five"), nil, "not a whole number", true},
+		{"max restarts with a unit", set(KeyActiveMaxRestarts, "5x"), nil, "not a whole number", true},
+		{"restart window", set(KeyActiveRestartWindow, "5m"), func(c *Config) string { return c.ActiveRestartWindow.String() }, "5m0s", false},
+		{"restart window zero", set(KeyActiveRestartWindow, "0s"), nil, "must be positive", true},
+		{"restart window not a duration", set(KeyActiveRestartWindow, "60"), nil, "not a duration", true},
+		{"restart grace zero", set(KeyActiveRestartGrace, "0s"), func(c *Config) string { return c.ActiveRestartGrace.String() }, "0s", false},
+		{"restart grace", set(KeyActiveRestartGrace, "250ms"), func(c *Config) string { return c.ActiveRestartGrace.String() }, "250ms", false},
+		{"restart grace negative", set(KeyActiveRestartGrace, "-1s"), nil, "must not be negative", true},
+		{"duty containment cgroup", set(KeyDutyContainment, "CGROUP"), func(c *Config) string { return c.DutyContainment }, "cgroup", false},
+		{"duty containment subreaper", set(KeyDutyContainment, "subreaper"), func(c *Config) string { return c.DutyContainment }, "subreaper", false},
+		{"duty containment none", set(KeyDutyContainment, "none"), func(c *Config) string { return c.DutyContainment }, "none", false},
+		{"duty containment unknown", set(KeyDutyContainment, "pgroup"), nil, "must be one of auto, cgroup, subreaper, none", true},
+		{"fence max tries 1", set(KeyFenceMaxTries, "1"), func(c *Config) string { return fmt.Sprint(c.FenceMaxTries) }, "1", false},
+		{"fence max tries 0", set(KeyFenceMaxTries, "0"), nil, "must be at least 1", true},
+		{"fence max tries not a number", set(KeyFenceMaxTries, "3.5"), nil, "not a whole number", true},
 		{"unknown key", set("ZOOKEEPER", "x"), nil, `ZOOKEEPER="x" (from test): unknown key`, true},
 	}
 	for _, tc := range cases {
@@ -494,5 +522,26 @@ func TestCommandKeysAreBounded(t *testing.T) {
 			_, err := Validate(minimal(set(k.name, cmdOf(maxCommandLen+1))))
 			assert.ErrorContains(t, err, k.name+"=", "%s", k.name)
 		}
+	}
+}
+
+// TestValidateWarnsDutyContainmentNone: DUTY_CONTAINMENT=none is valid, but
+// a duty process that leaves the duty's process group is then not stopped,
+// and Validate says so.
+func TestValidateWarnsDutyContainmentNone(t *testing.T) {
+	c, err := Validate(minimal(Setting{KeyDutyContainment, "none", "f:9"}))
+	require.NoError(t, err)
+	n := c.Notices()
+	require.Len(t, n, 1)
+	assert.Equal(t, NoticeWarning, n[0].Kind)
+	assert.Equal(t, KeyDutyContainment, n[0].Key)
+	assert.Equal(t, "none", n[0].Value)
+	assert.Equal(t, "f:9", n[0].Source)
+	assert.Contains(t, n[0].Msg, "a process that leaves the duty's process group")
+	assert.Contains(t, n[0].Msg, "is not stopped")
+	for _, mode := range []string{"auto", "cgroup", "subreaper"} {
+		c, err := Validate(minimal(set(KeyDutyContainment, mode)))
+		require.NoError(t, err)
+		assert.Empty(t, c.Notices(), mode)
 	}
 }
