@@ -461,9 +461,40 @@ func (v *validation) duration(key string) (d time.Duration, ok bool) {
 	return d, true
 }
 
+// The stop of a duty in an HA group, beyond ACTIVE_STOP_TIMEOUT; the
+// duty's whole stop must fit in LEASE_MARGIN (see timing).
+const (
+	// GuardAnswerSlack is how long the coordinator waits beyond
+	// ACTIVE_STOP_TIMEOUT for its duty guard to confirm a stop before it
+	// kills the guard and the duty's whole cgroup.
+	GuardAnswerSlack = 300 * time.Millisecond
+	// KillSlack is the room left, after GuardAnswerSlack, for that kill to
+	// take effect.
+	KillSlack = 100 * time.Millisecond
+)
+
+// stopSlack is what a duty's stop takes beyond ACTIVE_STOP_TIMEOUT at worst.
+const stopSlack = GuardAnswerSlack + KillSlack
+
+// defaultStopTimeout is ACTIVE_STOP_TIMEOUT when unset: 2/3 of the margin,
+// but at most the margin less stopSlack, so that the default always fits;
+// 0 when the margin cannot hold stopSlack. It says how it was computed.
+func defaultStopTimeout(margin time.Duration) (time.Duration, string) {
+	third, rest := (margin * 2 / 3).Truncate(time.Millisecond), margin-stopSlack
+	if third <= rest {
+		return third, "default (2/3 of LEASE_MARGIN)"
+	}
+	return max(rest, 0).Truncate(time.Millisecond), fmt.Sprintf("default (LEASE_MARGIN - %v guard answer slack and kill)", stopSlack)
+}
+
 // timing checks ZK_SESSION_TIMEOUT, LEASE_MARGIN and ACTIVE_STOP_TIMEOUT,
-// computing the last two when unset, and the inequality that keeps one
-// active server: 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2.
+// computing the last two when unset, and the inequalities that keep one
+// active server: 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2,
+// and, in an HA group with ACTIVE_CMD, ACTIVE_STOP_TIMEOUT +
+// GuardAnswerSlack + KillSlack <= LEASE_MARGIN: the coordinator's longest
+// wait for a guard that does not confirm the stop, plus the kill, ends
+// before the lease. The default stop timeout always fits; a margin too
+// small to leave it any time (400ms or less) is refused on LEASE_MARGIN.
 // A problem in one duration skips the checks that depend on it, so one
 // typo gives one message.
 func (v *validation) timing(c *Config) {
@@ -482,10 +513,23 @@ func (v *validation) timing(c *Config) {
 		marginOK = false
 	}
 
+	guarded := c.HA() && c.ActiveCmd != ""
 	stop, stopOK := v.duration(KeyActiveStopTimeout)
 	if _, set := v.vals[KeyActiveStopTimeout]; !set && marginOK {
-		stop, stopOK = (margin * 2 / 3).Truncate(time.Millisecond), true
-		v.vals[KeyActiveStopTimeout] = Setting{Key: KeyActiveStopTimeout, Value: stop.String(), Source: "default (2/3 of LEASE_MARGIN)"}
+		var source string
+		stop, source = defaultStopTimeout(margin)
+		stopOK = stop > 0
+		v.vals[KeyActiveStopTimeout] = Setting{Key: KeyActiveStopTimeout, Value: stop.String(), Source: source}
+		if !stopOK {
+			hint := ""
+			if !guarded {
+				hint = ", or set ACTIVE_STOP_TIMEOUT"
+			}
+			v.fail(KeyLeaseMargin, fmt.Sprintf("leaves the active command no time to stop: the default ACTIVE_STOP_TIMEOUT is "+
+				"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - %v guard answer slack - %v kill) = 0s; "+
+				"raise LEASE_MARGIN above %v (or ZK_SESSION_TIMEOUT, whose 30%% it is by default)%s",
+				GuardAnswerSlack, KillSlack, stopSlack, hint))
+		}
 	} else if stopOK && stop <= 0 {
 		v.fail(KeyActiveStopTimeout, "must be positive")
 		stopOK = false
@@ -498,9 +542,22 @@ func (v *validation) timing(c *Config) {
 	if margin >= session/2 {
 		v.fail(KeyLeaseMargin, fmt.Sprintf("must be less than half of ZK_SESSION_TIMEOUT; %s", v.leaseRule()))
 	}
-	if stop <= 0 || stop >= margin {
+	switch {
+	case guarded && stop+stopSlack > margin:
+		v.fail(KeyActiveStopTimeout, v.stopRule(stop))
+	case stop >= margin:
 		v.fail(KeyActiveStopTimeout, fmt.Sprintf("must be more than 0 and less than LEASE_MARGIN; %s", v.leaseRule()))
 	}
+}
+
+// stopRule explains, with the values in force, why a duty's stop must fit
+// in the margin.
+func (v *validation) stopRule(stop time.Duration) string {
+	s, m := v.get(KeyActiveStopTimeout), v.get(KeyLeaseMargin)
+	return fmt.Sprintf("ACTIVE_STOP_TIMEOUT=%s (from %s) + %v guard answer slack + %v kill = %v must fit in LEASE_MARGIN=%s (from %s): "+
+		"the duty could outlive the lease (the coordinator waits that long for its duty guard to confirm the stop before it kills the duty); "+
+		"lower ACTIVE_STOP_TIMEOUT or raise LEASE_MARGIN/ZK_SESSION_TIMEOUT",
+		s.Value, s.Source, GuardAnswerSlack, KillSlack, stop+stopSlack, m.Value, m.Source)
 }
 
 // leaseRule explains the timing inequality with the three values in force.

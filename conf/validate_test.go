@@ -204,12 +204,20 @@ func TestValidateLaterEntryWins(t *testing.T) {
 	assert.Contains(t, c.Settings(), Setting{KeyRegion, "us", "later"})
 }
 
+// guardedDuty makes a node whose ACTIVE_CMD runs under the duty guard: an
+// HA group with a duty.
+var guardedDuty = []Setting{set(KeyZK, "zk1:2181"), set(KeyHAID, "g"), set(KeyActiveCmd, "exec duty")}
+
 // TestValidateTiming covers the computed defaults of LEASE_MARGIN and
-// ACTIVE_STOP_TIMEOUT and the inequality
-// 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2.
+// ACTIVE_STOP_TIMEOUT and the inequalities
+// 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2 and, for a
+// guarded duty, ACTIVE_STOP_TIMEOUT + GuardAnswerSlack + KillSlack <=
+// LEASE_MARGIN.
 func TestValidateTiming(t *testing.T) {
+	const minusSlack = "default (LEASE_MARGIN - 400ms guard answer slack and kill)"
 	cases := []struct {
 		name                       string
+		extra                      []Setting
 		session, margin, stop      string
 		wantMargin, wantStop       time.Duration
 		wantMarginSrc, wantStopSrc string
@@ -228,8 +236,76 @@ func TestValidateTiming(t *testing.T) {
 		},
 		{
 			name: "computed values are whole milliseconds", session: "2001ms",
-			wantMargin: 600 * time.Millisecond, wantStop: 400 * time.Millisecond,
+			wantMargin: 600 * time.Millisecond, wantStop: 200 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: minusSlack,
+		},
+		{
+			name: "defaults fit a guarded duty at the default session", extra: guardedDuty,
+			wantMargin: 3 * time.Second, wantStop: 2 * time.Second,
 			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+		},
+		{
+			name: "defaults fit a guarded duty exactly at 4s", extra: guardedDuty, session: "4s",
+			wantMargin: 1200 * time.Millisecond, wantStop: 800 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+		},
+		{
+			name: "defaults fit a guarded duty at the shortest session", extra: guardedDuty, session: "2s",
+			wantMargin: 600 * time.Millisecond, wantStop: 200 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: minusSlack,
+		},
+		{
+			name: "a guarded stop set to the last millisecond that fits", extra: guardedDuty, session: "4s", stop: "800ms",
+			wantMargin: 1200 * time.Millisecond, wantStop: 800 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "test",
+		},
+		{
+			name: "a computed stop of 1ms still fits", extra: guardedDuty, margin: "401ms",
+			wantMargin: 401 * time.Millisecond, wantStop: time.Millisecond,
+			wantMarginSrc: "test", wantStopSrc: minusSlack,
+		},
+		{
+			name: "standalone, the stop needs no slack", extra: []Setting{set(KeyActiveCmd, "exec duty")}, session: "4s", stop: "1s",
+			wantMargin: 1200 * time.Millisecond, wantStop: time.Second,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "test",
+		},
+		{
+			name: "a group without a duty, the stop needs no slack", extra: guardedDuty[:2], session: "4s", stop: "1s",
+			wantMargin: 1200 * time.Millisecond, wantStop: time.Second,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "test",
+		},
+		{
+			name: "a small margin with a stop set, standalone", margin: "300ms", stop: "100ms",
+			wantMargin: 300 * time.Millisecond, wantStop: 100 * time.Millisecond,
+			wantMarginSrc: "test", wantStopSrc: "test",
+		},
+		{
+			name: "a guarded stop one millisecond too long", extra: guardedDuty, session: "4s", stop: "801ms",
+			wantErrKeys: []string{KeyActiveStopTimeout},
+			wantErrContains: []string{
+				`ACTIVE_STOP_TIMEOUT="801ms" (from test): ACTIVE_STOP_TIMEOUT=801ms (from test) + 300ms guard answer slack + 100ms kill = 1.201s ` +
+					"must fit in LEASE_MARGIN=1.2s (from default (30% of ZK_SESSION_TIMEOUT)): the duty could outlive the lease",
+				"lower ACTIVE_STOP_TIMEOUT or raise LEASE_MARGIN/ZK_SESSION_TIMEOUT",
+			},
+		},
+		{
+			name: "a guarded stop as long as the margin gets one message", extra: guardedDuty, session: "4s", stop: "3s", margin: "1200ms",
+			wantErrKeys:     []string{KeyActiveStopTimeout},
+			wantErrContains: []string{"ACTIVE_STOP_TIMEOUT=3s (from test) + 300ms guard answer slack + 100ms kill = 3.4s must fit in LEASE_MARGIN=1200ms (from test)"},
+		},
+		{
+			name: "a guarded margin too small for any stop", extra: guardedDuty, margin: "400ms",
+			wantErrKeys: []string{KeyLeaseMargin},
+			wantErrContains: []string{
+				`LEASE_MARGIN="400ms" (from test): leaves the active command no time to stop: the default ACTIVE_STOP_TIMEOUT is ` +
+					"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - 300ms guard answer slack - 100ms kill) = 0s; raise LEASE_MARGIN above 400ms " +
+					"(or ZK_SESSION_TIMEOUT, whose 30% it is by default)\n",
+			},
+		},
+		{
+			name: "a guarded margin too small, with a stop set", extra: guardedDuty, margin: "400ms", stop: "100ms",
+			wantErrKeys:     []string{KeyActiveStopTimeout},
+			wantErrContains: []string{"ACTIVE_STOP_TIMEOUT=100ms (from test) + 300ms guard answer slack + 100ms kill = 500ms must fit in LEASE_MARGIN=400ms (from test)"},
 		},
 		{
 			name: "stop computed from a set margin", margin: "1500ms",
@@ -265,8 +341,8 @@ func TestValidateTiming(t *testing.T) {
 		},
 		{
 			name: "margin too small to leave a computed stop", margin: "1ms",
-			wantErrKeys:     []string{KeyActiveStopTimeout},
-			wantErrContains: []string{`ACTIVE_STOP_TIMEOUT="0s" (from default (2/3 of LEASE_MARGIN))`},
+			wantErrKeys:     []string{KeyLeaseMargin},
+			wantErrContains: []string{`LEASE_MARGIN="1ms" (from test): leaves the active command no time to stop`, "raise LEASE_MARGIN above 400ms", "or set ACTIVE_STOP_TIMEOUT"},
 		},
 		{
 			name: "negative margin", margin: "-1s",
@@ -287,7 +363,7 @@ func TestValidateTiming(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			in := minimal()
+			in := minimal(tc.extra...)
 			for key, v := range map[string]string{KeyZKSessionTimeout: tc.session, KeyLeaseMargin: tc.margin, KeyActiveStopTimeout: tc.stop} {
 				if v != "" {
 					in = append(in, set(key, v))
@@ -306,7 +382,7 @@ func TestValidateTiming(t *testing.T) {
 			require.Error(t, err)
 			assert.Equal(t, tc.wantErrKeys, fieldErrorKeys(err))
 			for _, want := range tc.wantErrContains {
-				assert.Contains(t, err.Error(), want)
+				assert.Contains(t, err.Error()+"\n", want)
 			}
 		})
 	}
@@ -543,5 +619,28 @@ func TestValidateWarnsDutyContainmentNone(t *testing.T) {
 		c, err := Validate(minimal(set(KeyDutyContainment, mode)))
 		require.NoError(t, err)
 		assert.Empty(t, c.Notices(), mode)
+	}
+}
+
+// TestDefaultStopTimeoutAlwaysFits: for every margin that can hold the
+// stop slack, the computed ACTIVE_STOP_TIMEOUT is positive, at most 2/3 of
+// the margin, and fits with the slack; below that it is 0, which Validate
+// refuses on LEASE_MARGIN.
+func TestDefaultStopTimeoutAlwaysFits(t *testing.T) {
+	for margin := time.Millisecond; margin < maxSessionTimeout/2; margin += 7 * time.Millisecond {
+		stop, _ := defaultStopTimeout(margin)
+		if margin <= GuardAnswerSlack+KillSlack {
+			assert.Zero(t, stop, "margin %v", margin)
+			continue
+		}
+		assert.Positive(t, stop, "margin %v", margin)
+		assert.LessOrEqual(t, stop, margin*2/3, "margin %v", margin)
+		assert.LessOrEqual(t, stop+GuardAnswerSlack+KillSlack, margin, "margin %v", margin)
+	}
+	// Every session timeout with its default margin gives a valid guarded
+	// configuration.
+	for session := minSessionTimeout; session <= maxSessionTimeout; session += 997 * time.Millisecond {
+		_, err := Validate(minimal(append(guardedDuty, set(KeyZKSessionTimeout, session.String()))...))
+		assert.NoError(t, err, "session %v", session)
 	}
 }
