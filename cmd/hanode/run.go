@@ -23,6 +23,7 @@ func newRunCmd() *cobra.Command {
 		Short: "Run this node: join its HA group, serve the ping endpoints, run ACTIVE_CMD while active",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			armDebugPanic(cmd)
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
@@ -31,6 +32,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addDebugFlags(cmd)
 	return cmd
 }
 
