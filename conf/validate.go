@@ -476,15 +476,25 @@ const (
 // stopSlack is what a duty's stop takes beyond ACTIVE_STOP_TIMEOUT at worst.
 const stopSlack = GuardAnswerSlack + KillSlack
 
+// minGuardedMargin is the smallest margin whose default stop timeout is at
+// least 1ms: m - stopSlack - m/8 >= 1ms.
+var minGuardedMargin = ((stopSlack+time.Millisecond)*8/7 + time.Millisecond - 1).Truncate(time.Millisecond)
+
+// stallReserve is the part of the margin a host stall too short to be
+// noticed may eat (ha/doc.go, "Clocks and host pauses": M/8).
+func stallReserve(margin time.Duration) time.Duration { return margin / 8 }
+
 // defaultStopTimeout is ACTIVE_STOP_TIMEOUT when unset: 2/3 of the margin,
-// but at most the margin less stopSlack, so that the default always fits;
-// 0 when the margin cannot hold stopSlack. It says how it was computed.
+// but at most the margin less stopSlack and the stall reserve, so that the
+// default always fits; 0 when the margin cannot hold them. It says how it
+// was computed.
 func defaultStopTimeout(margin time.Duration) (time.Duration, string) {
-	third, rest := (margin * 2 / 3).Truncate(time.Millisecond), margin-stopSlack
+	third, rest := (margin * 2 / 3).Truncate(time.Millisecond), margin-stopSlack-stallReserve(margin)
 	if third <= rest {
 		return third, "default (2/3 of LEASE_MARGIN)"
 	}
-	return max(rest, 0).Truncate(time.Millisecond), fmt.Sprintf("default (LEASE_MARGIN - %v guard answer slack and kill)", stopSlack)
+	return max(rest, 0).Truncate(time.Millisecond),
+		fmt.Sprintf("default (LEASE_MARGIN - %v guard answer slack and kill - LEASE_MARGIN/8 for unnoticed stalls)", stopSlack)
 }
 
 // timing checks ZK_SESSION_TIMEOUT, LEASE_MARGIN and ACTIVE_STOP_TIMEOUT,
@@ -526,9 +536,9 @@ func (v *validation) timing(c *Config) {
 				hint = ", or set ACTIVE_STOP_TIMEOUT"
 			}
 			v.fail(KeyLeaseMargin, fmt.Sprintf("leaves the active command no time to stop: the default ACTIVE_STOP_TIMEOUT is "+
-				"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - %v guard answer slack - %v kill) = 0s; "+
-				"raise LEASE_MARGIN above %v (or ZK_SESSION_TIMEOUT, whose 30%% it is by default)%s",
-				GuardAnswerSlack, KillSlack, stopSlack, hint))
+				"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - %v guard answer slack - %v kill - LEASE_MARGIN/8 for unnoticed stalls) = 0s; "+
+				"raise LEASE_MARGIN to at least %v (or ZK_SESSION_TIMEOUT, whose 30%% it is by default)%s",
+				GuardAnswerSlack, KillSlack, minGuardedMargin, hint))
 		}
 	} else if stopOK && stop <= 0 {
 		v.fail(KeyActiveStopTimeout, "must be positive")
@@ -543,7 +553,7 @@ func (v *validation) timing(c *Config) {
 		v.fail(KeyLeaseMargin, fmt.Sprintf("must be less than half of ZK_SESSION_TIMEOUT; %s", v.leaseRule()))
 	}
 	switch {
-	case guarded && stop+stopSlack > margin:
+	case guarded && stop+stopSlack+stallReserve(margin) > margin:
 		v.fail(KeyActiveStopTimeout, v.stopRule(stop))
 	case stop >= margin:
 		v.fail(KeyActiveStopTimeout, fmt.Sprintf("must be more than 0 and less than LEASE_MARGIN; %s", v.leaseRule()))
@@ -554,10 +564,15 @@ func (v *validation) timing(c *Config) {
 // in the margin.
 func (v *validation) stopRule(stop time.Duration) string {
 	s, m := v.get(KeyActiveStopTimeout), v.get(KeyLeaseMargin)
-	return fmt.Sprintf("ACTIVE_STOP_TIMEOUT=%s (from %s) + %v guard answer slack + %v kill = %v must fit in LEASE_MARGIN=%s (from %s): "+
+	margin := stop // only to type the sum below
+	if d, err := time.ParseDuration(m.Value); err == nil {
+		margin = d
+	}
+	return fmt.Sprintf("ACTIVE_STOP_TIMEOUT=%s (from %s) + %v guard answer slack + %v kill + %v (LEASE_MARGIN/8, for stalls too short to notice) = %v "+
+		"must fit in LEASE_MARGIN=%s (from %s): "+
 		"the duty could outlive the lease (the coordinator waits that long for its duty guard to confirm the stop before it kills the duty); "+
 		"lower ACTIVE_STOP_TIMEOUT or raise LEASE_MARGIN/ZK_SESSION_TIMEOUT",
-		s.Value, s.Source, GuardAnswerSlack, KillSlack, stop+stopSlack, m.Value, m.Source)
+		s.Value, s.Source, GuardAnswerSlack, KillSlack, stallReserve(margin), stop+stopSlack+stallReserve(margin), m.Value, m.Source)
 }
 
 // leaseRule explains the timing inequality with the three values in force.

@@ -214,7 +214,7 @@ var guardedDuty = []Setting{set(KeyZK, "zk1:2181"), set(KeyHAID, "g"), set(KeyAc
 // guarded duty, ACTIVE_STOP_TIMEOUT + GuardAnswerSlack + KillSlack <=
 // LEASE_MARGIN.
 func TestValidateTiming(t *testing.T) {
-	const minusSlack = "default (LEASE_MARGIN - 400ms guard answer slack and kill)"
+	const minusSlack = "default (LEASE_MARGIN - 400ms guard answer slack and kill - LEASE_MARGIN/8 for unnoticed stalls)"
 	cases := []struct {
 		name                       string
 		extra                      []Setting
@@ -231,12 +231,12 @@ func TestValidateTiming(t *testing.T) {
 		},
 		{
 			name: "both computed from a 4s session", session: "4s",
-			wantMargin: 1200 * time.Millisecond, wantStop: 800 * time.Millisecond,
-			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+			wantMargin: 1200 * time.Millisecond, wantStop: 650 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: minusSlack,
 		},
 		{
 			name: "computed values are whole milliseconds", session: "2001ms",
-			wantMargin: 600 * time.Millisecond, wantStop: 200 * time.Millisecond,
+			wantMargin: 600 * time.Millisecond, wantStop: 125 * time.Millisecond,
 			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: minusSlack,
 		},
 		{
@@ -246,22 +246,22 @@ func TestValidateTiming(t *testing.T) {
 		},
 		{
 			name: "defaults fit a guarded duty exactly at 4s", extra: guardedDuty, session: "4s",
-			wantMargin: 1200 * time.Millisecond, wantStop: 800 * time.Millisecond,
-			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
-		},
-		{
-			name: "defaults fit a guarded duty at the shortest session", extra: guardedDuty, session: "2s",
-			wantMargin: 600 * time.Millisecond, wantStop: 200 * time.Millisecond,
+			wantMargin: 1200 * time.Millisecond, wantStop: 650 * time.Millisecond,
 			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: minusSlack,
 		},
 		{
-			name: "a guarded stop set to the last millisecond that fits", extra: guardedDuty, session: "4s", stop: "800ms",
-			wantMargin: 1200 * time.Millisecond, wantStop: 800 * time.Millisecond,
+			name: "defaults fit a guarded duty at the shortest session", extra: guardedDuty, session: "2s",
+			wantMargin: 600 * time.Millisecond, wantStop: 125 * time.Millisecond,
+			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: minusSlack,
+		},
+		{
+			name: "a guarded stop set to the last millisecond that fits", extra: guardedDuty, session: "4s", stop: "650ms",
+			wantMargin: 1200 * time.Millisecond, wantStop: 650 * time.Millisecond,
 			wantMarginSrc: "default (30% of ZK_SESSION_TIMEOUT)", wantStopSrc: "test",
 		},
 		{
-			name: "a computed stop of 1ms still fits", extra: guardedDuty, margin: "401ms",
-			wantMargin: 401 * time.Millisecond, wantStop: time.Millisecond,
+			name: "a computed stop of 1ms still fits", extra: guardedDuty, margin: "459ms",
+			wantMargin: 459 * time.Millisecond, wantStop: time.Millisecond,
 			wantMarginSrc: "test", wantStopSrc: minusSlack,
 		},
 		{
@@ -280,10 +280,11 @@ func TestValidateTiming(t *testing.T) {
 			wantMarginSrc: "test", wantStopSrc: "test",
 		},
 		{
-			name: "a guarded stop one millisecond too long", extra: guardedDuty, session: "4s", stop: "801ms",
+			name: "a guarded stop one millisecond too long", extra: guardedDuty, session: "4s", stop: "651ms",
 			wantErrKeys: []string{KeyActiveStopTimeout},
 			wantErrContains: []string{
-				`ACTIVE_STOP_TIMEOUT="801ms" (from test): ACTIVE_STOP_TIMEOUT=801ms (from test) + 300ms guard answer slack + 100ms kill = 1.201s ` +
+				`ACTIVE_STOP_TIMEOUT="651ms" (from test): ACTIVE_STOP_TIMEOUT=651ms (from test) + 300ms guard answer slack + 100ms kill + ` +
+					"150ms (LEASE_MARGIN/8, for stalls too short to notice) = 1.201s " +
 					"must fit in LEASE_MARGIN=1.2s (from default (30% of ZK_SESSION_TIMEOUT)): the duty could outlive the lease",
 				"lower ACTIVE_STOP_TIMEOUT or raise LEASE_MARGIN/ZK_SESSION_TIMEOUT",
 			},
@@ -291,26 +292,27 @@ func TestValidateTiming(t *testing.T) {
 		{
 			name: "a guarded stop as long as the margin gets one message", extra: guardedDuty, session: "4s", stop: "3s", margin: "1200ms",
 			wantErrKeys:     []string{KeyActiveStopTimeout},
-			wantErrContains: []string{"ACTIVE_STOP_TIMEOUT=3s (from test) + 300ms guard answer slack + 100ms kill = 3.4s must fit in LEASE_MARGIN=1200ms (from test)"},
+			wantErrContains: []string{"ACTIVE_STOP_TIMEOUT=3s (from test) + 300ms guard answer slack + 100ms kill + 150ms (LEASE_MARGIN/8, for stalls too short to notice) = 3.55s must fit in LEASE_MARGIN=1200ms (from test)"},
 		},
 		{
-			name: "a guarded margin too small for any stop", extra: guardedDuty, margin: "400ms",
+			name: "a guarded margin too small for any stop", extra: guardedDuty, margin: "458ms",
 			wantErrKeys: []string{KeyLeaseMargin},
 			wantErrContains: []string{
-				`LEASE_MARGIN="400ms" (from test): leaves the active command no time to stop: the default ACTIVE_STOP_TIMEOUT is ` +
-					"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - 300ms guard answer slack - 100ms kill) = 0s; raise LEASE_MARGIN above 400ms " +
+				`LEASE_MARGIN="458ms" (from test): leaves the active command no time to stop: the default ACTIVE_STOP_TIMEOUT is ` +
+					"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - 300ms guard answer slack - 100ms kill - LEASE_MARGIN/8 for unnoticed stalls) = 0s; " +
+					"raise LEASE_MARGIN to at least 459ms " +
 					"(or ZK_SESSION_TIMEOUT, whose 30% it is by default)\n",
 			},
 		},
 		{
 			name: "a guarded margin too small, with a stop set", extra: guardedDuty, margin: "400ms", stop: "100ms",
 			wantErrKeys:     []string{KeyActiveStopTimeout},
-			wantErrContains: []string{"ACTIVE_STOP_TIMEOUT=100ms (from test) + 300ms guard answer slack + 100ms kill = 500ms must fit in LEASE_MARGIN=400ms (from test)"},
+			wantErrContains: []string{"ACTIVE_STOP_TIMEOUT=100ms (from test) + 300ms guard answer slack + 100ms kill + 50ms (LEASE_MARGIN/8, for stalls too short to notice) = 550ms must fit in LEASE_MARGIN=400ms (from test)"},
 		},
 		{
 			name: "stop computed from a set margin", margin: "1500ms",
-			wantMargin: 1500 * time.Millisecond, wantStop: time.Second,
-			wantMarginSrc: "test", wantStopSrc: "default (2/3 of LEASE_MARGIN)",
+			wantMargin: 1500 * time.Millisecond, wantStop: 912 * time.Millisecond, // 1.5s - 400ms - 187.5ms
+			wantMarginSrc: "test", wantStopSrc: minusSlack,
 		},
 		{
 			name: "stop set, margin computed", stop: "2500ms",
@@ -342,7 +344,7 @@ func TestValidateTiming(t *testing.T) {
 		{
 			name: "margin too small to leave a computed stop", margin: "1ms",
 			wantErrKeys:     []string{KeyLeaseMargin},
-			wantErrContains: []string{`LEASE_MARGIN="1ms" (from test): leaves the active command no time to stop`, "raise LEASE_MARGIN above 400ms", "or set ACTIVE_STOP_TIMEOUT"},
+			wantErrContains: []string{`LEASE_MARGIN="1ms" (from test): leaves the active command no time to stop`, "raise LEASE_MARGIN to at least 459ms", "or set ACTIVE_STOP_TIMEOUT"},
 		},
 		{
 			name: "negative margin", margin: "-1s",
@@ -629,13 +631,13 @@ func TestValidateWarnsDutyContainmentNone(t *testing.T) {
 func TestDefaultStopTimeoutAlwaysFits(t *testing.T) {
 	for margin := time.Millisecond; margin < maxSessionTimeout/2; margin += 7 * time.Millisecond {
 		stop, _ := defaultStopTimeout(margin)
-		if margin <= GuardAnswerSlack+KillSlack {
+		if margin < minGuardedMargin {
 			assert.Zero(t, stop, "margin %v", margin)
 			continue
 		}
 		assert.Positive(t, stop, "margin %v", margin)
 		assert.LessOrEqual(t, stop, margin*2/3, "margin %v", margin)
-		assert.LessOrEqual(t, stop+GuardAnswerSlack+KillSlack, margin, "margin %v", margin)
+		assert.LessOrEqual(t, stop+GuardAnswerSlack+KillSlack+margin/8, margin, "margin %v", margin)
 	}
 	// Every session timeout with its default margin gives a valid guarded
 	// configuration.

@@ -218,6 +218,9 @@ func (s *Supervisor) Kill(reason string) error {
 	return a.err
 }
 
+// Configured reports whether there is a duty to run (Command set).
+func (s *Supervisor) Configured() bool { return s.cfg.Command != "" }
+
 // Status reports what runs now.
 func (s *Supervisor) Status() DutyStatus {
 	if st := s.status.Load(); st != nil {
