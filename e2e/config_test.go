@@ -103,7 +103,7 @@ func TestCheckConfigPrintsTheEffectiveConfiguration(t *testing.T) {
 	mustContain(t, "HTTP_LISTEN line", line("HTTP_LISTEN"), `"127.0.0.1:9641"`, "flag --http-listen")
 	mustContain(t, "REGION line", line("REGION"), `"world"`, "default")
 	mustContain(t, "LEASE_MARGIN line", line("LEASE_MARGIN"), `"1.2s"`, "default")
-	mustContain(t, "ACTIVE_STOP_TIMEOUT line", line("ACTIVE_STOP_TIMEOUT"), `"800ms"`, "default")
+	mustContain(t, "ACTIVE_STOP_TIMEOUT line", line("ACTIVE_STOP_TIMEOUT"), `"650ms"`, "default")
 	mustContain(t, "DUTY_CONTAINMENT line", line("DUTY_CONTAINMENT"), `"auto"`, "default")
 	mustContain(t, "ACTIVE_CMD_MODE line", line("ACTIVE_CMD_MODE"), `"simple"`, "default")
 	mustContain(t, "ACTIVE_MAX_RESTARTS line", line("ACTIVE_MAX_RESTARTS"), `"5"`, "default")
@@ -155,7 +155,7 @@ func TestCheckConfigRefusesWhatZooKeeperOrLinuxWouldRefuse(t *testing.T) {
 		{"a NUL byte in quotes", "ZK=127.0.0.1:9\nREGION=\"eu\x00west\"\n",
 			[]string{"FILE:5:11: NUL byte is not allowed"}},
 		{"a stop that cannot fit in the margin", "ZK=127.0.0.1:9\nZK_SESSION_TIMEOUT=4s\nACTIVE_CMD='exec duty'\nACTIVE_STOP_TIMEOUT=1s\n",
-			[]string{"ACTIVE_STOP_TIMEOUT=1s (from FILE:7) + 300ms guard answer slack + 100ms kill = 1.4s must fit in LEASE_MARGIN=1.2s (from default (30% of ZK_SESSION_TIMEOUT))"}},
+			[]string{"ACTIVE_STOP_TIMEOUT=1s (from FILE:7) + 300ms guard answer slack + 100ms kill + 150ms (LEASE_MARGIN/8, for stalls too short to notice) = 1.55s must fit in LEASE_MARGIN=1.2s (from default (30% of ZK_SESSION_TIMEOUT))"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
