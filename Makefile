@@ -59,6 +59,7 @@ test-unit:
 ## fuzz: run the fuzzers briefly (FUZZTIME=... each)
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvFile -fuzztime=$(FUZZTIME) ./conf
+	$(GO) test -run='^$$' -fuzz=FuzzNamesAreZnodeNames -fuzztime=$(FUZZTIME) ./conf
 	$(GO) test -run='^$$' -fuzz=FuzzParseMember -fuzztime=$(FUZZTIME) ./ha
 
 ## demo: a three-node primary group on this machine; the leader is killed, a standby takes over

@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,22 +32,28 @@ import (
 
 // The configuration keys, as written in the env file.
 const (
-	KeyName              = "NAME"
-	KeyRole              = "ROLE"
-	KeyRegion            = "REGION"
-	KeyHAID              = "HA_ID"
-	KeyZK                = "ZK"
-	KeyZKSessionTimeout  = "ZK_SESSION_TIMEOUT"
-	KeyZKRoot            = "ZK_ROOT"
-	KeyNetID             = "NET_ID"
-	KeyHTTPListen        = "HTTP_LISTEN"
-	KeyActiveCmd         = "ACTIVE_CMD"
-	KeyActiveStopTimeout = "ACTIVE_STOP_TIMEOUT"
-	KeyLeaseMargin       = "LEASE_MARGIN"
-	KeyFenceCmd          = "FENCE_CMD"
-	KeyFenceTimeout      = "FENCE_TIMEOUT"
-	KeyLogLevel          = "LOG_LEVEL"
-	KeyLogFormat         = "LOG_FORMAT"
+	KeyName                = "NAME"
+	KeyRole                = "ROLE"
+	KeyRegion              = "REGION"
+	KeyHAID                = "HA_ID"
+	KeyZK                  = "ZK"
+	KeyZKSessionTimeout    = "ZK_SESSION_TIMEOUT"
+	KeyZKRoot              = "ZK_ROOT"
+	KeyNetID               = "NET_ID"
+	KeyHTTPListen          = "HTTP_LISTEN"
+	KeyActiveCmd           = "ACTIVE_CMD"
+	KeyActiveCmdMode       = "ACTIVE_CMD_MODE"
+	KeyActiveStopTimeout   = "ACTIVE_STOP_TIMEOUT"
+	KeyActiveMaxRestarts   = "ACTIVE_MAX_RESTARTS"
+	KeyActiveRestartWindow = "ACTIVE_RESTART_WINDOW"
+	KeyActiveRestartGrace  = "ACTIVE_RESTART_GRACE"
+	KeyDutyContainment     = "DUTY_CONTAINMENT"
+	KeyLeaseMargin         = "LEASE_MARGIN"
+	KeyFenceCmd            = "FENCE_CMD"
+	KeyFenceTimeout        = "FENCE_TIMEOUT"
+	KeyFenceMaxTries       = "FENCE_MAX_TRIES"
+	KeyLogLevel            = "LOG_LEVEL"
+	KeyLogFormat           = "LOG_FORMAT"
 )
 
 // EnvPrefix starts the name of every environment variable that sets a key.
@@ -64,6 +71,9 @@ type keyInfo struct {
 	// group, no ZooKeeper, no duty) and so overrides lower layers. For every
 	// other key an empty value is treated as not set, as ${X:-default} would.
 	emptyIsValue bool
+	// command marks shell commands (the *_CMD keys), run as
+	// /bin/sh -c VALUE: at most maxCommandLen bytes.
+	command bool
 }
 
 var keys = []keyInfo{
@@ -76,11 +86,17 @@ var keys = []keyInfo{
 	{name: KeyZKRoot, def: "/hanode", usage: "znode under which hanode keeps its groups"},
 	{name: KeyNetID, def: "1", usage: "network id answered under /v2/ping/net/:netid/"},
 	{name: KeyHTTPListen, def: ":9640", usage: "host:port of the HTTP health endpoint"},
-	{name: KeyActiveCmd, emptyIsValue: true, usage: "shell command run only while this server is active"},
-	{name: KeyActiveStopTimeout, usage: "how long the active command gets to stop (default 2/3 of LEASE_MARGIN)"},
+	{name: KeyActiveCmd, emptyIsValue: true, command: true, usage: "shell command run only while this server is active"},
+	{name: KeyActiveCmdMode, def: "simple", usage: "simple: the duty is ACTIVE_CMD's process; forking: ACTIVE_CMD starts a daemon and exits 0, and the duty is the daemon (as systemd's Type=forking)"},
+	{name: KeyActiveStopTimeout, usage: "how long the active command gets to stop (default min(2/3 of LEASE_MARGIN, LEASE_MARGIN - 400ms))"},
+	{name: KeyActiveMaxRestarts, def: "5", usage: "restarts of a failing active command within ACTIVE_RESTART_WINDOW after which the node hands over; 0 means never give up"},
+	{name: KeyActiveRestartWindow, def: "60s", usage: "the window ACTIVE_MAX_RESTARTS counts restarts in"},
+	{name: KeyActiveRestartGrace, def: "1s", usage: "how long a leader whose active command is not running (between a crash and its restart) still answers ok"},
+	{name: KeyDutyContainment, def: "auto", usage: "how every process of a duty is contained and stopped: auto (cgroup, else subreaper), cgroup, subreaper, or none (only the duty's process group)"},
 	{name: KeyLeaseMargin, usage: "how long before the ZooKeeper session could expire the active lease ends (default 30% of ZK_SESSION_TIMEOUT)"},
-	{name: KeyFenceCmd, emptyIsValue: true, usage: "shell command a new leader runs to fence the previous one before its duty starts"},
+	{name: KeyFenceCmd, emptyIsValue: true, command: true, usage: "shell command a new leader runs to fence the previous one before its duty starts"},
 	{name: KeyFenceTimeout, def: "30s", usage: "how long FENCE_CMD may run before it counts as failed"},
+	{name: KeyFenceMaxTries, def: "3", usage: "failed FENCE_CMD runs in one term after which the node steps aside so another member may try"},
 	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
 }
@@ -102,12 +118,34 @@ func flagName(key string) string {
 // Config is the validated, effective configuration. Each field holds the key
 // of the same name (Name is NAME, HAID is HA_ID, ZKSessionTimeout is
 // ZK_SESSION_TIMEOUT, ...), trimmed; Role is canonical (roles.Set.String),
-// LogLevel and LogFormat are lower case, and LeaseMargin and
-// ActiveStopTimeout are computed when unset.
+// LogLevel, LogFormat, ActiveCmdMode and DutyContainment are lower case, and
+// LeaseMargin and ActiveStopTimeout are computed when unset.
 type Config struct {
 	Name, Role, Region, HAID, ZK, ZKRoot, NetID, HTTPListen, ActiveCmd, FenceCmd, LogLevel, LogFormat string
 
 	ZKSessionTimeout, LeaseMargin, ActiveStopTimeout, FenceTimeout time.Duration
+
+	// ActiveCmdMode is "simple" (the duty is ACTIVE_CMD's process) or
+	// "forking" (ACTIVE_CMD's process starts a daemon and exits 0; the duty
+	// is the daemon, as with systemd's Type=forking).
+	ActiveCmdMode string
+	// ActiveMaxRestarts is how many restarts of a failing duty within
+	// ActiveRestartWindow make the node hand over; 0 means never give up.
+	ActiveMaxRestarts int
+	// ActiveRestartWindow is the sliding window ActiveMaxRestarts counts in
+	// (> 0).
+	ActiveRestartWindow time.Duration
+	// ActiveRestartGrace is how long a leader whose duty is not running
+	// (between a crash and its restart) still answers ok (>= 0).
+	ActiveRestartGrace time.Duration
+	// DutyContainment is how the processes of a duty are contained and
+	// stopped: "auto" (a cgroup where one can be had, else a subreaper),
+	// "cgroup", "subreaper" or "none" (only the duty's process group, which a
+	// process leaving it escapes; Notices warns).
+	DutyContainment string
+	// FenceMaxTries is how many failed FENCE_CMD runs in one term make the
+	// node step aside so another member may try (>= 1).
+	FenceMaxTries int
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
@@ -189,14 +227,26 @@ func (c *Config) value(key string) string {
 		return c.HTTPListen
 	case KeyActiveCmd:
 		return c.ActiveCmd
+	case KeyActiveCmdMode:
+		return c.ActiveCmdMode
 	case KeyActiveStopTimeout:
 		return c.ActiveStopTimeout.String()
+	case KeyActiveMaxRestarts:
+		return strconv.Itoa(c.ActiveMaxRestarts)
+	case KeyActiveRestartWindow:
+		return c.ActiveRestartWindow.String()
+	case KeyActiveRestartGrace:
+		return c.ActiveRestartGrace.String()
+	case KeyDutyContainment:
+		return c.DutyContainment
 	case KeyLeaseMargin:
 		return c.LeaseMargin.String()
 	case KeyFenceCmd:
 		return c.FenceCmd
 	case KeyFenceTimeout:
 		return c.FenceTimeout.String()
+	case KeyFenceMaxTries:
+		return strconv.Itoa(c.FenceMaxTries)
 	case KeyLogLevel:
 		return c.LogLevel
 	case KeyLogFormat:

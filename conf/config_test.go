@@ -56,6 +56,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 	assert.ElementsMatch(t, []string{
 		"name", "role", "region", "ha-id", "zk", "zk-session-timeout", "zk-root", "net-id",
 		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
+		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -119,10 +120,16 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyNetID, "1", "default"},
 		{KeyHTTPListen, ":9640", "default"},
 		{KeyActiveCmd, "", ""},
+		{KeyActiveCmdMode, "simple", "default"},
 		{KeyActiveStopTimeout, "2s", "default (2/3 of LEASE_MARGIN)"},
+		{KeyActiveMaxRestarts, "5", "default"},
+		{KeyActiveRestartWindow, "1m0s", "default"},
+		{KeyActiveRestartGrace, "1s", "default"},
+		{KeyDutyContainment, "auto", "default"},
 		{KeyLeaseMargin, "3s", "default (30% of ZK_SESSION_TIMEOUT)"},
 		{KeyFenceCmd, "", ""},
 		{KeyFenceTimeout, "30s", "default"},
+		{KeyFenceMaxTries, "3", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
 	}, c.Settings())
@@ -373,7 +380,9 @@ func TestShippedEnvFilesValidate(t *testing.T) {
 	})
 }
 
-// TestSystemdUnit keeps the unit file in line with the CLI's exit statuses.
+// TestSystemdUnit keeps the unit file in line with the CLI's exit statuses
+// (cmd/hanode: 77 and 78 are final, the Go runtime's 2 is restarted) and with
+// duty containment (a delegated, writable cgroup subtree).
 func TestSystemdUnit(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join("..", "etc", "systemd", "hanode.service"))
 	require.NoError(t, err)
@@ -384,10 +393,13 @@ func TestSystemdUnit(t *testing.T) {
 		"KillSignal=SIGTERM",
 		"TimeoutStopSec=15",
 		"Restart=on-failure",
-		"RestartPreventExitStatus=2 3",
+		"RestartPreventExitStatus=77 78",
+		"Delegate=yes",
 	} {
 		assert.Contains(t, lines, want)
 	}
+	// Delegation needs a writable cgroup tree.
+	assert.NotContains(t, lines, "ProtectControlGroups=yes")
 	assert.False(t, slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "EnvironmentFile=") }))
 }
 

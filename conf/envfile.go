@@ -2,9 +2,11 @@ package conf
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -77,6 +79,7 @@ func ParseEnvFile(name string, src []byte, lookupEnv func(string) (string, bool)
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	ev := &evaluator{name: name, env: &fileEnv{vars: map[string]Value{}, lookup: lookupEnv}}
+	ev.errs = nulErrors(name, src)
 	// Bash grammar parses the most constructs, so a bash-ism is refused by
 	// name below rather than reported as a puzzling syntax error.
 	parser := syntax.NewParser(syntax.Variant(syntax.LangBash))
@@ -95,11 +98,48 @@ func ParseEnvFile(name string, src []byte, lookupEnv func(string) (string, bool)
 		}
 	}
 	if len(ev.errs) > 0 {
+		slices.SortStableFunc(ev.errs, func(a, b error) int {
+			sa, sb := a.(*SyntaxError), b.(*SyntaxError)
+			return cmp.Or(cmp.Compare(sa.Line, sb.Line), cmp.Compare(sa.Col, sb.Col))
+		})
 		// The values evaluated despite the errors go back too, so the
 		// caller can still check every other key and report all at once.
 		return ev.env.vars, errors.Join(ev.errs...)
 	}
 	return ev.env.vars, nil
+}
+
+// maxNulLines bounds how many lines with a NUL byte are reported one by one
+// (a UTF-16 or binary file has one on every line).
+const maxNulLines = 5
+
+// nulErrors refuses every NUL byte in src, one error per line at its first
+// NUL, wherever it is (in quotes, a comment, a name). The shell parser drops
+// NUL bytes silently, as shells do, so X="a<NUL>b" would set "ab": not what
+// the file holds, and nothing an environment variable or an argument can
+// hold either.
+func nulErrors(name string, src []byte) []error {
+	var errs []error
+	line, more := 1, 0
+	for rest := src; len(rest) > 0; line++ {
+		text, next, _ := bytes.Cut(rest, []byte("\n"))
+		rest = next
+		col := bytes.IndexByte(text, 0)
+		if col < 0 {
+			continue
+		}
+		if len(errs) == maxNulLines {
+			more++
+			continue
+		}
+		errs = append(errs, &SyntaxError{File: name, Line: line, Col: col + 1,
+			Msg: "NUL byte is not allowed: a shell drops it silently, and no value can hold one (is the file UTF-16, or binary?)"})
+	}
+	if more > 0 {
+		last := errs[len(errs)-1].(*SyntaxError)
+		last.Msg += fmt.Sprintf(" (and NUL bytes on %d more lines)", more)
+	}
+	return errs
 }
 
 // maxValueLen bounds one expanded value; real values are a few hundred bytes.

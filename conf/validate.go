@@ -7,12 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hanode/hanode/roles"
 )
 
 // ErrInvalid matches every configuration problem Load and Validate report
-// (errors.Is); the CLI maps it to exit status 2.
+// (errors.Is); the CLI maps it to exit status 78 (EX_CONFIG).
 var ErrInvalid = errors.New("conf: invalid configuration")
 
 // FieldError is a problem with one key: its value, where that value came
@@ -22,12 +23,27 @@ type FieldError struct {
 }
 
 // Error renders the error as `KEY="value" (from source): msg`; a key that was
-// never set has no source and renders as `KEY: msg`.
+// never set has no source and renders as `KEY: msg`. A value longer than
+// 256 bytes is shown by its first 64 and its length:
+// `KEY="first 64 bytes"... (70000 bytes) (from source): msg`.
 func (e *FieldError) Error() string {
 	if e.Source == "" {
 		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
 	}
-	return fmt.Sprintf("%s=%q (from %s): %s", e.Key, e.Value, e.Source, e.Msg)
+	return fmt.Sprintf("%s=%s (from %s): %s", e.Key, shownValue(e.Value), e.Source, e.Msg)
+}
+
+// shownValue quotes a value for a message, shortened when long.
+func shownValue(s string) string {
+	const long, shown = 256, 64
+	if len(s) <= long {
+		return strconv.Quote(s)
+	}
+	cut := shown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 // Is makes every FieldError match ErrInvalid.
@@ -87,8 +103,8 @@ func Validate(raw []Setting) (*Config, error) {
 	c.ZKRoot = v.znodePath(KeyZKRoot)
 	c.NetID = v.netID()
 	c.HTTPListen = v.listen()
-	c.ActiveCmd = v.get(KeyActiveCmd).Value
-	c.FenceCmd = v.get(KeyFenceCmd).Value
+	c.ActiveCmd = v.command(KeyActiveCmd)
+	c.FenceCmd = v.command(KeyFenceCmd)
 	if d, ok := v.duration(KeyFenceTimeout); ok {
 		if d <= 0 {
 			v.fail(KeyFenceTimeout, "must be positive")
@@ -97,7 +113,31 @@ func Validate(raw []Setting) (*Config, error) {
 	}
 	c.LogLevel = v.oneOf(KeyLogLevel, "debug", "info", "warn", "error")
 	c.LogFormat = v.oneOf(KeyLogFormat, "json", "console")
+	c.ActiveCmdMode = v.oneOf(KeyActiveCmdMode, "simple", "forking")
+	c.DutyContainment = v.oneOf(KeyDutyContainment, "auto", "cgroup", "subreaper", "none")
+	c.ActiveMaxRestarts, _ = v.count(KeyActiveMaxRestarts, 0)
+	c.FenceMaxTries, _ = v.count(KeyFenceMaxTries, 1)
+	if d, ok := v.duration(KeyActiveRestartWindow); ok {
+		if d <= 0 {
+			v.fail(KeyActiveRestartWindow, "must be positive")
+		}
+		c.ActiveRestartWindow = d
+	}
+	if d, ok := v.duration(KeyActiveRestartGrace); ok {
+		if d < 0 {
+			v.fail(KeyActiveRestartGrace, "must not be negative (0 means: no ok while the duty is not running)")
+		}
+		c.ActiveRestartGrace = d
+	}
 	v.timing(c)
+
+	if c.DutyContainment == "none" {
+		dc := v.get(KeyDutyContainment)
+		c.notices = append(c.notices, Notice{Kind: NoticeWarning, Key: KeyDutyContainment, Value: dc.Value, Source: dc.Source,
+			Msg: "duty processes are not contained: a process that leaves the duty's process group (setsid, a daemon, " +
+				"a command such as timeout that moves to a group of its own) is not stopped when the duty is, " +
+				"and can go on acting after this node lost its lease, next to the new leader. Use auto unless no cgroup and no subreaper can be had"})
+	}
 
 	if c.HA() && c.Standalone() {
 		zk := v.get(KeyZK)
@@ -252,13 +292,45 @@ func checkHostPort(hp string, listen bool) string {
 	return ""
 }
 
-// checkZnodePath returns what is wrong with an absolute znode path, or "".
+// checkZnodePath returns what is wrong with an absolute znode path hanode
+// will create (ZK_ROOT, the chroot of ZK), or "". It refuses what
+// ZooKeeper's PathUtils.validatePath refuses (a path hanode sends that the
+// server refuses would fail every request, and the node would retry
+// forever), plus "/" alone, and ZooKeeper's reserved tree /zookeeper.
 func checkZnodePath(p string) string {
+	if p == "/" {
+		return `must not be "/" alone`
+	}
+	if msg := validatePath(p); msg != "" {
+		return msg
+	}
+	if p == reservedTree || strings.HasPrefix(p, reservedTree+"/") {
+		return fmt.Sprintf("%q is in %s, the tree ZooKeeper reserves for itself (quotas, the ensemble's configuration)", p, reservedTree)
+	}
+	return ""
+}
+
+// reservedTree is ZooKeeper's own subtree (Quotas.procZookeeper).
+const reservedTree = "/zookeeper"
+
+// validatePath returns why ZooKeeper would refuse p as a znode path, or "".
+// It is org.apache.zookeeper.common.PathUtils.validatePath (3.4 to 3.9),
+// rule for rule: p starts with '/', does not end with '/' (unless it is
+// "/"), and has no empty component, no "." or ".." component, and no
+// character in U+0000-U+001F, U+007F-U+009F, U+D800-U+F8FF or
+// U+FFF0-U+FFFF. Java checks UTF-16 code units, so a character above
+// U+FFFF (a surrogate pair, U+D800-U+DFFF) is refused too, and the server
+// decodes bytes that are not UTF-8 as U+FFFD, refused as well.
+// go-zookeeper's own check differs (it allows U+D800-U+EFFF and U+FFFF), so
+// hanode checks before it connects.
+func validatePath(p string) string {
 	switch {
-	case !strings.HasPrefix(p, "/"):
+	case p == "":
+		return "must not be empty"
+	case p[0] != '/':
 		return fmt.Sprintf("%q must start with /", p)
 	case p == "/":
-		return `must not be "/" alone`
+		return ""
 	case strings.HasSuffix(p, "/"):
 		return fmt.Sprintf("%q must not end with /", p)
 	}
@@ -269,11 +341,33 @@ func checkZnodePath(p string) string {
 		case seg == "." || seg == "..":
 			return fmt.Sprintf("%q has a %q segment", p, seg)
 		}
-		for _, r := range seg {
-			if r < 0x20 || r == 0x7f {
-				return fmt.Sprintf("%q has a control character", p)
+		for i, r := range seg {
+			if r == utf8.RuneError {
+				if _, size := utf8.DecodeRuneInString(seg[i:]); size <= 1 {
+					return fmt.Sprintf("%q is not valid UTF-8", p)
+				}
+			}
+			if msg := zkRefusedRune(r); msg != "" {
+				return fmt.Sprintf("%q has %s, which ZooKeeper refuses in a znode path", p, msg)
 			}
 		}
+	}
+	return ""
+}
+
+// zkRefusedRune describes r when ZooKeeper refuses it in a path, else "".
+func zkRefusedRune(r rune) string {
+	switch {
+	case r == 0:
+		return "a NUL character"
+	case r <= 0x1f, r >= 0x7f && r <= 0x9f:
+		return fmt.Sprintf("a control character (%U)", r)
+	case r >= 0xd800 && r <= 0xf8ff:
+		return fmt.Sprintf("character %U (U+D800 to U+F8FF: surrogates and private use)", r)
+	case r >= 0xfff0 && r <= 0xffff:
+		return fmt.Sprintf("character %U (U+FFF0 to U+FFFF: specials)", r)
+	case r > 0xffff:
+		return fmt.Sprintf("character %U (above U+FFFF: Java sees a surrogate pair)", r)
 	}
 	return ""
 }
@@ -282,6 +376,25 @@ func (v *validation) znodePath(key string) string {
 	s := v.get(key)
 	if msg := checkZnodePath(s.Value); msg != "" {
 		v.fail(key, "znode path "+msg)
+	}
+	return s.Value
+}
+
+// maxCommandLen bounds a command key (ACTIVE_CMD, FENCE_CMD). Each runs as
+// one argument, of the duty guard (--command) and of /bin/sh -c, and Linux
+// refuses an argument longer than MAX_ARG_STRLEN (131072 bytes) with
+// "argument list too long", naming no key. Half of that leaves room for the
+// rest of the arguments and the environment, which share ARG_MAX; a real
+// command that needs more belongs in a script.
+const maxCommandLen = 65536
+
+// command checks a shell command key.
+func (v *validation) command(key string) string {
+	s := v.get(key)
+	if len(s.Value) > maxCommandLen {
+		v.fail(key, fmt.Sprintf("%d bytes, longer than the %d bytes hanode accepts for a command "+
+			"(it is passed as one argument to the duty guard and to /bin/sh -c, and Linux takes at most 131072 bytes in one): "+
+			"put the command in a script and run that", len(s.Value), maxCommandLen))
 	}
 	return s.Value
 }
@@ -317,6 +430,22 @@ func (v *validation) oneOf(key string, allowed ...string) string {
 	return s.Value
 }
 
+// count parses a whole-number key of at least low; ok is false when it is
+// invalid (and then the problem has been recorded).
+func (v *validation) count(key string, low int) (n int, ok bool) {
+	s := v.get(key)
+	n, err := strconv.Atoi(s.Value)
+	if err != nil {
+		v.fail(key, "not a whole number")
+		return 0, false
+	}
+	if n < low {
+		v.fail(key, fmt.Sprintf("must be at least %d", low))
+		return n, false
+	}
+	return n, true
+}
+
 // duration parses a key; ok is false when it is missing or invalid (and
 // then the problem has been recorded, unless the key is computed).
 func (v *validation) duration(key string) (d time.Duration, ok bool) {
@@ -332,9 +461,50 @@ func (v *validation) duration(key string) (d time.Duration, ok bool) {
 	return d, true
 }
 
+// The stop of a duty in an HA group, beyond ACTIVE_STOP_TIMEOUT; the
+// duty's whole stop must fit in LEASE_MARGIN (see timing).
+const (
+	// GuardAnswerSlack is how long the coordinator waits beyond
+	// ACTIVE_STOP_TIMEOUT for its duty guard to confirm a stop before it
+	// kills the guard and the duty's whole cgroup.
+	GuardAnswerSlack = 300 * time.Millisecond
+	// KillSlack is the room left, after GuardAnswerSlack, for that kill to
+	// take effect.
+	KillSlack = 100 * time.Millisecond
+)
+
+// stopSlack is what a duty's stop takes beyond ACTIVE_STOP_TIMEOUT at worst.
+const stopSlack = GuardAnswerSlack + KillSlack
+
+// minGuardedMargin is the smallest margin whose default stop timeout is at
+// least 1ms: m - stopSlack - m/8 >= 1ms.
+var minGuardedMargin = ((stopSlack+time.Millisecond)*8/7 + time.Millisecond - 1).Truncate(time.Millisecond)
+
+// stallReserve is the part of the margin a host stall too short to be
+// noticed may eat (ha/doc.go, "Clocks and host pauses": M/8).
+func stallReserve(margin time.Duration) time.Duration { return margin / 8 }
+
+// defaultStopTimeout is ACTIVE_STOP_TIMEOUT when unset: 2/3 of the margin,
+// but at most the margin less stopSlack and the stall reserve, so that the
+// default always fits; 0 when the margin cannot hold them. It says how it
+// was computed.
+func defaultStopTimeout(margin time.Duration) (time.Duration, string) {
+	third, rest := (margin * 2 / 3).Truncate(time.Millisecond), margin-stopSlack-stallReserve(margin)
+	if third <= rest {
+		return third, "default (2/3 of LEASE_MARGIN)"
+	}
+	return max(rest, 0).Truncate(time.Millisecond),
+		fmt.Sprintf("default (LEASE_MARGIN - %v guard answer slack and kill - LEASE_MARGIN/8 for unnoticed stalls)", stopSlack)
+}
+
 // timing checks ZK_SESSION_TIMEOUT, LEASE_MARGIN and ACTIVE_STOP_TIMEOUT,
-// computing the last two when unset, and the inequality that keeps one
-// active server: 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2.
+// computing the last two when unset, and the inequalities that keep one
+// active server: 0 < ACTIVE_STOP_TIMEOUT < LEASE_MARGIN < ZK_SESSION_TIMEOUT/2,
+// and, in an HA group with ACTIVE_CMD, ACTIVE_STOP_TIMEOUT +
+// GuardAnswerSlack + KillSlack <= LEASE_MARGIN: the coordinator's longest
+// wait for a guard that does not confirm the stop, plus the kill, ends
+// before the lease. The default stop timeout always fits; a margin too
+// small to leave it any time (400ms or less) is refused on LEASE_MARGIN.
 // A problem in one duration skips the checks that depend on it, so one
 // typo gives one message.
 func (v *validation) timing(c *Config) {
@@ -353,10 +523,23 @@ func (v *validation) timing(c *Config) {
 		marginOK = false
 	}
 
+	guarded := c.HA() && c.ActiveCmd != ""
 	stop, stopOK := v.duration(KeyActiveStopTimeout)
 	if _, set := v.vals[KeyActiveStopTimeout]; !set && marginOK {
-		stop, stopOK = (margin * 2 / 3).Truncate(time.Millisecond), true
-		v.vals[KeyActiveStopTimeout] = Setting{Key: KeyActiveStopTimeout, Value: stop.String(), Source: "default (2/3 of LEASE_MARGIN)"}
+		var source string
+		stop, source = defaultStopTimeout(margin)
+		stopOK = stop > 0
+		v.vals[KeyActiveStopTimeout] = Setting{Key: KeyActiveStopTimeout, Value: stop.String(), Source: source}
+		if !stopOK {
+			hint := ""
+			if !guarded {
+				hint = ", or set ACTIVE_STOP_TIMEOUT"
+			}
+			v.fail(KeyLeaseMargin, fmt.Sprintf("leaves the active command no time to stop: the default ACTIVE_STOP_TIMEOUT is "+
+				"min(2/3 of LEASE_MARGIN, LEASE_MARGIN - %v guard answer slack - %v kill - LEASE_MARGIN/8 for unnoticed stalls) = 0s; "+
+				"raise LEASE_MARGIN to at least %v (or ZK_SESSION_TIMEOUT, whose 30%% it is by default)%s",
+				GuardAnswerSlack, KillSlack, minGuardedMargin, hint))
+		}
 	} else if stopOK && stop <= 0 {
 		v.fail(KeyActiveStopTimeout, "must be positive")
 		stopOK = false
@@ -369,9 +552,27 @@ func (v *validation) timing(c *Config) {
 	if margin >= session/2 {
 		v.fail(KeyLeaseMargin, fmt.Sprintf("must be less than half of ZK_SESSION_TIMEOUT; %s", v.leaseRule()))
 	}
-	if stop <= 0 || stop >= margin {
+	switch {
+	case guarded && stop+stopSlack+stallReserve(margin) > margin:
+		v.fail(KeyActiveStopTimeout, v.stopRule(stop))
+	case stop >= margin:
 		v.fail(KeyActiveStopTimeout, fmt.Sprintf("must be more than 0 and less than LEASE_MARGIN; %s", v.leaseRule()))
 	}
+}
+
+// stopRule explains, with the values in force, why a duty's stop must fit
+// in the margin.
+func (v *validation) stopRule(stop time.Duration) string {
+	s, m := v.get(KeyActiveStopTimeout), v.get(KeyLeaseMargin)
+	margin := stop // only to type the sum below
+	if d, err := time.ParseDuration(m.Value); err == nil {
+		margin = d
+	}
+	return fmt.Sprintf("ACTIVE_STOP_TIMEOUT=%s (from %s) + %v guard answer slack + %v kill + %v (LEASE_MARGIN/8, for stalls too short to notice) = %v "+
+		"must fit in LEASE_MARGIN=%s (from %s): "+
+		"the duty could outlive the lease (the coordinator waits that long for its duty guard to confirm the stop before it kills the duty); "+
+		"lower ACTIVE_STOP_TIMEOUT or raise LEASE_MARGIN/ZK_SESSION_TIMEOUT",
+		s.Value, s.Source, GuardAnswerSlack, KillSlack, stallReserve(margin), stop+stopSlack+stallReserve(margin), m.Value, m.Source)
 }
 
 // leaseRule explains the timing inequality with the three values in force.

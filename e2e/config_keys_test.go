@@ -127,8 +127,8 @@ func TestConfigKeysNetSpyGlassFilePassesListingWhatHanodeIgnores(t *testing.T) {
 	t.Run("without an ensemble it is refused: HA needs an external ZooKeeper", func(t *testing.T) {
 		file := writeFile(t, "netspyglass", nsgExample("primary-1"))
 		_, stderr, code := checkConfig(t, []string{"HOME=/home/nsg"}, "--env-file", file)
-		if code != 2 {
-			t.Fatalf("exit %d, want 2\n%s", code, stderr)
+		if code != 78 {
+			t.Fatalf("exit %d, want 78\n%s", code, stderr)
 		}
 		mustContain(t, "stderr", stderr, `HA_ID="nsg-development-primary-ha" (from `+file+`:14)`, `ZK="embedded" (from `+file+`:19, -DZK in SERVER_CLI)`)
 	})
@@ -136,7 +136,7 @@ func TestConfigKeysNetSpyGlassFilePassesListingWhatHanodeIgnores(t *testing.T) {
 
 // TestConfigKeysMisspeltHAIDIsRefused (issue 10): HAID="g" used to pass
 // check-config, and the node ran standalone, always active, next to its
-// group. A name one typo from a key is refused with exit 2, naming the key,
+// group. A name one typo from a key is refused with exit 78, naming the key,
 // the value and where it was set, wherever it was set.
 func TestConfigKeysMisspeltHAIDIsRefused(t *testing.T) {
 	const base = "NAME=n1\nROLE=primary\nZK=127.0.0.1:9\n"
@@ -161,8 +161,8 @@ func TestConfigKeysMisspeltHAIDIsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFile(t, "hanode.env", base+tc.raw)
 			out, stderr, code := checkConfig(t, tc.environ, "--env-file", file)
-			if code != 2 {
-				t.Fatalf("exit %d, want 2\n%s%s", code, out, stderr)
+			if code != 78 {
+				t.Fatalf("exit %d, want 78\n%s%s", code, out, stderr)
 			}
 			for _, want := range tc.want {
 				mustContain(t, "stderr", stderr, strings.ReplaceAll(want, "FILE", file))
@@ -175,15 +175,15 @@ func TestConfigKeysMisspeltHAIDIsRefused(t *testing.T) {
 }
 
 // TestConfigKeysRunRefusesMisspeltHAID: `hanode run` refuses the typo the
-// same way, with exit 2 before starting anything.
+// same way, with exit 78 before starting anything.
 func TestConfigKeysRunRefusesMisspeltHAID(t *testing.T) {
 	// EnvFile writes a comment line, then HTTP_LISTEN, NAME, ROLE and ZK:
 	// the raw line is line 6.
 	n := nodetest.Launch(t, nodetest.Options{Name: "typo", Env: map[string]string{"NAME": "n1", "ROLE": "primary", "ZK": "127.0.0.1:9"}, Raw: "HAID=g\n"})
 	code := n.WaitExit(exitBound)
 	stderr := n.Logs()
-	if code != 2 {
-		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	if code != 78 {
+		t.Fatalf("exit %d, want 78\n%s", code, stderr)
 	}
 	mustContain(t, "stderr", stderr, `HAID="g" (from `+n.EnvFilePath()+`:6)`, "write HA_ID")
 	if strings.Contains(stderr, `"msg":"hanode starting"`) {

@@ -16,7 +16,7 @@ import (
 const refusalBound = 15 * time.Second
 
 // TestSecondProcessWithANameInUseIsRefused: a second process with a name
-// already held by a live process exits 3, in its own group and in another
+// already held by a live process exits 77 (EX_NOPERM), in its own group and in another
 // group, and its stderr names the name and the holder's host and pid. The
 // holder keeps answering "ok" throughout.
 func TestSecondProcessWithANameInUseIsRefused(t *testing.T) {
@@ -33,8 +33,8 @@ func TestSecondProcessWithANameInUseIsRefused(t *testing.T) {
 	for _, group := range []string{haID, haID + "-other"} {
 		t.Run("group "+group, func(t *testing.T) {
 			second := nodetest.Launch(t, nodetest.Options{Name: "dup-second", Env: nodetest.HAEnv(zk.Addr, group, "dup")})
-			if code := second.WaitExit(refusalBound); code != 3 {
-				t.Fatalf("second process exited %d, want 3\n%s", code, second.Logs())
+			if code := second.WaitExit(refusalBound); code != 77 {
+				t.Fatalf("second process exited %d, want 77\n%s", code, second.Logs())
 			}
 			mustContain(t, "stderr of the refused process", second.Logs(),
 				`"dup"`, "host "+host, fmt.Sprintf("pid %d", holder.PID()))
@@ -53,7 +53,7 @@ func TestSecondProcessWithANameInUseIsRefused(t *testing.T) {
 }
 
 // TestJoiningAGroupWithAnotherRoleIsRefused: a node that joins an HA_ID
-// recorded with another role exits 3 and names the recorded role; the
+// recorded with another role exits 77 and names the recorded role; the
 // group's leader keeps answering "ok".
 func TestJoiningAGroupWithAnotherRoleIsRefused(t *testing.T) {
 	zk := zktest.Start(t)
@@ -66,8 +66,8 @@ func TestJoiningAGroupWithAnotherRoleIsRefused(t *testing.T) {
 	env := nodetest.HAEnv(zk.Addr, haID, "s1")
 	env["ROLE"] = "secondary"
 	other := nodetest.Launch(t, nodetest.Options{Env: env})
-	if code := other.WaitExit(refusalBound); code != 3 {
-		t.Fatalf("secondary exited %d, want 3\n%s", code, other.Logs())
+	if code := other.WaitExit(refusalBound); code != 77 {
+		t.Fatalf("secondary exited %d, want 77\n%s", code, other.Logs())
 	}
 	mustContain(t, "stderr of the refused process", other.Logs(), haID, "role=primary", "role=secondary")
 

@@ -696,7 +696,7 @@ func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
 // deletes names/<NAME> of a running node, and a second process with the
 // same NAME starts (in the same group, or in another). The running node
 // reserves its name again at once (it watches it); the second process is
-// refused: it exits 3 naming the holder's host and pid. The original keeps
+// refused: it exits 77 naming the holder's host and pid. The original keeps
 // running and keeps its place: same pid, same member node, same term if it
 // led.
 func TestAdversaryNameReservationDeleted(t *testing.T) {
@@ -727,8 +727,8 @@ func TestAdversaryNameReservationDeleted(t *testing.T) {
 			code := dup.WaitExit(exitBound + sessionTimeout)
 			refused := time.Since(fault)
 			logs := dup.Logs()
-			if code != 3 || !strings.Contains(logs, fmt.Sprintf("pid %d", pid)) {
-				t.Errorf("the second %s exited %d, want 3 naming the holder's pid %d:\n%s", v, code, pid, logs)
+			if code != 77 || !strings.Contains(logs, fmt.Sprintf("pid %d", pid)) {
+				t.Errorf("the second %s exited %d, want 77 naming the holder's pid %d:\n%s", v, code, pid, logs)
 			}
 			data, st, err := adv.conn.Get(path)
 			if err != nil || !strings.Contains(string(data), fmt.Sprintf(`"pid":%d`, pid)) {

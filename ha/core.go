@@ -24,6 +24,10 @@ type CoreConfig struct {
 	// Fencing makes a new leader ask for a fence (ActFence) before it acts
 	// whenever a previous leader may have acted.
 	Fencing bool
+	// FenceMaxTries is how many failed fences in one term make the holder
+	// step aside and rejoin at the back, so another member, whose fence
+	// may work, gets its turn (0: retry for ever).
+	FenceMaxTries int
 	// NewGUID returns the 32-hex-digit guid of a member node; nil uses
 	// crypto/rand. The simulator passes a seeded one.
 	NewGUID func() string

@@ -23,6 +23,7 @@ var coverPoints = []string{
 	"stop: membership lost",
 	"stop: own node written by another client",
 	"stop: duty lost",
+	"stop: fence gave up",
 	"stop: shutdown",
 	"stop: shutdown while fencing",
 	"stop: member below the holder",

@@ -41,6 +41,7 @@ type FenceRequest struct {
 
 type fenceState struct {
 	busy    bool
+	tries   int // failed fences in this term
 	term    int64
 	req     FenceRequest
 	retryAt time.Time
@@ -158,6 +159,11 @@ func (c *Core) onFenced(ev EvFenced) {
 	}
 	c.fence.busy = false
 	if ev.Err != nil {
+		c.fence.tries++
+		if limit := c.cfg.FenceMaxTries; limit > 0 && c.fence.tries >= limit {
+			c.fenceGaveUp(ev.Err)
+			return
+		}
 		c.fence.backoff = min(max(2*c.fence.backoff, 500*time.Millisecond), 10*time.Second)
 		c.fence.retryAt = c.now.Add(c.fence.backoff)
 		c.setPhase(c.idlePhase(), fmt.Sprintf("fencing failed (%v); retrying in %s", ev.Err, c.fence.backoff))
@@ -166,6 +172,24 @@ func (c *Core) onFenced(ev EvFenced) {
 	// Mark the record active before acting, so a later leader fences us:
 	// as the next write of our node (advanceHolder).
 	c.activateDue = true
+}
+
+// fenceGaveUp: FENCE_CMD failed FenceMaxTries times in this term. The duty
+// never started here; step aside and rejoin at the back, so that another
+// member, whose fence may work, claims next. The record stays as our claim
+// left it (fencing, naming whom to fence), so whoever claims next fences
+// the same previous leader: nothing here counts as a release.
+func (c *Core) fenceGaveUp(err error) {
+	reason := fmt.Sprintf("fencing failed %d times in term %d (last: %v); stepping aside so another member may fence and lead",
+		c.fence.tries, c.term, err)
+	c.notice("fence-gave-up", Notice{Level: "error", Msg: reason})
+	cover("stop: fence gave up")
+	c.stepDown(reason, func(st dutyStopped) {
+		c.release(st, true, func() {
+			c.forget("fence-gave-up")
+			c.lose("rejoining after fencing failed")
+		})
+	})
 }
 
 // activate writes the record active (and extends, proving we still hold).

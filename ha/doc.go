@@ -240,8 +240,9 @@
 //     detected. (A hypervisor that advances the monotonic clock by the pause
 //     needs nothing: the lease ends on time.)
 //   - A stall shorter than the tolerance goes unnoticed and eats into the
-//     margin: ACTIVE_STOP_TIMEOUT must leave M/8 of M (the default, 2/3 of M,
-//     leaves M/3).
+//     margin: conf refuses ACTIVE_STOP_TIMEOUT + 400 ms (the coordinator's
+//     wait for a guard that does not confirm the stop, and the kill) +
+//     M/8 > M, and its default always fits.
 //   - Between the correction and the first check the duty process, resumed
 //     too, may act: at most the guard's check period (50 ms) plus the time
 //     SIGKILL takes. Fencing, and downstream systems refusing lower terms,

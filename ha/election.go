@@ -26,6 +26,10 @@ type ElectionConfig struct {
 	// Margin is how long before the lease bound the node stops acting; it
 	// must exceed the time the duty needs to stop.
 	Margin time.Duration
+	// FenceMaxTries is how many failed Fence calls in one term make this
+	// node step aside and rejoin at the back, so that another member may
+	// fence and lead (0: retry for ever).
+	FenceMaxTries int
 	// Callbacks connect the duty; all may be nil.
 	Callbacks Callbacks
 	// Logger receives every state change; nil means none. It should
@@ -94,7 +98,7 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 	self := MemberInfo{Name: s.cfg.Name, Role: cfg.Role, Region: cfg.Region, Host: s.cfg.Host, HTTP: cfg.HTTP,
 		PID: s.cfg.PID, Started: s.cfg.Started}
 	core, err := NewCore(CoreConfig{Root: s.cfg.Root, Group: cfg.Group, Self: self, Lease: s.cfg.Timeout,
-		Margin: cfg.Margin, Fencing: cfg.Callbacks.Fence != nil})
+		Margin: cfg.Margin, Fencing: cfg.Callbacks.Fence != nil, FenceMaxTries: cfg.FenceMaxTries})
 	if err != nil {
 		return nil, err
 	}

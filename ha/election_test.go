@@ -48,6 +48,8 @@ type group struct {
 	role    string
 	timeout time.Duration
 	fence   func(name string) func(context.Context, FenceRequest) error
+	// fenceMaxTries is ElectionConfig.FenceMaxTries of members started next.
+	fenceMaxTries int
 
 	mu      sync.Mutex
 	members []*member
@@ -74,7 +76,7 @@ func (g *group) startOn(name string, servers []string) *member {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	cfg := ElectionConfig{Group: g.haID, Role: g.role, Region: "world", Margin: testMargin, Logger: log,
+	cfg := ElectionConfig{Group: g.haID, Role: g.role, Region: "world", Margin: testMargin, Logger: log, FenceMaxTries: g.fenceMaxTries,
 		Callbacks: Callbacks{
 			OnStartedLeading: func(_ context.Context, term int64) {
 				m.starts.Add(1)

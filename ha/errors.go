@@ -3,7 +3,7 @@ package ha
 import "errors"
 
 // Refusals: the cluster will not let this node take part. They are final for
-// the process (cmd/hanode exits with status 3); details are wrapped around them.
+// the process (cmd/hanode exits with status 77); details are wrapped around them.
 var (
 	// ErrNameInUse: another live process holds this server name.
 	ErrNameInUse = errors.New("ha: name in use")

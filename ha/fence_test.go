@@ -172,3 +172,40 @@ func TestFencingNamesASilentLeaderWhoseRecordWasDeleted(t *testing.T) {
 		t.Fatalf("b fenced %+v; want a (host test-host, term %d) alone", req, termA)
 	}
 }
+
+// TestFenceThatKeepsFailingStepsAside: a leader whose fence fails
+// FenceMaxTries times steps aside and rejoins at the back; the next
+// member, whose fence works, fences the same previous leader and leads.
+// Nobody acts before a fence succeeded.
+func TestFenceThatKeepsFailingStepsAside(t *testing.T) {
+	zkS := zktest.Start(t)
+	fl := &fenceLog{fail: map[string]bool{}}
+	g := newGroup(t, zkS.Addr)
+	g.fence = fl.fenceFor
+	g.fenceMaxTries = 2
+	g.watchOverlap()
+	a := g.start("a")
+	g.waitLeader(20 * time.Second)
+	fl.setFail("b", true)
+	b := g.start("b")
+	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	c := g.start("c")
+	waitFor(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
+	termA := a.el.State().Term
+
+	a.crash(t)
+	waitFor(t, 30*time.Second, "c to lead after b stepped aside", func() bool { return c.el.State().Active() })
+	if n := len(fl.callsBy("b")); n != 2 {
+		t.Errorf("b fenced %d times, want FenceMaxTries = 2", n)
+	}
+	if b.starts.Load() != 0 {
+		t.Errorf("b started its duty %d times without a fence", b.starts.Load())
+	}
+	calls := fl.callsBy("c")
+	if len(calls) != 1 || calls[0].Previous.Name != "a" || calls[0].Previous.Term != termA {
+		t.Fatalf("c fenced %+v; want a at term %d, as b was to", calls, termA)
+	}
+	if st := b.el.State(); st.Phase != PhaseStandby {
+		t.Errorf("b is %s after stepping aside, want standby", st.Phase)
+	}
+}

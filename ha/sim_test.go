@@ -108,6 +108,8 @@ type simConfig struct {
 	weaken        weakening     // deliberate defects of the core (mutation tests)
 
 	replicated bool // a ZooKeeper ensemble, not one server (sim_ensemble_test.go)
+	// fenceMaxTries: failed fences after which a holder steps aside (0: never).
+	fenceMaxTries int
 }
 
 // randomConfig draws a scenario from a seed.
@@ -134,6 +136,7 @@ func randomConfig(seed int64) simConfig {
 	adv := rand.New(rand.NewSource(seed ^ 0x5eed_ad5e))
 	cfg.extremeClocks = adv.Intn(2) == 0
 	cfg.stopFull = adv.Intn(2) == 0
+	cfg.fenceMaxTries = []int{0, 2, 3}[adv.Intn(3)]
 	cfg.settle = simSettle(cfg)
 	cfg.replicated = replicatedSeed(seed)
 	return cfg
@@ -330,7 +333,8 @@ func (s *sim) start(n *simNode, after time.Duration) {
 			Started: n.local(s.now)}
 		guid := rand.New(rand.NewSource(s.rng.Int63()))
 		core, err := NewCore(CoreConfig{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
-			Margin: s.cfg.margin, Fencing: s.cfg.fencing, unsafeTrustVanish: s.cfg.broken, weaken: s.cfg.weaken,
+			Margin: s.cfg.margin, Fencing: s.cfg.fencing, FenceMaxTries: s.cfg.fenceMaxTries,
+			unsafeTrustVanish: s.cfg.broken, weaken: s.cfg.weaken,
 			wall:    func() time.Time { return n.local(s.now).Add(n.adv.wallAhead) },
 			NewGUID: func() string { return fmt.Sprintf("%016x%016x", guid.Uint64(), guid.Uint64()) }})
 		if err != nil {

@@ -100,10 +100,33 @@ type State struct {
 	// (damaged data hanode will not repair, a refusal to lead), "" if none.
 	Problem string   `json:"problem,omitempty"`
 	ZK      ZKStatus `json:"zk"`
+	// Duty is the node's duty as whoever runs it reports it; nil when the
+	// node has none (no ACTIVE_CMD). The election does not fill it.
+	Duty *DutyState `json:"duty,omitempty"`
 }
 
-// Active reports whether the node may act as leader right now.
-func (s State) Active() bool { return s.Phase == PhaseActive }
+// DutyState is what a node's duty runner reports (see roles).
+type DutyState struct {
+	// State is running, starting, restarting, stopped or failed.
+	State      string    `json:"state"`
+	Restarts   int       `json:"restarts"`
+	LastExit   string    `json:"last_exit,omitempty"`
+	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+	// Containment is how its processes are kept together: cgroup,
+	// subreaper or none.
+	Containment string `json:"containment"`
+	// Serving is false when the duty has not been running for longer
+	// than its restart grace: the node is not active for balancers then.
+	Serving bool `json:"serving"`
+}
+
+// Active reports whether the node may act as leader right now: it holds
+// the lease and its duty, if it has one, runs (or is within its restart
+// grace). A leader whose duty is down answers standby: no "ok" without a
+// duty.
+func (s State) Active() bool {
+	return s.Phase == PhaseActive && (s.Duty == nil || s.Duty.Serving)
+}
 
 // StateReader is the one thing HTTP handlers and duties need from an elector.
 type StateReader interface {

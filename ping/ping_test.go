@@ -261,7 +261,7 @@ func TestStatusOfActiveHANode(t *testing.T) {
 	assert.JSONEq(t, `{
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "ha-1", "net_id": "1", "version": "1.2.3",
-		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7,
+		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null,
 		"since": "2026-03-01T11:30:00.123456789Z", "lease_left": "2.5s",
 		"members": [
 			{"name": "nsg-a", "host": "10.0.0.1", "http": "http://10.0.0.1:9100", "state": "active", "seq": 3},
@@ -290,7 +290,7 @@ func TestStatusOfStandaloneNode(t *testing.T) {
 	assert.JSONEq(t, `{
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "", "net_id": "1", "version": "1.2.3",
-		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0,
+		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null,
 		"since": "2026-03-01T12:00:00Z", "lease_left": "0s", "ignored": [], "problem": "",
 		"members": [],
 		"zk": {"connected": false, "session_id": "", "state": ""}
@@ -346,4 +346,41 @@ func TestPingsLogAtDebug(t *testing.T) {
 
 func TestNewRejectsNilStateReader(t *testing.T) {
 	assert.PanicsWithValue(t, "ping: New: nil StateReader", func() { New(testID, nil, nil) })
+}
+
+// TestNoOKWithoutADuty: a leader whose duty is not serving (down longer
+// than its restart grace, or failed) answers standby on both routes, and
+// its status says why.
+func TestNoOKWithoutADuty(t *testing.T) {
+	exit := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		duty   *ha.DutyState
+		ok     bool
+		status string
+	}{
+		{nil, true, `null`},
+		{&ha.DutyState{State: "running", Containment: "cgroup", Serving: true}, true,
+			`{"state": "running", "restarts": 0, "last_exit": "", "last_exit_at": "", "containment": "cgroup", "serving": true}`},
+		{&ha.DutyState{State: "restarting", Restarts: 2, LastExit: "exit status 1", LastExitAt: exit, Containment: "subreaper"}, false,
+			`{"state": "restarting", "restarts": 2, "last_exit": "exit status 1", "last_exit_at": "2026-03-01T12:00:00Z", "containment": "subreaper", "serving": false}`},
+		{&ha.DutyState{State: "failed", Restarts: 5, Containment: "cgroup"}, false,
+			`{"state": "failed", "restarts": 5, "last_exit": "", "last_exit_at": "", "containment": "cgroup", "serving": false}`},
+	} {
+		st := ha.State{Phase: ha.PhaseActive, Duty: tc.duty}
+		e := New(testID, ha.StateFunc(func() ha.State { return st }), nil)
+		wantPlain, wantSE, wantCode := "standby", "standby", http.StatusServiceUnavailable
+		if tc.ok {
+			wantPlain, wantSE, wantCode = "ok", "ok", http.StatusOK
+		}
+		rec := do(t, e, http.MethodGet, "/v2/ping/net/1/")
+		assert.Equal(t, wantPlain, rec.Body.String())
+		rec = do(t, e, http.MethodGet, "/v2/ping/net/1/se/")
+		assert.Equal(t, wantCode, rec.Code)
+		assert.Equal(t, wantSE, rec.Body.String())
+		rec = do(t, e, http.MethodGet, "/v2/status")
+		var got map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		assert.JSONEq(t, tc.status, string(got["duty"]))
+		assert.Equal(t, `"active"`, string(got["state"]), "the node still leads; only its answer changes")
+	}
 }

@@ -45,6 +45,24 @@ type Status struct {
 	// fix; "" when there is none.
 	Problem string   `json:"problem"`
 	ZK      StatusZK `json:"zk"`
+	// Duty is the node's ACTIVE_CMD as it runs now; null when the node
+	// has none. An active node whose duty is not serving answers standby.
+	Duty *StatusDuty `json:"duty"`
+}
+
+// StatusDuty describes the node's duty.
+type StatusDuty struct {
+	// State is running, starting, restarting, stopped or failed.
+	State    string `json:"state"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit"`
+	// LastExitAt is RFC 3339 with nanoseconds in UTC; "" when it never
+	// ended on its own.
+	LastExitAt string `json:"last_exit_at"`
+	// Containment is cgroup, subreaper or none.
+	Containment string `json:"containment"`
+	// Serving is false while the node must not answer ok for its duty.
+	Serving bool `json:"serving"`
 }
 
 // StatusIgnored is one znode the election ignores.
@@ -99,6 +117,13 @@ func NewStatus(id Identity, st ha.State) Status {
 	}
 	if !st.Since.IsZero() {
 		s.Since = st.Since.UTC().Format(time.RFC3339Nano)
+	}
+	if d := st.Duty; d != nil {
+		s.Duty = &StatusDuty{State: d.State, Restarts: d.Restarts, LastExit: d.LastExit,
+			Containment: d.Containment, Serving: d.Serving}
+		if !d.LastExitAt.IsZero() {
+			s.Duty.LastExitAt = d.LastExitAt.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	for _, ig := range st.Ignored {
 		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FenceConfig configures FENCE_CMD, run by a new leader before its duty
@@ -22,6 +24,9 @@ type FenceConfig struct {
 	Name, Role, HAID string
 	Env              []string  // base environment (os.Environ() in production)
 	Output           io.Writer // the command's stdout and stderr (nil = os.Stderr)
+	// Jailer keeps every process the command starts together, so that none
+	// outlives the fence (nil: its process group only).
+	Jailer *Jailer
 }
 
 // Previous identifies the leader to fence.
@@ -89,9 +94,36 @@ func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) erro
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leave nothing of it behind
+	jl, err := cfg.Jailer.newJail()
+	if err != nil {
+		return fmt.Errorf("roles: FENCE_CMD: %w", err)
+	}
+	jl.prepare(cmd)
+	err = startOwned(cmd)
+	jl.started()
+	if err != nil {
+		jl.release()
+		return fmt.Errorf("roles: FENCE_CMD: %w", err)
+	}
+	pid := cmd.Process.Pid
+	// Whatever the command left running is killed before the fence
+	// counts: nothing of it acts after it (its jail, or its group).
+	done := make(chan struct{})
+	go func() { // the jail's kill needs the shell unreaped (its pid names its group)
+		defer close(done)
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	killErr := jl.kill(pid, time.Now().Add(KillGrace))
+	err = cmd.Wait()
+	disown(pid)
+	if killErr == nil {
+		jl.release()
 	}
 	switch {
 	case err == nil:

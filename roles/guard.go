@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // The duty guard keeps the active duty fenced by the lease even when the
@@ -30,14 +31,23 @@ import (
 // the guard started stays in the guard's session, and the coordinator kills
 // that whole session before it starts anything else (see Guard).
 //
+// Every process of the duty is kept in the guard's jail (jail.go: a cgroup
+// of the guard's own, or the guard as a child subreaper), so a duty that
+// forks, setsids or daemonizes is stopped whole.
+//
 // Protocol, one line each way:
 //
 //	coordinator -> guard: "until <CLOCK_MONOTONIC ns>", "start <term>", "stop <reason>"
 //	guard -> coordinator: "started <term> <pgid>" whenever a duty process starts
-//	                      (restarts included), "refused <term> <reason>" for a
-//	                      start without a lease, "expired <term>" after it
-//	                      stopped the duty because the lease ran out, and
-//	                      "stopped" or "stopped error <text>" after each stop
+//	                      (restarts included), "exited <term> <how>" when it
+//	                      ended on its own, "failed <term> <reason>" when the
+//	                      guard gave up restarting it (MaxRestarts), "refused
+//	                      <term> <reason>" for a start without a lease,
+//	                      "expired <term>" after it stopped the duty because
+//	                      the lease ran out, "stopping" as soon as it reads a
+//	                      stop (a guard that does not say so at once is taken
+//	                      for frozen), and "stopped" or "stopped error <text>"
+//	                      after each stop
 
 // replyTimeout bounds how long a guard that is ending waits to hand its last
 // replies to the coordinator.
@@ -63,9 +73,25 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			log.Warn("coordinator not reading; start not reported", zap.Int64("term", term), zap.Int("pgid", pgid))
 		}
 	}
+	onExit, onGiveUp := cfg.OnExit, cfg.OnGiveUp
+	cfg.OnExit = func(term int64, how string) {
+		if onExit != nil {
+			onExit(term, how)
+		}
+		w.trySend(fmt.Sprintf("exited %d %s", term, oneLine(how)))
+	}
+	cfg.OnGiveUp = func(term int64, reason string) {
+		if onGiveUp != nil {
+			onGiveUp(term, reason)
+		}
+		if !w.trySend(fmt.Sprintf("failed %d %s", term, oneLine(reason))) {
+			log.Warn("coordinator not reading; failure not reported", zap.Int64("term", term))
+		}
+	}
 	sup := NewSupervisor(cfg)
 
-	lines := make(chan string)
+	inFD := inputFD(in)
+	lines := make(chan string, 64) // buffered: queued commands can be seen (len) after a stall
 	readErr := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(in)
@@ -96,6 +122,12 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 	clock := newGuardClock(guardClockSource) // guardclock.go
 	clockTick := time.NewTicker(guardClockEvery)
 	defer clockTick.Stop()
+	var reap <-chan time.Time // a subreaper reaps the orphans that die while the duty runs
+	if cfg.Jailer.Mode() == ContainSubreaper {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		reap = t.C
+	}
 	for {
 		if by := clock.check(); by > 0 && deadline != 0 {
 			log.Warn("monotonic clock stalled (host paused?): killing the duty", zap.Duration("stall", by))
@@ -107,6 +139,8 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		}
 		select {
 		case <-clockTick.C:
+		case <-reap:
+			reapOrphans()
 		case <-ctx.Done():
 			return stop("guard stopped")
 		case err := <-readErr:
@@ -118,6 +152,14 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		case <-expiry.C:
 			if left := monoUntil(deadline); deadline != 0 && left > 0 {
 				expiry.Reset(left) // never early, whatever the timer's clock did
+				continue
+			}
+			if deadline != 0 && (len(lines) > 0 || inputPending(inFD)) {
+				// Resumed after a stop (SIGSTOP, a host pause): read the
+				// extensions queued meanwhile before acting on a stale
+				// deadline. The lease itself is safe either way: the clock
+				// check above kills the duty after a stall.
+				expiry.Reset(time.Millisecond)
 				continue
 			}
 			log.Warn("lease expired without an extension from the coordinator; stopping the duty")
@@ -155,6 +197,9 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 				}
 				sup.Start(term)
 			case "stop":
+				if !w.send("stopping") {
+					return stop("coordinator gone")
+				}
 				reply := "stopped"
 				if err := stop(arg); err != nil {
 					reply = "stopped error " + strings.ReplaceAll(err.Error(), "\n", " ")
@@ -167,6 +212,29 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			}
 		}
 	}
+}
+
+// oneLine keeps a reply on one line.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// inputFD is in's file descriptor, -1 when it has none; read before the
+// reader starts (Fd may change the file's mode).
+func inputFD(in io.Reader) int {
+	if f, ok := in.(interface{ Fd() uintptr }); ok {
+		return int(f.Fd())
+	}
+	return -1
+}
+
+// inputPending reports whether the coordinator's pipe (fd) holds unread
+// commands.
+func inputPending(fd int) bool {
+	if fd < 0 {
+		return false
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 }
 
 // replyWriter writes the guard's replies from one goroutine, so that the

@@ -170,7 +170,8 @@ func TestGuardRefusesToStartWithoutALease(t *testing.T) {
 }
 
 // TestGuardReportsEveryDutyStart: each duty process the guard starts,
-// restarts included, is reported with its term and process group.
+// restarts included, is reported with its term and process group, and each
+// end of one with how it ended.
 func TestGuardReportsEveryDutyStart(t *testing.T) {
 	g := startGuard(t, SupervisorConfig{
 		Command:    `echo $$ >> "$DIR/pids"; sleep 0.1`,
@@ -178,11 +179,13 @@ func TestGuardReportsEveryDutyStart(t *testing.T) {
 	})
 	g.lease(t, time.Minute)
 	g.send(t, "start 4")
-	first, second := g.reply(t), g.reply(t)
+	first, exit := g.reply(t), g.reply(t)
+	assert.Equal(t, "exited 4 exit status 0", exit)
+	second := g.reply(t)
 	waitFor(t, 5*time.Second, "the second run to note its pid", func() bool { return len(lines(t, filepath.Join(g.dir, "pids"))) >= 2 })
 	g.send(t, "stop done")
 	for r := g.reply(t); r != "stopped"; r = g.reply(t) {
-		require.True(t, strings.HasPrefix(r, "started 4 "), "unexpected reply %q", r)
+		require.True(t, strings.HasPrefix(r, "started 4 ") || r == "exited 4 exit status 0" || r == "stopping", "unexpected reply %q", r)
 	}
 	pids := lines(t, filepath.Join(g.dir, "pids"))
 	require.GreaterOrEqual(t, len(pids), 2)
@@ -209,7 +212,9 @@ func TestGuardStopsTheDutyWhenTheCoordinatorGoes(t *testing.T) {
 	assert.True(t, processDead(pid), "duty survived its coordinator")
 }
 
-// TestGuardConfirmsStops: each stop gets one answer after the duty is gone.
+// TestGuardConfirmsStops: each stop is acknowledged at once ("stopping":
+// the coordinator takes a guard that does not for frozen) and answered once
+// the duty is gone.
 func TestGuardConfirmsStops(t *testing.T) {
 	g := startGuard(t, SupervisorConfig{})
 	g.lease(t, time.Minute)
@@ -217,6 +222,7 @@ func TestGuardConfirmsStops(t *testing.T) {
 	pid := g.dutyPID(t)
 	assert.Equal(t, fmt.Sprintf("started 5 %d", pid), g.reply(t))
 	g.send(t, "stop leadership ended")
+	assert.Equal(t, "stopping", g.reply(t))
 	assert.Equal(t, "stopped", g.reply(t))
 	assert.True(t, processDead(pid), "stop was confirmed before the duty was gone")
 	assert.True(t, strings.Contains(g.logs.FilterMessage("duty stopped").All()[0].ContextMap()["reason"].(string), "leadership ended"))

@@ -28,11 +28,21 @@ type GuardConfig struct {
 	// protocol.
 	Path string
 	Args []string
-	// StopTimeout bounds a stop: the guard's own StopTimeout plus
-	// KillGrace, plus a margin for the round trip. A guard that has not
-	// confirmed the stop by then is killed with its whole session, which
-	// takes at most KillGrace more.
+	// StopTimeout bounds a stop: the guard's own StopTimeout plus a slack
+	// for the round trip. A guard that has not confirmed the stop by then is
+	// killed with its whole jail at once (the duty's every process), which
+	// LEASE_MARGIN must hold with room to spare (conf checks it).
 	StopTimeout time.Duration
+	// AnswerSlack is how long the guard has to acknowledge a stop
+	// ("stopping"): a guard that does not is taken for frozen and killed
+	// with its jail at once, not waited for. 0 waits for StopTimeout only.
+	AnswerSlack time.Duration
+	// Jailer keeps each guard process and everything it starts together
+	// (its duty's every process included, wherever they went), so a guard
+	// that died or froze is ended whole; nil: its session only.
+	Jailer *Jailer
+	// Argv0 is the guard's argv[0] as ps shows it (default Path).
+	Argv0 string
 	// StartTimeout is how long the guard has to report that the duty
 	// started, after a takeover's start or after a dead guard was replaced
 	// (default DefaultGuardStartTimeout). Past it the duty counts as lost.
@@ -93,8 +103,9 @@ type Guard struct {
 	closeReq chan chan error       // end everything
 	done     chan struct{}         // closed when the owner returned
 
-	mu   sync.Mutex
-	want guardWant
+	mu     sync.Mutex
+	want   guardWant
+	report DutyReport
 
 	// Owned by run.
 	proc    *guardProc
@@ -107,6 +118,48 @@ type guardWant struct {
 	term  int64
 	on    bool // between Start and Stop
 	lost  bool // the duty of term was reported lost: do not start it on our own
+}
+
+// DutyReport is what the coordinator knows of its duty, from its guard.
+type DutyReport struct {
+	// State is DutyRunning, DutyRestarting, DutyStopped, DutyFailed or
+	// DutyStarting.
+	State      string
+	Restarts   int       // restarts in this term
+	LastExit   string    // how the duty last ended on its own
+	LastExitAt time.Time // when (zero: never)
+	// Since is when State began.
+	Since time.Time
+}
+
+// DutyStarting: asked to start, not yet reported running.
+const DutyStarting = "starting"
+
+// Serving reports whether a node with this duty may answer that it is
+// active at now: its duty runs, or it has been starting or restarting for
+// at most grace.
+func (r DutyReport) Serving(now time.Time, grace time.Duration) bool {
+	switch r.State {
+	case DutyRunning:
+		return true
+	case DutyStarting, DutyRestarting:
+		return now.Sub(r.Since) <= grace
+	}
+	return false
+}
+
+// Duty reports the duty as the guard last told it.
+func (g *Guard) Duty() DutyReport {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.report
+}
+
+// setReport changes the report's state (under g.mu).
+func (g *Guard) setReport(state string) {
+	if g.report.State != state {
+		g.report.State, g.report.Since = state, time.Now()
+	}
 }
 
 type guardStopRequest struct {
@@ -125,7 +178,7 @@ func NewGuard(cfg GuardConfig) *Guard {
 		log = zap.NewNop()
 	}
 	return &Guard{
-		cfg: cfg, log: log,
+		cfg: cfg, log: log, report: DutyReport{State: DutyStopped, Since: time.Now()},
 		kick:     make(chan struct{}, 1),
 		readyReq: make(chan chan error),
 		stopReq:  make(chan guardStopRequest),
@@ -177,6 +230,10 @@ func (g *Guard) setUntil(ns int64) {
 func (g *Guard) Start(term int64) {
 	g.init()
 	g.mu.Lock()
+	if !g.want.on || g.want.term != term {
+		g.report.Restarts = 0
+		g.report.State, g.report.Since = DutyStarting, time.Now()
+	}
 	g.want.on, g.want.term, g.want.lost = true, term, false
 	g.mu.Unlock()
 	g.poke()
@@ -192,6 +249,7 @@ func (g *Guard) Stop(reason string) error {
 	g.init()
 	g.mu.Lock()
 	g.want.on, g.want.lost = false, false
+	g.setReport(DutyStopped)
 	g.mu.Unlock()
 	req := guardStopRequest{reason: reason, reply: make(chan error, 1)}
 	select {
@@ -326,6 +384,14 @@ func (g *Guard) handle(p *guardProc, line string) {
 		}
 		p.pgid = pgid
 		g.log.Debug("duty guard reported the duty started", zap.Int("guard_pid", p.pid), zap.Int64("term", term), zap.Int("pgid", pgid))
+		g.mu.Lock()
+		if w := g.want; w.on && !w.lost && w.term == term {
+			if g.report.State == DutyRestarting {
+				g.report.Restarts++
+			}
+			g.setReport(DutyRunning)
+		}
+		g.mu.Unlock()
 		if term != p.term || p.started {
 			return // a restart of the duty within its term, or a stale report
 		}
@@ -336,6 +402,30 @@ func (g *Guard) handle(p *guardProc, line string) {
 		if w := g.wanted(); w.lost && w.term == term {
 			g.log.Warn("duty started after it was reported lost", zap.Int64("term", term), zap.Int("pgid", pgid))
 		}
+	case "exited":
+		a, how, _ := strings.Cut(arg, " ")
+		term, err := strconv.ParseInt(a, 10, 64)
+		if err != nil {
+			g.log.Error("bad duty guard reply", zap.String("line", line))
+			return
+		}
+		g.mu.Lock()
+		if w := g.want; w.on && !w.lost && w.term == term {
+			g.report.LastExit, g.report.LastExitAt = how, time.Now()
+			g.report.State, g.report.Since = DutyRestarting, time.Now()
+		}
+		g.mu.Unlock()
+	case "failed":
+		a, reason, _ := strings.Cut(arg, " ")
+		term, err := strconv.ParseInt(a, 10, 64)
+		if err != nil {
+			g.log.Error("bad duty guard reply", zap.String("line", line))
+			return
+		}
+		if term == p.term {
+			g.lose(term, reason)
+		}
+	case "stopping": // the acknowledgement of a stop that timed out meanwhile
 	case "expired":
 		// The guard stopped the duty when its copy of the lease ran out, and
 		// forgot the lease. If the elector extends the lease after all (an
@@ -348,6 +438,9 @@ func (g *Guard) handle(p *guardProc, line string) {
 		}
 		if term == p.term {
 			g.log.Warn("the duty guard stopped the duty when the lease ran out", zap.Int64("term", term))
+			g.mu.Lock()
+			g.setReport(DutyStopped)
+			g.mu.Unlock()
 			p.term, p.started, p.until = 0, false, 0
 			if g.proc == p {
 				g.disarmConfirm()
@@ -386,11 +479,21 @@ func (g *Guard) stop(reason string) error {
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
+	var ack <-chan time.Time
+	if g.cfg.AnswerSlack > 0 {
+		t := time.NewTimer(g.cfg.AnswerSlack)
+		defer t.Stop()
+		ack = t.C
+	}
 	for {
 		select {
 		case line, ok := <-p.lines:
 			if !ok {
 				p.lines = nil
+				continue
+			}
+			if line == "stopping" {
+				ack = nil
 				continue
 			}
 			if r, isStop := strings.CutPrefix(line, "stopped"); isStop {
@@ -404,8 +507,12 @@ func (g *Guard) stop(reason string) error {
 		case <-p.exited:
 			g.log.Error("duty guard exited before confirming the stop; killing its session", zap.Int("guard_pid", p.pid))
 			return g.bury(p, "exited while stopping the duty")
+		case <-ack:
+			g.log.Error("duty guard did not acknowledge the stop (frozen?); killing it and its duty's every process",
+				zap.Int("guard_pid", p.pid), zap.Duration("answer_slack", g.cfg.AnswerSlack))
+			return g.bury(p, "did not acknowledge the stop")
 		case <-timer.C:
-			g.log.Error("duty guard did not confirm the stop; killing it and its session",
+			g.log.Error("duty guard did not confirm the stop; killing it and its duty's every process",
 				zap.Int("guard_pid", p.pid), zap.Duration("stop_timeout", g.cfg.StopTimeout))
 			return g.bury(p, "did not confirm the stop")
 		}
@@ -458,6 +565,9 @@ func (g *Guard) replace(why string) {
 	case w.until == 0 || monoUntil(w.until) <= 0:
 		g.lose(w.term, "the duty guard died and the lease has run out")
 	default:
+		g.mu.Lock()
+		g.setReport(DutyStarting)
+		g.mu.Unlock()
 		g.log.Warn("restarting the duty guard with the duty of the same term",
 			zap.Int64("term", w.term), zap.Duration("lease_left", monoUntil(w.until)))
 	}
@@ -469,6 +579,7 @@ func (g *Guard) lose(term int64, reason string) {
 	current := g.want.on && g.want.term == term && !g.want.lost
 	if current {
 		g.want.lost = true
+		g.setReport(DutyFailed)
 	}
 	g.mu.Unlock()
 	if !current {

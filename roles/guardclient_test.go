@@ -24,7 +24,9 @@ import (
 const guardHelperArg = "-roles.guard-helper"
 
 // guardHelper serves the guard protocol on stdin and stdout with the duty's
-// output and its own log in the directory. A file "exit-at-start" there
+// output and its own log in the directory; an optional fourth argument is
+// the containment (resolved as `hanode duty-guard` does), a fifth
+// "forking" makes the duty a forking one. A file "exit-at-start" there
 // makes it exit at once (a guard that dies before it reports anything); a
 // file "slow-start" makes it wait a second before it serves.
 func guardHelper(args []string) int {
@@ -45,10 +47,21 @@ func guardHelper(args []string) int {
 	}
 	defer f.Close()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(f), zapcore.DebugLevel))
-	err = ServeGuard(context.Background(), os.Stdin, os.Stdout, SupervisorConfig{
+	cfg := SupervisorConfig{
 		Command: command, StopTimeout: stop, Env: append(os.Environ(), "DIR="+dir),
 		Stdout: f, Stderr: f, Logger: log,
-	})
+	}
+	if len(args) > 3 {
+		cfg.MinBackoff, cfg.MaxBackoff, cfg.MaxRestarts, cfg.RestartWindow = 10*time.Millisecond, 10*time.Millisecond, 3, time.Minute
+		j, _, err := NewJailer(Containment(args[3]), "duty-")
+		if err != nil {
+			log.Error("no jail", zap.Error(err))
+			return 2
+		}
+		cfg.Jailer = j
+		cfg.Forking = len(args) > 4 && args[4] == "forking"
+	}
+	err = ServeGuard(context.Background(), os.Stdin, os.Stdout, cfg)
 	if err != nil {
 		return 1
 	}
@@ -392,7 +405,7 @@ func TestGuardNotConfirmingAStopIsKilledWithItsSession(t *testing.T) {
 	assert.Less(t, time.Since(began), 300*time.Millisecond+KillGrace+200*time.Millisecond)
 	assert.True(t, processDead(d.pid))
 	assert.True(t, processDead(guard))
-	assert.Equal(t, 1, c.logs.FilterMessage("duty guard did not confirm the stop; killing it and its session").Len())
+	assert.Equal(t, 1, c.logs.FilterMessage("duty guard did not confirm the stop; killing it and its duty's every process").Len())
 
 	// The next term gets a new guard.
 	c.g.Extend(time.Minute)

@@ -6,6 +6,7 @@ package roles
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,6 +46,9 @@ func (g *Guard) spawn() error {
 		return fmt.Errorf("roles: start duty guard: %w", err)
 	}
 	cmd := exec.Command(g.cfg.Path, g.cfg.Args...)
+	if g.cfg.Argv0 != "" {
+		cmd.Args[0] = g.cfg.Argv0
+	}
 	// A session of its own: killing the coordinator's process group leaves
 	// the guard alive to stop the duty; a terminal's hangup does not reach
 	// it; and everything it starts can be found by its session id. Its stdin
@@ -52,7 +56,17 @@ func (g *Guard) spawn() error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, os.Stderr
 	cmd.ExtraFiles = []*os.File{os.Stdout} // fd 3: where the duty's output goes
-	err = cmd.Start()
+	// The guard's jail holds it and all it ever starts (the duty's jails are
+	// made inside it), so a dead or frozen guard is ended whole.
+	jl, err := g.cfg.Jailer.newJail()
+	if err == nil {
+		jl.prepare(cmd)
+		err = startOwned(cmd)
+		jl.started()
+		if err != nil {
+			jl.release()
+		}
+	}
 	_ = inR.Close()
 	_ = outW.Close()
 	if err != nil {
@@ -63,7 +77,7 @@ func (g *Guard) spawn() error {
 	lines := make(chan string, 16)
 	p := &guardProc{
 		proc: &proc{
-			cmd: cmd, pid: cmd.Process.Pid, started: time.Now(),
+			cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), jail: jl,
 			exited: make(chan struct{}), reap: make(chan struct{}), reaped: make(chan struct{}),
 		},
 		stdin: inW, stdout: outR, lines: lines, gone: make(chan struct{}),
@@ -72,7 +86,7 @@ func (g *Guard) spawn() error {
 	go p.wait()
 	go read(outR, lines, p.gone)
 	g.proc = p
-	g.log.Info("duty guard started", zap.Int("guard_pid", p.pid))
+	g.log.Info("duty guard started", zap.Int("guard_pid", p.pid), zap.String("containment", string(jl.mode)), zap.String("jail", jl.describe()))
 	return nil
 }
 
@@ -120,10 +134,12 @@ func (g *Guard) drain(p *guardProc, deadline time.Time) {
 }
 
 // bury ends guard process p for good: it SIGKILLs the guard if it still
-// runs, then every process group of its session until none is left, and
-// only then lets the guard be reaped (until then its pid, which is the
-// session id, cannot be reused). The error reports processes that could not
-// be confirmed gone within KillGrace.
+// runs (at once, with its whole jail: a cgroup ends every process in it in
+// one write), then every process group of its session and every process of
+// its jail until none is left, and only then lets the guard be reaped
+// (until then its pid, which is the session id, cannot be reused). The
+// error reports processes that could not be confirmed gone within
+// KillGrace.
 func (g *Guard) bury(p *guardProc, why string) error {
 	if g.proc == p {
 		g.proc = nil
@@ -134,6 +150,9 @@ func (g *Guard) bury(p *guardProc, why string) error {
 	select {
 	case <-p.exited:
 	default:
+		if p.jailOf().mode == ContainCgroup {
+			_ = os.WriteFile(p.jail.dir+"/cgroup.kill", []byte("1"), 0) // the guard and its duty, at once
+		}
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		t := time.NewTimer(time.Until(deadline))
 		select {
@@ -144,13 +163,17 @@ func (g *Guard) bury(p *guardProc, why string) error {
 	}
 	g.drain(p, deadline)
 	close(p.gone)
-	err := killSession(p.pid, deadline)
+	err := errors.Join(killSession(p.pid, deadline), p.jailOf().kill(p.pid, deadline))
 	close(p.reap)
 	t := time.NewTimer(max(time.Until(deadline), 50*time.Millisecond))
 	exit := "not reaped"
 	select {
 	case <-p.reaped:
 		exit = p.state.String()
+		disown(p.pid)
+		if err == nil {
+			p.jail.release()
+		}
 	case <-t.C:
 	}
 	t.Stop()

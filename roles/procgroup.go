@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,6 +28,8 @@ type proc struct {
 	pid     int
 	term    int64
 	started time.Time
+	jail    *jail // every process of this run (procgroup jail when nil)
+	daemon  bool  // forking mode: the starter exited 0 and its daemon runs in the jail
 
 	exited   chan struct{}    // closed when the shell has exited (a zombie, not reaped)
 	exitedAt time.Time        // written before exited closes
@@ -52,7 +55,8 @@ func (p *proc) wait() {
 }
 
 // finish ends what is left of p by deadline: it waits for the shell to exit,
-// SIGKILLs its group, reaps the shell and waits until the group holds no live
+// SIGKILLs every process of its jail (its group, or its cgroup, or every
+// descendant), reaps the shell and waits until the jail holds no live
 // process. It reports how the shell ended.
 func finish(p *proc, deadline time.Time) (exit string, err error) {
 	t := time.NewTimer(time.Until(deadline))
@@ -63,21 +67,53 @@ func finish(p *proc, deadline time.Time) (exit string, err error) {
 		close(p.reap) // the waiter reaps it whenever it exits
 		return "still running", fmt.Errorf("roles: duty %d still running after SIGKILL", p.pid)
 	}
-	killErr := signalGroup(p.pid, syscall.SIGKILL) // survivors of the shell
+	killErr := p.jailOf().kill(p.pid, deadline) // survivors of the shell, wherever they went
 	close(p.reap)
 	select {
 	case <-p.reaped:
 	case <-t.C:
 		return "not reaped", fmt.Errorf("roles: duty %d exited but was not reaped", p.pid)
 	}
+	disown(p.pid)
 	exit = "unknown"
 	if p.state != nil {
 		exit = p.state.String()
 	}
-	if err := waitGroupGone(p.pid, deadline); err != nil {
-		return exit, errors.Join(err, killErr)
+	if killErr != nil {
+		return exit, killErr
 	}
+	p.jailOf().release()
 	return exit, nil
+}
+
+// jailOf is p's jail; a process group when none was made.
+func (p *proc) jailOf() *jail {
+	if p.jail == nil {
+		p.jail = &jail{mode: ContainNone, fd: -1}
+	}
+	return p.jail
+}
+
+// cldExited is si_code for a child that exited (not killed).
+const cldExited = 1
+
+// sigchld is siginfo_t as waitid(2) fills it for a child.
+type sigchld struct {
+	signo, errno, code, _ int32
+	pid, uid, status      int32
+	_                     [100]byte
+}
+
+// peekExit reads how exited child pid ended without reaping it: si_code
+// (cldExited, or killed/dumped) and the status or signal.
+func peekExit(pid int) (code, status int32, ok bool) {
+	var info sigchld
+	_, _, e := unix.Syscall6(unix.SYS_WAITID, unix.P_PID, uintptr(pid), uintptr(unsafe.Pointer(&info)),
+		unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, 0, 0)
+	if e != 0 || info.pid != int32(pid) {
+		return 0, 0, false
+	}
+	return info.code, info.status, true
 }
 
 // signalGroup signals process group pgid; a group already gone is no error.

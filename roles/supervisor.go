@@ -59,15 +59,46 @@ type SupervisorConfig struct {
 	// included) with its term and its process group ID, on the supervisor's
 	// goroutine before it does anything else: it must not block.
 	OnStart func(term int64, pgid int)
+	// OnExit, when set, runs each time the duty ended on its own while it
+	// was wanted (its exit, or for Forking its daemon gone), with how it
+	// ended. Same rules as OnStart.
+	OnExit func(term int64, exit string)
+	// OnGiveUp, when set, runs once when the duty of term failed more than
+	// MaxRestarts times within RestartWindow: the supervisor stops
+	// restarting it (until Stop, or a Start with another term). Same rules
+	// as OnStart.
+	OnGiveUp func(term int64, reason string)
+	// MaxRestarts bounds the restarts within RestartWindow (0: no bound).
+	MaxRestarts   int
+	RestartWindow time.Duration
+	// Jailer keeps every process of a run together (see jail.go); nil keeps
+	// only the shell's process group, which a process can leave.
+	Jailer *Jailer
+	// Forking says the command starts a daemon and exits 0 (systemd's
+	// Type=forking): the duty is then whatever runs in its jail, and it has
+	// ended when the jail is empty. It needs a Jailer that is not
+	// ContainNone.
+	Forking bool
 }
+
+// The duty states of DutyStatus.State.
+const (
+	DutyRunning    = "running"    // a duty process runs
+	DutyRestarting = "restarting" // it ended on its own; a restart is due
+	DutyStopped    = "stopped"    // not wanted (no Start, or stopped)
+	DutyFailed     = "failed"     // it failed MaxRestarts times in RestartWindow: not restarted
+)
 
 // DutyStatus is a snapshot of the duty.
 type DutyStatus struct {
+	State    string // DutyRunning, DutyRestarting, DutyStopped or DutyFailed
 	Running  bool   // a duty process runs now
 	PID      int    // its process ID, which is also its process group ID; 0 when none
 	Term     int64  // term of the current activation (between Start and Stop); 0 when stopped
 	Restarts int    // restarts in this term after the duty exited on its own
 	LastExit string // how the latest duty process ended ("exit status 3", "signal: killed"); kept across Stop
+	// LastExitAt is when the duty last ended on its own (zero: never).
+	LastExitAt time.Time
 }
 
 // Supervisor runs the active duty while this node leads.
@@ -119,7 +150,7 @@ func NewSupervisor(cfg SupervisorConfig) *Supervisor {
 		log = zap.NewNop()
 	}
 	s := &Supervisor{cfg: cfg, log: log}
-	s.status.Store(&DutyStatus{})
+	s.status.Store(&DutyStatus{State: DutyStopped})
 	return s
 }
 
@@ -187,6 +218,9 @@ func (s *Supervisor) Kill(reason string) error {
 	return a.err
 }
 
+// Configured reports whether there is a duty to run (Command set).
+func (s *Supervisor) Configured() bool { return s.cfg.Command != "" }
+
 // Status reports what runs now.
 func (s *Supervisor) Status() DutyStatus {
 	if st := s.status.Load(); st != nil {
@@ -215,6 +249,9 @@ type activation struct {
 	backoff  time.Duration
 	retry    *time.Timer // pending restart, nil if none
 	lastExit string
+	exitAt   time.Time
+	exits    []time.Time // own exits within RestartWindow
+	failed   bool        // gave up on this term (MaxRestarts)
 }
 
 func (a *activation) retarget(term int64) {
@@ -252,8 +289,11 @@ func (a *activation) wanted() (term int64, stopping bool, reason string) {
 func (a *activation) run() {
 	runtime.LockOSThread() // never unlocked; see Supervisor
 	defer close(a.done)
-	a.lastExit = a.s.Status().LastExit
+	prev := a.s.Status()
+	a.lastExit, a.exitAt = prev.LastExit, prev.LastExitAt
 	a.backoff = a.s.cfg.MinBackoff
+	poll := time.NewTicker(daemonPoll)
+	defer poll.Stop()
 	launch := true
 	for {
 		term, stopping, reason := a.wanted()
@@ -266,12 +306,13 @@ func (a *activation) run() {
 				grace = 0
 			}
 			a.err = a.endWithin(reason, grace)
-			a.s.status.Store(&DutyStatus{LastExit: a.lastExit})
+			a.s.status.Store(&DutyStatus{State: DutyStopped, LastExit: a.lastExit, LastExitAt: a.exitAt})
 			return
 		}
 		if term != a.term {
 			_ = a.end(fmt.Sprintf("new term %d", term)) // logged by end
 			a.term, a.restarts, a.backoff = term, 0, a.s.cfg.MinBackoff
+			a.exits, a.failed = nil, false
 			launch = true
 			continue // a Stop may have come in meanwhile
 		}
@@ -280,8 +321,11 @@ func (a *activation) run() {
 			a.launch()
 		}
 		var exited <-chan struct{}
-		if a.child != nil {
-			exited = a.child.exited
+		var daemon <-chan time.Time
+		if c := a.child; c != nil && !c.daemon {
+			exited = c.exited
+		} else if c != nil {
+			daemon = poll.C
 		}
 		var retry <-chan time.Time
 		if a.retry != nil {
@@ -291,6 +335,10 @@ func (a *activation) run() {
 		case <-a.kick:
 		case <-exited:
 			a.childExited()
+		case <-daemon:
+			if !a.child.jailOf().alive(a.child.pid) {
+				a.childExited()
+			}
 		case <-retry:
 			a.retry = nil
 			a.restarts++
@@ -299,10 +347,16 @@ func (a *activation) run() {
 	}
 }
 
+// daemonPoll is how often a forking duty's jail is checked for life.
+const daemonPoll = 50 * time.Millisecond
+
 func (a *activation) publish() {
-	st := DutyStatus{Term: a.term, Restarts: a.restarts, LastExit: a.lastExit}
-	if a.child != nil {
-		st.Running, st.PID = true, a.child.pid
+	st := DutyStatus{State: DutyRestarting, Term: a.term, Restarts: a.restarts, LastExit: a.lastExit, LastExitAt: a.exitAt}
+	switch {
+	case a.child != nil:
+		st.State, st.Running, st.PID = DutyRunning, true, a.child.pid
+	case a.failed:
+		st.State = DutyFailed
 	}
 	a.s.status.Store(&st)
 }
@@ -315,10 +369,19 @@ func (a *activation) launch() {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Bounds how long Wait copies output that an escaped process keeps open.
 	cmd.WaitDelay = KillGrace / 2
-	if err := cmd.Start(); err != nil {
+	jl, err := cfg.Jailer.newJail()
+	if err == nil {
+		jl.prepare(cmd)
+		err = startOwned(cmd)
+		jl.started()
+		if err != nil {
+			jl.release()
+		}
+	}
+	if err != nil {
 		a.s.log.Error("duty start failed", zap.Int64("term", a.term), zap.Error(err))
-		a.lastExit = "start failed: " + err.Error()
-		a.scheduleRestart()
+		a.lastExit, a.exitAt = "start failed: "+err.Error(), time.Now()
+		a.exited()
 		a.publish()
 		return
 	}
@@ -327,25 +390,39 @@ func (a *activation) launch() {
 		pid:     cmd.Process.Pid,
 		term:    a.term,
 		started: time.Now(),
+		jail:    jl,
 		exited:  make(chan struct{}),
 		reap:    make(chan struct{}),
 		reaped:  make(chan struct{}),
 	}
 	a.child = p
 	go p.wait()
-	a.s.log.Info("duty started", zap.Int("pid", p.pid), zap.Int64("term", p.term))
+	a.s.log.Info("duty started", zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("jail", jl.describe()))
 	if cfg.OnStart != nil {
 		cfg.OnStart(p.term, p.pid)
 	}
 	a.publish()
 }
 
+// childExited handles the end of the duty while it is wanted: its shell
+// exited (or, for a forking duty, its jail emptied). A forking duty's
+// starter that exits 0 leaving a live jail has started its daemon: the
+// duty runs on.
 func (a *activation) childExited() {
 	p := a.child
+	if a.s.cfg.Forking && !p.daemon && p.jailOf().alive(p.pid) && startedOK(p) {
+		p.daemon = true
+		a.s.log.Info("duty's starter exited 0; its daemon runs", zap.Int("pid", p.pid), zap.Int64("term", p.term))
+		return
+	}
 	a.child = nil
 	exit, err := finish(p, time.Now().Add(KillGrace))
-	ran := p.exitedAt.Sub(p.started)
-	a.lastExit = exit
+	end := p.exitedAt
+	if p.daemon {
+		exit, end = "daemon exited (starter: "+exit+")", time.Now()
+	}
+	ran := end.Sub(p.started)
+	a.lastExit, a.exitAt = exit, time.Now()
 	fields := []zap.Field{zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("exit", exit), zap.Duration("ran", ran)}
 	if err != nil {
 		a.s.log.Error("duty exited", append(fields, zap.Error(err))...)
@@ -355,8 +432,43 @@ func (a *activation) childExited() {
 	if ran >= a.s.cfg.MaxBackoff {
 		a.backoff = a.s.cfg.MinBackoff
 	}
-	a.scheduleRestart()
+	if f := a.s.cfg.OnExit; f != nil {
+		f(p.term, exit)
+	}
+	a.exited()
 	a.publish()
+}
+
+// startedOK reports whether p's shell exited with status 0 (checked without
+// reaping it: its pid keeps its group reserved).
+func startedOK(p *proc) bool {
+	code, status, ok := peekExit(p.pid)
+	return ok && code == cldExited && status == 0
+}
+
+// exited counts an own exit of the duty and schedules its restart, or gives
+// up when it failed more than MaxRestarts times within RestartWindow.
+func (a *activation) exited() {
+	cfg := a.s.cfg
+	now := time.Now()
+	if cfg.MaxRestarts > 0 {
+		a.exits = append(a.exits, now)
+		for len(a.exits) > 0 && now.Sub(a.exits[0]) > cfg.RestartWindow {
+			a.exits = a.exits[1:]
+		}
+		if len(a.exits) > cfg.MaxRestarts {
+			a.failed = true
+			reason := fmt.Sprintf("the duty ended %d times within %s (ACTIVE_MAX_RESTARTS=%d); last: %s",
+				len(a.exits), cfg.RestartWindow, cfg.MaxRestarts, a.lastExit)
+			a.s.log.Error("duty failed; not restarting it", zap.Int64("term", a.term), zap.String("reason", reason))
+			a.publish() // before OnGiveUp: whoever it tells sees the failure
+			if f := cfg.OnGiveUp; f != nil {
+				f(a.term, reason)
+			}
+			return
+		}
+	}
+	a.scheduleRestart()
 }
 
 func (a *activation) scheduleRestart() {
@@ -385,17 +497,14 @@ func (a *activation) endWithin(reason string, grace time.Duration) error {
 	log := a.s.log.With(zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("reason", reason))
 	begin := time.Now()
 	log.Info("duty stopping")
+	jl := p.jailOf()
 	if grace > 0 {
-		if err := signalGroup(p.pid, syscall.SIGTERM); err != nil {
+		if err := jl.signal(p.pid, syscall.SIGTERM); err != nil {
 			log.Warn("duty signal failed", zap.String("signal", "SIGTERM"), zap.Error(err))
 		}
 	}
-	timer := time.NewTimer(grace)
-	select {
-	case <-p.exited:
-		timer.Stop()
-	case <-timer.C:
-		if err := signalGroup(p.pid, syscall.SIGKILL); err != nil {
+	if !a.graceful(p, grace) {
+		if err := jl.signal(p.pid, syscall.SIGKILL); err != nil {
 			log.Warn("duty signal failed", zap.String("signal", "SIGKILL"), zap.Error(err))
 		}
 	}
@@ -407,6 +516,31 @@ func (a *activation) endWithin(reason string, grace time.Duration) error {
 	}
 	log.Info("duty stopped", zap.Duration("took", time.Since(begin)), zap.String("exit", exit))
 	return nil
+}
+
+// graceful waits at most grace for p to end after SIGTERM: its shell, or
+// for a forking duty's daemon its whole jail.
+func (a *activation) graceful(p *proc, grace time.Duration) bool {
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	if !p.daemon {
+		select {
+		case <-p.exited:
+			return true
+		case <-timer.C:
+			return false
+		}
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for p.jailOf().alive(p.pid) {
+		select {
+		case <-tick.C:
+		case <-timer.C:
+			return false
+		}
+	}
+	return true
 }
 
 // dutyEnv is the base environment with the HANODE_* variables set for term.

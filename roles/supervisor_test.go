@@ -226,7 +226,7 @@ func TestStopSendsSIGTERMAndTheTrapRuns(t *testing.T) {
 	require.NoError(t, h.s.Stop("lost leadership"))
 	assert.Less(t, time.Since(begin), 2*time.Second, "a duty that exits on SIGTERM is not waited out")
 	assert.Equal(t, []string{"trapped"}, lines(t, h.path("trapped")))
-	assert.Equal(t, DutyStatus{LastExit: "exit status 0"}, h.s.Status())
+	assert.Equal(t, DutyStatus{State: DutyStopped, LastExit: "exit status 0"}, h.s.Status())
 	assert.Empty(t, liveInGroup(t, st.PID))
 
 	stopped := h.logs.FilterMessage("duty stopped").All()
@@ -353,7 +353,8 @@ func TestStopCancelsPendingRestart(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: `echo x >> "$DIR/runs"; exit 1`, MinBackoff: time.Hour})
 	h.s.Start(1)
 	waitFor(t, 5*time.Second, "restart scheduled", func() bool {
-		return h.s.Status() == DutyStatus{Term: 1, LastExit: "exit status 1"}
+		st := h.s.Status()
+		return st.State == DutyRestarting && st.Term == 1 && st.LastExit == "exit status 1" && !st.LastExitAt.IsZero()
 	})
 	require.Equal(t, 1, h.logs.FilterMessage("duty restart scheduled").Len())
 
@@ -361,7 +362,9 @@ func TestStopCancelsPendingRestart(t *testing.T) {
 	require.NoError(t, h.s.Stop("lost leadership"))
 	assert.Less(t, time.Since(begin), time.Second)
 	assert.Equal(t, 1, h.logs.FilterMessage("duty restart cancelled").Len())
-	assert.Equal(t, DutyStatus{LastExit: "exit status 1"}, h.s.Status())
+	st := h.s.Status()
+	assert.Equal(t, DutyStopped, st.State)
+	assert.Equal(t, "exit status 1", st.LastExit)
 	requireNoDutyGoroutines(t) // nothing is left that could restart it
 	assert.Len(t, lines(t, h.path("runs")), 1)
 }
@@ -392,7 +395,7 @@ sleep 1000 & wait`,
 func TestEmptyCommandIsANoOp(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{})
 	h.s.Start(1)
-	assert.Equal(t, DutyStatus{}, h.s.Status())
+	assert.Equal(t, DutyStatus{State: DutyStopped}, h.s.Status())
 	require.NoError(t, h.s.Stop("shutdown"))
 	assert.Empty(t, dutyGoroutines())
 	entries := h.logs.FilterMessage("duty not configured").All()
@@ -406,7 +409,7 @@ func TestStopWithoutStartIsANoOp(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: "exit 0"})
 	require.NoError(t, h.s.Stop("shutdown"))
 	require.NoError(t, h.s.Stop("again"))
-	assert.Equal(t, DutyStatus{}, h.s.Status())
+	assert.Equal(t, DutyStatus{State: DutyStopped}, h.s.Status())
 }
 
 func TestConcurrentStartAndStopLeaveNothingBehind(t *testing.T) {

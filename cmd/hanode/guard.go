@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,11 +12,31 @@ import (
 	"github.com/hanode/hanode/roles"
 )
 
-// guardArgs are the arguments `hanode run` starts its duty guard with.
-func guardArgs(command string, stop time.Duration, name, role, haID, logLevel, logFormat string) []string {
-	return []string{"duty-guard", "--command", command, "--stop-timeout", stop.String(),
-		"--name", name, "--role", role, "--ha-id", haID, "--log-level", logLevel, "--log-format", logFormat}
+// guardOptions are what `hanode run` starts its duty guard with.
+type guardOptions struct {
+	command                               string
+	stop, restartWindow                   time.Duration
+	name, role, haID, logLevel, logFormat string
+	containment                           roles.Containment // resolved: cgroup, subreaper or none
+	forking                               bool
+	maxRestarts                           int
 }
+
+// args are the guard's command-line arguments.
+func (o guardOptions) args() []string {
+	a := []string{"duty-guard", "--command", o.command, "--stop-timeout", o.stop.String(),
+		"--name", o.name, "--role", o.role, "--ha-id", o.haID, "--log-level", o.logLevel, "--log-format", o.logFormat,
+		"--containment", string(o.containment), "--max-restarts", strconv.Itoa(o.maxRestarts),
+		"--restart-window", o.restartWindow.String()}
+	if o.forking {
+		a = append(a, "--forking")
+	}
+	return a
+}
+
+// guardComm is the guard's process name (/proc/PID/comm, what ps and top
+// show): the binary runs as /proc/self/exe, which would show as "exe".
+const guardComm = "hanode-guard"
 
 // newGuardCmd is the hidden duty guard: started by `hanode run` for an HA
 // node's ACTIVE_CMD, it owns the duty and stops it when the lease the
@@ -27,8 +48,10 @@ func guardArgs(command string, stop time.Duration, name, role, haID, logLevel, l
 // never takes the guard away from its duty.
 func newGuardCmd() *cobra.Command {
 	var (
-		command, name, role, haID, level, format string
-		stop                                     time.Duration
+		command, name, role, haID, level, format, containment string
+		stop, window                                          time.Duration
+		forking                                               bool
+		maxRestarts                                           int
 	)
 	cmd := &cobra.Command{
 		Use:    "duty-guard",
@@ -41,8 +64,19 @@ func newGuardCmd() *cobra.Command {
 				return usageError{err}
 			}
 			log = log.Named("guard").With(zap.String("name", name), zap.Int("pid", os.Getpid()))
+			_ = os.WriteFile("/proc/self/comm", []byte(guardComm), 0) // a name is a convenience only
 			ctx, cancel := notifySignals(cmd.Context(), log)
 			defer cancel()
+			want, err := roles.ParseContainment(containment)
+			if err != nil {
+				return usageError{err}
+			}
+			// The coordinator resolved the containment and started this
+			// process in its jail; duties get jails inside it.
+			jailer, _, err := roles.NewJailer(want, "duty-")
+			if err != nil {
+				return err
+			}
 			// The coordinator passes its stdout as fd 3 for the duty's
 			// output; the duty gets it as its stdout, not as a stray fd 3.
 			out := os.Stderr
@@ -53,6 +87,7 @@ func newGuardCmd() *cobra.Command {
 			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, roles.SupervisorConfig{
 				Command: command, StopTimeout: stop, Name: name, Role: role, HAID: haID,
 				Env: os.Environ(), Stdout: out, Stderr: os.Stderr, Logger: log,
+				Jailer: jailer, Forking: forking, MaxRestarts: maxRestarts, RestartWindow: window,
 			})
 		},
 	}
@@ -64,5 +99,9 @@ func newGuardCmd() *cobra.Command {
 	f.StringVar(&haID, "ha-id", "", "HANODE_HA_ID")
 	f.StringVar(&level, "log-level", "info", "log level")
 	f.StringVar(&format, "log-format", "json", "log format")
+	f.StringVar(&containment, "containment", "none", "cgroup, subreaper or none (DUTY_CONTAINMENT, resolved)")
+	f.BoolVar(&forking, "forking", false, "the command starts a daemon and exits 0 (ACTIVE_CMD_MODE=forking)")
+	f.IntVar(&maxRestarts, "max-restarts", 0, "ACTIVE_MAX_RESTARTS (0: no bound)")
+	f.DurationVar(&window, "restart-window", time.Minute, "ACTIVE_RESTART_WINDOW")
 	return cmd
 }

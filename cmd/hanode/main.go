@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,12 +17,16 @@ import (
 // version is set at build time: -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit statuses, stable for systemd's RestartPreventExitStatus and scripts.
+// Exit statuses, stable for systemd's RestartPreventExitStatus and scripts
+// (README.md, "Exit status"). The two final ones are sysexits(3) codes, which
+// nothing else in a Go program uses: the Go runtime exits 2 on a panic, a
+// fatal error and SIGQUIT (its goroutine dump), and that must stay
+// restartable, so no code of hanode's own may be 2.
 const (
 	exitOK      = 0
-	exitFailure = 1 // runtime failure (cannot listen, ZooKeeper error)
-	exitConfig  = 2 // bad configuration or usage: nothing was started
-	exitRefused = 3 // the cluster refused this node: name in use, group mismatch
+	exitFailure = 1  // runtime failure (cannot listen, ZooKeeper error): restart
+	exitRefused = 77 // EX_NOPERM: the cluster refused this node (name in use, group mismatch)
+	exitConfig  = 78 // EX_CONFIG: bad configuration or usage; nothing was started
 )
 
 func main() {
@@ -33,22 +38,33 @@ func execute(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
+	code := exitStatus(err)
+	switch code {
+	case exitOK:
+	case exitRefused:
+		fmt.Fprintf(os.Stderr, "hanode: refused: %v\n", err)
+	default:
+		fmt.Fprintf(os.Stderr, "hanode: %v\n", err)
+	}
+	return code
+}
+
+// exitStatus is the exit status for the error a command returned.
+func exitStatus(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, new(usageError)) || errors.Is(err, conf.ErrInvalid):
-		fmt.Fprintf(os.Stderr, "hanode: %v\n", err)
 		return exitConfig
 	case ha.IsRefusal(err):
-		fmt.Fprintf(os.Stderr, "hanode: refused: %v\n", err)
 		return exitRefused
 	default:
-		fmt.Fprintf(os.Stderr, "hanode: %v\n", err)
 		return exitFailure
 	}
 }
 
-// usageError marks command-line misuse (exit status 2).
+// usageError marks command-line misuse (exit status 78, as a bad
+// configuration: restarting cannot fix either).
 type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
@@ -59,9 +75,34 @@ func newRootCmd() *cobra.Command {
 		Short:         "ZooKeeper HA-group coordinator: one active copy per group, warm standbys",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// As cobra's own check: suggest commands one or two edits away.
+		SuggestionsMinimumDistance: 2,
+		// Runnable, so that an unknown command reaches Args (a usage
+		// error) instead of cobra's own check (a plain error, exit 1).
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, ", "))
+			}
+			return usageError{errors.New(msg)}
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newStatusCmd(), newCheckConfigCmd(), newVersionCmd(), newGuardCmd())
+	for _, c := range root.Commands() {
+		if args := c.Args; args != nil {
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
+		}
+	}
 	return root
 }
 

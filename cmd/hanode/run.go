@@ -23,6 +23,7 @@ func newRunCmd() *cobra.Command {
 		Short: "Run this node: join its HA group, serve the ping endpoints, run ACTIVE_CMD while active",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			armDebugPanic(cmd)
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
@@ -31,6 +32,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addDebugFlags(cmd)
 	return cmd
 }
 
@@ -66,13 +68,20 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	}
 
 	id := ping.Identity{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region, HAID: cfg.HAID, NetID: cfg.NetID, Version: version}
+	jailer, err := newJailer(cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	if !cfg.HA() {
 		duty := roles.NewSupervisor(roles.SupervisorConfig{
 			Command: cfg.ActiveCmd, StopTimeout: cfg.ActiveStopTimeout,
 			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID,
 			Env: os.Environ(), Logger: log.Named("duty"),
+			Jailer: jailer, Forking: cfg.ActiveCmdMode == "forking",
+			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow,
 		})
-		return runStandalone(ctx, log, ln, id, duty)
+		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode())
 	}
 
 	// One ZooKeeper session for the process: it reserves the server name
@@ -92,13 +101,24 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	// of the lease: it stops the duty even if this process freezes or dies.
 	var el *ha.Election
 	duty := noDuty
+	var report func() ha.DutyState
 	if cfg.ActiveCmd != "" {
 		guard := roles.NewGuard(roles.GuardConfig{
 			// The very binary running now, even after an upgrade replaced the
 			// file: a replacement guard speaks this coordinator's protocol.
-			Path:        "/proc/self/exe",
-			Args:        guardArgs(cfg.ActiveCmd, cfg.ActiveStopTimeout, cfg.Name, cfg.Role, cfg.HAID, cfg.LogLevel, cfg.LogFormat),
-			StopTimeout: cfg.ActiveStopTimeout + roles.KillGrace + time.Second,
+			Path:  "/proc/self/exe",
+			Argv0: "hanode",
+			Args: guardOptions{command: cfg.ActiveCmd, stop: cfg.ActiveStopTimeout,
+				name: cfg.Name, role: cfg.Role, haID: cfg.HAID, logLevel: cfg.LogLevel, logFormat: cfg.LogFormat,
+				containment: jailer.Mode(), forking: cfg.ActiveCmdMode == "forking",
+				maxRestarts: cfg.ActiveMaxRestarts, restartWindow: cfg.ActiveRestartWindow}.args(),
+			// A guard that does not acknowledge a stop at once is frozen, and
+			// one that has not confirmed it by ACTIVE_STOP_TIMEOUT plus the
+			// slack is killed with its jail: conf has checked that this fits
+			// in LEASE_MARGIN.
+			StopTimeout: cfg.ActiveStopTimeout + conf.GuardAnswerSlack,
+			AnswerSlack: conf.GuardAnswerSlack,
+			Jailer:      jailer,
 			// Called only after Start, by which time el is set.
 			OnDutyLost: func(term int64, reason string) { el.DutyLost(term, reason) },
 			Logger:     log.Named("duty"),
@@ -109,11 +129,12 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		}
 		defer func() { _ = guard.Close() }()
 		duty = guard
+		report = func() ha.DutyState { return dutyState(guard.Duty(), cfg.ActiveRestartGrace, jailer.Mode()) }
 	}
 	var fence func(context.Context, ha.FenceRequest) error
 	if cfg.FenceCmd != "" {
 		fc := roles.FenceConfig{Command: cfg.FenceCmd, Timeout: cfg.FenceTimeout,
-			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ()}
+			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ(), Jailer: jailer}
 		fence = func(ctx context.Context, req ha.FenceRequest) error {
 			p := req.Previous
 			prev := roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term, Known: req.PreviousKnown}
@@ -125,7 +146,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	}
 	el, err = ha.NewElection(sess, ha.ElectionConfig{
 		Group: cfg.HAID, Role: cfg.Role, Region: cfg.Region, HTTP: httpAddr,
-		Margin: cfg.LeaseMargin,
+		Margin: cfg.LeaseMargin, FenceMaxTries: cfg.FenceMaxTries,
 		Logger: log,
 		Callbacks: ha.Callbacks{
 			OnStartedLeading: func(_ context.Context, term int64) { duty.Start(term) },
@@ -144,7 +165,11 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	}
 	srvDone := make(chan error, 1)
 	srvCtx, stopSrv := context.WithCancel(context.Background())
-	go func() { srvDone <- ping.Serve(srvCtx, ln, ping.New(id, el, log.Named("http")), log.Named("http")) }()
+	var state ha.StateReader = el
+	if report != nil {
+		state = withDuty{el, report}
+	}
+	go func() { srvDone <- ping.Serve(srvCtx, ln, ping.New(id, state, log.Named("http")), log.Named("http")) }()
 
 	// The election stops the duty and leaves the group before it returns;
 	// the HTTP server goes last so balancers see "standby", not a refused
@@ -175,10 +200,15 @@ func (nopDuty) Stop(string) error     { return nil }
 func (nopDuty) ExtendUntil(time.Time) {}
 
 // runStandalone serves a node with no HA group: always active, duty always on.
-func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor) error {
+func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor,
+	grace time.Duration, contain roles.Containment) error {
 	log.Info("state change", zap.String("from", string(ha.PhaseStarting)), zap.String("to", string(ha.PhaseActive)),
 		zap.Int64("term", 0), zap.String("reason", "standalone: no HA_ID"))
-	state := ha.Standalone(time.Now().UTC(), "standalone: no HA_ID")
+	var state ha.StateReader = ha.Standalone(time.Now().UTC(), "standalone: no HA_ID")
+	begun := time.Now()
+	if duty.Configured() {
+		state = withDuty{state, func() ha.DutyState { return supervisorState(duty.Status(), begun, grace, contain) }}
+	}
 	duty.Start(0)
 	err := ping.Serve(ctx, ln, ping.New(id, state, log.Named("http")), log.Named("http"))
 	if serr := duty.Stop("shutdown"); serr != nil {
@@ -186,6 +216,75 @@ func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id pin
 	}
 	log.Info("hanode stopped", zap.Error(err))
 	return err
+}
+
+// newJailer resolves DUTY_CONTAINMENT for this process when it runs
+// commands (ACTIVE_CMD or FENCE_CMD), says which containment is in force,
+// and ends what a dead hanode of this cgroup left behind. It refuses to
+// start when DUTY_CONTAINMENT=cgroup cannot be had.
+func newJailer(cfg *conf.Config, log *zap.Logger) (*roles.Jailer, error) {
+	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" {
+		return nil, nil
+	}
+	want, err := roles.ParseContainment(cfg.DutyContainment)
+	if err != nil {
+		return nil, fmt.Errorf("%w: DUTY_CONTAINMENT: %v", conf.ErrInvalid, err)
+	}
+	j, why, err := roles.NewJailer(want, fmt.Sprintf("%s%d-", jailStem, os.Getpid()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v; set DUTY_CONTAINMENT=auto to fall back to a child subreaper", conf.ErrInvalid, err)
+	}
+	switch {
+	case j.Mode() == roles.ContainNone:
+		log.Warn("duty containment is off (DUTY_CONTAINMENT=none): a duty process that leaves its process group "+
+			"(setsid, a daemon, GNU timeout) is not stopped when leadership ends", zap.String("containment", "none"))
+	case why != nil:
+		log.Warn("duty containment: no cgroup here; every descendant is tracked as a child subreaper instead",
+			zap.String("containment", string(j.Mode())), zap.String("why", why.Error()))
+	default:
+		log.Info("duty containment", zap.String("containment", string(j.Mode())), zap.String("cgroup", j.Base()))
+	}
+	for _, dir := range j.Sweep(jailStem, time.Now().Add(roles.KillGrace)) {
+		log.Warn("ended what a dead hanode left running", zap.String("cgroup", dir))
+	}
+	return j, nil
+}
+
+// jailStem starts the name of every cgroup hanode makes: jailStem, the pid
+// of the hanode process that made it, "-", a number.
+const jailStem = "hanode-"
+
+// withDuty adds the duty's state to the election's: no "ok" without a duty.
+type withDuty struct {
+	src  ha.StateReader
+	duty func() ha.DutyState
+}
+
+func (w withDuty) State() ha.State {
+	st := w.src.State()
+	d := w.duty()
+	st.Duty = &d
+	return st
+}
+
+// dutyState is the guard's report as the HTTP side shows it.
+func dutyState(r roles.DutyReport, grace time.Duration, contain roles.Containment) ha.DutyState {
+	return ha.DutyState{State: r.State, Restarts: r.Restarts, LastExit: r.LastExit, LastExitAt: r.LastExitAt,
+		Containment: string(contain), Serving: r.Serving(time.Now(), grace)}
+}
+
+// supervisorState is a standalone duty's status as the HTTP side shows it;
+// begun is when the node started it.
+func supervisorState(st roles.DutyStatus, begun time.Time, grace time.Duration, contain roles.Containment) ha.DutyState {
+	since := st.LastExitAt
+	if since.IsZero() {
+		since = begun
+	}
+	r := roles.DutyReport{State: st.State, Restarts: st.Restarts, LastExit: st.LastExit, LastExitAt: st.LastExitAt, Since: since}
+	if st.State == roles.DutyStopped && st.LastExitAt.IsZero() {
+		r.State = roles.DutyStarting // not yet started by its owner goroutine
+	}
+	return dutyState(r, grace, contain)
 }
 
 // advertised is the HTTP address others can reach us on: the bound port with
