@@ -143,6 +143,10 @@ func escapeScenario(t *testing.T, zkAddr string, e escape, f fault) {
 	leader := c.leader(electionTimeout)
 	before := activeStatus(t, leader, 5*time.Second)
 	waitBeat(t, leader, before.Term, 5*time.Second)
+	containment := "unknown (no duty in /v2/status)"
+	if d, _ := dutyStatus(leader); d != nil {
+		containment = fmt.Sprint(d["containment"])
+	}
 
 	at := f.inject(t, c, leader)
 	next, took := c.chk.WaitTakeover(at, leader, waitTakeover)
@@ -165,8 +169,8 @@ func escapeScenario(t *testing.T, zkAddr string, e escape, f fault) {
 	}
 	c.assertClean(t)
 	left := stopAll(t, c)
-	outcome := fmt.Sprintf("takeover %v; old duty's late lines %d (overlap %v); old duty processes left %d; at the end %d",
-		took.Round(time.Millisecond), late, overlap.Round(time.Millisecond), len(stray), left)
+	outcome := fmt.Sprintf("takeover %v; old duty's late lines %d (overlap %v); old duty processes left %d; at the end %d; containment %s",
+		took.Round(time.Millisecond), late, overlap.Round(time.Millisecond), len(stray), left, containment)
 	t.Logf("%s: %s", scenario, outcome)
 	record(t, scenario, outcomeOf(t, outcome), took)
 }
@@ -257,6 +261,9 @@ done`
 		// The limit is reached at the exit that would need restart
 		// maxRestarts+1; a node that gives up one exit earlier is fine.
 		limit := exits[min(maxRestarts, len(exits)-1)]
+		t.Logf("%s answered ok %v after %s's duty reached its restart limit (exit %d, %v after the first)",
+			next, nextAt.Sub(limit).Round(time.Millisecond), leader, min(maxRestarts, len(exits)-1)+1,
+			limit.Sub(firstExit).Round(time.Millisecond))
 		if d := nextAt.Sub(limit); d > time.Second+gracefulHandover {
 			t.Errorf("%s answered ok %v after %s's duty reached its restart limit (exit %d at +%v), want within 1s + %v",
 				next, d.Round(time.Millisecond), leader, min(maxRestarts, len(exits)-1)+1,
