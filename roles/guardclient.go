@@ -43,6 +43,9 @@ type GuardConfig struct {
 	Jailer *Jailer
 	// Argv0 is the guard's argv[0] as ps shows it (default Path).
 	Argv0 string
+	// RestartGrace is how long a restarting duty still serves
+	// (DutyReport.Serving); it also says when a crash streak ends.
+	RestartGrace time.Duration
 	// StartTimeout is how long the guard has to report that the duty
 	// started, after a takeover's start or after a dead guard was replaced
 	// (default DefaultGuardStartTimeout). Past it the duty counts as lost.
@@ -130,22 +133,49 @@ type DutyReport struct {
 	LastExitAt time.Time // when (zero: never)
 	// Since is when State began.
 	Since time.Time
+	// RunningSince is when the duty last started; DownSince is the first
+	// exit of the current crash streak (zero: none), which only a run of at
+	// least the grace ends.
+	RunningSince, DownSince time.Time
 }
 
 // DutyStarting: asked to start, not yet reported running.
 const DutyStarting = "starting"
 
 // Serving reports whether a node with this duty may answer that it is
-// active at now: its duty runs, or it has been starting or restarting for
-// at most grace.
+// active at now. A duty that crashes and is restarted within grace serves
+// on; one that keeps crashing stops serving grace after the first exit of
+// the streak, even while a short-lived restart runs, until a run lasts
+// grace. So "ok" is never answered for longer than grace while the duty is
+// down.
 func (r DutyReport) Serving(now time.Time, grace time.Duration) bool {
 	switch r.State {
 	case DutyRunning:
-		return true
-	case DutyStarting, DutyRestarting:
+		return r.DownSince.IsZero() || r.RunningSince.Sub(r.DownSince) <= grace || now.Sub(r.RunningSince) >= grace
+	case DutyStarting:
 		return now.Sub(r.Since) <= grace
+	case DutyRestarting:
+		down := r.DownSince
+		if down.IsZero() {
+			down = r.Since
+		}
+		return now.Sub(down) <= grace
 	}
 	return false
+}
+
+// started notes a start of the duty at now.
+func (r *DutyReport) started(now time.Time) {
+	r.State, r.Since, r.RunningSince = DutyRunning, now, now
+}
+
+// exited notes an exit of the duty at now: the first of a streak unless
+// the run before it lasted less than grace.
+func (r *DutyReport) exited(now time.Time, how string, grace time.Duration) {
+	if r.DownSince.IsZero() || now.Sub(r.RunningSince) >= grace {
+		r.DownSince = now
+	}
+	r.State, r.Since, r.LastExit, r.LastExitAt = DutyRestarting, now, how, now
 }
 
 // Duty reports the duty as the guard last told it.
@@ -231,8 +261,7 @@ func (g *Guard) Start(term int64) {
 	g.init()
 	g.mu.Lock()
 	if !g.want.on || g.want.term != term {
-		g.report.Restarts = 0
-		g.report.State, g.report.Since = DutyStarting, time.Now()
+		g.report = DutyReport{State: DutyStarting, Since: time.Now(), LastExit: g.report.LastExit, LastExitAt: g.report.LastExitAt}
 	}
 	g.want.on, g.want.term, g.want.lost = true, term, false
 	g.mu.Unlock()
@@ -389,7 +418,7 @@ func (g *Guard) handle(p *guardProc, line string) {
 			if g.report.State == DutyRestarting {
 				g.report.Restarts++
 			}
-			g.setReport(DutyRunning)
+			g.report.started(time.Now())
 		}
 		g.mu.Unlock()
 		if term != p.term || p.started {
@@ -411,8 +440,7 @@ func (g *Guard) handle(p *guardProc, line string) {
 		}
 		g.mu.Lock()
 		if w := g.want; w.on && !w.lost && w.term == term {
-			g.report.LastExit, g.report.LastExitAt = how, time.Now()
-			g.report.State, g.report.Since = DutyRestarting, time.Now()
+			g.report.exited(time.Now(), how, g.cfg.RestartGrace)
 		}
 		g.mu.Unlock()
 	case "failed":
@@ -566,7 +594,7 @@ func (g *Guard) replace(why string) {
 		g.lose(w.term, "the duty guard died and the lease has run out")
 	default:
 		g.mu.Lock()
-		g.setReport(DutyStarting)
+		g.report.exited(time.Now(), "the duty guard died ("+why+")", g.cfg.RestartGrace)
 		g.mu.Unlock()
 		g.log.Warn("restarting the duty guard with the duty of the same term",
 			zap.Int64("term", w.term), zap.Duration("lease_left", monoUntil(w.until)))

@@ -212,14 +212,14 @@ func TestGuardContainsEscapes(t *testing.T) {
 // duty (running, restarting with its exit), and a duty that keeps failing
 // is reported lost once, with the reason.
 func TestGuardReportsAFailingDuty(t *testing.T) {
-	g := containedGuard(t, ContainSubreaper, `echo "$$ $HANODE_TERM" > "$DIR/pid.tmp" && mv "$DIR/pid.tmp" "$DIR/pid"; [ -e "$DIR/fail" ] && exit 4; exec sleep 1000`, false)
+	g := containedGuard(t, ContainSubreaper, `[ -e "$DIR/fail" ] && exit 4; echo "$$ $HANODE_TERM" > "$DIR/pid.tmp" && mv "$DIR/pid.tmp" "$DIR/pid"; exec sleep 1000`, false)
 	g.g.Extend(time.Minute)
 	g.g.Start(2)
 	assert.True(t, g.g.Duty().Serving(time.Now(), time.Second), "a starting duty serves within the grace")
 	assert.False(t, g.g.Duty().Serving(time.Now().Add(2*time.Second), time.Second), "nor after it")
 	waitFor(t, 5*time.Second, "running", func() bool { return g.g.Duty().State == DutyRunning })
+	pid := g.waitDuty(t, 0).pid // written after its check of $DIR/fail: it runs on
 	require.NoError(t, os.WriteFile(filepath.Join(g.dir, "fail"), nil, 0o644))
-	pid := g.waitDuty(t, 0).pid
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	l := g.waitLost(t)
 	assert.Equal(t, int64(2), l.term)
@@ -260,4 +260,52 @@ func TestFenceLeavesNothingBehind(t *testing.T) {
 	require.NoError(t, Fence(t.Context(), cfg, 4, Previous{}))
 	esc := readPID(t, filepath.Join(dir, "esc"))
 	assert.True(t, processDead(esc), "the fence's child outlived it")
+}
+
+// TestDutyReportServing: no "ok" for longer than the grace while the duty
+// is down, however often it restarts, and no blip for a duty that came
+// back within the grace and stays up.
+func TestDutyReportServing(t *testing.T) {
+	const grace = time.Second
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type step struct {
+		ms    int
+		event string // "start" or "exit"
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		at    int
+		want  bool
+	}{
+		{"starting within the grace", nil, 900, true},
+		{"starting past the grace", nil, 1100, false},
+		{"running", []step{{10, "start"}}, 5000, true},
+		{"restarting within the grace", []step{{10, "start"}, {5000, "exit"}}, 5900, true},
+		{"restarting past the grace", []step{{10, "start"}, {5000, "exit"}}, 6100, false},
+		{"one restart that stays up: no blip", []step{{10, "start"}, {5000, "exit"}, {5900, "start"}}, 6500, true},
+		{"short restarts: down past the grace from the first exit", []step{{10, "start"}, {5000, "exit"}, {5200, "start"},
+			{5210, "exit"}, {5600, "start"}, {5610, "exit"}, {6400, "start"}}, 6405, false},
+		{"short restarts: restarting past the grace", []step{{10, "start"}, {5000, "exit"}, {5200, "start"},
+			{5210, "exit"}}, 6100, false},
+		{"a run of the grace ends the streak", []step{{10, "start"}, {5000, "exit"}, {6400, "start"}}, 7400, true},
+		{"an exit after a healed run starts a new streak", []step{{10, "start"}, {5000, "exit"}, {5200, "start"},
+			{9000, "exit"}}, 9900, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := DutyReport{State: DutyStarting, Since: t0}
+			for _, s := range tc.steps {
+				if s.event == "start" {
+					r.started(at(s.ms))
+				} else {
+					r.exited(at(s.ms), "exit status 1", grace)
+				}
+			}
+			assert.Equal(t, tc.want, r.Serving(at(tc.at), grace))
+		})
+	}
+	for _, st := range []string{DutyFailed, DutyStopped} {
+		assert.False(t, DutyReport{State: st, Since: t0}.Serving(t0, grace), st)
+	}
 }

@@ -74,6 +74,9 @@ type SupervisorConfig struct {
 	// Jailer keeps every process of a run together (see jail.go); nil keeps
 	// only the shell's process group, which a process can leave.
 	Jailer *Jailer
+	// RestartGrace ends a crash streak: an exit after a run at least this
+	// long starts a new one (DutyStatus.DownSince).
+	RestartGrace time.Duration
 	// Forking says the command starts a daemon and exits 0 (systemd's
 	// Type=forking): the duty is then whatever runs in its jail, and it has
 	// ended when the jail is empty. It needs a Jailer that is not
@@ -99,6 +102,9 @@ type DutyStatus struct {
 	LastExit string // how the latest duty process ended ("exit status 3", "signal: killed"); kept across Stop
 	// LastExitAt is when the duty last ended on its own (zero: never).
 	LastExitAt time.Time
+	// RunningSince and DownSince are as in DutyReport (crash streaks, with
+	// SupervisorConfig.RestartGrace).
+	RunningSince, DownSince time.Time
 }
 
 // Supervisor runs the active duty while this node leads.
@@ -251,6 +257,8 @@ type activation struct {
 	lastExit string
 	exitAt   time.Time
 	exits    []time.Time // own exits within RestartWindow
+	runSince time.Time   // the current run's start
+	downAt   time.Time   // the first exit of the current crash streak
 	failed   bool        // gave up on this term (MaxRestarts)
 }
 
@@ -313,6 +321,7 @@ func (a *activation) run() {
 			_ = a.end(fmt.Sprintf("new term %d", term)) // logged by end
 			a.term, a.restarts, a.backoff = term, 0, a.s.cfg.MinBackoff
 			a.exits, a.failed = nil, false
+			a.runSince, a.downAt = time.Time{}, time.Time{}
 			launch = true
 			continue // a Stop may have come in meanwhile
 		}
@@ -351,7 +360,8 @@ func (a *activation) run() {
 const daemonPoll = 50 * time.Millisecond
 
 func (a *activation) publish() {
-	st := DutyStatus{State: DutyRestarting, Term: a.term, Restarts: a.restarts, LastExit: a.lastExit, LastExitAt: a.exitAt}
+	st := DutyStatus{State: DutyRestarting, Term: a.term, Restarts: a.restarts, LastExit: a.lastExit, LastExitAt: a.exitAt,
+		RunningSince: a.runSince, DownSince: a.downAt}
 	switch {
 	case a.child != nil:
 		st.State, st.Running, st.PID = DutyRunning, true, a.child.pid
@@ -396,6 +406,7 @@ func (a *activation) launch() {
 		reaped:  make(chan struct{}),
 	}
 	a.child = p
+	a.runSince = p.started
 	go p.wait()
 	a.s.log.Info("duty started", zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("jail", jl.describe()))
 	if cfg.OnStart != nil {
@@ -423,6 +434,9 @@ func (a *activation) childExited() {
 	}
 	ran := end.Sub(p.started)
 	a.lastExit, a.exitAt = exit, time.Now()
+	if a.downAt.IsZero() || ran >= a.s.cfg.RestartGrace {
+		a.downAt = a.exitAt
+	}
 	fields := []zap.Field{zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("exit", exit), zap.Duration("ran", ran)}
 	if err != nil {
 		a.s.log.Error("duty exited", append(fields, zap.Error(err))...)

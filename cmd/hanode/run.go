@@ -79,7 +79,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID,
 			Env: os.Environ(), Logger: log.Named("duty"),
 			Jailer: jailer, Forking: cfg.ActiveCmdMode == "forking",
-			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow,
+			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow, RestartGrace: cfg.ActiveRestartGrace,
 		})
 		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode())
 	}
@@ -116,9 +116,10 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			// one that has not confirmed it by ACTIVE_STOP_TIMEOUT plus the
 			// slack is killed with its jail: conf has checked that this fits
 			// in LEASE_MARGIN.
-			StopTimeout: cfg.ActiveStopTimeout + conf.GuardAnswerSlack,
-			AnswerSlack: conf.GuardAnswerSlack,
-			Jailer:      jailer,
+			StopTimeout:  cfg.ActiveStopTimeout + conf.GuardAnswerSlack,
+			AnswerSlack:  conf.GuardAnswerSlack,
+			RestartGrace: cfg.ActiveRestartGrace,
+			Jailer:       jailer,
 			// Called only after Start, by which time el is set.
 			OnDutyLost: func(term int64, reason string) { el.DutyLost(term, reason) },
 			Logger:     log.Named("duty"),
@@ -280,7 +281,8 @@ func supervisorState(st roles.DutyStatus, begun time.Time, grace time.Duration, 
 	if since.IsZero() {
 		since = begun
 	}
-	r := roles.DutyReport{State: st.State, Restarts: st.Restarts, LastExit: st.LastExit, LastExitAt: st.LastExitAt, Since: since}
+	r := roles.DutyReport{State: st.State, Restarts: st.Restarts, LastExit: st.LastExit, LastExitAt: st.LastExitAt, Since: since,
+		RunningSince: st.RunningSince, DownSince: st.DownSince}
 	if st.State == roles.DutyStopped && st.LastExitAt.IsZero() {
 		r.State = roles.DutyStarting // not yet started by its owner goroutine
 	}
