@@ -218,6 +218,7 @@ type Core struct {
 	shutting    bool   // shutdown under way
 	fence       fenceState
 	afterStop   func(dutyStopped) // what to do once the duty has stopped
+	stopUnsure  bool              // the last stop was not confirmed: the next release only leaves
 
 	// Pacing of retries after failures.
 	retryAt time.Time
@@ -293,7 +294,7 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 		c.onWatch(ev)
 	case EvTick:
 	case EvDutyStopped:
-		c.onDutyStopped()
+		c.onDutyStopped(ev.Unconfirmed)
 	case EvDutyLost:
 		if ev.Term == c.term {
 			c.onDutyLost(ev.Reason)

@@ -234,11 +234,14 @@ func (c *Core) stepDown(reason string, then func(dutyStopped)) {
 	c.wantLook()
 }
 
-func (c *Core) onDutyStopped() {
+func (c *Core) onDutyStopped(unconfirmed bool) {
 	if c.duty != dutyStopping {
 		return
 	}
 	c.duty = dutyOff
+	if unconfirmed {
+		c.stopUnsure = true // the next release only leaves (release)
+	}
 	if f := c.afterStop; f != nil {
 		c.afterStop = nil
 		st, _ := c.stoppedProof()

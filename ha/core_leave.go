@@ -43,8 +43,12 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	// client's record naming a member that never held gives it nothing to
 	// release, and a release would let the next member claim at once (rule
 	// B) while the real holder acts.
+	// A stop that could not be confirmed proves nothing: leave without a
+	// release, so the successor waits out our lease (doc.go, rule D).
+	unsure := c.stopUnsure
+	c.stopUnsure = false
 	proof := c.up && c.ownProof() && (c.recMineOK || c.cfg.weaken.has(weakRuleAAnyVersion)) &&
-		c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive
+		c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive && !unsure
 	if !proof {
 		cover("release: leave only (no proof)")
 		if leave {

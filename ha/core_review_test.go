@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -348,4 +349,33 @@ func TestCoreAMemberNamedByAForeignRecordDoesNotRelease(t *testing.T) {
 		}
 		return false, ""
 	})
+}
+
+// A stop the duty's runner could not confirm (a process of the duty may
+// still run) proves nothing: a shutdown then leaves without writing a
+// release, so the next member waits out the lease instead of claiming at
+// once by rule B. A confirmed stop releases as before.
+func TestCoreAnUnconfirmedStopLeavesWithoutARelease(t *testing.T) {
+	for _, unconfirmed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unconfirmed=%v", unconfirmed), func(t *testing.T) {
+			r := newRig(t, "b")
+			own := r.lead()
+			r.step(EvShutdown{})
+			if !r.stopped() {
+				t.Fatal("a shutdown did not stop the duty")
+			}
+			r.step(EvDutyStopped{Unconfirmed: unconfirmed})
+			switch n := r.releases(); {
+			case unconfirmed && n != 0:
+				t.Fatalf("released %d times after a stop that was not confirmed", n)
+			case !unconfirmed && n != 1:
+				t.Fatalf("no release after a confirmed stop (outstanding %v)", r.pending())
+			}
+			if unconfirmed {
+				if _, ok := r.find(OpDelete, own); !ok {
+					t.Fatalf("the node did not leave (outstanding %v)", r.pending())
+				}
+			}
+		})
+	}
 }

@@ -36,6 +36,10 @@
 // look. When X released, start(Y) follows X's versioned release, which X
 // writes only with the proof that its duty stopped (release takes the
 // dutyStopped token that only a stopped duty yields): stop(X) < start(Y).
+// "Stopped" means confirmed: every process of the duty gone, whatever it
+// forked (roles' jails). A stop its runner could not confirm
+// (EvDutyStopped.Unconfirmed) yields no release: X only leaves, and Y waits
+// out X's lease as after a crash.
 //
 // The simulator checks each side on its own, not only "two actives": every
 // duty stops before s_X + D on its own node's clock, every active node is
@@ -48,8 +52,11 @@
 //	now < s + D − M        (the lease; M = LEASE_MARGIN)
 //
 // on its own monotonic clock, checked on every read of State and by a
-// timer, and its duty is stopped within M (ACTIVE_STOP_TIMEOUT < M), also by
-// a duty guard in another process that holds the same deadline. So X acts
+// timer, and its duty is stopped within M, also by a duty guard in another
+// process that holds the same deadline: conf requires ACTIVE_STOP_TIMEOUT +
+// 300 ms (the wait for a guard that does not confirm the stop; one that
+// does not acknowledge it at once is taken for frozen) + 100 ms (the kill
+// of its whole jail) + M/8 (stalls too short to notice) ≤ M. So X acts
 // only before s + D on its clock, which is at most D/(1−ρ) of real time.
 //
 // # Extensions, claims and releases

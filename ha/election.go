@@ -49,6 +49,11 @@ type Callbacks struct {
 	// out, node lost, shutdown) and must return only once the duty has
 	// stopped, within the margin. It runs only after OnStartedLeading.
 	OnStoppedLeading func(reason string)
+	// OnStoppedLeadingE, when set, runs instead of OnStoppedLeading and
+	// reports a stop it could not confirm (a process of the duty may still
+	// run): the node then leaves without releasing, so the next leader
+	// waits out the lease as after a crash instead of starting at once.
+	OnStoppedLeadingE func(reason string) error
 	// OnLeaseExtended runs whenever an active node's lease is set or
 	// extended, with its end on this process's monotonic clock. It must not
 	// block. A duty guard in another process uses it to stop the duty on its
@@ -358,12 +363,21 @@ func (e *Election) execute(a Action) {
 			e.dutyCancel = nil
 		}
 		start := time.Now()
-		if cb.OnStoppedLeading != nil {
+		var err error
+		switch {
+		case cb.OnStoppedLeadingE != nil:
+			err = cb.OnStoppedLeadingE(a.Reason)
+		case cb.OnStoppedLeading != nil:
 			cb.OnStoppedLeading(a.Reason)
 		}
-		e.log.Info("duty stopped", zap.Int64("term", e.core.term), zap.String("reason", a.Reason),
-			zap.Duration("took", time.Since(start)))
-		e.local = append(e.local, EvDutyStopped{})
+		if err != nil {
+			e.log.Error("duty stop not confirmed; leaving without a release, the next leader waits out the lease",
+				zap.Int64("term", e.core.term), zap.String("reason", a.Reason), zap.Duration("took", time.Since(start)), zap.Error(err))
+		} else {
+			e.log.Info("duty stopped", zap.Int64("term", e.core.term), zap.String("reason", a.Reason),
+				zap.Duration("took", time.Since(start)))
+		}
+		e.local = append(e.local, EvDutyStopped{Unconfirmed: err != nil})
 	case ActFence:
 		ctx, cancel := context.WithCancel(context.Background())
 		e.fenceCancel = cancel

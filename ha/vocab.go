@@ -143,8 +143,12 @@ type EvWatch struct {
 // EvTick wakes the core at or after its NextDeadline.
 type EvTick struct{}
 
-// EvDutyStopped confirms an ActStopDuty: the duty has stopped.
-type EvDutyStopped struct{}
+// EvDutyStopped answers an ActStopDuty: the duty has stopped, or, with
+// Unconfirmed, its stop could not be confirmed (a process of it may still
+// run: one stuck in the kernel past the kill's grace). Then the node writes
+// no release, which would let a successor start at once; it only leaves,
+// and the next leader waits out the lease as after a crash.
+type EvDutyStopped struct{ Unconfirmed bool }
 
 // EvDutyLost reports that the duty of Term died and could not be restarted
 // (its guard gave up): the node must not stay active.

@@ -151,11 +151,9 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		Logger: log,
 		Callbacks: ha.Callbacks{
 			OnStartedLeading: func(_ context.Context, term int64) { duty.Start(term) },
-			OnStoppedLeading: func(reason string) {
-				if err := duty.Stop(reason); err != nil {
-					log.Error("duty did not stop", zap.Error(err))
-				}
-			},
+			// An error (the duty's jail not confirmed empty) makes the node
+			// leave without a release: no successor starts at once.
+			OnStoppedLeadingE: duty.Stop,
 			OnLeaseExtended: duty.ExtendUntil,
 			Fence:           fence,
 		},
