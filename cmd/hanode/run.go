@@ -154,8 +154,8 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			// An error (the duty's jail not confirmed empty) makes the node
 			// leave without a release: no successor starts at once.
 			OnStoppedLeadingE: duty.Stop,
-			OnLeaseExtended: duty.ExtendUntil,
-			Fence:           fence,
+			OnLeaseExtended:   duty.ExtendUntil,
+			Fence:             fence,
 		},
 	})
 	if err != nil {
