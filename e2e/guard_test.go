@@ -477,3 +477,46 @@ func TestSignalClosedStderrKeepsTheLeaderServing(t *testing.T) {
 	}
 	chk.Assert(t)
 }
+
+// TestGuardResumedFromSIGSTOPReadsItsExtensionsFirst: the leader's duty
+// guard is frozen (SIGSTOP) for longer than the lease while hanode goes on
+// extending it; the extensions queue in the guard's pipe. On SIGCONT the
+// guard's timer for the old deadline has fired too: it must read the queued
+// extensions before acting on it, so the duty is neither stopped nor
+// restarted (the same process group beats on) and the same node leads in
+// the same term.
+func TestGuardResumedFromSIGSTOPReadsItsExtensionsFirst(t *testing.T) {
+	zk := zktest.Start(t)
+	nodes := startBeatingGroup(t, zk.Addr, loopDuty, false)
+	chk := nodetest.NewChecker(t, nodes...)
+	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
+	term := activeTerm(t, leader)
+	start := time.Now()
+	pgid := beatingGroup(t, leader, term, time.Time{}, 0, 5*time.Second)
+	guard := guardOf(t, leader, 5*time.Second)
+
+	if err := syscall.Kill(guard.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	// The fault is the freeze itself: held for the whole lease and more, so
+	// that the guard's own deadline passes while it cannot run.
+	hold := nodetest.DefaultSessionTimeout + time.Second
+	_ = nodetest.Poll(hold+time.Second, 50*time.Millisecond, func() bool { return time.Since(frozen) >= hold })
+	if err := syscall.Kill(guard.pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	// The same group beats after the resume: the duty was not restarted.
+	if got := beatingGroup(t, leader, term, resumed, 0, 5*time.Second); got != pgid {
+		t.Errorf("%s's duty beats from group %d after SIGCONT, want %d: it was restarted", leader, got, pgid)
+	}
+	requireLeading(t, chk, leader, term, start)
+	if leader.HasLog("lease expired without an extension from the coordinator; stopping the duty") {
+		t.Errorf("%s's guard acted on its stale deadline after SIGCONT instead of reading the queued extensions", leader)
+	}
+	if got := guardOf(t, leader, 5*time.Second); got.pid != guard.pid {
+		t.Errorf("%s's guard was replaced (%d, was %d): the frozen guard was taken for dead", leader, got.pid, guard.pid)
+	}
+	chk.Assert(t)
+}
