@@ -119,6 +119,15 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		deadline = 0
 		return sup.Kill(reason)
 	}
+	// gone: the coordinator died or closed us. Its other jails (a fence in
+	// flight) have nobody else to end them.
+	gone := func() error {
+		err := stop("coordinator gone")
+		for _, dir := range cfg.Jailer.EndSiblings(time.Now().Add(KillGrace)) {
+			log.Warn("ended what the gone coordinator was running", zap.String("cgroup", dir))
+		}
+		return err
+	}
 	clock := newGuardClock(guardClockSource) // guardclock.go
 	clockTick := time.NewTicker(guardClockEvery)
 	defer clockTick.Stop()
@@ -145,10 +154,10 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			return stop("guard stopped")
 		case err := <-readErr:
 			log.Warn("coordinator gone; stopping the duty", zap.Error(err))
-			return stop("coordinator gone")
+			return gone()
 		case <-w.failed:
 			log.Warn("coordinator gone (reply pipe broken); stopping the duty")
-			return stop("coordinator gone")
+			return gone()
 		case <-expiry.C:
 			if left := monoUntil(deadline); deadline != 0 && left > 0 {
 				expiry.Reset(left) // never early, whatever the timer's clock did
@@ -188,7 +197,7 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 				if deadline == 0 || monoUntil(deadline) <= 0 {
 					log.Warn("not starting the duty: no lease left", zap.Int64("term", term))
 					if !w.send(fmt.Sprintf("refused %d no lease left", term)) {
-						return stop("coordinator gone")
+						return gone()
 					}
 					continue
 				}
@@ -198,14 +207,14 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 				sup.Start(term)
 			case "stop":
 				if !w.send("stopping") {
-					return stop("coordinator gone")
+					return gone()
 				}
 				reply := "stopped"
 				if err := stop(arg); err != nil {
 					reply = "stopped error " + strings.ReplaceAll(err.Error(), "\n", " ")
 				}
 				if !w.send(reply) {
-					return stop("coordinator gone")
+					return gone()
 				}
 			default:
 				log.Error("bad guard command", zap.String("line", line))

@@ -142,6 +142,39 @@ func (j *Jailer) Sweep(stem string, deadline time.Time) []string {
 	return ended
 }
 
+// EndSiblings ends the jails made by the same process as this one's own
+// cgroup: a guard whose coordinator died ends what that coordinator ran
+// outside the guard (a FENCE_CMD and all it started), which nothing else
+// would stop. This process's cgroup is named "<stem><n>"; its siblings
+// "<stem><m>" are ended and removed. It does nothing unless ContainCgroup.
+func (j *Jailer) EndSiblings(deadline time.Time) []string {
+	if j == nil || j.mode != ContainCgroup {
+		return nil
+	}
+	own := filepath.Base(j.base)
+	stem := strings.TrimRight(own, "0123456789")
+	if stem == own || stem == "" {
+		return nil
+	}
+	parent := filepath.Dir(j.base)
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return nil
+	}
+	var ended []string
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), stem)
+		if !e.IsDir() || !ok || e.Name() == own || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		_ = cgroupKill(dir, deadline)
+		_ = removeCgroup(dir)
+		ended = append(ended, dir)
+	}
+	return ended
+}
+
 // jail holds the processes of one run of a command.
 type jail struct {
 	mode Containment

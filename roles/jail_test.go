@@ -3,6 +3,7 @@ package roles
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -308,4 +309,28 @@ func TestDutyReportServing(t *testing.T) {
 	for _, st := range []string{DutyFailed, DutyStopped} {
 		assert.False(t, DutyReport{State: st, Since: t0}.Serving(t0, grace), st)
 	}
+}
+
+// TestGuardWhoseCoordinatorGoesEndsItsOtherJails: a guard whose
+// coordinator died ends the coordinator's other jails (a FENCE_CMD in
+// flight and whatever it started), which nobody else would stop.
+func TestGuardWhoseCoordinatorGoesEndsItsOtherJails(t *testing.T) {
+	g := containedGuard(t, ContainCgroup, setsidDuty, false)
+	require.NoError(t, g.g.Ready())
+	guard := idleGuard(t, g.dir)
+	coord := g.g.cfg.Jailer
+	fence, err := coord.newJail() // a sibling of the guard's cgroup, as a FENCE_CMD's
+	require.NoError(t, err)
+	sleeper := exec.Command("/bin/sleep", "1000")
+	fence.prepare(sleeper)
+	require.NoError(t, startOwned(sleeper))
+	fence.started()
+	defer func() { _ = sleeper.Wait(); disown(sleeper.Process.Pid) }()
+
+	// The coordinator's end of the pipe closes as at its death.
+	_ = g.g.proc.stdin.Close()
+	waitFor(t, 5*time.Second, "the fence's process to be ended by the guard", func() bool { return processDead(sleeper.Process.Pid) })
+	waitFor(t, 5*time.Second, "the guard to exit", func() bool { return processDead(guard) })
+	_, err = os.Stat(fence.dir)
+	assert.True(t, os.IsNotExist(err), "the fence's cgroup was not removed")
 }
