@@ -327,10 +327,11 @@ func TestGuardWhoseCoordinatorGoesEndsItsOtherJails(t *testing.T) {
 	fence.started()
 	defer func() { _ = sleeper.Wait(); disown(sleeper.Process.Pid) }()
 
-	// The coordinator's end of the pipe closes as at its death.
-	_ = g.g.proc.stdin.Close()
+	// Close closes the guard's stdin, as the coordinator's death does, and
+	// waits for the guard to exit.
+	require.NoError(t, g.g.Close())
+	assert.True(t, processDead(guard))
 	waitFor(t, 5*time.Second, "the fence's process to be ended by the guard", func() bool { return processDead(sleeper.Process.Pid) })
-	waitFor(t, 5*time.Second, "the guard to exit", func() bool { return processDead(guard) })
 	_, err = os.Stat(fence.dir)
 	assert.True(t, os.IsNotExist(err), "the fence's cgroup was not removed")
 }
