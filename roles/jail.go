@@ -66,6 +66,10 @@ type Jailer struct {
 	base   string // ContainCgroup: the cgroup directory the jails are made in
 	prefix string // name prefix of this process's jails
 	seq    atomic.Int64
+
+	// testKillFails makes that many kills report failure (tests only: a
+	// process stuck in the kernel cannot be made on demand).
+	testKillFails atomic.Int32
 }
 
 // NewJailer resolves want for this process. ContainCgroup makes jails under
@@ -177,6 +181,7 @@ func (j *Jailer) EndSiblings(deadline time.Time) []string {
 
 // jail holds the processes of one run of a command.
 type jail struct {
+	from *Jailer
 	mode Containment
 	dir  string // ContainCgroup: the run's cgroup
 	fd   int    // ContainCgroup: open on dir until the command started; -1 after
@@ -186,7 +191,7 @@ type jail struct {
 // jails (ContainNone).
 func (j *Jailer) newJail() (*jail, error) {
 	if j == nil || j.mode != ContainCgroup {
-		return &jail{mode: j.Mode(), fd: -1}, nil
+		return &jail{from: j, mode: j.Mode(), fd: -1}, nil
 	}
 	dir := filepath.Join(j.base, j.prefix+strconv.FormatInt(j.seq.Add(1), 10))
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -197,7 +202,7 @@ func (j *Jailer) newJail() (*jail, error) {
 		_ = os.Remove(dir)
 		return nil, fmt.Errorf("roles: open cgroup %s: %w", dir, err)
 	}
-	return &jail{mode: ContainCgroup, dir: dir, fd: fd}, nil
+	return &jail{from: j, mode: ContainCgroup, dir: dir, fd: fd}, nil
 }
 
 // prepare makes cmd start inside the jail (a cgroup: from its first
@@ -253,6 +258,9 @@ func (jl *jail) signal(leader int, sig syscall.Signal) error {
 // kill SIGKILLs every process of the run and waits until none is left, at
 // most until deadline.
 func (jl *jail) kill(leader int, deadline time.Time) error {
+	if jl.from != nil && jl.from.testKillFails.Add(-1) >= 0 {
+		return errors.New("roles: test: the jail could not be confirmed empty")
+	}
 	killErr := signalGroup(leader, syscall.SIGKILL)
 	switch jl.mode {
 	case ContainCgroup:

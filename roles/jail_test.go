@@ -335,3 +335,31 @@ func TestGuardWhoseCoordinatorGoesEndsItsOtherJails(t *testing.T) {
 	_, err = os.Stat(fence.dir)
 	assert.True(t, os.IsNotExist(err), "the fence's cgroup was not removed")
 }
+
+// TestStuckDutyIsNeitherRestartedNorReportedStopped: a run whose jail
+// cannot be confirmed empty (a process stuck in the kernel) blocks every
+// restart and makes the stop report an error, until a later kill confirms
+// it gone.
+func TestStuckDutyIsNeitherRestartedNorReportedStopped(t *testing.T) {
+	j := cgroupJailer(t)
+	h := newHarness(t, SupervisorConfig{Command: `echo x >> "$DIR/runs"; exec sleep 1000`, Jailer: j,
+		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, RestartGrace: time.Second})
+	h.s.Start(1)
+	st := h.waitRunning(t, 1)
+	waitFor(t, 5*time.Second, "the first run", func() bool { return len(lines(t, h.path("runs"))) == 1 })
+	j.testKillFails.Store(1000) // every kill fails from now on
+	require.NoError(t, syscall.Kill(st.PID, syscall.SIGKILL))
+	waitFor(t, 5*time.Second, "the stuck run to be noticed", func() bool {
+		return h.logs.FilterMessage("duty exited, but processes of it could not be killed; nothing starts until they are gone").Len() == 1
+	})
+	waitFor(t, 5*time.Second, "a few retries", func() bool { return j.testKillFails.Load() < 990 })
+	assert.Len(t, lines(t, h.path("runs")), 1, "restarted while a run was stuck")
+	assert.Error(t, h.s.Stop("test"), "a stop was confirmed while a run was stuck")
+
+	j.testKillFails.Store(0) // the process left the kernel: kills work again
+	h.s.Start(2)
+	h.waitRunning(t, 2)
+	waitFor(t, 5*time.Second, "the second run", func() bool { return len(lines(t, h.path("runs"))) == 2 })
+	require.NoError(t, h.s.Stop("test"))
+	assert.Equal(t, 1, h.logs.FilterMessage("the duty's leftover processes are gone").Len())
+}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -34,6 +35,7 @@ type proc struct {
 	exited   chan struct{}    // closed when the shell has exited (a zombie, not reaped)
 	exitedAt time.Time        // written before exited closes
 	reap     chan struct{}    // closed by the owner: no more signals to the group
+	reapOnce sync.Once
 	reaped   chan struct{}    // closed when cmd.Wait has returned
 	state    *os.ProcessState // written before reaped closes
 }
@@ -56,19 +58,22 @@ func (p *proc) wait() {
 
 // finish ends what is left of p by deadline: it waits for the shell to exit,
 // SIGKILLs every process of its jail (its group, or its cgroup, or every
-// descendant), reaps the shell and waits until the jail holds no live
-// process. It reports how the shell ended.
+// descendant), and only once the jail is confirmed empty reaps the shell
+// and removes the jail. It reports how the shell ended. On an error nothing
+// is reaped (the shell's pid keeps naming its group): the caller keeps p
+// and calls finish again later.
 func finish(p *proc, deadline time.Time) (exit string, err error) {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-p.exited:
 	case <-t.C:
-		close(p.reap) // the waiter reaps it whenever it exits
 		return "still running", fmt.Errorf("roles: duty %d still running after SIGKILL", p.pid)
 	}
-	killErr := p.jailOf().kill(p.pid, deadline) // survivors of the shell, wherever they went
-	close(p.reap)
+	if err := p.jailOf().kill(p.pid, deadline); err != nil { // survivors of the shell, wherever they went
+		return "exited; the rest of its jail still runs", err
+	}
+	p.reapOnce.Do(func() { close(p.reap) })
 	select {
 	case <-p.reaped:
 	case <-t.C:
@@ -78,9 +83,6 @@ func finish(p *proc, deadline time.Time) (exit string, err error) {
 	exit = "unknown"
 	if p.state != nil {
 		exit = p.state.String()
-	}
-	if killErr != nil {
-		return exit, killErr
 	}
 	p.jailOf().release()
 	return exit, nil

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -126,6 +127,9 @@ type Supervisor struct {
 
 	mu  sync.Mutex  // serializes Start and Stop; held for all of Stop
 	act *activation // the current owner, nil when stopped; guarded by mu
+	// leftover is a stopped activation's stuck run, handed to the next
+	// one; guarded by mu.
+	leftover *proc
 
 	status atomic.Pointer[DutyStatus] // stored only by the current owner
 }
@@ -181,7 +185,9 @@ func (s *Supervisor) Start(term int64) {
 		done:     make(chan struct{}),
 		wantTerm: term,
 		term:     term,
+		stuck:    s.leftover,
 	}
+	s.leftover = nil
 	s.act = a
 	go a.run()
 }
@@ -205,6 +211,7 @@ func (s *Supervisor) Stop(reason string) error {
 	s.act = nil
 	a.requestStop(reason, false)
 	<-a.done
+	s.leftover = a.stuck
 	return a.err
 }
 
@@ -221,6 +228,7 @@ func (s *Supervisor) Kill(reason string) error {
 	s.act = nil
 	a.requestStop(reason, true)
 	<-a.done
+	s.leftover = a.stuck
 	return a.err
 }
 
@@ -260,6 +268,10 @@ type activation struct {
 	runSince time.Time   // the current run's start
 	downAt   time.Time   // the first exit of the current crash streak
 	failed   bool        // gave up on this term (MaxRestarts)
+	// stuck is a run whose jail could not be confirmed empty (a process
+	// stuck in the kernel ignores SIGKILL until it leaves it): nothing new
+	// starts, and no stop is confirmed, until it is gone.
+	stuck *proc
 }
 
 func (a *activation) retarget(term int64) {
@@ -330,11 +342,14 @@ func (a *activation) run() {
 			a.launch()
 		}
 		var exited <-chan struct{}
-		var daemon <-chan time.Time
-		if c := a.child; c != nil && !c.daemon {
+		var daemon, stuck <-chan time.Time
+		switch c := a.child; {
+		case c != nil && !c.daemon:
 			exited = c.exited
-		} else if c != nil {
+		case c != nil:
 			daemon = poll.C
+		case a.stuck != nil:
+			stuck = poll.C
 		}
 		var retry <-chan time.Time
 		if a.retry != nil {
@@ -347,6 +362,11 @@ func (a *activation) run() {
 		case <-daemon:
 			if !a.child.jailOf().alive(a.child.pid) {
 				a.childExited()
+			}
+		case <-stuck:
+			if a.unstick() == nil {
+				a.exited()
+				a.publish()
 			}
 		case <-retry:
 			a.retry = nil
@@ -373,6 +393,12 @@ func (a *activation) publish() {
 
 func (a *activation) launch() {
 	cfg := a.s.cfg
+	if err := a.unstick(); err != nil {
+		a.s.log.Error("duty not started: processes of an earlier run are still alive", zap.Int64("term", a.term), zap.Error(err))
+		a.scheduleRestart()
+		a.publish()
+		return
+	}
 	cmd := exec.Command("/bin/sh", "-c", cfg.Command)
 	cmd.Env = dutyEnv(cfg, a.term)
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
@@ -428,6 +454,17 @@ func (a *activation) childExited() {
 	}
 	a.child = nil
 	exit, err := finish(p, time.Now().Add(KillGrace))
+	if err != nil {
+		a.stuck = p
+		a.lastExit, a.exitAt = exit, time.Now()
+		a.s.log.Error("duty exited, but processes of it could not be killed; nothing starts until they are gone",
+			zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.Error(err))
+		if a.downAt.IsZero() {
+			a.downAt = a.exitAt
+		}
+		a.publish()
+		return
+	}
 	end := p.exitedAt
 	if p.daemon {
 		exit, end = "daemon exited (starter: "+exit+")", time.Now()
@@ -437,12 +474,7 @@ func (a *activation) childExited() {
 	if a.downAt.IsZero() || ran >= a.s.cfg.RestartGrace {
 		a.downAt = a.exitAt
 	}
-	fields := []zap.Field{zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("exit", exit), zap.Duration("ran", ran)}
-	if err != nil {
-		a.s.log.Error("duty exited", append(fields, zap.Error(err))...)
-	} else {
-		a.s.log.Warn("duty exited", fields...)
-	}
+	a.s.log.Warn("duty exited", zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("exit", exit), zap.Duration("ran", ran))
 	if ran >= a.s.cfg.MaxBackoff {
 		a.backoff = a.s.cfg.MinBackoff
 	}
@@ -451,6 +483,22 @@ func (a *activation) childExited() {
 	}
 	a.exited()
 	a.publish()
+}
+
+// unstick tries again to end a stuck run; nil once it is gone (or there
+// was none).
+func (a *activation) unstick() error {
+	p := a.stuck
+	if p == nil {
+		return nil
+	}
+	exit, err := finish(p, time.Now().Add(KillGrace))
+	if err != nil {
+		return err
+	}
+	a.stuck = nil
+	a.s.log.Warn("the duty's leftover processes are gone", zap.Int("pid", p.pid), zap.Int64("term", p.term), zap.String("exit", exit))
+	return nil
 }
 
 // startedOK reports whether p's shell exited with status 0 (checked without
@@ -502,8 +550,9 @@ func (a *activation) endWithin(reason string, grace time.Duration) error {
 		a.retry = nil
 		a.s.log.Info("duty restart cancelled", zap.Int64("term", a.term), zap.String("reason", reason))
 	}
+	stuckErr := a.unstick()
 	if a.child == nil {
-		return nil
+		return stuckErr
 	}
 	p := a.child
 	a.child = nil
@@ -525,11 +574,14 @@ func (a *activation) endWithin(reason string, grace time.Duration) error {
 	exit, err := finish(p, time.Now().Add(KillGrace))
 	a.lastExit = exit
 	if err != nil {
-		log.Error("duty stopped", zap.Duration("took", time.Since(begin)), zap.String("exit", exit), zap.Error(err))
-		return err
+		if a.stuck == nil {
+			a.stuck = p // tried again by the next stop or start
+		}
+		log.Error("duty not confirmed stopped", zap.Duration("took", time.Since(begin)), zap.String("exit", exit), zap.Error(err))
+		return errors.Join(stuckErr, err)
 	}
 	log.Info("duty stopped", zap.Duration("took", time.Since(begin)), zap.String("exit", exit))
-	return nil
+	return stuckErr
 }
 
 // graceful waits at most grace for p to end after SIGTERM: its shell, or
