@@ -32,9 +32,9 @@ type proc struct {
 	jail    *jail // every process of this run (procgroup jail when nil)
 	daemon  bool  // forking mode: the starter exited 0 and its daemon runs in the jail
 
-	exited   chan struct{}    // closed when the shell has exited (a zombie, not reaped)
-	exitedAt time.Time        // written before exited closes
-	reap     chan struct{}    // closed by the owner: no more signals to the group
+	exited   chan struct{} // closed when the shell has exited (a zombie, not reaped)
+	exitedAt time.Time     // written before exited closes
+	reap     chan struct{} // closed by the owner: no more signals to the group
 	reapOnce sync.Once
 	reaped   chan struct{}    // closed when cmd.Wait has returned
 	state    *os.ProcessState // written before reaped closes
