@@ -130,6 +130,12 @@ func Validate(raw []Setting) (*Config, error) {
 		c.ActiveRestartGrace = d
 	}
 	v.timing(c)
+	if c.ActiveCmdMode == "forking" && c.DutyContainment == "none" {
+		dc := v.get(KeyDutyContainment)
+		v.fail(KeyActiveCmdMode, fmt.Sprintf("needs a containment that sees the daemon, but DUTY_CONTAINMENT=%s (from %s): "+
+			"a daemon leaves its starter's process group, so with none it could be neither watched nor stopped; use auto",
+			dc.Value, dc.Source))
+	}
 
 	if c.DutyContainment == "none" {
 		dc := v.get(KeyDutyContainment)

@@ -646,3 +646,13 @@ func TestDefaultStopTimeoutAlwaysFits(t *testing.T) {
 		assert.NoError(t, err, "session %v", session)
 	}
 }
+
+// TestValidateForkingNeedsContainment: a forking duty with no containment
+// is refused, naming both keys.
+func TestValidateForkingNeedsContainment(t *testing.T) {
+	_, err := Validate(minimal(set(KeyActiveCmd, "start-daemon"), set(KeyActiveCmdMode, "forking"), set(KeyDutyContainment, "none")))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `ACTIVE_CMD_MODE="forking" (from test): needs a containment that sees the daemon, but DUTY_CONTAINMENT=none (from test)`)
+	_, err = Validate(minimal(set(KeyActiveCmd, "start-daemon"), set(KeyActiveCmdMode, "forking")))
+	assert.NoError(t, err)
+}
