@@ -403,11 +403,24 @@ func (g *Guard) converge() {
 func (g *Guard) handle(p *guardProc, line string) {
 	verb, arg, _ := strings.Cut(line, " ")
 	switch verb {
+	case "stopping": // the acknowledgement of a stop that timed out meanwhile
+		return
+	case "started", "exited", "failed", "expired", "refused":
+	default:
+		g.log.Error("unexpected duty guard reply", zap.String("line", line))
+		return
+	}
+	// Every other reply is "<verb> <term>[ <rest>]".
+	a, rest, _ := strings.Cut(arg, " ")
+	term, err := strconv.ParseInt(a, 10, 64)
+	if err != nil {
+		g.log.Error("bad duty guard reply", zap.String("line", line))
+		return
+	}
+	switch verb {
 	case "started":
-		a, b, _ := strings.Cut(arg, " ")
-		term, err1 := strconv.ParseInt(a, 10, 64)
-		pgid, err2 := strconv.Atoi(b)
-		if err1 != nil || err2 != nil {
+		pgid, err := strconv.Atoi(rest)
+		if err != nil {
 			g.log.Error("bad duty guard reply", zap.String("line", line))
 			return
 		}
@@ -432,38 +445,20 @@ func (g *Guard) handle(p *guardProc, line string) {
 			g.log.Warn("duty started after it was reported lost", zap.Int64("term", term), zap.Int("pgid", pgid))
 		}
 	case "exited":
-		a, how, _ := strings.Cut(arg, " ")
-		term, err := strconv.ParseInt(a, 10, 64)
-		if err != nil {
-			g.log.Error("bad duty guard reply", zap.String("line", line))
-			return
-		}
 		g.mu.Lock()
 		if w := g.want; w.on && !w.lost && w.term == term {
-			g.report.exited(time.Now(), how, g.cfg.RestartGrace)
+			g.report.exited(time.Now(), rest, g.cfg.RestartGrace)
 		}
 		g.mu.Unlock()
 	case "failed":
-		a, reason, _ := strings.Cut(arg, " ")
-		term, err := strconv.ParseInt(a, 10, 64)
-		if err != nil {
-			g.log.Error("bad duty guard reply", zap.String("line", line))
-			return
-		}
 		if term == p.term {
-			g.lose(term, reason)
+			g.lose(term, rest)
 		}
-	case "stopping": // the acknowledgement of a stop that timed out meanwhile
 	case "expired":
 		// The guard stopped the duty when its copy of the lease ran out, and
 		// forgot the lease. If the elector extends the lease after all (an
 		// acknowledgement that crossed the deadline), converge starts the
 		// duty again in the same term; otherwise the elector stops it.
-		term, err := strconv.ParseInt(arg, 10, 64)
-		if err != nil {
-			g.log.Error("bad duty guard reply", zap.String("line", line))
-			return
-		}
 		if term == p.term {
 			g.log.Warn("the duty guard stopped the duty when the lease ran out", zap.Int64("term", term))
 			g.mu.Lock()
@@ -475,21 +470,13 @@ func (g *Guard) handle(p *guardProc, line string) {
 			}
 		}
 	case "refused":
-		a, reason, _ := strings.Cut(arg, " ")
-		term, err := strconv.ParseInt(a, 10, 64)
-		if err != nil {
-			g.log.Error("bad duty guard reply", zap.String("line", line))
-			return
-		}
 		if term == p.term {
 			p.term = 0
 			if g.proc == p {
 				g.disarmConfirm()
 			}
-			g.lose(term, "the duty guard refused to start the duty: "+reason)
+			g.lose(term, "the duty guard refused to start the duty: "+rest)
 		}
-	default:
-		g.log.Error("unexpected duty guard reply", zap.String("line", line))
 	}
 }
 
