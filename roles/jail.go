@@ -21,7 +21,6 @@ package roles
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -482,16 +481,17 @@ func jailed(leader int) []int {
 	self := os.Getpid()
 	parent := map[int]int{}
 	live := map[int]bool{}
-	scanAll(func(pid, ppid int, state byte) {
-		parent[pid] = ppid
-		if state == 'Z' || state == 'X' {
-			if ppid == self && !owned.pids[pid] {
+	scanProcs(func(st procStat) bool {
+		parent[st.pid] = st.ppid
+		if st.state == 'Z' || st.state == 'X' {
+			if st.ppid == self && !owned.pids[st.pid] {
 				var ws unix.WaitStatus
-				_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil) // an orphan re-parented to us
+				_, _ = unix.Wait4(st.pid, &ws, unix.WNOHANG, nil) // an orphan re-parented to us
 			}
-			return
+			return true
 		}
-		live[pid] = true
+		live[st.pid] = true
+		return true
 	})
 	var out []int
 	for pid := range live {
@@ -513,11 +513,12 @@ func reapOrphans() {
 	owned.Lock()
 	defer owned.Unlock()
 	self := os.Getpid()
-	scanAll(func(pid, ppid int, state byte) {
-		if ppid == self && (state == 'Z' || state == 'X') && !owned.pids[pid] {
+	scanProcs(func(st procStat) bool {
+		if st.ppid == self && (st.state == 'Z' || st.state == 'X') && !owned.pids[st.pid] {
 			var ws unix.WaitStatus
-			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			_, _ = unix.Wait4(st.pid, &ws, unix.WNOHANG, nil)
 		}
+		return true
 	})
 }
 
@@ -542,36 +543,5 @@ func killJailed(leader int, deadline time.Time) error {
 			return fmt.Errorf("roles: descendants %v still live", pids)
 		}
 		<-tick.C
-	}
-}
-
-// scanAll calls f for every process in /proc with its parent and state.
-func scanAll(f func(pid, ppid int, state byte)) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		fl := strings.Fields(string(b[i+1:]))
-		if len(fl) < 2 || len(fl[0]) != 1 {
-			continue
-		}
-		ppid, err := strconv.Atoi(fl[1])
-		if err != nil {
-			continue
-		}
-		f(pid, ppid, fl[0][0])
 	}
 }

@@ -206,6 +206,7 @@ func keys(m map[int]bool) []int {
 type procStat struct {
 	pid     int
 	state   byte
+	ppid    int
 	pgrp    int
 	session int
 }
@@ -214,6 +215,20 @@ type procStat struct {
 // count, but a zombie leader whose other threads still run does) until f
 // returns false. It reports false when /proc cannot be read.
 func scanLive(f func(procStat) bool) bool {
+	return scanProcs(func(st procStat) bool {
+		if st.state == 'Z' || st.state == 'X' {
+			tasks, err := os.ReadDir("/proc/" + strconv.Itoa(st.pid) + "/task")
+			if err != nil || len(tasks) <= 1 {
+				return true
+			}
+		}
+		return f(st)
+	})
+}
+
+// scanProcs calls f for every process in /proc, zombies included, until f
+// returns false. It reports false when /proc cannot be read.
+func scanProcs(f func(procStat) bool) bool {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return false
@@ -232,12 +247,6 @@ func scanLive(f func(procStat) bool) bool {
 			continue
 		}
 		st.pid = pid
-		if st.state == 'Z' || st.state == 'X' {
-			tasks, err := os.ReadDir("/proc/" + e.Name() + "/task")
-			if err != nil || len(tasks) <= 1 {
-				continue
-			}
-		}
 		if !f(st) {
 			return true
 		}
@@ -245,7 +254,8 @@ func scanLive(f func(procStat) bool) bool {
 	return true
 }
 
-// parseStat reads the state, process group and session from /proc/PID/stat.
+// parseStat reads the state, parent, process group and session from
+// /proc/PID/stat.
 func parseStat(b []byte) (st procStat, ok bool) {
 	i := bytes.LastIndexByte(b, ')') // the command name may hold anything
 	if i < 0 {
@@ -255,10 +265,11 @@ func parseStat(b []byte) (st procStat, ok bool) {
 	if len(f) < 4 || len(f[0]) != 1 {
 		return procStat{}, false
 	}
+	ppid, err0 := strconv.Atoi(f[1])
 	pgrp, err1 := strconv.Atoi(f[2])
 	session, err2 := strconv.Atoi(f[3])
-	if err1 != nil || err2 != nil {
+	if err0 != nil || err1 != nil || err2 != nil {
 		return procStat{}, false
 	}
-	return procStat{state: f[0][0], pgrp: pgrp, session: session}, true
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp, session: session}, true
 }
