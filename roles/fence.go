@@ -94,15 +94,8 @@ func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) erro
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	jl, err := cfg.Jailer.newJail()
+	jl, err := cfg.Jailer.start(cmd)
 	if err != nil {
-		return fmt.Errorf("roles: FENCE_CMD: %w", err)
-	}
-	jl.prepare(cmd)
-	err = startOwned(cmd)
-	jl.started()
-	if err != nil {
-		jl.release()
 		return fmt.Errorf("roles: FENCE_CMD: %w", err)
 	}
 	pid := cmd.Process.Pid

@@ -58,15 +58,7 @@ func (g *Guard) spawn() error {
 	cmd.ExtraFiles = []*os.File{os.Stdout} // fd 3: where the duty's output goes
 	// The guard's jail holds it and all it ever starts (the duty's jails are
 	// made inside it), so a dead or frozen guard is ended whole.
-	jl, err := g.cfg.Jailer.newJail()
-	if err == nil {
-		jl.prepare(cmd)
-		err = startOwned(cmd)
-		jl.started()
-		if err != nil {
-			jl.release()
-		}
-	}
+	jl, err := g.cfg.Jailer.start(cmd)
 	_ = inR.Close()
 	_ = outW.Close()
 	if err != nil {

@@ -204,6 +204,23 @@ func (j *Jailer) newJail() (*jail, error) {
 	return &jail{from: j, mode: ContainCgroup, dir: dir, fd: fd}, nil
 }
 
+// start starts cmd in a new jail of j (ContainNone: its process group),
+// registered as owned until disown.
+func (j *Jailer) start(cmd *exec.Cmd) (*jail, error) {
+	jl, err := j.newJail()
+	if err != nil {
+		return nil, err
+	}
+	jl.prepare(cmd)
+	err = startOwned(cmd)
+	jl.started()
+	if err != nil {
+		jl.release()
+		return nil, err
+	}
+	return jl, nil
+}
+
 // prepare makes cmd start inside the jail (a cgroup: from its first
 // instruction, so nothing it forks is ever outside).
 func (jl *jail) prepare(cmd *exec.Cmd) {

@@ -319,12 +319,9 @@ func TestGuardWhoseCoordinatorGoesEndsItsOtherJails(t *testing.T) {
 	require.NoError(t, g.g.Ready())
 	guard := idleGuard(t, g.dir)
 	coord := g.g.cfg.Jailer
-	fence, err := coord.newJail() // a sibling of the guard's cgroup, as a FENCE_CMD's
-	require.NoError(t, err)
 	sleeper := exec.Command("/bin/sleep", "1000")
-	fence.prepare(sleeper)
-	require.NoError(t, startOwned(sleeper))
-	fence.started()
+	fence, err := coord.start(sleeper) // a sibling of the guard's cgroup, as a FENCE_CMD's
+	require.NoError(t, err)
 	defer func() { _ = sleeper.Wait(); disown(sleeper.Process.Pid) }()
 
 	// Close closes the guard's stdin, as the coordinator's death does, and

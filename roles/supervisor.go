@@ -405,15 +405,7 @@ func (a *activation) launch() {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Bounds how long Wait copies output that an escaped process keeps open.
 	cmd.WaitDelay = KillGrace / 2
-	jl, err := cfg.Jailer.newJail()
-	if err == nil {
-		jl.prepare(cmd)
-		err = startOwned(cmd)
-		jl.started()
-		if err != nil {
-			jl.release()
-		}
-	}
+	jl, err := cfg.Jailer.start(cmd)
 	if err != nil {
 		a.s.log.Error("duty start failed", zap.Int64("term", a.term), zap.Error(err))
 		a.lastExit, a.exitAt = "start failed: "+err.Error(), time.Now()
