@@ -160,7 +160,7 @@ func TestScaleSmoke(t *testing.T) {
 	}
 }
 
-// The reasons a new leader gives for its claim (ha's core_rules.go): rule
+// The reasons a new leader gives for its claim (ha's rules.go): rule
 // B after a release, rule C after W with no member below.
 const (
 	ruleReleased = "claimed: previous leader released"

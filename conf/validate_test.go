@@ -563,7 +563,7 @@ func FuzzNamesAreZnodeNames(f *testing.F) {
 }
 
 // TestValidatedPathsAreZnodePaths: every znode path hanode creates from a
-// valid configuration (ha/znodes.go: chroot + ZK_ROOT, then names/NAME,
+// valid configuration (ha/internal/core/znodes.go: chroot + ZK_ROOT, then names/NAME,
 // groups/HA_ID, its members/ and leader) passes ZooKeeper's check.
 func TestValidatedPathsAreZnodePaths(t *testing.T) {
 	for _, in := range [][]Setting{

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/clockwatch"
 	"go.uber.org/zap"
 )
@@ -12,6 +13,12 @@ import (
 // TestClockWatchOnSimulatedClocks: the detector on readings without Go's
 // monotonic part, as the simulator passes them: a node clock (mono) and real
 // time (wall), with the tolerance from the margin (M/8).
+// The lease and margin of the driver's unit tests.
+const (
+	ctD = 4 * time.Second
+	ctM = 1200 * time.Millisecond
+)
+
 func TestClockWatchOnSimulatedClocks(t *testing.T) {
 	w := newClockWatch(ctM) // tolerance 150 ms
 	base := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
@@ -46,12 +53,12 @@ func TestClockWatchOnSimulatedClocks(t *testing.T) {
 // observation of a stall steps the core with EvClockStall, and State's
 // readers, between a resume and Run's next check, see the stall themselves.
 func TestClockElectionFeedsTheStallFirstAndStateDistrustsIt(t *testing.T) {
-	core, err := NewCore(CoreConfig{Root: "/h", Group: "g", Self: MemberInfo{Name: "a", Role: "primary", Host: "host"},
-		Lease: ctD, Margin: ctM})
+	c, err := core.New(core.Config{Root: "/h", Group: "g", Self: core.MemberInfo{Name: "a", Role: "primary", Host: "host"},
+		Lease: ctD, Margin: ctM, NewGUID: newGUID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Election{core: core, log: zap.NewNop(), clock: newClockWatch(ctM)}
+	e := &Election{core: c, log: zap.NewNop(), clock: newClockWatch(ctM)}
 	now := time.Now()
 	if e.noticeStall(now) || e.stalledSince() != 0 {
 		t.Fatal("a stall on the first observation")

@@ -29,7 +29,7 @@
 // in real time, where s_X is the send time of X's last acknowledged write of
 // its lease, D the lease duration (ZK_SESSION_TIMEOUT, the same for the
 // whole group), o_Y the time Y made the observation its claim rests on, and
-// W = D(1+ρ)/(1−ρ) (takeoverWait). The middle inequality holds because
+// W = D(1+ρ)/(1−ρ) (core.TakeoverWait). The middle inequality holds because
 // s_X < o_Y: Y's observation is of a state X's write had already reached
 // (or a state in which X could no longer write), and o_Y is the arrival of
 // the reply that carries that evidence, never an earlier reply of the same
@@ -76,7 +76,7 @@
 // the tree), writes the lease record at the version read (so nobody claimed
 // since, and terms grow), and, to take over from a silent holder, deletes
 // the holder's node at the version last seen. Exactly one of four rules
-// allows it (core_rules.go):
+// allows it (rules.go):
 //
 //	A  the record names us at the version our own last write of it left,
 //	   and our node is as our last write left it (version, and data after a

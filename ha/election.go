@@ -2,13 +2,15 @@ package ha
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/clockwatch"
 	"go.uber.org/zap"
 )
@@ -64,7 +66,7 @@ type Callbacks struct {
 	// previous leader may have acted: the node stays in PhaseFencing until
 	// Fence returns nil, and retries with backoff after an error. ctx ends
 	// when the node loses its claim.
-	Fence func(ctx context.Context, req FenceRequest) error
+	Fence func(ctx context.Context, req core.FenceRequest) error
 }
 
 // Election runs this process's membership of one HA group on a Session. Run
@@ -74,12 +76,12 @@ type Election struct {
 	s    *Session
 	cfg  ElectionConfig
 	log  *zap.Logger
-	core *Core
+	core *core.Core
 
-	snap   atomic.Pointer[Snapshot]
-	events chan Event
+	snap   atomic.Pointer[core.Snapshot]
+	events chan core.Event
 	quit   chan struct{}
-	local  []Event // events the owner raised itself, handled before others
+	local  []core.Event // events the owner raised itself, handled before others
 
 	dutyCancel  context.CancelFunc
 	fenceCancel context.CancelFunc
@@ -87,7 +89,7 @@ type Election struct {
 	finished    bool
 
 	feedMu sync.Mutex
-	feeds  map[chan Transition]struct{}
+	feeds  map[chan core.Transition]struct{}
 	fenced chan fencedReq
 
 	clock     *clockWatch                        // Run's detector of a stalled monotonic clock
@@ -102,16 +104,16 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 	}
 	self := MemberInfo{Name: s.cfg.Name, Role: cfg.Role, Region: cfg.Region, Host: s.cfg.Host, HTTP: cfg.HTTP,
 		PID: s.cfg.PID, Started: s.cfg.Started}
-	core, err := NewCore(CoreConfig{Root: s.cfg.Root, Group: cfg.Group, Self: self, Lease: s.cfg.Timeout,
-		Margin: cfg.Margin, Fencing: cfg.Callbacks.Fence != nil, FenceMaxTries: cfg.FenceMaxTries})
+	c, err := core.New(core.Config{Root: s.cfg.Root, Group: cfg.Group, Self: self, Lease: s.cfg.Timeout,
+		Margin: cfg.Margin, NewGUID: newGUID, Fencing: cfg.Callbacks.Fence != nil, FenceMaxTries: cfg.FenceMaxTries})
 	if err != nil {
 		return nil, err
 	}
-	e := &Election{s: s, cfg: cfg, log: log.With(zap.String("ha_id", cfg.Group)), core: core,
-		events: make(chan Event, 64), quit: make(chan struct{}), feeds: map[chan Transition]struct{}{},
+	e := &Election{s: s, cfg: cfg, log: log.With(zap.String("ha_id", cfg.Group)), core: c,
+		events: make(chan core.Event, 64), quit: make(chan struct{}), feeds: map[chan core.Transition]struct{}{},
 		fenced: make(chan fencedReq)}
 	e.clock = newClockWatch(cfg.Margin)
-	snap := core.Snapshot()
+	snap := c.Snapshot()
 	e.snap.Store(&snap)
 	return e, nil
 }
@@ -142,19 +144,19 @@ func (e *Election) State() State {
 // Subscribe returns a feed of every transition from now on, in order, and
 // a function that ends the subscription. The feed never drops: a slow
 // reader delays nobody but itself (transitions queue for it).
-func (e *Election) Subscribe() (<-chan Transition, func()) {
-	in := make(chan Transition, 16)
-	out := make(chan Transition)
+func (e *Election) Subscribe() (<-chan core.Transition, func()) {
+	in := make(chan core.Transition, 16)
+	out := make(chan core.Transition)
 	stop := make(chan struct{})
 	e.feedMu.Lock()
 	e.feeds[in] = struct{}{}
 	e.feedMu.Unlock()
 	go func() {
 		defer close(out)
-		var q []Transition
+		var q []core.Transition
 		for {
-			var send chan Transition
-			var head Transition
+			var send chan core.Transition
+			var head core.Transition
 			if len(q) > 0 {
 				send, head = out, q[0]
 			}
@@ -183,15 +185,15 @@ func (e *Election) Subscribe() (<-chan Transition, func()) {
 var ErrNotLeader = errors.New("ha: not the leader")
 
 type fencedReq struct {
-	reply chan []Op
+	reply chan []core.Op
 }
 
 // Fenced performs ops in one ZooKeeper multi that succeeds only while this
 // node still holds the group's lease: it checks that our member node exists
 // (every claim by another node needs it gone) and that the lease record is
 // as our last write left it. Ops may be Create, Delete, Set and Check.
-func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
-	req := fencedReq{reply: make(chan []Op, 1)}
+func (e *Election) Fenced(ctx context.Context, ops ...core.Op) error {
+	req := fencedReq{reply: make(chan []core.Op, 1)}
 	select {
 	case e.fenced <- req:
 	case <-ctx.Done():
@@ -199,7 +201,7 @@ func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
 	case <-e.quit:
 		return ErrNotLeader
 	}
-	var checks []Op
+	var checks []core.Op
 	select {
 	case checks = <-req.reply:
 	case <-ctx.Done():
@@ -208,11 +210,11 @@ func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
 	if checks == nil {
 		return ErrNotLeader
 	}
-	r, _, _ := e.s.do(Op{Kind: OpMulti, Ops: append(checks, ops...)})
-	if r.Err == ErrNone {
+	r, _, _ := e.s.do(core.Op{Kind: core.OpMulti, Ops: append(checks, ops...)})
+	if r.Err == core.ErrNone {
 		return nil
 	}
-	if i, _ := failedOp(r); i >= 0 && i < len(checks) {
+	if i, _ := core.FailedOp(r); i >= 0 && i < len(checks) {
 		return fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
 	}
 	return fmt.Errorf("ha: fenced write: %s", r.Detail)
@@ -223,7 +225,7 @@ func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
 func (e *Election) DutyLost(term int64, reason string) {
 	go func() {
 		select {
-		case e.events <- EvDutyLost{Term: term, Reason: reason}:
+		case e.events <- core.EvDutyLost{Term: term, Reason: reason}:
 		case <-e.quit:
 		}
 	}()
@@ -261,10 +263,10 @@ func (e *Election) Run(ctx context.Context) error {
 		select {
 		case <-shutdown:
 			shutdown = nil
-			e.step(EvShutdown{})
+			e.step(core.EvShutdown{})
 		case <-sessionDone:
 			sessionDone = nil
-			e.step(EvShutdown{})
+			e.step(core.EvShutdown{})
 			if err := e.s.Err(); err != nil {
 				e.doneErr = err
 			}
@@ -273,17 +275,17 @@ func (e *Election) Run(ctx context.Context) error {
 		case ev := <-e.events:
 			e.step(ev)
 		case <-timer.C:
-			e.step(EvTick{})
+			e.step(core.EvTick{})
 		case <-clockTick.C:
 			e.checkClock()
 		case req := <-e.fenced:
 			e.checkClock()
-			req.reply <- e.core.fenceChecks(time.Now())
+			req.reply <- e.core.FenceChecks(time.Now())
 		case <-giveUp:
 			e.log.Warn("left the group without releasing: ZooKeeper did not answer in time")
 			e.finished = true
 		}
-		if shutdown == nil && giveUp == nil && e.core.duty == dutyOff {
+		if shutdown == nil && giveUp == nil && e.core.DutyOff() {
 			giveUp = time.After(shutdownBound)
 		}
 	}
@@ -296,9 +298,9 @@ func (e *Election) Run(ctx context.Context) error {
 	return e.doneErr
 }
 
-func (e *Election) sessionEvent() Event {
+func (e *Election) sessionEvent() core.Event {
 	st := e.s.status()
-	return EvSession{Up: st.up, ID: st.id, Epoch: st.epoch}
+	return core.EvSession{Up: st.up, ID: st.id, Epoch: st.epoch}
 }
 
 func (e *Election) untilDeadline() time.Duration {
@@ -310,7 +312,7 @@ func (e *Election) untilDeadline() time.Duration {
 }
 
 // step feeds one event to the core and carries out its actions.
-func (e *Election) step(ev Event) {
+func (e *Election) step(ev core.Event) {
 	now := time.Now()
 	e.noticeStall(now) // a stalled clock first: EvClockStall
 	acts := e.core.Step(now, ev)
@@ -321,30 +323,30 @@ func (e *Election) step(ev Event) {
 	e.snap.Store(&snap)
 }
 
-func (e *Election) post(ev Event) {
+func (e *Election) post(ev core.Event) {
 	select {
 	case e.events <- ev:
 	case <-e.quit:
 	}
 }
 
-func (e *Election) execute(a Action) {
+func (e *Election) execute(a core.Action) {
 	cb := e.cfg.Callbacks
 	switch a := a.(type) {
-	case ActRequest:
+	case core.ActRequest:
 		go func() {
 			r, ch, epoch := e.s.do(a.Op)
-			e.post(EvReply{ID: a.ID, Result: r, Epoch: epoch})
+			e.post(core.EvReply{ID: a.ID, Result: r, Epoch: epoch})
 			if ch != nil {
 				select {
 				case ev := <-ch:
 					e.s.watches.Add(1)
-					e.post(EvWatch{ID: a.ID, Kind: watchKind(ev), Epoch: e.s.deliveredOn(epoch)})
+					e.post(core.EvWatch{ID: a.ID, Kind: watchKind(ev), Epoch: e.s.deliveredOn(epoch)})
 				case <-e.quit:
 				}
 			}
 		}()
-	case ActStartDuty:
+	case core.ActStartDuty:
 		ctx, cancel := context.WithCancel(context.Background())
 		e.dutyCancel = cancel
 		if cb.OnLeaseExtended != nil {
@@ -353,11 +355,11 @@ func (e *Election) execute(a Action) {
 		if cb.OnStartedLeading != nil {
 			cb.OnStartedLeading(ctx, a.Term)
 		}
-	case ActExtendDuty:
+	case core.ActExtendDuty:
 		if cb.OnLeaseExtended != nil {
 			cb.OnLeaseExtended(a.LeaseEnd)
 		}
-	case ActStopDuty:
+	case core.ActStopDuty:
 		if e.dutyCancel != nil {
 			e.dutyCancel()
 			e.dutyCancel = nil
@@ -372,13 +374,13 @@ func (e *Election) execute(a Action) {
 		}
 		if err != nil {
 			e.log.Error("duty stop not confirmed; leaving without a release, the next leader waits out the lease",
-				zap.Int64("term", e.core.term), zap.String("reason", a.Reason), zap.Duration("took", time.Since(start)), zap.Error(err))
+				zap.Int64("term", e.core.Term()), zap.String("reason", a.Reason), zap.Duration("took", time.Since(start)), zap.Error(err))
 		} else {
-			e.log.Info("duty stopped", zap.Int64("term", e.core.term), zap.String("reason", a.Reason),
+			e.log.Info("duty stopped", zap.Int64("term", e.core.Term()), zap.String("reason", a.Reason),
 				zap.Duration("took", time.Since(start)))
 		}
-		e.local = append(e.local, EvDutyStopped{Unconfirmed: err != nil})
-	case ActFence:
+		e.local = append(e.local, core.EvDutyStopped{Unconfirmed: err != nil})
+	case core.ActFence:
 		ctx, cancel := context.WithCancel(context.Background())
 		e.fenceCancel = cancel
 		p := a.Req.Previous
@@ -394,14 +396,14 @@ func (e *Election) execute(a Action) {
 			if cb.Fence != nil {
 				err = cb.Fence(ctx, a.Req)
 			}
-			e.post(EvFenced{Term: a.Req.Term, Err: err})
+			e.post(core.EvFenced{Term: a.Req.Term, Err: err})
 		}()
-	case ActCancelFence:
+	case core.ActCancelFence:
 		if e.fenceCancel != nil {
 			e.fenceCancel()
 			e.fenceCancel = nil
 		}
-	case ActTransition:
+	case core.ActTransition:
 		t := a.T
 		e.log.Info("state change", zap.String("from", string(t.From)), zap.String("to", string(t.To)),
 			zap.Int64("term", t.Term), zap.String("reason", t.Reason))
@@ -410,7 +412,7 @@ func (e *Election) execute(a Action) {
 			ch <- t // buffered; the subscriber's goroutine queues without bound
 		}
 		e.feedMu.Unlock()
-	case ActNotice:
+	case core.ActNotice:
 		n := a.N
 		fields := []zap.Field{zap.String("znode", n.Znode)}
 		if n.Fix != "" {
@@ -424,7 +426,7 @@ func (e *Election) execute(a Action) {
 		default:
 			e.log.Info(n.Msg, fields...)
 		}
-	case ActDone:
+	case core.ActDone:
 		if a.Err != nil {
 			e.doneErr = a.Err
 		}
@@ -432,16 +434,11 @@ func (e *Election) execute(a Action) {
 	}
 }
 
-// fenceChecks are the ops that make a write fenced by our lease, nil when
-// we do not lead.
-func (c *Core) fenceChecks(now time.Time) []Op {
-	if !c.Active(now) {
-		return nil
+// newGUID returns the 32 hex digits that name this election's member node.
+func newGUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("ha: crypto/rand: " + err.Error()) // never fails on Linux
 	}
-	return []Op{
-		{Kind: OpCheck, Path: c.l.member(c.own.Name), Version: -1},
-		{Kind: OpCheck, Path: c.l.leaderNode(), Version: c.recMine},
-	}
+	return hex.EncodeToString(b[:])
 }
-
-var _ = zk.ErrNoNode

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/clockwatch"
 )
 
@@ -23,7 +24,7 @@ func (e *Election) noticeStall(now time.Time) bool {
 	if by == 0 {
 		return false
 	}
-	for _, a := range e.core.Step(now, EvClockStall{By: by}) {
+	for _, a := range e.core.Step(now, core.EvClockStall{By: by}) {
 		e.execute(a)
 	}
 	return true

@@ -14,6 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/faultproxy"
 	"github.com/hanode/hanode/internal/zktest"
 )
@@ -47,7 +48,7 @@ type group struct {
 	haID    string
 	role    string
 	timeout time.Duration
-	fence   func(name string) func(context.Context, FenceRequest) error
+	fence   func(name string) func(context.Context, core.FenceRequest) error
 	// fenceMaxTries is ElectionConfig.FenceMaxTries of members started next.
 	fenceMaxTries int
 
@@ -223,21 +224,21 @@ func admin(t *testing.T, addr string) *zk.Conn {
 	return conn
 }
 
-func (g *group) layout() layout { return layout{root: g.root, group: g.haID} }
+func (g *group) layout() core.Layout { return core.NewLayout(g.root, g.haID) }
 
 // leaderNode returns the member node of m, read from ZooKeeper.
 func (g *group) memberNodeOf(t *testing.T, conn *zk.Conn, m *member) string {
 	t.Helper()
-	children, _, err := conn.Children(g.layout().membersDir())
+	children, _, err := conn.Children(g.layout().MembersDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range children {
-		data, _, err := conn.Get(g.layout().member(c))
+		data, _, err := conn.Get(g.layout().MemberNode(c))
 		if err != nil {
 			continue
 		}
-		if d, _, ok := decodeMember(data); ok && d.Name == m.name {
+		if d, _, ok := core.DecodeMember(data); ok && d.Name == m.name {
 			return c
 		}
 	}
@@ -328,7 +329,7 @@ func TestSilentLeaderIsReplacedBeforeItsSessionExpires(t *testing.T) {
 	took := time.Since(cut)
 	// b claims W after the last extension it saw, which came at most one
 	// extension period before the cut: W - R <= took <= W (plus delays).
-	w, r := takeoverWait(g.timeout), extendEvery(g.timeout, testMargin)
+	w, r := core.TakeoverWait(g.timeout), core.ExtendEvery(g.timeout, testMargin)
 	t.Logf("takeover of a silent leader: %s (session %s, W %s, R %s)", took, g.timeout, w, r)
 	if took < w-r-100*time.Millisecond || took > w+500*time.Millisecond {
 		t.Fatalf("takeover took %s, want within [W-R, W] = [%s, %s]", took, w-r, w)
@@ -352,7 +353,7 @@ func TestLeaderNodeDeletedByAnotherClient(t *testing.T) {
 	first := g.waitLeader(20 * time.Second)
 	conn := admin(t, zkS.Addr)
 	node := g.memberNodeOf(t, conn, first)
-	if err := conn.Delete(g.layout().member(node), -1); err != nil {
+	if err := conn.Delete(g.layout().MemberNode(node), -1); err != nil {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
@@ -360,7 +361,7 @@ func TestLeaderNodeDeletedByAnotherClient(t *testing.T) {
 	stopped := time.Since(deleted)
 	second := g.waitLeader(3 * g.timeout)
 	t.Logf("old leader stopped %s after the delete, a leader (%s) again after %s", stopped, second.name, time.Since(deleted))
-	if stopped > extendEvery(g.timeout, testMargin)+500*time.Millisecond {
+	if stopped > core.ExtendEvery(g.timeout, testMargin)+500*time.Millisecond {
 		t.Fatalf("the old leader went on %s after its node was deleted: it must stop at its next extension", stopped)
 	}
 	waitFor(t, 3*g.timeout, "both members listed by both", func() bool {
@@ -420,7 +421,7 @@ func TestDamagedAndForeignDataNeverLeaveAGroupStuck(t *testing.T) {
 	g.watchOverlap()
 	conn := admin(t, zkS.Addr)
 	l := g.layout()
-	if err := ensurePath(conn, l.membersDir(), zk.WorldACL(zk.PermAll)); err != nil {
+	if err := ensurePath(conn, l.MembersDir(), zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
 	mustSet := func(p string, data []byte) {
@@ -433,15 +434,15 @@ func TestDamagedAndForeignDataNeverLeaveAGroupStuck(t *testing.T) {
 			t.Fatalf("create %s: %v", p, err)
 		}
 	}
-	mustSet(l.groupNode(), []byte("garbage"))
-	mustCreate(l.leaderNode(), []byte(`{"term": 12, "holder": "`), 0)
-	mustCreate(l.member("_c_"+strings.Repeat("0", 32)+"-m-0000000000"), mustJSON(MemberInfo{Name: "forged", Role: "primary"}), 0)
-	mustCreate(l.member("_c_"+strings.Repeat("1", 32)+"-m--000000001"), []byte("x"), zk.FlagEphemeral)
-	mustCreate(l.member("_c_"+strings.Repeat("2", 32)+"-m-"), []byte("not a member"), zk.FlagEphemeral|zk.FlagSequence)
+	mustSet(l.GroupNode(), []byte("garbage"))
+	mustCreate(l.LeaderNode(), []byte(`{"term": 12, "holder": "`), 0)
+	mustCreate(l.MemberNode("_c_"+strings.Repeat("0", 32)+"-m-0000000000"), core.MustJSON(core.MemberInfo{Name: "forged", Role: "primary"}), 0)
+	mustCreate(l.MemberNode("_c_"+strings.Repeat("1", 32)+"-m--000000001"), []byte("x"), zk.FlagEphemeral)
+	mustCreate(l.MemberNode("_c_"+strings.Repeat("2", 32)+"-m-"), []byte("not a member"), zk.FlagEphemeral|zk.FlagSequence)
 
 	start := time.Now()
 	a, b := g.start("a"), g.start("b")
-	leader := g.waitLeader(2*takeoverWait(g.timeout) + 2*g.timeout + 10*time.Second)
+	leader := g.waitLeader(2*core.TakeoverWait(g.timeout) + 2*g.timeout + 10*time.Second)
 	t.Logf("leader %s %s after start, past every foreign node", leader.name, time.Since(start))
 	st := a.el.State()
 	if len(st.Ignored) == 0 {
@@ -491,7 +492,7 @@ func TestNameDeletedByHandIsDefended(t *testing.T) {
 	holder := g.start("dup")
 	g.waitLeader(20 * time.Second)
 	conn := admin(t, zkS.Addr)
-	p := layout{root: g.root}.name("dup")
+	p := core.NewLayout(g.root, "").NameNode("dup")
 	if err := conn.Delete(p, -1); err != nil {
 		t.Fatal(err)
 	}
@@ -649,7 +650,7 @@ func TestFencedWriteFailsOnceTheLeaseMovedOn(t *testing.T) {
 	leader := g.waitLeader(20 * time.Second)
 	ctx := context.Background()
 	kv := "/hanode-kv"
-	if err := leader.el.Fenced(ctx, Op{Kind: OpCreate, Path: kv, Data: []byte("1")}); err != nil {
+	if err := leader.el.Fenced(ctx, core.Op{Kind: core.OpCreate, Path: kv, Data: []byte("1")}); err != nil {
 		t.Fatalf("fenced write by the leader: %v", err)
 	}
 	var other *member
@@ -658,12 +659,12 @@ func TestFencedWriteFailsOnceTheLeaseMovedOn(t *testing.T) {
 			other = m
 		}
 	}
-	if err := other.el.Fenced(ctx, Op{Kind: OpSet, Path: kv, Data: []byte("2"), Version: -1}); !errors.Is(err, ErrNotLeader) {
+	if err := other.el.Fenced(ctx, core.Op{Kind: core.OpSet, Path: kv, Data: []byte("2"), Version: -1}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("fenced write by a standby = %v, want ErrNotLeader", err)
 	}
 	leader.stop(t)
 	g.waitLeader(10 * time.Second)
-	if err := leader.el.Fenced(ctx, Op{Kind: OpSet, Path: kv, Data: []byte("3"), Version: -1}); !errors.Is(err, ErrNotLeader) {
+	if err := leader.el.Fenced(ctx, core.Op{Kind: core.OpSet, Path: kv, Data: []byte("3"), Version: -1}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("fenced write by the old leader = %v, want ErrNotLeader", err)
 	}
 }

@@ -1,6 +1,10 @@
 package ha
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/hanode/hanode/ha/internal/core"
+)
 
 // Refusals: the cluster will not let this node take part. They are final for
 // the process (cmd/hanode exits with status 77); details are wrapped around them.
@@ -9,7 +13,7 @@ var (
 	ErrNameInUse = errors.New("ha: name in use")
 	// ErrGroupMismatch: the HA_ID is recorded with another role, region or
 	// session timeout (the lease every member waits out).
-	ErrGroupMismatch = errors.New("ha: HA group recorded with another role, region or session timeout")
+	ErrGroupMismatch = core.ErrGroupMismatch
 )
 
 // IsRefusal reports whether err is one of the refusals above.

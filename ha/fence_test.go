@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/faultproxy"
 	"github.com/hanode/hanode/internal/zktest"
 )
@@ -20,11 +21,11 @@ type fenceLog struct {
 
 type fenceCall struct {
 	by  string
-	req FenceRequest
+	req core.FenceRequest
 }
 
-func (f *fenceLog) fenceFor(name string) func(context.Context, FenceRequest) error {
-	return func(_ context.Context, req FenceRequest) error {
+func (f *fenceLog) fenceFor(name string) func(context.Context, core.FenceRequest) error {
+	return func(_ context.Context, req core.FenceRequest) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.calls = append(f.calls, fenceCall{by: name, req: req})
@@ -41,10 +42,10 @@ func (f *fenceLog) setFail(name string, fail bool) {
 	f.fail[name] = fail
 }
 
-func (f *fenceLog) callsBy(name string) []FenceRequest {
+func (f *fenceLog) callsBy(name string) []core.FenceRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []FenceRequest
+	var out []core.FenceRequest
 	for _, c := range f.calls {
 		if c.by == name {
 			out = append(out, c.req)
@@ -158,7 +159,7 @@ func TestFencingNamesASilentLeaderWhoseRecordWasDeleted(t *testing.T) {
 
 	p.Stall()
 	conn := admin(t, zkS.Addr)
-	if err := conn.Delete(g.layout().leaderNode(), -1); err != nil {
+	if err := conn.Delete(g.layout().LeaderNode(), -1); err != nil {
 		t.Fatalf("delete the leader record: %v", err)
 	}
 	waitFor(t, 20*time.Second, "b active", func() bool { return b.el.State().Active() })
@@ -167,7 +168,7 @@ func TestFencingNamesASilentLeaderWhoseRecordWasDeleted(t *testing.T) {
 		t.Fatal("b leads without fencing")
 	}
 	req := calls[0]
-	want := LeaderInfo{Name: "a", Host: "test-host", Term: termA}
+	want := core.LeaderInfo{Name: "a", Host: "test-host", Term: termA}
 	if !req.PreviousKnown || req.Previous != want || len(req.Candidates) != 1 || req.Candidates[0] != want {
 		t.Fatalf("b fenced %+v; want a (host test-host, term %d) alone", req, termA)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/hanode/hanode/ha/internal/core"
 	"go.uber.org/zap"
 )
 
@@ -23,6 +24,15 @@ import (
 
 // reserveName claims the name for session sid off the session goroutine
 // and reports back.
+// nameRecord is the data of names/<NAME>: who holds the name.
+type nameRecord struct {
+	Name    string    `json:"name"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Session string    `json:"session"`
+}
+
 func (s *Session) reserveName(conn *zk.Conn, sid int64) {
 	if s.nameBusy {
 		return
@@ -40,7 +50,7 @@ func (s *Session) reserveName(conn *zk.Conn, sid int64) {
 				time.AfterFunc(250*time.Millisecond, func() { s.post(s.refresh) })
 			case conn == s.conn.Load() && conn.SessionID() == sid:
 				s.nameSID = sid
-				s.log.Info("server name reserved", zap.String("znode", s.l.name(s.cfg.Name)), zapSession(sessionHex(sid)))
+				s.log.Info("server name reserved", zap.String("znode", s.l.NameNode(s.cfg.Name)), zapSession(core.SessionHex(sid)))
 				s.defendName(conn, sid)
 				s.refresh()
 			default:
@@ -58,7 +68,7 @@ func (s *Session) defendName(conn *zk.Conn, sid int64) {
 	}
 	s.nameWatchSID = sid
 	go func() {
-		p := s.l.name(s.cfg.Name)
+		p := s.l.NameNode(s.cfg.Name)
 		for {
 			_, st, ch, err := conn.GetW(p)
 			if err == nil && st.EphemeralOwner == sid {
@@ -101,15 +111,15 @@ func (s *Session) defendName(conn *zk.Conn, sid int64) {
 // claimName creates names/<NAME> for session sid, taking it over from a
 // holder that cannot be acting any more or that started after us.
 func (s *Session) claimName(conn *zk.Conn, sid int64) error {
-	p := s.l.name(s.cfg.Name)
-	rec := nameRecord{Name: s.cfg.Name, Host: s.cfg.Host, PID: s.cfg.PID, Started: s.cfg.Started, Session: sessionHex(sid)}
+	p := s.l.NameNode(s.cfg.Name)
+	rec := nameRecord{Name: s.cfg.Name, Host: s.cfg.Host, PID: s.cfg.PID, Started: s.cfg.Started, Session: core.SessionHex(sid)}
 	for attempt := 0; attempt < 20; attempt++ {
-		_, err := conn.Create(p, mustJSON(rec), zk.FlagEphemeral, s.cfg.ACL)
+		_, err := conn.Create(p, core.MustJSON(rec), zk.FlagEphemeral, s.cfg.ACL)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, zk.ErrNoNode):
-			if err := ensurePath(conn, s.l.namesDir(), s.cfg.ACL); err != nil {
+			if err := ensurePath(conn, s.l.NamesDir(), s.cfg.ACL); err != nil {
 				return err
 			}
 			continue
@@ -124,18 +134,18 @@ func (s *Session) claimName(conn *zk.Conn, sid int64) error {
 			return fmt.Errorf("ha: read name holder: %w", err)
 		}
 		if st.EphemeralOwner == sid {
-			if bytes.Equal(data, mustJSON(rec)) {
+			if bytes.Equal(data, core.MustJSON(rec)) {
 				return nil // ours: an earlier create's reply was lost
 			}
 		}
 		var holder nameRecord
-		decodeErr := strictJSON(data, &holder)
+		decodeErr := core.StrictJSON(data, &holder)
 		why := ""
 		switch {
 		case st.EphemeralOwner == sid:
 			why = "our own reservation, overwritten by another client"
 		case decodeErr != nil || holder.Name == "" || st.EphemeralOwner == 0:
-			why = "not a name reservation (" + quote(data) + ")"
+			why = "not a name reservation (" + core.Quote(data) + ")"
 		case holder.Host == s.cfg.Host && holder.PID == s.cfg.PID && holder.Started.Equal(s.cfg.Started):
 			why = "held by an earlier session of this process"
 		case holder.Host == s.cfg.Host && !processAlive(holder.PID, holder.Started):

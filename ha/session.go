@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/hanode/hanode/ha/internal/core"
 	"go.uber.org/zap"
 )
 
@@ -40,7 +41,7 @@ type Session struct {
 	cfg    SessionConfig
 	log    *zap.Logger
 	dialer *negotiatedDialer
-	l      layout
+	l      core.Layout
 
 	conn atomic.Pointer[zk.Conn]
 	stat atomic.Pointer[sessionStatus]
@@ -102,7 +103,7 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 		log = zap.NewNop()
 	}
 	s := &Session{
-		cfg: cfg, log: log, dialer: &negotiatedDialer{}, l: layout{root: cfg.Root},
+		cfg: cfg, log: log, dialer: &negotiatedDialer{}, l: core.NewLayout(cfg.Root, ""),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		subs: map[chan struct{}]struct{}{}, events: make(chan func(), 64),
 	}
@@ -158,7 +159,7 @@ func (s *Session) updateZK() {
 	zs := c.State()
 	st := ZKStatus{Connected: zs == zk.StateHasSession, State: zs.String()}
 	if id := c.SessionID(); id != 0 {
-		st.SessionID = sessionHex(id)
+		st.SessionID = core.SessionHex(id)
 	}
 	s.zks.Store(&st)
 }
@@ -210,14 +211,14 @@ func (s *Session) publish(st sessionStatus) {
 // epoch is the epoch of the connection that delivered the reply: the one
 // current when the request was sent, if no other was dialed before the
 // reply came; 0 (unknown) otherwise.
-func (s *Session) do(op Op) (r Result, watch <-chan zk.Event, epoch uint64) {
+func (s *Session) do(op core.Op) (r core.Result, watch <-chan zk.Event, epoch uint64) {
 	conn := s.conn.Load()
 	if conn.State() != zk.StateHasSession {
-		return Result{Err: ErrNotSent, Detail: errNoSession.Error()}, nil, 0
+		return core.Result{Err: core.ErrNotSent, Detail: errNoSession.Error()}, nil, 0
 	}
 	s.requests.Add(1)
 	switch op.Kind {
-	case OpCreate, OpDelete, OpSet, OpMulti:
+	case core.OpCreate, core.OpDelete, core.OpSet, core.OpMulti:
 		s.writes.Add(1)
 	}
 	before := s.dialer.dials.Load()
@@ -304,7 +305,7 @@ func (s *Session) onState(ev zk.Event, dialNo uint64) {
 		lvl = zap.DebugLevel
 	}
 	s.log.Log(lvl, "zookeeper session", zap.String("zk_state", ev.State.String()),
-		zap.String("server", ev.Server), zapSession(sessionHex(conn.SessionID())))
+		zap.String("server", ev.Server), zapSession(core.SessionHex(conn.SessionID())))
 	switch ev.State {
 	case zk.StateHasSession:
 		s.epoch = dialNo

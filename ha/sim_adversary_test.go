@@ -8,9 +8,11 @@ package ha
 // rather than at random times.
 
 import (
+	"path"
 	"strings"
 	"time"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/simzk"
 )
 
@@ -63,25 +65,28 @@ func (a *simAdv) noteSend(l time.Time, real time.Duration) {
 
 // noteLease follows the lease n's core holds, after every step.
 func (s *sim) noteLease(n *simNode) {
-	c := n.core
-	if c == nil || c.role != roleHolder || c.leaseSend.IsZero() || !c.leaseSend.After(n.adv.coreLease) {
+	if n.core == nil {
 		return
 	}
-	n.adv.coreLease = c.leaseSend
-	real, ok := n.adv.sends[c.leaseSend]
+	sent, term := n.core.LeaseFrom()
+	if sent.IsZero() || !sent.After(n.adv.coreLease) {
+		return
+	}
+	n.adv.coreLease = sent
+	real, ok := n.adv.sends[sent]
 	if !ok {
-		s.violate("%s: lease from %v, a time no request was sent at", n.name, c.leaseSend)
+		s.violate("%s: lease from %v, a time no request was sent at", n.name, sent)
 		return
 	}
 	if real > n.adv.releaseSent && real > n.adv.leaseSent {
-		n.adv.leaseSent, n.adv.leaseTerm = real, c.term
+		n.adv.leaseSent, n.adv.leaseTerm = real, term
 	}
 }
 
 // bound is the real time before which no other node may start a duty
 // after a lease whose last acknowledged write was sent at sent: s + D/(1−ρ).
 func (s *sim) bound(sent time.Duration) time.Duration {
-	return sent + time.Duration(float64(s.cfg.lease)/(1-DriftAllowance))
+	return sent + time.Duration(float64(s.cfg.lease)/(1-core.DriftAllowance))
 }
 
 // --- each side of the inequality ---------------------------------------------
@@ -116,18 +121,18 @@ func (s *sim) checkHolderStop(n *simNode) {
 // onAck sees every reply delivered to a core (before the core does): an
 // acknowledged write of the node's own member node extends its lease from
 // its send time; an acknowledged release ends it.
-func (s *sim) onAck(n *simNode, f *flight, res Result) {
-	if res.Err != ErrNone || f.op.Kind != OpMulti || n.core == nil {
+func (s *sim) onAck(n *simNode, f *flight, res core.Result) {
+	if res.Err != core.ErrNone || f.op.Kind != core.OpMulti || n.core == nil {
 		return
 	}
-	own := n.core.l.member(n.core.own.Name)
+	own := n.core.OwnNode()
 	wroteOwn, released := false, false
 	for _, o := range f.op.Ops {
-		if o.Kind == OpSet && o.Path == own {
+		if o.Kind == core.OpSet && o.Path == own {
 			wroteOwn = true
 		}
-		if o.Kind == OpSet || o.Kind == OpCreate {
-			if rec, kind, _ := decodeLeader(o.Data); kind == recOK && strings.HasSuffix(o.Path, "/leader") && rec.State == recReleased {
+		if o.Kind == core.OpSet || o.Kind == core.OpCreate {
+			if rec, kind, _ := core.DecodeLeader(o.Data); kind == core.RecOK && strings.HasSuffix(o.Path, "/leader") && rec.State == core.RecReleased {
 				released = true
 			}
 		}
@@ -139,7 +144,7 @@ func (s *sim) onAck(n *simNode, f *flight, res Result) {
 		if f.sent >= n.adv.ackSent {
 			n.adv.ackSent, n.adv.ackLocal = f.sent, f.sentLocal
 		}
-		if n.adv.isolateAtExtension && n.core.role == roleHolder {
+		if n.adv.isolateAtExtension && n.core.Holder() {
 			n.adv.isolateAtExtension = false
 			s.isolate(n, !n.adv.isolateKeep)
 		}
@@ -178,10 +183,10 @@ func (s *sim) isolate(n *simNode, deleteNode bool) {
 	if !deleteNode {
 		return
 	}
-	name := n.core.own.Name
-	l := layout{root: s.root, group: s.group}
+	name := path.Base(n.core.OwnNode())
+	l := core.NewLayout(s.root, s.group)
 	s.at(s.now+s.dur(0, s.cfg.lease/2), func() {
-		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(name), Version: -1})
+		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(name), Version: -1})
 	})
 }
 
@@ -201,14 +206,14 @@ type advPlan struct {
 }
 
 // isClaim: op, sent by n's core as a member, writes the leader record.
-func isClaim(n *simNode, op Op) bool {
-	if n.core == nil || n.core.role != roleMember || op.Kind != OpMulti {
+func isClaim(n *simNode, op core.Op) bool {
+	if n.core == nil || !n.core.Member() || op.Kind != core.OpMulti {
 		return false
 	}
 	for _, o := range op.Ops {
-		if (o.Kind == OpSet || o.Kind == OpCreate) && strings.HasSuffix(o.Path, "/leader") {
-			rec, kind, _ := decodeLeader(o.Data)
-			return kind == recOK && rec.State != recReleased
+		if (o.Kind == core.OpSet || o.Kind == core.OpCreate) && strings.HasSuffix(o.Path, "/leader") {
+			rec, kind, _ := core.DecodeLeader(o.Data)
+			return kind == core.RecOK && rec.State != core.RecReleased
 		}
 	}
 	return false
@@ -224,9 +229,9 @@ func (s *sim) beforeApply(n *simNode, f *flight) {
 }
 
 // afterApply sees every request of a node's client the server applied.
-func (s *sim) afterApply(n *simNode, f *flight, res Result) {
+func (s *sim) afterApply(n *simNode, f *flight, res core.Result) {
 	op := f.op
-	if res.Err != ErrNone || op.Kind != OpMulti {
+	if res.Err != core.ErrNone || op.Kind != core.OpMulti {
 		return
 	}
 	p := &s.plan
@@ -251,13 +256,13 @@ func (s *sim) afterApply(n *simNode, f *flight, res Result) {
 		}
 		return
 	}
-	l := layout{root: s.root, group: s.group}
+	l := core.NewLayout(s.root, s.group)
 	for _, o := range op.Ops {
-		if o.Kind != OpSet || !strings.HasSuffix(o.Path, "/leader") {
+		if o.Kind != core.OpSet || !strings.HasSuffix(o.Path, "/leader") {
 			continue
 		}
-		rec, kind, _ := decodeLeader(o.Data)
-		if kind != recOK || rec.State != recReleased {
+		rec, kind, _ := core.DecodeLeader(o.Data)
+		if kind != core.RecOK || rec.State != core.RecReleased {
 			continue
 		}
 		// doc.go: a release is written after the duty stopped; it ends the
@@ -274,13 +279,13 @@ func (s *sim) afterApply(n *simNode, f *flight, res Result) {
 			s.plan = advPlan{rollbackAtClaim: true, heal: n, snap: s.zk.Snapshot()}
 			n.partUntil = max(n.partUntil, s.now+3*s.cfg.lease)
 			s.tracef("ADVERSARY %s: cut off at its release; its node is deleted", n.name)
-			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(rec.Holder), Version: -1})
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(rec.Holder), Version: -1})
 		case p.deleteAfterRelease:
 			// A release that left the node in place (a hand-over to
 			// ourselves): another client deletes it at once, so the next
 			// member may take the release (rule B).
 			p.deleteAfterRelease = false
-			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(rec.Holder), Version: -1})
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(rec.Holder), Version: -1})
 		}
 	}
 }
@@ -332,7 +337,7 @@ func (s *sim) adversarialClocks() {
 
 // injectSensitive starts one of the sensitive-point faults.
 func (s *sim) injectSensitive(k faultKind, n *simNode) {
-	l := layout{root: s.root, group: s.group}
+	l := core.NewLayout(s.root, s.group)
 	switch k {
 	case fSensitiveLook:
 		// The first hole of issue 14: a member's listing, then its path
@@ -346,20 +351,20 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 		// Another client writes a valid record: a higher term (the holder
 		// hands over to itself) or a lower one; half the time it also
 		// deletes the node of whoever releases next (the second hole).
-		s.rewriteRecord(func(rec *leaderRecord) {
+		s.rewriteRecord(func(rec *core.LeaderRecord) {
 			if s.rng.Intn(3) == 0 {
 				rec.Term = max(rec.Term-1-s.rng.Int63n(1000), 1)
 			} else {
 				rec.Term += 1 + s.rng.Int63n(1000)
 			}
-			if order := sortMembers(s.members(l)); len(order) > 1 && s.rng.Intn(2) == 0 {
+			if order := core.SortMembers(s.members(l)); len(order) > 1 && s.rng.Intn(2) == 0 {
 				// Name the member next in line, and delete the holder's
 				// node a little later: that member becomes the lowest with
 				// a record naming it, while the holder's lease runs.
 				old := rec.Holder
-				rec.Holder = order[1].Name
+				rec.Holder = order[1].Node
 				s.at(s.now+s.dur(0, s.cfg.lease/4), func() {
-					s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(old), Version: -1})
+					s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(old), Version: -1})
 				})
 			}
 			s.plan.deleteAfterRelease = s.rng.Intn(2) == 0
@@ -371,8 +376,8 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 			return
 		}
 		from, to := names[s.rng.Intn(len(names))], names[s.rng.Intn(len(names))]
-		if data, _, ok := s.zk.Get(l.member(from)); ok && from != to {
-			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(to), Data: data, Version: -1})
+		if data, _, ok := s.zk.Get(l.MemberNode(from)); ok && from != to {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.MemberNode(to), Data: data, Version: -1})
 		}
 	case fRollbackAtClaim:
 		// ZooKeeper forgets the next claim right after it was applied.
@@ -392,7 +397,7 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 		// A valid record with a higher term: the holder hands over to
 		// itself (a release that keeps its node); at that release the
 		// trap closes (afterApply).
-		s.rewriteRecord(func(rec *leaderRecord) {
+		s.rewriteRecord(func(rec *core.LeaderRecord) {
 			rec.Term += 1 + s.rng.Int63n(1000)
 			s.plan.releaseTrap = true
 		})
@@ -430,7 +435,7 @@ func (s *sim) hostPause(n *simNode, length time.Duration) {
 			}
 		}
 		n.setRate(n.rate) // re-arm what waits on its clock
-		n.step(EvTick{})
+		n.step(core.EvTick{})
 	})
 }
 
@@ -444,10 +449,11 @@ func (s *sim) collide(n *simNode) {
 	if c == nil {
 		return
 	}
+	ownVer, recVer := c.Written()
 	for _, w := range []struct {
 		path string
 		ver  int32
-	}{{c.l.member(c.own.Name), c.ownVer}, {c.l.leaderNode(), c.recMine}} {
+	}{{c.OwnNode(), ownVer}, {core.NewLayout(s.root, s.group).LeaderNode(), recVer}} {
 		for i := 0; i < 8; i++ {
 			data, st, ok := s.zk.Get(w.path)
 			if !ok || st.Version >= w.ver {
@@ -467,25 +473,25 @@ func (s *sim) collide(n *simNode) {
 // maximum). The record it writes says active: a record saying a member
 // released that the member did not write is a forged release, which rule B
 // cannot tell from a real one (doc.go, "What is assumed").
-func (s *sim) rewriteRecord(edit func(*leaderRecord)) {
-	l := layout{root: s.root, group: s.group}
-	data, _, ok := s.zk.Get(l.leaderNode())
+func (s *sim) rewriteRecord(edit func(*core.LeaderRecord)) {
+	l := core.NewLayout(s.root, s.group)
+	data, _, ok := s.zk.Get(l.LeaderNode())
 	if !ok {
 		return
 	}
-	rec, kind, _ := decodeLeader(data)
-	if kind != recOK || rec.Term >= MaxTerm-2000 {
+	rec, kind, _ := core.DecodeLeader(data)
+	if kind != core.RecOK || rec.Term >= MaxTerm-2000 {
 		return
 	}
 	edit(&rec)
-	rec.State, rec.Previous, rec.Candidates = recActive, nil, nil
-	s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: mustJSON(rec), Version: -1})
+	rec.State, rec.Previous, rec.Candidates = core.RecActive, nil, nil
+	s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.LeaderNode(), Data: core.MustJSON(rec), Version: -1})
 }
 
 // holder is the node whose core holds the lease, if any.
 func (s *sim) holder() *simNode {
 	for _, n := range s.nodes {
-		if n.core != nil && n.core.role == roleHolder {
+		if n.core != nil && n.core.Holder() {
 			return n
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/simzk"
 )
 
@@ -51,7 +52,7 @@ type ensemble struct {
 	node []ensNode // by simNode.idx
 
 	// For the scripted test.
-	observe   func(n *simNode, ev Event)
+	observe   func(n *simNode, ev core.Event)
 	refusals  int
 	staleRead int
 }
@@ -255,7 +256,7 @@ func (e *ensemble) deliverEvent(n *simNode, conn int, ev simzk.Event) {
 	n.deliver(conn, func() {
 		if e.observe != nil {
 			for _, id := range n.watches[ev.Path] {
-				e.observe(n, EvWatch{ID: id, Kind: watchKind(zk.Event{Type: ev.Type})})
+				e.observe(n, core.EvWatch{ID: id, Kind: watchKind(zk.Event{Type: ev.Type})})
 			}
 		}
 		n.onWatchEvent(ev)
@@ -281,35 +282,35 @@ func (e *ensemble) serve(n *simNode, conn int, sid int64, id uint64, f *flight) 
 	e.sync()
 	srv := en.server
 	op := f.op
-	reply := func(res Result, zx int64) {
+	reply := func(res core.Result, zx int64) {
 		n.deliver(conn, func() {
 			delete(s.inflight[n], id)
-			if op.Watch && res.Err == ErrNone {
+			if op.Watch && res.Err == core.ErrNone {
 				n.watches[op.Path] = append(n.watches[op.Path], id)
 			}
 			n.lastZxid = max(n.lastZxid, zx)
 			s.onAck(n, f, res)
-			if op.Kind == OpChildren && res.Err == ErrNone {
+			if op.Kind == core.OpChildren && res.Err == core.ErrNone {
 				s.onListing(n)
 			}
-			ev := EvReply{ID: id, Result: res, Epoch: f.epoch}
+			ev := core.EvReply{ID: id, Result: res, Epoch: f.epoch}
 			if e.observe != nil {
 				e.observe(n, ev)
 			}
 			n.hand(ev, 0)
-			if res.Err == ErrNotSent {
+			if res.Err == core.ErrNotSent {
 				n.breakConn("session expired") // the server closes the connection
 			}
 		})
 	}
-	if op.Kind != OpGet && op.Kind != OpChildren {
+	if op.Kind != core.OpGet && op.Kind != core.OpChildren {
 		// A write: committed at the leader now, answered once the
 		// client's server applied it.
 		s.beforeApply(n, f)
 		res := s.apply(sid, op)
 		s.afterApply(n, f, res)
 		zx := s.zk.LastZxid()
-		if res.Err == ErrNotSent {
+		if res.Err == core.ErrNotSent {
 			reply(res, 0)
 			return
 		}
@@ -353,9 +354,9 @@ func (e *ensemble) serve(n *simNode, conn int, sid int64, id uint64, f *flight) 
 			s.tracef("%s: %s %s served by zk%d at zxid %d (leader at %d)", n.name, op.Kind, op.Path, srv, ent.zxid, s.zk.LastZxid())
 		}
 	}
-	if op.Watch && res.Err == ErrNone {
+	if op.Watch && res.Err == core.ErrNone {
 		e.srv[srv].watches = append(e.srv[srv].watches, ensWatch{n: n, sid: sid, conn: conn, path: op.Path,
-			child: op.Kind == OpChildren, rel: ent.zxid})
+			child: op.Kind == core.OpChildren, rel: ent.zxid})
 	}
 	reply(res, ent.zxid)
 }
@@ -492,19 +493,19 @@ func TestEnsembleModel(t *testing.T) {
 	e.node[b.idx].order = [ensServers]int{2, 0, 1} // b: the lagging follower
 	type seen struct {
 		at time.Duration
-		ev Event
+		ev core.Event
 	}
 	got := map[*simNode][]seen{}
-	e.observe = func(n *simNode, ev Event) { got[n] = append(got[n], seen{s.now, ev}) }
-	reply := func(n *simNode, id uint64) (Result, time.Duration) {
+	e.observe = func(n *simNode, ev core.Event) { got[n] = append(got[n], seen{s.now, ev}) }
+	reply := func(n *simNode, id uint64) (core.Result, time.Duration) {
 		t.Helper()
 		for _, x := range got[n] {
-			if r, ok := x.ev.(EvReply); ok && r.ID == id {
+			if r, ok := x.ev.(core.EvReply); ok && r.ID == id {
 				return r.Result, x.at
 			}
 		}
 		t.Fatalf("%s: no reply to request %d", n.name, id)
-		return Result{}, 0
+		return core.Result{}, 0
 	}
 	for _, n := range s.nodes {
 		n.inc, n.running, n.watches = 1, true, map[string][]uint64{}
@@ -518,23 +519,23 @@ func TestEnsembleModel(t *testing.T) {
 
 	// a creates /x and writes it; b, on the lagging follower, reads the
 	// old version with a watch.
-	a.send(1, Op{Kind: OpCreate, Path: "/x", Data: []byte("v0")})
+	a.send(1, core.Op{Kind: core.OpCreate, Path: "/x", Data: []byte("v0")})
 	s.runFor(time.Second)
-	a.send(2, Op{Kind: OpSet, Path: "/x", Data: []byte("v1"), Version: 0})
+	a.send(2, core.Op{Kind: core.OpSet, Path: "/x", Data: []byte("v1"), Version: 0})
 	s.runFor(20 * time.Millisecond)
-	if r, _ := reply(a, 2); r.Err != ErrNone || r.Stat.Version != 1 {
+	if r, _ := reply(a, 2); r.Err != core.ErrNone || r.Stat.Version != 1 {
 		t.Fatalf("a's write: %+v", r)
 	}
 	committed := s.now - 20*time.Millisecond
-	b.send(3, Op{Kind: OpGet, Path: "/x", Watch: true})
+	b.send(3, core.Op{Kind: core.OpGet, Path: "/x", Watch: true})
 	s.runFor(50 * time.Millisecond)
-	if r, _ := reply(b, 3); r.Err != ErrNone || r.Stat.Version != 0 || string(r.Data) != "v0" {
+	if r, _ := reply(b, 3); r.Err != core.ErrNone || r.Stat.Version != 0 || string(r.Data) != "v0" {
 		t.Fatalf("b's read from the lagging follower: %+v, want the stale version 0", r)
 	}
 	s.runFor(time.Second)
 	var fired time.Duration
 	for _, x := range got[b] {
-		if w, ok := x.ev.(EvWatch); ok && w.ID == 3 && w.Kind == WatchChanged {
+		if w, ok := x.ev.(core.EvWatch); ok && w.ID == 3 && w.Kind == core.WatchChanged {
 			fired = x.at
 		}
 	}
@@ -546,21 +547,21 @@ func TestEnsembleModel(t *testing.T) {
 	// b writes at the lagging follower: the reply waits for zk2 to apply
 	// it, and b's next read, sent at once, sees it.
 	sent := s.now
-	b.send(4, Op{Kind: OpSet, Path: "/x", Data: []byte("v2"), Version: 1})
-	b.send(5, Op{Kind: OpGet, Path: "/x"})
+	b.send(4, core.Op{Kind: core.OpSet, Path: "/x", Data: []byte("v2"), Version: 1})
+	b.send(5, core.Op{Kind: core.OpGet, Path: "/x"})
 	s.runFor(time.Second)
 	r4, at4 := reply(b, 4)
 	r5, at5 := reply(b, 5)
-	if r4.Err != ErrNone || at4 < sent+lag || r5.Stat.Version != 2 || at5 < at4 {
+	if r4.Err != core.ErrNone || at4 < sent+lag || r5.Stat.Version != 2 || at5 < at4 {
 		t.Fatalf("b's write %+v at %v (sent %v) and read %+v at %v: want the write answered after zk2 applied it, "+
 			"the read after it, seeing version 2", r4, at4, sent, r5, at5)
 	}
 
 	// a writes again (zk2 is 500 ms behind), then its connection breaks:
 	// zk2, next in its list, refuses it; zk1 takes it, same session.
-	a.send(6, Op{Kind: OpSet, Path: "/x", Data: []byte("v3"), Version: 2})
+	a.send(6, core.Op{Kind: core.OpSet, Path: "/x", Data: []byte("v3"), Version: 2})
 	s.runFor(5 * time.Millisecond)
-	if r, _ := reply(a, 6); r.Err != ErrNone {
+	if r, _ := reply(a, 6); r.Err != core.ErrNone {
 		t.Fatalf("a's second write: %+v", r)
 	}
 	sid := a.sid
@@ -571,7 +572,7 @@ func TestEnsembleModel(t *testing.T) {
 			"then zk1", e.refusals, a.connected, e.node[a.idx].server, a.sid, sid)
 	}
 	// And a read there sees a's write.
-	a.send(7, Op{Kind: OpGet, Path: "/x"})
+	a.send(7, core.Op{Kind: core.OpGet, Path: "/x"})
 	s.runFor(20 * time.Millisecond)
 	if r, _ := reply(a, 7); r.Stat.Version != 3 {
 		t.Fatalf("a's read at zk1 after the move: %+v", r)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/simzk"
 )
 
@@ -47,7 +48,7 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	}
 	s.tracef("FAULT %s on %s for %.3fs", k, n.name, length.Seconds())
 	s.log = append(s.log, fmt.Sprintf("%.3fs %s %s %.3fs", s.now.Seconds(), k, n.name, length.Seconds()))
-	l := layout{root: s.root, group: s.group}
+	l := core.NewLayout(s.root, s.group)
 	switch k {
 	case fPartition:
 		n.partUntil = max(n.partUntil, s.now+length)
@@ -65,7 +66,7 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		s.start(n, length/2)
 	case fStop:
 		if n.running && n.core != nil {
-			n.at(s.now, func() { n.step(EvShutdown{}) })
+			n.at(s.now, func() { n.step(core.EvShutdown{}) })
 		}
 		var giveUp func()
 		giveUp = func() {
@@ -81,38 +82,38 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		s.at(s.now+length/2, giveUp)
 	case fDeleteMember:
 		if names := s.members(l); len(names) > 0 {
-			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1})
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(names[s.rng.Intn(len(names))]), Version: -1})
 		}
 	case fDeleteHolder:
-		if data, _, ok := s.zk.Get(l.leaderNode()); ok {
-			if r, kind, _ := decodeLeader(data); kind == recOK {
-				s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.member(r.Holder), Version: -1})
+		if data, _, ok := s.zk.Get(l.LeaderNode()); ok {
+			if r, kind, _ := core.DecodeLeader(data); kind == core.RecOK {
+				s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(r.Holder), Version: -1})
 			}
 		}
 	case fGarbageMember:
 		if names := s.members(l); len(names) > 0 {
-			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(names[s.rng.Intn(len(names))]), Data: s.garbage(), Version: -1})
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.MemberNode(names[s.rng.Intn(len(names))]), Data: s.garbage(), Version: -1})
 		}
 	case fGarbageRecord:
-		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Data: s.garbage(), Version: -1})
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.LeaderNode(), Data: s.garbage(), Version: -1})
 	case fDeleteRecord:
-		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
+		s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.LeaderNode(), Version: -1})
 	case fGarbageGroup:
-		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.groupNode(), Data: s.garbage(), Version: -1})
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.GroupNode(), Data: s.garbage(), Version: -1})
 	case fForeignNodes:
 		low := "_c_" + strings.Repeat("0", 32) + "-m-0000000000"
-		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member(low),
-			Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "forged", Role: "primary", Host: "x"}})})
-		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("1", 32) + "-m--000000001"), Data: []byte("x")})
-		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("junk-"), Data: s.garbage(),
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.MemberNode(low),
+			Data: core.MustJSON(core.MemberData{MemberInfo: core.MemberInfo{Name: "forged", Role: "primary", Host: "x"}})})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.MemberNode("_c_" + strings.Repeat("1", 32) + "-m--000000001"), Data: []byte("x")})
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.MemberNode("junk-"), Data: s.garbage(),
 			Flags: zk.FlagEphemeral | zk.FlagSequence})
-		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("2", 32) + "-m-"),
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.MemberNode("_c_" + strings.Repeat("2", 32) + "-m-"),
 			Data: s.garbage(), Flags: zk.FlagEphemeral | zk.FlagSequence})
 	case fDeleteTree:
 		evs, _ := s.zk.DeleteAll(s.advSession(), s.root, s.now)
 		s.dispatch(evs)
 	case fDeleteMembers:
-		evs, _ := s.zk.DeleteAll(s.advSession(), l.membersDir(), s.now)
+		evs, _ := s.zk.DeleteAll(s.advSession(), l.MembersDir(), s.now)
 		s.dispatch(evs)
 	case fDataLoss:
 		s.serverOutage(length/4, func() { s.zk.Wipe(); s.snaps = nil; s.adv = 0 })
@@ -137,15 +138,15 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 			s.checkHolderStop(h)
 			s.tracef("%s: duty of term %d lost (the guard gave up)", h.name, h.dutyTerm)
 			term := h.dutyTerm
-			h.at(s.now, func() { h.step(EvDutyLost{Term: term, Reason: "duty exited 5 times"}) })
+			h.at(s.now, func() { h.step(core.EvDutyLost{Term: term, Reason: "duty exited 5 times"}) })
 		}
 	case fForgedLowMember:
 		// A member node under a name that sorts below every member, with
 		// valid member data, ephemeral in another client's session: the
 		// holder sees a member below it and steps down; it never extends,
 		// and rule D pushes it out.
-		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.member("_c_" + strings.Repeat("0", 32) + "-m-0000000000"),
-			Data:  mustJSON(memberData{MemberInfo: MemberInfo{Name: "forged", Role: "primary", Host: "x"}}),
+		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.MemberNode("_c_" + strings.Repeat("0", 32) + "-m-0000000000"),
+			Data:  core.MustJSON(core.MemberData{MemberInfo: core.MemberInfo{Name: "forged", Role: "primary", Host: "x"}}),
 			Flags: zk.FlagEphemeral})
 	case fSensitiveLook, fValidRecord, fCopyMember, fRollbackAtClaim, fTakeoverRollback, fReleaseRollback:
 		s.injectSensitive(k, n)
@@ -157,11 +158,11 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		// An operator edits the record's term to one that cannot grow, and
 		// a member node's seen_term too; later deletes the record (the fix
 		// the refusal names).
-		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.leaderNode(), Version: -1,
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.LeaderNode(), Version: -1,
 			Data: []byte(`{"term": 9223372036854775800, "holder": "x", "state": "active"}`)})
 		if names := s.members(l); len(names) > 0 {
-			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.member(names[s.rng.Intn(len(names))]), Version: -1,
-				Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "x", Role: "primary", SeenTerm: 1<<62 + 5}})})
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.MemberNode(names[s.rng.Intn(len(names))]), Version: -1,
+				Data: core.MustJSON(core.MemberData{MemberInfo: core.MemberInfo{Name: "x", Role: "primary", SeenTerm: 1<<62 + 5}})})
 		}
 		// The fix comes once every fault has ended (a rollback could bring
 		// the record back before): the operator acts on a quiet cluster.
@@ -173,9 +174,9 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 					s.at(s.now+100*time.Millisecond, fix)
 					return
 				}
-				if data, _, ok := s.zk.Get(l.leaderNode()); ok {
-					if r, _, _ := decodeLeader(data); r.Term >= MaxTerm {
-						s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.leaderNode(), Version: -1})
+				if data, _, ok := s.zk.Get(l.LeaderNode()); ok {
+					if r, _, _ := core.DecodeLeader(data); r.Term >= MaxTerm {
+						s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.LeaderNode(), Version: -1})
 					}
 				}
 			}
@@ -238,9 +239,9 @@ func (s *sim) adversary(op simzk.Op) {
 	s.dispatch(evs)
 }
 
-func (s *sim) members(l layout) []string {
+func (s *sim) members(l core.Layout) []string {
 	var out []string
-	prefix := l.membersDir() + "/"
+	prefix := l.MembersDir() + "/"
 	for _, p := range s.zk.Paths() {
 		if name, ok := strings.CutPrefix(p, prefix); ok {
 			out = append(out, name)

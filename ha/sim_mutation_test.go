@@ -7,11 +7,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hanode/hanode/ha/internal/core"
 )
 
 // Mutation tests of the simulator: a simulator is only as strong as the
 // weakenings it catches. Each mutation below breaks one rule of doc.go's
-// argument (core_weaken.go) or one assumption the simulator itself must
+// argument (weaken.go) or one assumption the simulator itself must
 // enforce; the simulator must find a violation with each, within the seeds
 // `make test` runs. The seeds each one needed are logged: a mutation that
 // starts to need many more is a simulator that got weaker.
@@ -24,16 +26,16 @@ type mutation struct {
 }
 
 var mutations = []mutation{
-	{"W x 0.99", func(c *simConfig) { c.weaken |= weakWait }},
-	{"holder's margin check removed", func(c *simConfig) { c.weaken |= weakNoMargin }},
+	{"W x 0.99", func(c *simConfig) { c.weaken |= core.WeakWait }},
+	{"holder's margin check removed", func(c *simConfig) { c.weaken |= core.WeakNoMargin }},
 	{"duty stops after its allowance", func(c *simConfig) { c.stopOver = 20 * time.Millisecond }},
-	{"rule C dated from the listing", func(c *simConfig) { c.weaken |= weakRuleCFromListing }},
-	{"release before the duty stopped", func(c *simConfig) { c.weaken |= weakReleaseBeforeStop }},
-	{"observations kept across a reconnect", func(c *simConfig) { c.weaken |= weakKeepAcrossEpochs }},
-	{"rule A takes a record naming us at any version", func(c *simConfig) { c.weaken |= weakRuleAAnyVersion }},
-	{"a stalled clock (host pause) ignored", func(c *simConfig) { c.weaken |= weakIgnoreClockStall }},
-	{"rule B takes a release first read after a reconnect", func(c *simConfig) { c.weaken |= weakRuleBAnyRelease }},
-	{"a holder writes in a new epoch before a look", func(c *simConfig) { c.weaken |= weakNoRevalidate }},
+	{"rule C dated from the listing", func(c *simConfig) { c.weaken |= core.WeakRuleCFromListing }},
+	{"release before the duty stopped", func(c *simConfig) { c.weaken |= core.WeakReleaseBeforeStop }},
+	{"observations kept across a reconnect", func(c *simConfig) { c.weaken |= core.WeakKeepAcrossEpochs }},
+	{"rule A takes a record naming us at any version", func(c *simConfig) { c.weaken |= core.WeakRuleAAnyVersion }},
+	{"a stalled clock (host pause) ignored", func(c *simConfig) { c.weaken |= core.WeakIgnoreClockStall }},
+	{"rule B takes a release first read after a reconnect", func(c *simConfig) { c.weaken |= core.WeakRuleBAnyRelease }},
+	{"a holder writes in a new epoch before a look", func(c *simConfig) { c.weaken |= core.WeakNoRevalidate }},
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
 }
 
@@ -118,13 +120,13 @@ func TestSimulationReviewSequences(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		kind   faultKind
-		weaken weakening
+		weaken core.Weakening
 	}{
-		{"rule C dated by the read", fSensitiveLook, weakRuleCFromListing},
-		{"release after the stop", fValidRecord, weakReleaseBeforeStop},
+		{"rule C dated by the read", fSensitiveLook, core.WeakRuleCFromListing},
+		{"release after the stop", fValidRecord, core.WeakReleaseBeforeStop},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			edit := func(w weakening) func(*simConfig) {
+			edit := func(w core.Weakening) func(*simConfig) {
 				return func(cfg *simConfig) {
 					cfg.kinds, cfg.weaken = []faultKind{c.kind}, w
 					cfg.extremeClocks, cfg.stopFull = true, true

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/simzk"
 )
 
@@ -102,10 +103,10 @@ type simConfig struct {
 	broken    bool // the old rule: a vanished predecessor ended its lease
 
 	// Adversarial timing (sim_adversary_test.go).
-	extremeClocks bool          // rates at ±DriftAllowance, flipping during the run
-	stopFull      bool          // every duty stop takes its whole allowance (M, on its clock)
-	stopOver      time.Duration // a duty stop takes M plus this (the simulator's own mutation test)
-	weaken        weakening     // deliberate defects of the core (mutation tests)
+	extremeClocks bool           // rates at ±DriftAllowance, flipping during the run
+	stopFull      bool           // every duty stop takes its whole allowance (M, on its clock)
+	stopOver      time.Duration  // a duty stop takes M plus this (the simulator's own mutation test)
+	weaken        core.Weakening // deliberate defects of the core (mutation tests)
 
 	replicated bool // a ZooKeeper ensemble, not one server (sim_ensemble_test.go)
 	// fenceMaxTries: failed fences after which a holder steps aside (0: never).
@@ -300,9 +301,9 @@ func (s *sim) run() string {
 			for _, n := range s.nodes {
 				if n.core != nil {
 					d, ok := n.core.NextDeadline()
-					rule, at, rok := n.core.pickRule()
+					rule, at, rok := n.core.NextClaim()
 					states = append(states, fmt.Sprintf("%s: next %v %v rule %v %v %v frozen %v: %s", n.name, d.Sub(n.local(s.now)), ok,
-						rule, at.Sub(n.local(s.now)), rok, n.frozen > s.now, n.core.debug()))
+						rule, at.Sub(n.local(s.now)), rok, n.frozen > s.now, n.core.String()))
 				}
 			}
 			states = append(states, "zk: "+strings.Join(s.zk.Paths(), " "))
@@ -329,22 +330,22 @@ func (s *sim) start(n *simNode, after time.Duration) {
 		n.running = true
 		n.sid, n.connected, n.watches, n.requeue = 0, false, map[string][]uint64{}, nil
 		s.inflight[n] = map[uint64]*flight{}
-		self := MemberInfo{Name: n.name, Role: "primary", Region: "world", Host: "host-" + n.name, PID: 100 + n.inc,
+		self := core.MemberInfo{Name: n.name, Role: "primary", Region: "world", Host: "host-" + n.name, PID: 100 + n.inc,
 			Started: n.local(s.now)}
 		guid := rand.New(rand.NewSource(s.rng.Int63()))
-		core, err := NewCore(CoreConfig{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
+		c, err := core.New(core.Config{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
 			Margin: s.cfg.margin, Fencing: s.cfg.fencing, FenceMaxTries: s.cfg.fenceMaxTries,
-			unsafeTrustVanish: s.cfg.broken, weaken: s.cfg.weaken,
-			wall:    func() time.Time { return n.local(s.now).Add(n.adv.wallAhead) },
+			UnsafeTrustVanish: s.cfg.broken, Weaken: s.cfg.weaken,
+			Wall:    func() time.Time { return n.local(s.now).Add(n.adv.wallAhead) },
 			NewGUID: func() string { return fmt.Sprintf("%016x%016x", guid.Uint64(), guid.Uint64()) }})
 		if err != nil {
 			s.violate("%s: %v", n.name, err)
 			return
 		}
-		n.core = core
+		n.core = c
 		s.tracef("%s: process started", n.name)
 		n.lastSession = s.now
-		n.step(EvSession{Up: false})
+		n.step(core.EvSession{Up: false})
 		n.scheduleConnect(0)
 	})
 }
@@ -381,44 +382,44 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 	n.deliver(conn, func() {
 		delete(s.inflight[n], id)
 		s.onAck(n, f, res)
-		if op.Kind == OpChildren && res.Err == ErrNone {
+		if op.Kind == core.OpChildren && res.Err == core.ErrNone {
 			s.onListing(n)
 		}
-		if op.Watch && res.Err == ErrNone {
+		if op.Watch && res.Err == core.ErrNone {
 			n.watches[op.Path] = append(n.watches[op.Path], id)
 		}
 		n.lastZxid = max(n.lastZxid, zx)
-		n.hand(EvReply{ID: id, Result: res, Epoch: f.epoch}, 0)
-		if res.Err == ErrNotSent {
+		n.hand(core.EvReply{ID: id, Result: res, Epoch: f.epoch}, 0)
+		if res.Err == core.ErrNotSent {
 			n.breakConn("session expired") // the server closes the connection
 		}
 	})
 }
 
 // apply executes an op at the server for session sid.
-func (s *sim) apply(sid int64, op Op) Result {
+func (s *sim) apply(sid int64, op core.Op) core.Result {
 	res, evs := s.zk.Apply(sid, simOp(op), s.now)
 	s.dispatch(evs)
 	s.armExpiry()
 	return simResult(res)
 }
 
-func simOp(op Op) simzk.Op {
+func simOp(op core.Op) simzk.Op {
 	o := simzk.Op{Path: op.Path, Data: op.Data, Version: op.Version, Flags: createFlags(op), Watch: op.Watch}
 	switch op.Kind {
-	case OpCreate:
+	case core.OpCreate:
 		o.Kind = simzk.Create
-	case OpDelete:
+	case core.OpDelete:
 		o.Kind = simzk.Delete
-	case OpSet:
+	case core.OpSet:
 		o.Kind = simzk.SetData
-	case OpGet:
+	case core.OpGet:
 		o.Kind = simzk.GetData
-	case OpChildren:
+	case core.OpChildren:
 		o.Kind = simzk.Children
-	case OpCheck:
+	case core.OpCheck:
 		o.Kind = simzk.Check
-	case OpMulti:
+	case core.OpMulti:
 		o.Kind = simzk.Multi
 		for _, sub := range op.Ops {
 			o.Ops = append(o.Ops, simOp(sub))
@@ -427,8 +428,8 @@ func simOp(op Op) simzk.Op {
 	return o
 }
 
-func simResult(r simzk.Result) Result {
-	out := Result{Err: errKind(r.Err), Path: r.Path, Data: r.Data, Children: r.Children, Stat: statOf(&r.Stat)}
+func simResult(r simzk.Result) core.Result {
+	out := core.Result{Err: errKind(r.Err), Path: r.Path, Data: r.Data, Children: r.Children, Stat: statOf(&r.Stat)}
 	if r.Err != nil {
 		out.Detail = r.Err.Error()
 	}
@@ -461,7 +462,7 @@ func (s *sim) flushExpiry() {
 	}
 	expired, evs := s.zk.ExpireDue(s.now)
 	for _, id := range expired {
-		s.tracef("zk: session %s expired", sessionHex(id))
+		s.tracef("zk: session %s expired", core.SessionHex(id))
 	}
 	s.dispatch(evs)
 	s.armExpiry()
@@ -493,9 +494,9 @@ func (s *sim) dutyStart(n *simNode, term int64, leaseEnd time.Time) {
 	if term <= s.maxTerm {
 		s.violate("term did not grow: %s starts term %d after term %d", n.name, term, s.maxTerm)
 	}
-	if leaseEnd.After(n.core.leaseEnd()) || !n.local(s.now).Before(leaseEnd) {
+	if leaseEnd.After(n.core.LeaseBound()) || !n.local(s.now).Before(leaseEnd) {
 		s.violate("%s: duty started with deadline %v outside the lease (end %v, now %v)", n.name, leaseEnd,
-			n.core.leaseEnd(), n.local(s.now))
+			n.core.LeaseBound(), n.local(s.now))
 	}
 	s.maxTerm = max(s.maxTerm, term)
 	s.duties++
@@ -513,7 +514,7 @@ func (s *sim) dutyStop(n *simNode, ask bool) {
 		if ask {
 			n.at(s.now, func() {
 				if n.inc == inc {
-					n.step(EvDutyStopped{})
+					n.step(core.EvDutyStopped{})
 				}
 			})
 		}
@@ -601,8 +602,8 @@ func (s *sim) check() {
 	if len(act) > 1 {
 		var who []string
 		for _, n := range act {
-			who = append(who, fmt.Sprintf("%s (term %d, lease until %.3fs)", n.name, n.core.term,
-				n.real(n.core.leaseEnd()).Seconds()))
+			who = append(who, fmt.Sprintf("%s (term %d, lease until %.3fs)", n.name, n.core.Term(),
+				n.real(n.core.LeaseBound()).Seconds()))
 		}
 		s.violate("two actives: %s", strings.Join(who, ", "))
 	}
@@ -713,13 +714,13 @@ func TestSimulation(t *testing.T) {
 	}
 	var covMu sync.Mutex
 	cov := map[string]int{}
-	coverHook = func(p string) { covMu.Lock(); cov[p]++; covMu.Unlock() }
-	defer func() { coverHook = nil }()
+	core.CoverHook = func(p string) { covMu.Lock(); cov[p]++; covMu.Unlock() }
+	defer func() { core.CoverHook = nil }()
 	start := time.Now()
 	failed, st := runSeeds(t, *simFirst, n, randomConfig)
-	coverHook = nil
+	core.CoverHook = nil
 	var lines []string
-	for _, p := range coverPoints {
+	for _, p := range core.CoverPoints {
 		lines = append(lines, fmt.Sprintf("  %-44s %8d", p, cov[p]))
 		// The branches that lead to a claim, a release or a stop must all
 		// be reached by make test's run of the simulator (10,000 seeds).
@@ -728,8 +729,8 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	for p := range cov {
-		if !slices.Contains(coverPoints, p) {
-			t.Errorf("cover(%q) is not in coverPoints", p)
+		if !slices.Contains(core.CoverPoints, p) {
+			t.Errorf("cover(%q) is not in core.CoverPoints", p)
 		}
 	}
 	t.Logf("branches reached (claims, releases, stops):\n%s", strings.Join(lines, "\n"))
@@ -757,15 +758,4 @@ func TestSimulationFindsTheOldRule(t *testing.T) {
 	if len(failed) == 0 {
 		t.Fatal("the simulator did not catch the broken rule")
 	}
-}
-
-// debug describes a core's state for a violation report.
-func (c *Core) debug() string {
-	return fmt.Sprintf("role=%d phase=%s up=%v sid=%s epoch=%d own=%s ownVer=%d sure=%v ownEpoch=%d pos=%d pred=%s predWatch=%d predObs=%v "+
-		"candSince=%v look=%d lookDue=%v lastLook=%v claimBusy=%v ownWrites=%d extBusy=%v leaseSend=%v activated=%v duty=%d "+
-		"recKind=%d recVer=%d recMine=%d retryAt=%v fence=%+v afterStop=%v leaving=%v shutting=%v",
-		c.role, c.phase, c.up, sessionHex(c.sid), c.epoch, c.own.Name, c.ownVer, c.ownSure, c.ownEpoch, c.position, c.pred,
-		c.predWatch, c.predObs, c.candSince, c.look.id, c.lookDue, c.lastLook, c.claimBusy, c.ownWrites, c.extBusy,
-		c.leaseSend, c.activated, c.duty, c.recKind, c.recVer, c.recMine, c.retryAt, c.fence, c.afterStop != nil,
-		c.leaving, c.shutting)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/simzk"
 )
 
@@ -20,8 +21,8 @@ type simNode struct {
 	idx  int
 	name string
 
-	inc     int   // process incarnation; bumped by kill and restart
-	core    *Core // nil while the process is down
+	inc     int        // process incarnation; bumped by kill and restart
+	core    *core.Core // nil while the process is down
 	running bool
 	frozen  time.Duration // frozen until this real time (0: not frozen)
 
@@ -66,7 +67,7 @@ type simNode struct {
 
 type simReq struct {
 	id uint64
-	op Op
+	op core.Op
 }
 
 // local is the node's clock reading at real time t.
@@ -103,12 +104,12 @@ func (n *simNode) at(t time.Duration, f func()) {
 // the goroutine of each request or from the session's notification: events
 // can overtake each other there, except that a watch reaches the core after
 // the reply of the request that set it (after names that request; 0: none).
-func (n *simNode) hand(ev Event, after uint64) {
+func (n *simNode) hand(ev core.Event, after uint64) {
 	t := n.s.now + time.Duration(n.s.rng.Int63n(int64(300*time.Microsecond)))
 	if after != 0 {
 		t = max(t, n.handedAt[after]+time.Nanosecond)
 	}
-	if r, ok := ev.(EvReply); ok {
+	if r, ok := ev.(core.EvReply); ok {
 		if n.handedAt == nil {
 			n.handedAt = map[uint64]time.Duration{}
 		}
@@ -122,7 +123,7 @@ func (n *simNode) hand(ev Event, after uint64) {
 // miss a brief change, never see one out of order).
 func (n *simNode) notify() {
 	n.at(n.s.now+time.Duration(n.s.rng.Int63n(int64(300*time.Microsecond))), func() {
-		ev := EvSession{Up: n.connected, Epoch: n.epoch}
+		ev := core.EvSession{Up: n.connected, Epoch: n.epoch}
 		if n.connected {
 			ev.ID = n.sid
 		}
@@ -131,7 +132,7 @@ func (n *simNode) notify() {
 }
 
 // step feeds one event to the core and carries out its actions.
-func (n *simNode) step(ev Event) {
+func (n *simNode) step(ev core.Event) {
 	if n.core == nil {
 		return
 	}
@@ -143,7 +144,7 @@ func (n *simNode) step(ev Event) {
 	}
 	if by := n.adv.clock.observe(now, simBase.Add(n.s.now), 0); by > 0 {
 		n.s.tracef("%s: clock stalled by %s", n.name, by)
-		n.stepAt(now, EvClockStall{By: by})
+		n.stepAt(now, core.EvClockStall{By: by})
 		if n.core == nil {
 			return
 		}
@@ -152,8 +153,8 @@ func (n *simNode) step(ev Event) {
 }
 
 // stepAt feeds ev to the core at its clock reading now.
-func (n *simNode) stepAt(now time.Time, ev Event) {
-	var acts []Action
+func (n *simNode) stepAt(now time.Time, ev core.Event) {
+	var acts []core.Action
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -163,7 +164,7 @@ func (n *simNode) stepAt(now time.Time, ev Event) {
 		acts = n.core.Step(now, ev)
 	}()
 	n.s.noteLease(n)
-	_, isTick := ev.(EvTick)
+	_, isTick := ev.(core.EvTick)
 	idle := isTick && len(acts) == 0
 	for _, a := range acts {
 		n.act(a)
@@ -176,7 +177,7 @@ func (n *simNode) stepAt(now time.Time, ev Event) {
 	if d, ok := n.core.NextDeadline(); idle && ok && !d.After(now) {
 		n.spins++
 		if n.spins > 1000 {
-			n.s.violate("%s: core spins: its deadline %v is due (now %v) and a tick does nothing: %s", n.name, d, now, n.core.debug())
+			n.s.violate("%s: core spins: its deadline %v is due (now %v) and a tick does nothing: %s", n.name, d, now, n.core.String())
 		}
 	} else if !idle {
 		n.spins = 0
@@ -193,27 +194,27 @@ func (n *simNode) armTick() {
 		return
 	}
 	t := max(n.real(d), n.s.now) + time.Microsecond
-	n.at(t, func() { n.step(EvTick{}) })
+	n.at(t, func() { n.step(core.EvTick{}) })
 }
 
-func (n *simNode) act(a Action) {
+func (n *simNode) act(a core.Action) {
 	s := n.s
 	switch a := a.(type) {
-	case ActRequest:
+	case core.ActRequest:
 		n.send(a.ID, a.Op)
-	case ActStartDuty:
+	case core.ActStartDuty:
 		s.dutyStart(n, a.Term, a.LeaseEnd)
-	case ActExtendDuty:
+	case core.ActExtendDuty:
 		if n.duty && !n.dutyStopping {
-			if a.LeaseEnd.After(n.core.leaseEnd()) {
-				s.violate("%s: duty extended to %v beyond the lease end %v", n.name, a.LeaseEnd, n.core.leaseEnd())
+			if a.LeaseEnd.After(n.core.LeaseBound()) {
+				s.violate("%s: duty extended to %v beyond the lease end %v", n.name, a.LeaseEnd, n.core.LeaseBound())
 			}
 			n.dutyDeadline = a.LeaseEnd
 			n.armGuard()
 		}
-	case ActStopDuty:
+	case core.ActStopDuty:
 		s.dutyStop(n, true)
-	case ActFence:
+	case core.ActFence:
 		n.fenceGen++
 		gen, term := n.fenceGen, a.Req.Term
 		s.fences++
@@ -226,21 +227,21 @@ func (n *simNode) act(a Action) {
 			if fail {
 				err = errors.New("fence device unreachable")
 			}
-			n.step(EvFenced{Term: term, Err: err})
+			n.step(core.EvFenced{Term: term, Err: err})
 		})
-	case ActCancelFence:
+	case core.ActCancelFence:
 		n.fenceGen++
-	case ActTransition:
+	case core.ActTransition:
 		s.tracef("%s: %s -> %s term %d: %s", n.name, a.T.From, a.T.To, a.T.Term, a.T.Reason)
 		if a.T.To == PhaseActive {
 			s.claims[a.T.Reason[strings.Index(a.T.Reason, "claimed: ")+9:len(a.T.Reason)-1]]++
 		}
-	case ActNotice:
+	case core.ActNotice:
 		s.tracef("%s: notice %s: %s", n.name, a.N.Level, a.N.Msg)
 		if a.N.Level == "bug" {
 			s.violate("%s: %s", n.name, a.N.Msg)
 		}
-	case ActDone:
+	case core.ActDone:
 		s.tracef("%s: election done (%v)", n.name, a.Err)
 		if a.Err != nil {
 			s.violate("%s: refused: %v", n.name, a.Err)
@@ -285,9 +286,9 @@ func (n *simNode) hold(t time.Duration, conn int, f func()) {
 
 // send carries a core request: it fails fast without a connection (as
 // Session.do does), else travels to the server.
-func (n *simNode) send(id uint64, op Op) {
+func (n *simNode) send(id uint64, op core.Op) {
 	if !n.connected {
-		n.hand(EvReply{ID: id, Result: Result{Err: ErrNotSent}}, 0)
+		n.hand(core.EvReply{ID: id, Result: core.Result{Err: core.ErrNotSent}}, 0)
 		return
 	}
 	conn, sid := n.conn, n.sid
@@ -307,7 +308,7 @@ func (n *simNode) send(id uint64, op Op) {
 
 // flight is a request on its way.
 type flight struct {
-	op        Op
+	op        core.Op
 	epoch     uint64        // of the connection it was sent on, which delivers its reply
 	sent      time.Duration // real time the core sent it
 	sentLocal time.Time     // the same on the node's clock
@@ -351,7 +352,7 @@ func (n *simNode) onWatchEvent(ev simzk.Event) {
 	delete(n.watches, ev.Path)
 	kind := watchKind(zk.Event{Type: ev.Type})
 	for _, id := range ids {
-		n.hand(EvWatch{ID: id, Kind: kind, Epoch: n.epoch}, id)
+		n.hand(core.EvWatch{ID: id, Kind: kind, Epoch: n.epoch}, id)
 	}
 }
 
@@ -385,7 +386,7 @@ func (n *simNode) breakConn(why string) {
 			continue
 		}
 		f.failed = true
-		n.hand(EvReply{ID: id, Result: Result{Err: ErrLost}}, 0)
+		n.hand(core.EvReply{ID: id, Result: core.Result{Err: core.ErrLost}}, 0)
 	}
 	n.notify()
 	n.scheduleConnect(n.s.dur(10*time.Millisecond, 200*time.Millisecond))
@@ -417,7 +418,7 @@ func (n *simNode) tryConnect() {
 	}
 	if n.cut() {
 		for _, r := range n.requeue {
-			n.step(EvReply{ID: r.id, Result: Result{Err: ErrNotSent}})
+			n.step(core.EvReply{ID: r.id, Result: core.Result{Err: core.ErrNotSent}})
 		}
 		n.requeue = nil
 		n.scheduleConnect(time.Second)
@@ -476,7 +477,7 @@ func (n *simNode) tryConnect() {
 				n.watches = map[string][]uint64{}
 				for _, ids := range lost {
 					for _, id := range ids {
-						n.hand(EvWatch{ID: id, Kind: WatchLost}, id)
+						n.hand(core.EvWatch{ID: id, Kind: core.WatchLost}, id)
 					}
 				}
 			}

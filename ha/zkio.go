@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/hanode/hanode/ha/internal/core"
 )
 
 // The core's Ops carried to go-zookeeper. These are free functions over the
@@ -25,38 +26,38 @@ var _ zkConn = (*zk.Conn)(nil)
 
 // do performs op on conn with acl for creates. A watch set by the request
 // comes back as a channel (nil when none was set).
-func do(conn zkConn, acl []zk.ACL, op Op) (Result, <-chan zk.Event) {
+func do(conn zkConn, acl []zk.ACL, op core.Op) (core.Result, <-chan zk.Event) {
 	var (
-		r   Result
+		r   core.Result
 		st  *zk.Stat
 		err error
 		ch  <-chan zk.Event
 	)
 	switch op.Kind {
-	case OpCreate:
+	case core.OpCreate:
 		r.Path, err = conn.Create(op.Path, op.Data, createFlags(op), acl)
-	case OpDelete:
+	case core.OpDelete:
 		err = conn.Delete(op.Path, op.Version)
-	case OpSet:
+	case core.OpSet:
 		st, err = conn.Set(op.Path, op.Data, op.Version)
-	case OpGet:
+	case core.OpGet:
 		if op.Watch {
 			r.Data, st, ch, err = conn.GetW(op.Path)
 		} else {
 			r.Data, st, err = conn.Get(op.Path)
 		}
-	case OpChildren:
+	case core.OpChildren:
 		r.Children, st, err = conn.Children(op.Path)
-	case OpMulti:
+	case core.OpMulti:
 		ops := make([]any, len(op.Ops))
 		for i, o := range op.Ops {
 			ops[i] = multiOp(o, acl)
 		}
 		var mr []zk.MultiResponse
 		mr, err = conn.Multi(ops...)
-		r.Multi = make([]Result, len(mr))
+		r.Multi = make([]core.Result, len(mr))
 		for i, m := range mr {
-			r.Multi[i] = Result{Err: errKind(m.Error), Path: m.String, Stat: statOf(m.Stat)}
+			r.Multi[i] = core.Result{Err: errKind(m.Error), Path: m.String, Stat: statOf(m.Stat)}
 			if m.Error != nil {
 				r.Multi[i].Detail = m.Error.Error()
 			}
@@ -75,7 +76,7 @@ func do(conn zkConn, acl []zk.ACL, op Op) (Result, <-chan zk.Event) {
 	return r, ch
 }
 
-func createFlags(op Op) int32 {
+func createFlags(op core.Op) int32 {
 	var f int32
 	if op.Ephemeral {
 		f |= zk.FlagEphemeral
@@ -86,65 +87,65 @@ func createFlags(op Op) int32 {
 	return f
 }
 
-func multiOp(o Op, acl []zk.ACL) any {
+func multiOp(o core.Op, acl []zk.ACL) any {
 	switch o.Kind {
-	case OpCreate:
+	case core.OpCreate:
 		return &zk.CreateRequest{Path: o.Path, Data: o.Data, Acl: acl, Flags: createFlags(o)}
-	case OpDelete:
+	case core.OpDelete:
 		return &zk.DeleteRequest{Path: o.Path, Version: o.Version}
-	case OpSet:
+	case core.OpSet:
 		return &zk.SetDataRequest{Path: o.Path, Data: o.Data, Version: o.Version}
-	case OpCheck:
+	case core.OpCheck:
 		return &zk.CheckVersionRequest{Path: o.Path, Version: o.Version}
 	}
 	panic("ha: op " + o.Kind.String() + " cannot be part of a multi")
 }
 
 // errKind classifies a go-zookeeper error for the core.
-func errKind(err error) ErrKind {
+func errKind(err error) core.ErrKind {
 	switch {
 	case err == nil:
-		return ErrNone
+		return core.ErrNone
 	case errors.Is(err, zk.ErrNoNode):
-		return ErrNoNode
+		return core.ErrNoNode
 	case errors.Is(err, zk.ErrNodeExists):
-		return ErrNodeExists
+		return core.ErrNodeExists
 	case errors.Is(err, zk.ErrBadVersion):
-		return ErrBadVersion
+		return core.ErrBadVersion
 	case errors.Is(err, zk.ErrNotEmpty):
-		return ErrNotEmpty
+		return core.ErrNotEmpty
 	case errors.Is(err, zk.ErrConnectionClosed):
 		// Sent (or queued) and no answer: it may have been applied.
-		return ErrLost
+		return core.ErrLost
 	case errors.Is(err, zk.ErrNoServer), errors.Is(err, zk.ErrClosing), errors.Is(err, zk.ErrSessionExpired),
 		errors.Is(err, errNoSession):
-		return ErrNotSent
+		return core.ErrNotSent
 	}
-	return ErrOther
+	return core.ErrOther
 }
 
 // errNoSession refuses a request made while the client has no session:
 // requests must fail fast, not wait in the client's queue (FACTS.md).
 var errNoSession = errors.New("ha: no ZooKeeper session")
 
-func statOf(st *zk.Stat) Stat {
+func statOf(st *zk.Stat) core.Stat {
 	if st == nil {
-		return Stat{}
+		return core.Stat{}
 	}
-	return Stat{Version: st.Version, Cversion: st.Cversion, EphemeralOwner: st.EphemeralOwner, Czxid: st.Czxid, Mzxid: st.Mzxid}
+	return core.Stat{Version: st.Version, Cversion: st.Cversion, EphemeralOwner: st.EphemeralOwner, Czxid: st.Czxid, Mzxid: st.Mzxid}
 }
 
 // watchKind classifies a watch event.
-func watchKind(ev zk.Event) WatchKind {
+func watchKind(ev zk.Event) core.WatchKind {
 	switch ev.Type {
 	case zk.EventNodeDataChanged:
-		return WatchChanged
+		return core.WatchChanged
 	case zk.EventNodeDeleted:
-		return WatchDeleted
+		return core.WatchDeleted
 	case zk.EventNodeChildrenChanged:
-		return WatchChildren
+		return core.WatchChildren
 	case zk.EventNodeCreated:
-		return WatchCreated
+		return core.WatchCreated
 	}
-	return WatchLost
+	return core.WatchLost
 }

@@ -1,4 +1,4 @@
-package ha
+package core
 
 // Holding the lease: the claim's outcome, extensions, the lease running
 // out, stepping down, the duty.
@@ -37,7 +37,7 @@ func (c *Core) ownProof() bool {
 	if c.current(c.ownEpoch) {
 		return true
 	}
-	if c.cfg.weaken.has(weakRuleAWindow) {
+	if c.cfg.Weaken.has(WeakRuleAWindow) {
 		return !c.ownSent.IsZero() && c.now.Sub(c.ownSent) < c.wait
 	}
 	return false
@@ -45,9 +45,9 @@ func (c *Core) ownProof() bool {
 
 // holderData is our member node's data while we hold the lease.
 func (c *Core) holderData(term, n int64) []byte {
-	d := memberData{MemberInfo: c.cfg.Self, LeaseTerm: term, LeaseN: n}
+	d := MemberData{MemberInfo: c.cfg.Self, LeaseTerm: term, LeaseN: n}
 	d.SeenTerm = max(c.seenTerm, term)
-	return mustJSON(d)
+	return MustJSON(d)
 }
 
 func (c *Core) onClaimReply(p pending, r Result) {
@@ -70,7 +70,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		c.fail()
 		return
 	default:
-		i, kind := failedOp(r)
+		i, kind := FailedOp(r)
 		last := len(r.Multi) - 1
 		switch {
 		case p.rule == ruleSilent && i == 0:
@@ -81,7 +81,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		case i == last || i < 0:
 			// The leader record changed: read it again.
 		case kind == ErrNoNode:
-			c.lose("member node " + c.own.Name + " is gone")
+			c.lose("member node " + c.own.Node + " is gone")
 			return
 		default:
 			c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
@@ -104,7 +104,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	c.seenTerm = max(c.seenTerm, c.term)
 	c.ownVer, c.ownSure = r.Multi[ownIdx].Stat.Version, true
 	c.ownWritten(p)
-	c.rec, c.recKind, c.recWhy = ci.rec, recOK, ""
+	c.rec, c.recKind, c.recWhy = ci.rec, RecOK, ""
 	c.recMine, c.recMineOK = 0, true
 	if c.recVer >= 0 && len(r.Multi) > ownIdx+1 && r.Multi[ownIdx+1].Stat.Version > 0 {
 		c.recMine = r.Multi[ownIdx+1].Stat.Version
@@ -133,8 +133,8 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	}
 }
 
-// failedOp finds the op of a failed multi that caused the failure.
-func failedOp(r Result) (int, ErrKind) {
+// FailedOp finds the op of a failed multi that caused the failure.
+func FailedOp(r Result) (int, ErrKind) {
 	for i, m := range r.Multi {
 		switch m.Err {
 		case ErrNoNode, ErrBadVersion, ErrNodeExists, ErrNotEmpty:
@@ -195,13 +195,13 @@ func (c *Core) checkLease() {
 // dutyStopped is the proof that this node's duty has stopped. Only
 // stoppedProof makes one, and only while no duty runs or stops; release
 // takes one, so a release written before the duty stopped cannot be
-// expressed (doc.go: a release is written after stop(X)).
+// expressed (ha/doc.go: a release is written after stop(X)).
 type dutyStopped struct{}
 
 // stoppedProof returns the proof that no duty of ours runs, ok false while
 // one runs or is stopping.
 func (c *Core) stoppedProof() (dutyStopped, bool) {
-	if c.duty != dutyOff && !c.cfg.weaken.has(weakReleaseBeforeStop) {
+	if c.duty != dutyOff && !c.cfg.Weaken.has(WeakReleaseBeforeStop) {
 		return dutyStopped{}, false
 	}
 	return dutyStopped{}, true
@@ -275,10 +275,10 @@ func (c *Core) onDutyLost(reason string) {
 func (c *Core) extend() {
 	c.extBusy = true
 	if !c.ownSure {
-		c.request(pending{p: pResync}, Op{Kind: OpGet, Path: c.l.member(c.own.Name)})
+		c.request(pending{p: pResync}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.Node)})
 		return
 	}
-	c.writeOwn(pending{p: pExtend}, Op{Kind: OpCheck, Path: c.l.leaderNode(), Version: c.recMine})
+	c.writeOwn(pending{p: pExtend}, Op{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.recMine})
 }
 
 // writeOwn sends the one write of our node in flight (extBusy): our node
@@ -292,7 +292,7 @@ func (c *Core) writeOwn(p pending, rec Op) {
 	c.ownWriteSeq++
 	c.extBusy = true
 	c.request(p, Op{Kind: OpMulti, Ops: []Op{
-		{Kind: OpSet, Path: c.l.member(c.own.Name), Data: p.data, Version: c.ownVer}, rec}})
+		{Kind: OpSet, Path: c.l.MemberNode(c.own.Node), Data: p.data, Version: c.ownVer}, rec}})
 }
 
 func (c *Core) onExtendReply(p pending, r Result) {
@@ -348,15 +348,15 @@ func (c *Core) ownWriteFailed(p pending, r Result) {
 		c.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
 		return
 	}
-	switch i, kind := failedOp(r); {
+	switch i, kind := FailedOp(r); {
 	case i == 0 && kind == ErrNoNode:
-		c.lose("member node " + c.own.Name + " deleted (by another client, or its session ended)")
+		c.lose("member node " + c.own.Node + " deleted (by another client, or its session ended)")
 	case i == 0:
 		c.ownTampered()
 	case c.role == roleHolder:
 		// The record is not as our last write left it: read it and decide.
 		c.extBusy = true // nothing else until we know what it holds
-		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.leaderNode()})
+		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
 	}
 }
 
@@ -378,7 +378,7 @@ func (c *Core) onResync(p pending, r Result) {
 		}
 		c.ownTampered()
 	case ErrNoNode:
-		c.lose("member node " + c.own.Name + " deleted (by another client, or its session ended)")
+		c.lose("member node " + c.own.Node + " deleted (by another client, or its session ended)")
 	default:
 		c.fail()
 	}
@@ -387,7 +387,7 @@ func (c *Core) onResync(p pending, r Result) {
 // ownTampered: another client wrote our node. Nothing we proved holds any
 // more: stop, delete the node, rejoin (the next leader waits W).
 func (c *Core) ownTampered() {
-	z := c.l.member(c.own.Name)
+	z := c.l.MemberNode(c.own.Node)
 	c.notice("own-changed", Notice{Level: "warn", Znode: z,
 		Msg: fmt.Sprintf("member node %s was written by another client; stepping down and rejoining", z)})
 	c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}

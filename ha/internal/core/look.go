@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"bytes"
@@ -49,7 +49,7 @@ func (c *Core) lookWanted() {
 
 func (c *Core) startLook() {
 	c.lookDue = false
-	id := c.request(pending{p: pLookChildren}, Op{Kind: OpChildren, Path: c.l.membersDir()})
+	id := c.request(pending{p: pLookChildren}, Op{Kind: OpChildren, Path: c.l.MembersDir()})
 	c.look = lookState{id: id, ownSeq: c.ownWriteSeq, ownBusy: c.ownWrites > 0}
 	p := c.pend[id]
 	p.look = id
@@ -75,7 +75,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 		switch r.Err {
 		case ErrNone:
 		case ErrNoNode:
-			c.lose(fmt.Sprintf("%s was deleted", c.l.membersDir()))
+			c.lose(fmt.Sprintf("%s was deleted", c.l.MembersDir()))
 			return
 		default:
 			failed()
@@ -88,7 +88,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 			if _, ok := parseMember(name); !ok {
 				continue // ignored without reading it
 			}
-			if name == c.own.Name {
+			if name == c.own.Node {
 				if !c.ownCheck && c.ownSure {
 					continue // we know our node: only a look for a reason reads it
 				}
@@ -98,7 +98,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 			}
 			delete(c.reread, name)
 			c.look.waiting++
-			c.request(pending{p: pLookGet, node: name, look: c.look.id}, Op{Kind: OpGet, Path: c.l.member(name)})
+			c.request(pending{p: pLookGet, node: name, look: c.look.id}, Op{Kind: OpGet, Path: c.l.MemberNode(name)})
 		}
 		for name := range c.infos {
 			if !present[name] {
@@ -106,7 +106,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 			}
 		}
 		c.look.waiting++
-		c.request(pending{p: pLookRec, look: c.look.id}, Op{Kind: OpGet, Path: c.l.leaderNode()})
+		c.request(pending{p: pLookRec, look: c.look.id}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
 	case pLookGet:
 		c.look.waiting--
 		switch r.Err {
@@ -138,7 +138,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 // that may still claim must never be skipped. Its data is not trusted.
 func (c *Core) inspect(name string, r Result) nodeInfo {
 	info := nodeInfo{version: r.Stat.Version, owner: r.Stat.EphemeralOwner}
-	if name == c.own.Name {
+	if name == c.own.Node {
 		info.raw = r.Data
 	}
 	if r.Stat.EphemeralOwner == 0 {
@@ -146,9 +146,9 @@ func (c *Core) inspect(name string, r Result) nodeInfo {
 		return info
 	}
 	info.inOrder = true
-	d, why, ok := decodeMember(r.Data)
+	d, why, ok := DecodeMember(r.Data)
 	if !ok {
-		info.why = "data is not a member record (" + why + "): " + quote(r.Data) +
+		info.why = "data is not a member record (" + why + "): " + Quote(r.Data) +
 			"; it keeps its place in the order until it goes, since a live member may own it"
 		return info
 	}
@@ -168,9 +168,9 @@ func (c *Core) finishLook() {
 	// What the look proves is dated by the last reply it rests on, not by
 	// its listing: a node below us in the listing is known to be gone (or
 	// not a member's) only from its read, which comes later, and its
-	// holder may have extended in between (doc.go, rule C).
+	// holder may have extended in between (ha/doc.go, rule C).
 	obs := c.now
-	if c.cfg.weaken.has(weakRuleCFromListing) {
+	if c.cfg.Weaken.has(WeakRuleCFromListing) {
 		obs = lk.at
 	}
 	if c.role != roleHolder {
@@ -181,9 +181,9 @@ func (c *Core) finishLook() {
 	}
 
 	// Our own node first: it must be there, ours, and unchanged.
-	own, ok := c.infos[c.own.Name]
-	if !containsName(lk.names, c.own.Name) || lk.ownRead && !ok {
-		c.lose("member node " + c.own.Name + " is gone")
+	own, ok := c.infos[c.own.Node]
+	if !containsName(lk.names, c.own.Node) || lk.ownRead && !ok {
+		c.lose("member node " + c.own.Node + " is gone")
 		return
 	}
 	if lk.ownRead {
@@ -200,9 +200,9 @@ func (c *Core) finishLook() {
 	c.ignored = nil
 	idx := -1
 	readableBelow := 0 // readable members below us
-	for _, m := range sortMembers(lk.names) {
-		info, known := c.infos[m.Name]
-		if !known && m.Name != c.own.Name {
+	for _, m := range SortMembers(lk.names) {
+		info, known := c.infos[m.Node]
+		if !known && m.Node != c.own.Node {
 			// Neither read by this look nor known any more (forgotten while
 			// the look was out: a claim of ours deleted it). Never decide on
 			// a node we know nothing of (it would drop out of the order):
@@ -210,21 +210,21 @@ func (c *Core) finishLook() {
 			c.lookDue = true
 			return
 		}
-		if m.Name != c.own.Name && info.owner == c.sid && c.sid != 0 {
+		if m.Node != c.own.Node && info.owner == c.sid && c.sid != 0 {
 			// Ours, but not our member node: left by a create whose reply
 			// was lost, or by an earlier membership. It cannot be acting
 			// (our duty stopped before we rejoined): remove it.
-			c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: c.l.member(m.Name), Version: -1})
+			c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: c.l.MemberNode(m.Node), Version: -1})
 			continue
 		}
-		if m.Name != c.own.Name && !info.ok {
-			c.ignore(m.Name, info.why)
+		if m.Node != c.own.Node && !info.ok {
+			c.ignore(m.Node, info.why)
 			if !info.inOrder {
 				continue
 			}
 			info.data.MemberInfo = MemberInfo{Name: "(unreadable)"}
 			if idx < 0 {
-				u := unread{name: m.Name, ver: info.version, at: obs}
+				u := unread{name: m.Node, ver: info.version, at: obs}
 				for _, old := range c.unreadable {
 					if old.name == u.name && old.ver == u.ver {
 						u.at = old.at
@@ -232,22 +232,22 @@ func (c *Core) finishLook() {
 				}
 				unreadable = append(unreadable, u)
 			}
-		} else if idx < 0 && m.Name != c.own.Name {
+		} else if idx < 0 && m.Node != c.own.Node {
 			readableBelow++
 		}
-		if m.Name == c.own.Name {
+		if m.Node == c.own.Node {
 			idx = len(members)
 			info.data.MemberInfo = c.cfg.Self
 		} else {
 			c.seenTerm = max(c.seenTerm, plausibleTerm(info.data.SeenTerm), plausibleTerm(info.data.LeaseTerm))
 		}
-		leader := c.recKind == recOK && c.rec.Holder == m.Name && c.rec.State != recReleased
+		leader := c.recKind == RecOK && c.rec.Holder == m.Node && c.rec.State != RecReleased
 		members = append(members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: leader})
-		names = append(names, m.Name)
+		names = append(names, m.Node)
 		if idx < 0 {
-			c.seenBelow[m.Name] = true
+			c.seenBelow[m.Node] = true
 			if info.ok {
-				c.noteBelow(m.Name, info.data)
+				c.noteBelow(m.Node, info.data)
 			}
 		}
 	}
@@ -281,7 +281,7 @@ func (c *Core) finishLook() {
 			c.candSince = obs
 			if !c.vacated.IsZero() {
 				c.candSince = c.vacated
-				if c.cfg.unsafeTrustVanish {
+				if c.cfg.UnsafeTrustVanish {
 					c.candSince = obs.Add(-c.wait)
 				}
 			}
@@ -306,7 +306,7 @@ func (c *Core) finishLook() {
 		// Nothing can appear below the lowest member, unless ZooKeeper was
 		// restored from an older state (or someone forged a node). Our
 		// proofs rest on that order: stop acting and start over from it.
-		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.member(names[0]), Msg: fmt.Sprintf(
+		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.MemberNode(names[0]), Msg: fmt.Sprintf(
 			"member %s appeared below this leader (ZooKeeper restored from an older state?); stepping down", names[0])})
 		cover("stop: member below the holder")
 		c.stepDown("a member appeared below this leader", nil)
@@ -321,7 +321,7 @@ func (c *Core) finishLook() {
 func (c *Core) checkOwn(own nodeInfo, raced bool) {
 	switch {
 	case own.owner != c.sid:
-		c.lose(fmt.Sprintf("member node %s is owned by session %s, not ours", c.own.Name, sessionHex(own.owner)))
+		c.lose(fmt.Sprintf("member node %s is owned by session %s, not ours", c.own.Node, SessionHex(own.owner)))
 	case c.ownWrites > 0 || raced:
 		// A write of ours was in flight or sent during the look: the
 		// version read may be before or after it. Its reply settles it.
@@ -336,7 +336,7 @@ func (c *Core) checkOwn(own nodeInfo, raced bool) {
 
 // ignore records a node that takes no part, telling the operator once.
 func (c *Core) ignore(name, why string) {
-	z := c.l.member(name)
+	z := c.l.MemberNode(name)
 	c.ignored = append(c.ignored, Ignored{Znode: z, Reason: why})
 	c.notice("ignored:"+name, Notice{Level: "warn", Znode: z,
 		Msg: fmt.Sprintf("ignoring %s: %s", z, why), Fix: "delete it if no hanode member owns it"})
@@ -353,12 +353,12 @@ func (c *Core) setRecord(r Result) {
 	}
 	c.maxed = false
 	if r.Err == ErrNoNode {
-		c.rec, c.recKind, c.recWhy = leaderRecord{}, recAbsent, ""
+		c.rec, c.recKind, c.recWhy = LeaderRecord{}, RecAbsent, ""
 		c.forget("rec-max")
 		return
 	}
-	c.rec, c.recKind, c.recWhy = decodeLeader(r.Data)
-	z := c.l.leaderNode()
+	c.rec, c.recKind, c.recWhy = DecodeLeader(r.Data)
+	z := c.l.LeaderNode()
 	switch {
 	case c.rec.Term >= MaxTerm:
 		// Whatever else it holds: overwriting it would make the recorded
@@ -369,10 +369,10 @@ func (c *Core) setRecord(r Result) {
 			Msg: fmt.Sprintf("leader record %s holds term %d, which cannot grow (terms stay below %d): refusing to lead",
 				z, c.rec.Term, int64(MaxTerm)),
 			Fix: "stop every member of the group, check which terms downstream systems accepted, then delete " + z})
-	case c.recKind == recBad:
+	case c.recKind == RecBad:
 		c.notice("rec-bad", Notice{Level: "warn", Znode: z,
 			Msg: fmt.Sprintf("leader record %s is not usable (%s): %s; the next leader overwrites it after the safe wait",
-				z, c.recWhy, quote(r.Data))})
+				z, c.recWhy, Quote(r.Data))})
 	default:
 		c.forget("rec-bad")
 		c.forget("rec-max")
@@ -400,7 +400,7 @@ func (c *Core) onPredWatch(kind WatchKind) {
 	case WatchDeleted:
 		if c.predLowest && !c.predObs.IsZero() {
 			// It vanished with no change since we read it at predObs: its
-			// last extension was sent before predObs (doc.go, rule C).
+			// last extension was sent before predObs (ha/doc.go, rule C).
 			c.vacated = c.predObs
 			if c.look.id != 0 {
 				c.look.outdated = true
@@ -415,7 +415,7 @@ func (c *Core) onPredWatch(kind WatchKind) {
 			// record rather than a whole look (a graceful handover is then
 			// the release, this read and the claim).
 			c.fastPred = c.pred
-			c.fastRead = c.request(pending{p: pFastRec}, Op{Kind: OpGet, Path: c.l.leaderNode()})
+			c.fastRead = c.request(pending{p: pFastRec}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
 			c.pred, c.predObs = "", time.Time{}
 			return
 		}
@@ -436,11 +436,11 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 	gone := c.fastPred
 	c.fastPred = ""
 	if r.Err == ErrNone && c.current(p.epoch) {
-		rec, kind, _ := decodeLeader(r.Data)
-		if kind == recOK && rec.State == recReleased && rec.Holder == gone && rec.Term < MaxTerm {
+		rec, kind, _ := DecodeLeader(r.Data)
+		if kind == RecOK && rec.State == RecReleased && rec.Holder == gone && rec.Term < MaxTerm {
 			c.setRecord(r)
 		}
-		if kind == recOK && rec.Holder == gone && c.releaseSeen() {
+		if kind == RecOK && rec.Holder == gone && c.releaseSeen() {
 			c.position, c.pred, c.predWatch = 0, "", 0
 			cover("claim: B release (fast path)")
 			c.claim(ruleReleased)
@@ -456,7 +456,7 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 
 // watchPred reads the predecessor and sets a watch on it.
 func (c *Core) watchPred() {
-	c.predWatch = c.request(pending{p: pPredWatch, node: c.pred}, Op{Kind: OpGet, Path: c.l.member(c.pred), Watch: true})
+	c.predWatch = c.request(pending{p: pPredWatch, node: c.pred}, Op{Kind: OpGet, Path: c.l.MemberNode(c.pred), Watch: true})
 }
 
 func (c *Core) onPredRead(id uint64, p pending, r Result) {
@@ -477,7 +477,7 @@ func (c *Core) onPredRead(id uint64, p pending, r Result) {
 		if c.predLowest {
 			c.predObs = c.now
 		}
-		d, _, ok := decodeMember(r.Data)
+		d, _, ok := DecodeMember(r.Data)
 		c.predHolds, c.predName, c.predData = ok && d.LeaseTerm > 0, d.Name, d
 		if ok {
 			c.seenTerm = max(c.seenTerm, plausibleTerm(d.LeaseTerm))

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"path"
@@ -13,14 +13,14 @@ import (
 // (nil: missing).
 type fenceTree struct {
 	names   []string
-	data    map[string]memberData
+	data    map[string]MemberData
 	rec     []byte
 	watches map[string]uint64 // node -> the watch set by a read of it
 }
 
 // serve answers every outstanding request from the tree and returns the
 // claim (a multi) when one goes out.
-func (r *rig) serve(tr *fenceTree, self memberData) (ActRequest, bool) {
+func (r *rig) serve(tr *fenceTree, self MemberData) (ActRequest, bool) {
 	r.t.Helper()
 	for n := 0; len(r.reqs) > 0; n++ {
 		if n > 100 {
@@ -40,8 +40,8 @@ func (r *rig) serve(tr *fenceTree, self memberData) (ActRequest, bool) {
 			} else {
 				r.answer(q, Result{Data: tr.rec, Stat: Stat{Version: 3}})
 			}
-		case q.Op.Kind == OpGet && node == r.c.own.Name:
-			r.answer(q, Result{Data: mustJSON(self), Stat: Stat{EphemeralOwner: 7}})
+		case q.Op.Kind == OpGet && node == r.c.own.Node:
+			r.answer(q, Result{Data: MustJSON(self), Stat: Stat{EphemeralOwner: 7}})
 		case q.Op.Kind == OpGet:
 			d, ok := tr.data[node]
 			if !ok || !containsName(tr.names, node) {
@@ -51,7 +51,7 @@ func (r *rig) serve(tr *fenceTree, self memberData) (ActRequest, bool) {
 			if q.Op.Watch {
 				tr.watches[node] = q.ID
 			}
-			r.answer(q, Result{Data: mustJSON(d), Stat: Stat{Version: 4, EphemeralOwner: 9}})
+			r.answer(q, Result{Data: MustJSON(d), Stat: Stat{Version: 4, EphemeralOwner: 9}})
 		case q.Op.Kind == OpDelete:
 			r.answer(q, Result{})
 		default:
@@ -84,13 +84,13 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 	b := memberName("0000000000000000000000000000000b", 1)
 	infoA := LeaderInfo{Name: "a", Host: "host-a", HTTP: "a:8080", Term: 5}
 	infoB := LeaderInfo{Name: "b", Host: "host-b", HTTP: "b:8080"}
-	dataA := memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary", Host: "host-a", HTTP: "a:8080"}, LeaseTerm: 5}
-	dataB := memberData{MemberInfo: MemberInfo{Name: "b", Role: "primary", Host: "host-b", HTTP: "b:8080"}}
+	dataA := MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary", Host: "host-a", HTTP: "a:8080"}, LeaseTerm: 5}
+	dataB := MemberData{MemberInfo: MemberInfo{Name: "b", Role: "primary", Host: "host-b", HTTP: "b:8080"}}
 	since := time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name  string
 		below []string      // members below us at first (our seq follows)
-		rec   *leaderRecord // nil: missing
+		rec   *LeaderRecord // nil: missing
 		gone  bool          // the members below vanish after the first look (rule C)
 		idle  bool          // a's node carries no lease
 		rule  claimRule
@@ -101,13 +101,13 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 		{name: "rule D, record missing, the lowest holds no lease: it still", below: []string{a}, rule: ruleSilent, idle: true,
 			want: []LeaderInfo{{Name: "a", Host: "host-a", HTTP: "a:8080"}}},
 		{name: "rule D, record fencing for an unknown leader: the deleted member", below: []string{a}, rule: ruleSilent,
-			rec:  &leaderRecord{Term: 5, Holder: a, Name: "a", Host: "host-a", State: recFencing, Since: since},
+			rec:  &LeaderRecord{Term: 5, Holder: a, Name: "a", Host: "host-a", State: RecFencing, Since: since},
 			want: []LeaderInfo{infoA}},
 		{name: "rule D, record names the leader: it, from the record", below: []string{a}, rule: ruleSilent,
-			rec:  &leaderRecord{Term: 6, Holder: a, Name: "a", Host: "rec-host", HTTP: "rec:1", State: recActive, Since: since},
+			rec:  &LeaderRecord{Term: 6, Holder: a, Name: "a", Host: "rec-host", HTTP: "rec:1", State: RecActive, Since: since},
 			want: []LeaderInfo{{Name: "a", Host: "rec-host", HTTP: "rec:1", Term: 6, Since: since}}},
 		{name: "rule D, record fencing with a list: the list", below: []string{a}, rule: ruleSilent,
-			rec: &leaderRecord{Term: 6, Holder: a, Name: "a", Host: "host-a", State: recFencing, Since: since,
+			rec: &LeaderRecord{Term: 6, Holder: a, Name: "a", Host: "host-a", State: RecFencing, Since: since,
 				Previous: &infoB, Candidates: []LeaderInfo{infoB, infoA}},
 			want: []LeaderInfo{infoB, infoA}},
 		{name: "rule C, record missing: every member seen below", below: []string{a, b}, gone: true, rule: ruleVacant,
@@ -117,12 +117,12 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "c")
 			r.c.cfg.Fencing = true
-			self := memberData{MemberInfo: MemberInfo{Name: "c", Role: "primary", Host: "host"}}
+			self := MemberData{MemberInfo: MemberInfo{Name: "c", Role: "primary", Host: "host"}}
 			own := r.join(len(tc.below))
 			tr := &fenceTree{names: append(append([]string(nil), tc.below...), own),
-				data: map[string]memberData{a: dataA, b: dataB}, watches: map[string]uint64{}}
+				data: map[string]MemberData{a: dataA, b: dataB}, watches: map[string]uint64{}}
 			if tc.rec != nil {
-				tr.rec = mustJSON(*tc.rec)
+				tr.rec = MustJSON(*tc.rec)
 			}
 			if tc.idle {
 				d := dataA
@@ -150,8 +150,8 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 				t.Fatalf("claimed by %s, want %s", r.c.claiming.rule, tc.rule)
 			}
 			ops := q.Op.Ops
-			wrote, _, _ := decodeLeader(ops[len(ops)-1].Data)
-			if wrote.State != recFencing {
+			wrote, _, _ := DecodeLeader(ops[len(ops)-1].Data)
+			if wrote.State != RecFencing {
 				t.Fatalf("claim wrote state %q, want fencing", wrote.State)
 			}
 			switch {
@@ -191,16 +191,16 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 func TestCoreFenceRecordDecodesOldAndNew(t *testing.T) {
 	old := []byte(`{"term":7,"holder":"x","name":"a","host":"h","session":"0x1","since":"2026-11-30T12:00:00Z",` +
 		`"state":"fencing","previous":{"name":"p","host":"ph","term":6,"since":"2026-11-30T11:00:00Z"}}`)
-	rec, kind, why := decodeLeader(old)
-	if kind != recOK || rec.Previous == nil || rec.Previous.Name != "p" || rec.Candidates != nil {
+	rec, kind, why := DecodeLeader(old)
+	if kind != RecOK || rec.Previous == nil || rec.Previous.Name != "p" || rec.Candidates != nil {
 		t.Fatalf("old record: %+v, %v (%s)", rec, kind, why)
 	}
 	rec.Candidates = []LeaderInfo{{Name: "p", Host: "ph", Term: 6}, {Name: "q", Host: "qh"}}
-	back, kind, why := decodeLeader(mustJSON(rec))
-	if kind != recOK || !reflect.DeepEqual(back.Candidates, rec.Candidates) {
+	back, kind, why := DecodeLeader(MustJSON(rec))
+	if kind != RecOK || !reflect.DeepEqual(back.Candidates, rec.Candidates) {
 		t.Fatalf("new record: %+v, %v (%s)", back, kind, why)
 	}
-	if s := string(mustJSON(LeaderInfo{Name: "q"})); strings.Contains(s, "since") {
+	if s := string(MustJSON(LeaderInfo{Name: "q"})); strings.Contains(s, "since") {
 		t.Errorf("a candidate without a leadership start encodes as %s, want no since", s)
 	}
 }

@@ -1,6 +1,6 @@
-package ha
+package core
 
-// A stalled monotonic clock (doc.go, "Clocks and host pauses").
+// A stalled monotonic clock (ha/doc.go, "Clocks and host pauses").
 
 import (
 	"fmt"
@@ -27,7 +27,7 @@ import (
 // whatever its size. Rule A (our last write acknowledged on this connection)
 // rests on versions, not time, and stands.
 func (c *Core) onClockStall(by time.Duration) {
-	if c.cfg.weaken.has(weakIgnoreClockStall) {
+	if c.cfg.Weaken.has(WeakIgnoreClockStall) {
 		return
 	}
 	what := fmt.Sprintf("monotonic clock stalled by %s (host paused?)", by.Round(time.Millisecond))

@@ -1,4 +1,4 @@
-package ha
+package core
 
 // The leader record while we hold it: rewriting it after another client
 // wrote it, fencing the previous leader and marking the record active.
@@ -55,7 +55,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 	if c.stale(p) || c.role != roleHolder {
 		return
 	}
-	z := c.l.leaderNode()
+	z := c.l.LeaderNode()
 	switch r.Err {
 	case ErrNone:
 	case ErrNoNode:
@@ -66,11 +66,11 @@ func (c *Core) onRecRead(p pending, r Result) {
 		c.fail()
 		return
 	}
-	rec, kind, why := decodeLeader(r.Data)
-	if kind == recOK && rec.Holder == c.own.Name && rec.Term == c.term {
+	rec, kind, why := DecodeLeader(r.Data)
+	if kind == RecOK && rec.Holder == c.own.Node && rec.Term == c.term {
 		// Ours after all: a write of ours whose reply we lost applied.
 		c.recMine, c.recVer, c.rec = r.Stat.Version, r.Stat.Version, rec
-		if rec.State == recActive && !c.activated && c.activateDue {
+		if rec.State == RecActive && !c.activated && c.activateDue {
 			c.activated, c.activateDue = true, false
 			c.fence = fenceState{}
 		}
@@ -84,7 +84,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 		c.stepDown("leader record overwritten with a term that cannot grow", nil)
 		return
 	}
-	if kind == recOK && rec.Term > c.term {
+	if kind == RecOK && rec.Term > c.term {
 		// Someone recorded a higher term: ours must not look older than it.
 		// Hand over to ourselves: stop, release above that term, re-claim.
 		c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
@@ -98,7 +98,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 		})
 		return
 	}
-	if kind != recOK {
+	if kind != RecOK {
 		why = "not a leader record: " + why
 	} else {
 		why = fmt.Sprintf("names %s in term %d", rec.Name, rec.Term)
@@ -118,16 +118,16 @@ type repairReq struct{ version int32 } // -1: create it
 func (c *Core) repairRecord(version int32) {
 	c.repair = nil
 	rec := c.rec
-	if rec.Holder != c.own.Name {
-		rec = leaderRecord{Term: c.term, Holder: c.own.Name, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
-			HTTP: c.cfg.Self.HTTP, Session: sessionHex(c.sid), Since: c.now.UTC(), State: recActive}
+	if rec.Holder != c.own.Node {
+		rec = LeaderRecord{Term: c.term, Holder: c.own.Node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+			HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sid), Since: c.now.UTC(), State: RecActive}
 	}
 	if !c.activated {
-		rec.State = recFencing
+		rec.State = RecFencing
 	}
-	rc := Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: version}
+	rc := Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: version}
 	if version < 0 {
-		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
+		rc = Op{Kind: OpCreate, Path: c.l.LeaderNode(), Data: MustJSON(rec)}
 	}
 	c.writeOwn(pending{p: pRepair}, rc)
 }
@@ -195,8 +195,8 @@ func (c *Core) fenceGaveUp(err error) {
 // activate writes the record active (and extends, proving we still hold).
 func (c *Core) activate() {
 	rec := c.rec
-	rec.State, rec.Previous, rec.Candidates = recActive, nil, nil
-	c.writeOwn(pending{p: pActivate, term: c.term}, Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recMine})
+	rec.State, rec.Previous, rec.Candidates = RecActive, nil, nil
+	c.writeOwn(pending{p: pActivate, term: c.term}, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.recMine})
 }
 
 func (c *Core) onActivateReply(p pending, r Result) {
@@ -214,7 +214,7 @@ func (c *Core) onActivateReply(p pending, r Result) {
 	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
 	c.recVer = c.recMine
 	c.extended(p)
-	c.rec.State, c.rec.Previous, c.rec.Candidates = recActive, nil, nil
+	c.rec.State, c.rec.Previous, c.rec.Candidates = RecActive, nil, nil
 	c.activated, c.activateDue = true, false
 	c.fence = fenceState{}
 }

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 )
 
 // The claim rules: the one place that decides when this member may take the
-// lease. doc.go states the invariant; each rule below names the part of the
+// lease. ha/doc.go states the invariant; each rule below names the part of the
 // argument it rests on. Choosing WHO should lead is position: the lowest
 // member, or the second one when the lowest is a silent holder.
 
@@ -48,7 +48,7 @@ func (r claimRule) String() string { return ruleNames[r] }
 
 // recOurs: the record is as our own last write of it left it (rule A).
 func (c *Core) recOurs() bool {
-	return c.recMineOK && c.recVer == c.recMine || c.cfg.weaken.has(weakRuleAAnyVersion)
+	return c.recMineOK && c.recVer == c.recMine || c.cfg.Weaken.has(WeakRuleAAnyVersion)
 }
 
 // releaseSeen: the record says its holder released, that holder is a
@@ -56,8 +56,8 @@ func (c *Core) recOurs() bool {
 // this epoch's history: after our first read of the record in it (rule B).
 func (c *Core) releaseSeen() bool {
 	r := c.rec
-	return c.recKind == recOK && r.State == recReleased && c.seenBelow[r.Holder] &&
-		(c.recFirstOK && c.recVer > c.recFirst || c.cfg.weaken.has(weakRuleBAnyRelease))
+	return c.recKind == RecOK && r.State == RecReleased && c.seenBelow[r.Holder] &&
+		(c.recFirstOK && c.recVer > c.recFirst || c.cfg.Weaken.has(WeakRuleBAnyRelease))
 }
 
 // pickRule returns the rule that will let us claim and from when; ok is
@@ -69,9 +69,9 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	if c.maxed || c.nextTerm() >= MaxTerm {
 		return ruleNone, time.Time{}, false // refused: see Snapshot.Problem
 	}
-	rec := c.recKind == recOK
+	rec := c.recKind == RecOK
 	switch {
-	case c.position == 0 && rec && c.rec.Holder == c.own.Name && c.recOurs() && c.ownProof():
+	case c.position == 0 && rec && c.rec.Holder == c.own.Node && c.recOurs() && c.ownProof():
 		return ruleSelf, c.now, true
 	case c.position == 0 && rec && c.releaseSeen():
 		return ruleReleased, c.now, true
@@ -79,7 +79,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 		return ruleVacant, c.candSince.Add(c.wait), true
 	case c.position == 1 && c.predLowest && !c.predObs.IsZero() && c.predWatch != 0 && !c.predFailed:
 		wait := c.wait
-		if !c.predHolds && !(rec && c.rec.Holder == c.pred && c.rec.State != recReleased) {
+		if !c.predHolds && !(rec && c.rec.Holder == c.pred && c.rec.State != RecReleased) {
 			// The lowest member does not hold the lease (its node carries
 			// none, and the record does not name it): it is waiting to claim
 			// itself. Give it a full lease more before pushing it out. Only
@@ -105,10 +105,10 @@ func (c *Core) advanceMember() {
 	if c.maxed && c.position == 0 && c.recFixWatch == 0 {
 		// Refusing to lead over a record whose term cannot grow: watch it,
 		// so the operator's fix (deleting it) is seen at once.
-		c.recFixWatch = c.request(pending{p: pRecFix}, Op{Kind: OpGet, Path: c.l.leaderNode(), Watch: true})
+		c.recFixWatch = c.request(pending{p: pRecFix}, Op{Kind: OpGet, Path: c.l.LeaderNode(), Watch: true})
 	}
 	if c.ownWatch == 0 && c.position >= 0 {
-		c.ownWatch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.member(c.own.Name), Watch: true})
+		c.ownWatch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.Node), Watch: true})
 	}
 	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
 		cover(claimPoints[rule])
@@ -158,7 +158,7 @@ func (c *Core) sweep() {
 			keep = append(keep, u)
 			continue
 		}
-		z := c.l.member(u.name)
+		z := c.l.MemberNode(u.name)
 		c.notice("swept:"+u.name, Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
 			"deleting %s: its data is not a member record and it has not changed for %s", z, c.now.Sub(u.at).Round(time.Millisecond))})
 		c.request(pending{p: pCleanup, node: u.name}, Op{Kind: OpDelete, Path: z, Version: u.ver})
@@ -199,18 +199,18 @@ func (c *Core) claimAt() time.Time {
 // nextTerm is the term of our next claim: above every term known (the
 // record's, the members', our own), and at least the wall clock in
 // milliseconds, so that after ZooKeeper lost everything terms still grow
-// (doc.go, "Terms").
+// (ha/doc.go, "Terms").
 func (c *Core) nextTerm() int64 {
 	base := c.seenTerm
-	if c.recKind == recOK {
+	if c.recKind == RecOK {
 		base = max(base, c.rec.Term)
 	}
 	if base >= MaxTerm-1 {
 		return MaxTerm
 	}
 	wall := c.now
-	if c.cfg.wall != nil {
-		wall = c.cfg.wall()
+	if c.cfg.Wall != nil {
+		wall = c.cfg.Wall()
 	}
 	return max(base+1, wall.UnixMilli())
 }
@@ -223,20 +223,20 @@ func (c *Core) nextTerm() int64 {
 // leader), the members we know may have (fenceCandidates). Empty: nobody
 // known.
 func (c *Core) fenceTarget(rule claimRule) (cands []LeaderInfo, need bool) {
-	if c.recKind != recOK {
+	if c.recKind != RecOK {
 		return c.fenceCandidates(rule), true
 	}
 	r := c.rec
 	switch {
-	case r.State == recReleased:
+	case r.State == RecReleased:
 		return nil, false
-	case r.Holder == c.own.Name && r.State == recActive:
+	case r.Holder == c.own.Node && r.State == RecActive:
 		return nil, false // our own duty, which we know stopped
-	case r.State == recFencing && len(r.Candidates) > 0:
+	case r.State == RecFencing && len(r.Candidates) > 0:
 		return r.Candidates, true // the list it was to fence
-	case r.State == recFencing && r.Previous != nil:
+	case r.State == RecFencing && r.Previous != nil:
 		return []LeaderInfo{*r.Previous}, true // the one it was to fence
-	case r.State == recFencing:
+	case r.State == RecFencing:
 		return c.fenceCandidates(rule), true // it did not know either
 	}
 	return []LeaderInfo{{Name: r.Name, Host: r.Host, HTTP: r.HTTP, Term: r.Term, Since: r.Since}}, true
@@ -265,15 +265,15 @@ func (c *Core) fenceCandidates(rule claimRule) []LeaderInfo {
 			names = append(names, name)
 		}
 	}
-	for _, m := range sortMembers(names) {
-		out = append(out, c.belowInfo[m.Name])
+	for _, m := range SortMembers(names) {
+		out = append(out, c.belowInfo[m.Node])
 	}
 	return out
 }
 
 // noteBelow records what a member below us said it was (for
 // fenceCandidates), keeping the highest lease term it published.
-func (c *Core) noteBelow(node string, d memberData) {
+func (c *Core) noteBelow(node string, d MemberData) {
 	li := LeaderInfo{Name: d.Name, Host: d.Host, HTTP: d.HTTP, Term: d.LeaseTerm}
 	if old, ok := c.belowInfo[node]; ok {
 		li.Term = max(li.Term, old.Term)
@@ -289,13 +289,13 @@ func (c *Core) claim(rule claimRule) {
 	cands, need := c.fenceTarget(rule)
 	fence := c.cfg.Fencing && need
 	term := c.nextTerm()
-	rec := leaderRecord{Term: term, Holder: c.own.Name, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
-		HTTP: c.cfg.Self.HTTP, Session: sessionHex(c.sid), Since: c.now.UTC(), State: recActive}
+	rec := LeaderRecord{Term: term, Holder: c.own.Node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+		HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sid), Since: c.now.UTC(), State: RecActive}
 	if fence {
 		// Whom to fence, for the next leader should we die fencing: the
 		// first in Previous (all an older hanode reads), the whole list
 		// when there are more.
-		rec.State = recFencing
+		rec.State = RecFencing
 		if len(cands) > 0 {
 			first := cands[0]
 			rec.Previous = &first
@@ -307,13 +307,13 @@ func (c *Core) claim(rule claimRule) {
 	data := c.holderData(term, 1)
 	var ops []Op
 	if rule == ruleSilent {
-		ops = append(ops, Op{Kind: OpDelete, Path: c.l.member(c.pred), Version: c.predVer})
+		ops = append(ops, Op{Kind: OpDelete, Path: c.l.MemberNode(c.pred), Version: c.predVer})
 	}
-	ops = append(ops, Op{Kind: OpSet, Path: c.l.member(c.own.Name), Data: data, Version: c.ownVer})
-	if c.recKind == recAbsent {
-		ops = append(ops, Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)})
+	ops = append(ops, Op{Kind: OpSet, Path: c.l.MemberNode(c.own.Node), Data: data, Version: c.ownVer})
+	if c.recKind == RecAbsent {
+		ops = append(ops, Op{Kind: OpCreate, Path: c.l.LeaderNode(), Data: MustJSON(rec)})
 	} else {
-		ops = append(ops, Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: c.recVer})
+		ops = append(ops, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.recVer})
 	}
 	c.claimBusy = true
 	c.ownWrites++
@@ -326,7 +326,7 @@ func (c *Core) claim(rule claimRule) {
 // claimInfo is the claim in flight.
 type claimInfo struct {
 	rule  claimRule
-	rec   leaderRecord
+	rec   LeaderRecord
 	data  []byte
 	fence bool
 	cands []LeaderInfo // whom to fence: FenceRequest.Candidates

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"fmt"
@@ -23,30 +23,30 @@ func (c *Core) advanceJoin() {
 	switch c.joining {
 	case joinStart:
 		c.joining = joinBusy
-		c.request(pending{p: pGroupGet}, Op{Kind: OpGet, Path: c.l.groupNode()})
+		c.request(pending{p: pGroupGet}, Op{Kind: OpGet, Path: c.l.GroupNode()})
 	case joinEnsure:
 		c.joining = joinBusy
-		ps := c.l.parents()
+		ps := c.l.Parents()
 		i := c.ensureAt
 		var data []byte
-		if ps[i] == c.l.groupNode() {
+		if ps[i] == c.l.GroupNode() {
 			data = c.groupRecord()
 		}
 		c.request(pending{p: pEnsure}, Op{Kind: OpCreate, Path: ps[i], Data: data})
 	case joinCreate:
 		c.joining = joinBusy
-		self := memberData{MemberInfo: c.cfg.Self}
+		self := MemberData{MemberInfo: c.cfg.Self}
 		self.SeenTerm = c.seenTerm
-		c.request(pending{p: pCreate}, Op{Kind: OpCreate, Path: c.l.membersDir() + "/" + memberPrefix(c.guid),
-			Data: mustJSON(self), Ephemeral: true, Sequence: true})
+		c.request(pending{p: pCreate}, Op{Kind: OpCreate, Path: c.l.MembersDir() + "/" + memberPrefix(c.guid),
+			Data: MustJSON(self), Ephemeral: true, Sequence: true})
 	case joinFind:
 		c.joining = joinBusy
-		c.request(pending{p: pFind}, Op{Kind: OpChildren, Path: c.l.membersDir()})
+		c.request(pending{p: pFind}, Op{Kind: OpChildren, Path: c.l.MembersDir()})
 	}
 }
 
 func (c *Core) groupRecord() []byte {
-	return mustJSON(groupRecord{HAID: c.cfg.Group, Role: c.cfg.Self.Role, Region: c.cfg.Self.Region,
+	return MustJSON(groupRecord{HAID: c.cfg.Group, Role: c.cfg.Self.Role, Region: c.cfg.Self.Region,
 		LeaseMS: c.cfg.Lease.Milliseconds(), Created: c.now.UTC()})
 }
 
@@ -71,7 +71,7 @@ func (c *Core) onJoinReply(p pending, r Result) {
 		switch {
 		case r.Err == ErrNone || r.Err == ErrNodeExists:
 			c.ensureAt++
-			if c.ensureAt == len(c.l.parents()) {
+			if c.ensureAt == len(c.l.Parents()) {
 				c.joining = joinStart
 			} else {
 				c.joining = joinEnsure
@@ -123,7 +123,7 @@ func (c *Core) onJoinReply(p pending, r Result) {
 
 // onGroupRecord checks the group's identity, or records or repairs it.
 func (c *Core) onGroupRecord(r Result) {
-	gn := c.l.groupNode()
+	gn := c.l.GroupNode()
 	switch r.Err {
 	case ErrNone:
 	case ErrNoNode:
@@ -135,7 +135,7 @@ func (c *Core) onGroupRecord(r Result) {
 		return
 	}
 	var g groupRecord
-	err := strictJSON(r.Data, &g)
+	err := StrictJSON(r.Data, &g)
 	if err != nil || g.Role == "" || g.LeaseMS <= 0 {
 		why := "no lease_ms"
 		if err != nil {
@@ -144,7 +144,7 @@ func (c *Core) onGroupRecord(r Result) {
 			why = "no role"
 		}
 		c.notice("group-repair", Notice{Level: "warn", Znode: gn,
-			Msg: fmt.Sprintf("group record %s is not usable (%s: %s); rewriting it with this node's role, region and lease", gn, why, quote(r.Data))})
+			Msg: fmt.Sprintf("group record %s is not usable (%s: %s); rewriting it with this node's role, region and lease", gn, why, Quote(r.Data))})
 		c.joining = joinBusy
 		c.request(pending{p: pGroupRepair}, Op{Kind: OpSet, Path: gn, Data: c.groupRecord(), Version: r.Stat.Version})
 		return
@@ -162,7 +162,7 @@ func (c *Core) onGroupRecord(r Result) {
 }
 
 // joined makes us a member through node.
-func (c *Core) joined(node memberNode, ver int32, sure bool, epoch uint64) {
+func (c *Core) joined(node MemberNodeName, ver int32, sure bool, epoch uint64) {
 	c.role, c.joining = roleMember, joinStart
 	c.own, c.ownVer, c.ownSure, c.ownCheck = node, ver, sure, true
 	c.ownEpoch, c.ownSent = 0, time.Time{}

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"testing"
@@ -31,12 +31,12 @@ func TestLeaseLeft(t *testing.T) {
 }
 
 // TestTakeoverWaitOutlastsTheLeaseUnderDrift checks the middle inequality of
-// doc.go at its edge: a holder whose clock runs slow by DriftAllowance acts
+// ha/doc.go at its edge: a holder whose clock runs slow by DriftAllowance acts
 // at most D/(1-rho) of real time after its last send; a watcher whose clock
 // runs fast by as much waits at least W/(1+rho) real.
 func TestTakeoverWaitOutlastsTheLeaseUnderDrift(t *testing.T) {
 	for _, d := range []time.Duration{MinLease, time.Second, 4 * time.Second, 10 * time.Second, time.Minute} {
-		w := takeoverWait(d)
+		w := TakeoverWait(d)
 		holderReal := float64(d) / (1 - DriftAllowance)
 		watcherReal := float64(w) / (1 + DriftAllowance)
 		if !(holderReal <= watcherReal) {
@@ -46,7 +46,7 @@ func TestTakeoverWaitOutlastsTheLeaseUnderDrift(t *testing.T) {
 			t.Errorf("D=%v: W=%v is needlessly long", d, w)
 		}
 	}
-	if w := takeoverWait(4 * time.Second); w != 4081*time.Millisecond {
+	if w := TakeoverWait(4 * time.Second); w != 4081*time.Millisecond {
 		t.Errorf("W(4s) = %v, want 4.081s", w)
 	}
 }
@@ -57,7 +57,7 @@ func TestExtendEveryFitsThreeExtensionsInALease(t *testing.T) {
 		{4 * time.Second, 1200 * time.Millisecond, 2800 * time.Millisecond / 3},
 		{100 * time.Millisecond, 90 * time.Millisecond, 20 * time.Millisecond}, // floor
 	} {
-		if got := extendEvery(c.D, c.M); got != c.want {
+		if got := ExtendEvery(c.D, c.M); got != c.want {
 			t.Errorf("extendEvery(%v, %v) = %v, want %v", c.D, c.M, got, c.want)
 		}
 	}

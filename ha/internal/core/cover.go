@@ -1,4 +1,4 @@
-package ha
+package core
 
 // Branch coverage of the decisions that matter to safety: every branch of
 // the core that leads to a claim, a release or a stop calls cover with one
@@ -6,8 +6,8 @@ package ha
 // reached by the seeds `make test` runs (sim_test.go): a branch no scenario
 // reaches is a branch no scenario checks.
 
-// coverPoints are the points cover may be called with.
-var coverPoints = []string{
+// CoverPoints are the points cover may be called with.
+var CoverPoints = []string{
 	"claim: A own lease lapsed",
 	"claim: B release (after a look)",
 	"claim: B release (fast path)",
@@ -32,12 +32,12 @@ var coverPoints = []string{
 	"stop: clock stalled",
 }
 
-// coverHook, when set (tests only), hears every cover call. It must be safe
+// CoverHook, when set (tests only), hears every cover call. It must be safe
 // for concurrent use: the simulator runs cores on several goroutines.
-var coverHook func(point string)
+var CoverHook func(point string)
 
 func cover(point string) {
-	if coverHook != nil {
-		coverHook(point)
+	if CoverHook != nil {
+		CoverHook(point)
 	}
 }

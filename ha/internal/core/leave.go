@@ -1,4 +1,4 @@
-package ha
+package core
 
 // Giving the lease up: releasing (so the next member claims at once),
 // leaving the group, shutting down.
@@ -44,11 +44,11 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	// release, and a release would let the next member claim at once (rule
 	// B) while the real holder acts.
 	// A stop that could not be confirmed proves nothing: leave without a
-	// release, so the successor waits out our lease (doc.go, rule D).
+	// release, so the successor waits out our lease (ha/doc.go, rule D).
 	unsure := c.stopUnsure
 	c.stopUnsure = false
-	proof := c.up && c.ownProof() && (c.recMineOK || c.cfg.weaken.has(weakRuleAAnyVersion)) &&
-		c.recKind == recOK && c.rec.Holder == c.own.Name && c.rec.State == recActive && !unsure
+	proof := c.up && c.ownProof() && (c.recMineOK || c.cfg.Weaken.has(WeakRuleAAnyVersion)) &&
+		c.recKind == RecOK && c.rec.Holder == c.own.Node && c.rec.State == RecActive && !unsure
 	if !proof {
 		cover("release: leave only (no proof)")
 		if leave {
@@ -61,14 +61,14 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 	cover("release: written")
 	rec := c.rec
 	rec.Term = max(rec.Term, c.seenTerm)
-	rec.State, rec.Previous, rec.Since = recReleased, nil, c.now.UTC()
-	own := Op{Kind: OpCheck, Path: c.l.member(c.own.Name), Version: c.ownVer}
+	rec.State, rec.Previous, rec.Since = RecReleased, nil, c.now.UTC()
+	own := Op{Kind: OpCheck, Path: c.l.MemberNode(c.own.Node), Version: c.ownVer}
 	if leave {
 		own.Kind = OpDelete
 	}
-	rc := Op{Kind: OpSet, Path: c.l.leaderNode(), Data: mustJSON(rec), Version: -1}
-	if c.recKind == recAbsent {
-		rc = Op{Kind: OpCreate, Path: c.l.leaderNode(), Data: mustJSON(rec)}
+	rc := Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: -1}
+	if c.recKind == RecAbsent {
+		rc = Op{Kind: OpCreate, Path: c.l.LeaderNode(), Data: MustJSON(rec)}
 	}
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
 }
@@ -89,7 +89,7 @@ func (c *Core) leave(then func()) {
 	if c.ownSure {
 		v = c.ownVer
 	}
-	c.request(pending{p: pLeave, then: then}, Op{Kind: OpDelete, Path: c.l.member(c.own.Name), Version: v})
+	c.request(pending{p: pLeave, then: then}, Op{Kind: OpDelete, Path: c.l.MemberNode(c.own.Node), Version: v})
 }
 
 func (c *Core) onLeaveReply(p pending, r Result) {
@@ -104,7 +104,7 @@ func (c *Core) onLeaveReply(p pending, r Result) {
 	case p.p == pRelease && r.Err == ErrNone:
 		c.recVer = r.Multi[1].Stat.Version
 		c.recMine, c.recMineOK = c.recVer, true
-		c.rec.State = recReleased
+		c.rec.State = RecReleased
 	}
 	if p.then != nil {
 		p.then()

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"strings"
@@ -41,8 +41,8 @@ func TestMembersSortBySequenceNotByName(t *testing.T) {
 	a := "_c_" + strings.Repeat("f", 32) + "-m-0000000001"
 	b := "_c_" + strings.Repeat("0", 32) + "-m-0000000002"
 	c := "_c_" + strings.Repeat("7", 32) + "-m-0000000010"
-	sorted := sortMembers([]string{c, "junk", b, "_c_" + strings.Repeat("0", 32) + "-m--000000001", a})
-	if len(sorted) != 3 || sorted[0].Name != a || sorted[1].Name != b || sorted[2].Name != c {
+	sorted := SortMembers([]string{c, "junk", b, "_c_" + strings.Repeat("0", 32) + "-m--000000001", a})
+	if len(sorted) != 3 || sorted[0].Node != a || sorted[1].Node != b || sorted[2].Node != c {
 		t.Fatalf("sorted = %+v", sorted)
 	}
 	if p := memberPrefix("abc"); p != "_c_abc-m-" {

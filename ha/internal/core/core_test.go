@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 )
 
 // Table tests of the decision core at exact instants: a scripted ZooKeeper
-// answers each request by hand, so each rule of core_rules.go is seen alone.
+// answers each request by hand, so each rule of rules.go is seen alone.
 // (The simulator explores their interleavings.)
 
 const (
@@ -16,7 +16,7 @@ const (
 	ctM = 1200 * time.Millisecond
 )
 
-var ctW = takeoverWait(ctD)
+var ctW = TakeoverWait(ctD)
 
 // rig drives one core.
 type rig struct {
@@ -30,12 +30,12 @@ type rig struct {
 
 func newRig(t *testing.T, name string) *rig { t.Helper(); return newWeakRig(t, name, 0) }
 
-// newWeakRig is newRig on a core with deliberate defects (core_weaken.go).
-func newWeakRig(t *testing.T, name string, w weakening) *rig {
+// newWeakRig is newRig on a core with deliberate defects (weaken.go).
+func newWeakRig(t *testing.T, name string, w Weakening) *rig {
 	t.Helper()
 	r := &rig{t: t, now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	c, err := NewCore(CoreConfig{Root: "/h", Group: "g", Self: MemberInfo{Name: name, Role: "primary", Host: "host"},
-		Lease: ctD, Margin: ctM, NewGUID: func() string { r.n++; return fmt.Sprintf("%032x", r.n) }, weaken: w})
+	c, err := New(Config{Root: "/h", Group: "g", Self: MemberInfo{Name: name, Role: "primary", Host: "host"},
+		Lease: ctD, Margin: ctM, NewGUID: func() string { r.n++; return fmt.Sprintf("%032x", r.n) }, Weaken: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func memberName(guid string, seq int) string { return fmt.Sprintf("_c_%s-m-%010d
 func (r *rig) join(seq int) string {
 	r.t.Helper()
 	r.step(EvSession{Up: true, ID: 7, Epoch: 1})
-	r.answer(r.take(OpGet, "/groups/g"), Result{Data: mustJSON(groupRecord{HAID: "g", Role: "primary", LeaseMS: ctD.Milliseconds()})})
+	r.answer(r.take(OpGet, "/groups/g"), Result{Data: MustJSON(groupRecord{HAID: "g", Role: "primary", LeaseMS: ctD.Milliseconds()})})
 	c := r.take(OpCreate, "-m-")
 	name := memberName(r.c.guid, seq)
 	r.answer(c, Result{Path: "/h/groups/g/members/" + name})
@@ -138,10 +138,10 @@ func (r *rig) look(names []string, rec []byte, recVer int32) {
 			if q.Op.Kind == OpGet && strings.HasSuffix(q.Op.Path, "/"+n) && !q.Op.Watch {
 				r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
 				owner := int64(9)
-				if n == r.c.own.Name {
+				if n == r.c.own.Node {
 					owner = 7
 				}
-				r.answer(q, Result{Data: mustJSON(MemberInfo{Name: n, Role: "primary"}), Stat: Stat{EphemeralOwner: owner}})
+				r.answer(q, Result{Data: MustJSON(MemberInfo{Name: n, Role: "primary"}), Stat: Stat{EphemeralOwner: owner}})
 				break
 			}
 		}
@@ -175,8 +175,8 @@ func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
 		ops[1].Kind != OpCreate || !strings.HasSuffix(ops[1].Path, "/leader") {
 		t.Fatalf("claim %+v: want Set(own, 0) and Create(leader)", ops)
 	}
-	rec, kind, _ := decodeLeader(ops[1].Data)
-	if kind != recOK || rec.Holder != own || rec.Term < r.now.UnixMilli() {
+	rec, kind, _ := DecodeLeader(ops[1].Data)
+	if kind != RecOK || rec.Holder != own || rec.Term < r.now.UnixMilli() {
 		t.Fatalf("record %+v: want us as holder and a term seeded from the wall clock", rec)
 	}
 	sent := r.now
@@ -236,7 +236,7 @@ func (r *rig) lead() string {
 func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.lead()
-	every := extendEvery(ctD, ctM)
+	every := ExtendEvery(ctD, ctM)
 	r.after(every - time.Millisecond)
 	for _, q := range r.reqs {
 		if !q.Op.Watch { // a member's watch on its own node may be out
@@ -264,7 +264,7 @@ func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) 
 func TestCoreHolderRewritesARecordAnotherClientWroteWithoutSteppingDown(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.lead()
-	every := extendEvery(ctD, ctM)
+	every := ExtendEvery(ctD, ctM)
 	r.after(every)
 	r.answer(r.extension(own, 1, 0), Result{Err: ErrBadVersion, Multi: []Result{{}, {Err: ErrBadVersion}}})
 	r.answer(r.take(OpGet, "/leader"), Result{Data: []byte("garbage"), Stat: Stat{Version: 1}})
@@ -290,19 +290,19 @@ func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing
 	r := newRig(t, "b")
 	holder := memberName("0000000000000000000000000000000f", 0)
 	own := r.join(1)
-	rec := mustJSON(leaderRecord{Term: 5, Holder: holder, Name: "a", State: recActive})
+	rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, Name: "a", State: RecActive})
 	r.look([]string{holder, own}, rec, 3)
 	w := r.take(OpGet, holder)
 	if !w.Op.Watch {
 		t.Fatal("the second member must watch the holder")
 	}
-	r.answer(w, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
+	r.answer(w, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
 		Stat: Stat{Version: 4, EphemeralOwner: 9}})
 	// The holder extends: the wait starts again from the new read.
 	r.after(ctW / 2)
 	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.epoch})
 	w2 := r.take(OpGet, holder)
-	r.answer(w2, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "primary"}), Stat: Stat{Version: 5, EphemeralOwner: 9}})
+	r.answer(w2, Result{Data: MustJSON(MemberInfo{Name: "a", Role: "primary"}), Stat: Stat{Version: 5, EphemeralOwner: 9}})
 	read := r.now
 	r.after(ctW - time.Millisecond)
 	if _, ok := r.claim(); ok {
@@ -329,10 +329,10 @@ func TestCoreReleaseLetsTheNextClaimAtOnceButOnlyFromAMemberSeenBelow(t *testing
 			r := newRig(t, "b")
 			holder := memberName("0000000000000000000000000000000f", 0)
 			own := r.join(1)
-			released := mustJSON(leaderRecord{Term: 5, Holder: holder, State: recReleased})
+			released := MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecReleased})
 			if seen {
-				r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
-				r.answer(r.take(OpGet, holder), Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+				r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
+				r.answer(r.take(OpGet, holder), Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 				r.step(EvWatch{ID: r.c.predWatch, Kind: WatchDeleted, Epoch: r.c.epoch})
 				// Next after the lowest: one read of the record, no look.
 				r.answer(r.take(OpGet, "/leader"), Result{Data: released, Stat: Stat{Version: 4}})
@@ -361,15 +361,15 @@ func TestCoreObservationsDoNotSurviveAReconnect(t *testing.T) {
 	r := newRig(t, "b")
 	holder := memberName("0000000000000000000000000000000f", 0)
 	own := r.join(1)
-	r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
+	r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
 	w := r.take(OpGet, holder)
-	r.answer(w, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+	r.answer(w, Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 	r.after(ctW - 100*time.Millisecond)
 	// A reconnect to the same session: what we read before proves nothing.
 	r.step(EvSession{Up: false, Epoch: 1})
 	r.step(EvSession{Up: true, ID: 7, Epoch: 2})
 	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
-	r.look([]string{own}, mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}), 3)
+	r.look([]string{own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
 	r.after(200 * time.Millisecond)
 	if _, ok := r.claim(); ok {
 		t.Fatal("claimed on an observation made before the reconnect")
@@ -388,9 +388,9 @@ func TestCoreTermsSeedFromTheWallClockAndRefuseARecordThatCannotGrow(t *testing.
 		atLeat int64
 	}{
 		{"no record: the wall clock", nil, true, 0},
-		{"a small term: the wall clock still", mustJSON(leaderRecord{Term: 7, Holder: "x", State: recActive}), true, 0},
-		{"a term ahead of the clock: one more", mustJSON(leaderRecord{Term: 1 << 50, Holder: "x", State: recActive}), true, 1<<50 + 1},
-		{"a term that cannot grow: refused", mustJSON(leaderRecord{Term: MaxTerm, Holder: "x", State: recActive}), false, 0},
+		{"a small term: the wall clock still", MustJSON(LeaderRecord{Term: 7, Holder: "x", State: RecActive}), true, 0},
+		{"a term ahead of the clock: one more", MustJSON(LeaderRecord{Term: 1 << 50, Holder: "x", State: RecActive}), true, 1<<50 + 1},
+		{"a term that cannot grow: refused", MustJSON(LeaderRecord{Term: MaxTerm, Holder: "x", State: RecActive}), false, 0},
 		{"near int64's maximum, no holder: refused, not overwritten", []byte(`{"term": 9223372036854775800}`), false, 0},
 		{"an unreadable record: overwritten", []byte("{not json"), true, 0},
 	} {
@@ -409,7 +409,7 @@ func TestCoreTermsSeedFromTheWallClockAndRefuseARecordThatCannotGrow(t *testing.
 				}
 				return
 			}
-			rec, _, _ := decodeLeader(q.Op.Ops[1].Data)
+			rec, _, _ := DecodeLeader(q.Op.Ops[1].Data)
 			want := max(c.atLeat, r.now.UnixMilli())
 			if rec.Term != want || rec.Term >= MaxTerm {
 				t.Fatalf("term %d, want %d", rec.Term, want)
@@ -425,7 +425,7 @@ func TestCoreForeignNodesAreIgnoredOrKeptInOrderButNeverTrusted(t *testing.T) {
 	signed := "_c_0000000000000000000000000000000d-m--000000001"
 	garbage := memberName("0000000000000000000000000000000c", 1)
 	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{signed, persistent, garbage, own, "leader-junk"}})
-	r.answer(r.take(OpGet, persistent), Result{Data: mustJSON(MemberInfo{Name: "forged", Role: "p"})})
+	r.answer(r.take(OpGet, persistent), Result{Data: MustJSON(MemberInfo{Name: "forged", Role: "p"})})
 	r.answer(r.take(OpGet, garbage), Result{Data: []byte("x"), Stat: Stat{EphemeralOwner: 9}})
 	r.answer(r.take(OpGet, own), Result{Stat: Stat{EphemeralOwner: 7}})
 	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
@@ -444,7 +444,7 @@ func TestCoreAMemberPublishingAnImpossibleTermDoesNotStopTheGroup(t *testing.T) 
 	other := memberName("0000000000000000000000000000000f", 3)
 	own := r.join(0)
 	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{own, other}})
-	r.answer(r.take(OpGet, other), Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p", SeenTerm: 1<<62 + 5}),
+	r.answer(r.take(OpGet, other), Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p", SeenTerm: 1<<62 + 5}),
 		Stat: Stat{EphemeralOwner: 9}})
 	r.answer(r.take(OpGet, own), Result{Stat: Stat{EphemeralOwner: 7}})
 	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
@@ -453,7 +453,7 @@ func TestCoreAMemberPublishingAnImpossibleTermDoesNotStopTheGroup(t *testing.T) 
 	if !ok {
 		t.Fatalf("no claim: %+v", r.c.Snapshot())
 	}
-	if rec, _, _ := decodeLeader(q.Op.Ops[1].Data); rec.Term != r.now.UnixMilli() {
+	if rec, _, _ := DecodeLeader(q.Op.Ops[1].Data); rec.Term != r.now.UnixMilli() {
 		t.Fatalf("term %d, want the wall clock %d", rec.Term, r.now.UnixMilli())
 	}
 }

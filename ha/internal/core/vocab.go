@@ -1,4 +1,4 @@
-package ha
+package core
 
 import "time"
 
@@ -101,7 +101,7 @@ type Event interface{ isEvent() }
 // EvSession reports the ZooKeeper session: Up with its ID, or down. Epoch
 // grows with every connection the client makes, so a reconnect to the same
 // session shows as a new epoch: observations made on the old connection are
-// dropped (see doc.go, "Observations").
+// dropped (see ha/doc.go, "Observations").
 type EvSession struct {
 	Up    bool
 	ID    int64
@@ -112,7 +112,7 @@ type EvSession struct {
 // of the connection that delivered it (the EvSession.Epoch of that
 // connection), or 0 when the driver cannot tell which connection did (a
 // reconnect raced the request): evidence counts only in the epoch that
-// carried it, not the one the request was sent in (doc.go, "Observations").
+// carried it, not the one the request was sent in (ha/doc.go, "Observations").
 type EvReply struct {
 	ID     uint64
 	Result Result
@@ -170,7 +170,7 @@ type EvShutdown struct{}
 // comes from, missed By of real time since the driver last read it (the
 // wall or boot clock ran ahead of it: the host was paused or suspended, or
 // the wall clock was stepped forward). The core treats its lease as lost
-// (core_clock.go); the driver feeds it before the event whose step noticed
+// (clock.go); the driver feeds it before the event whose step noticed
 // it (clockwatch.go).
 type EvClockStall struct{ By time.Duration }
 

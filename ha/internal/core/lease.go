@@ -1,8 +1,8 @@
-package ha
+package core
 
 import "time"
 
-// The lease arithmetic (doc.go has the argument). Every time here is read
+// The lease arithmetic (ha/doc.go has the argument). Every time here is read
 // from one clock: a node's own monotonic clock.
 
 // DriftAllowance bounds how far any member's clock may run fast or slow
@@ -24,20 +24,20 @@ func leaseLeft(lastSend time.Time, duration, margin time.Duration, now time.Time
 	return left
 }
 
-// takeoverWait is W: how long a node must watch, on its own clock, a lease
+// TakeoverWait is W: how long a node must watch, on its own clock, a lease
 // of this duration go without an extension before it may claim. With every
 // clock's rate within DriftAllowance (rho) of real time, a holder's duration
 // D on its clock is at most D/(1-rho) real, and the watcher's W is at least
 // W/(1+rho) real, so W = D(1+rho)/(1-rho) outlasts it. Rounded up to the
 // millisecond.
-func takeoverWait(duration time.Duration) time.Duration {
+func TakeoverWait(duration time.Duration) time.Duration {
 	w := time.Duration(float64(duration) * (1 + DriftAllowance) / (1 - DriftAllowance))
 	return (w + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
-// extendEvery is R, the holder's extension period: three per lease, so one
+// ExtendEvery is R, the holder's extension period: three per lease, so one
 // lost or slow write never costs the lease.
-func extendEvery(duration, margin time.Duration) time.Duration {
+func ExtendEvery(duration, margin time.Duration) time.Duration {
 	return max((duration-margin)/3, 20*time.Millisecond)
 }
 

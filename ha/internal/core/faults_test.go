@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"strings"
@@ -34,10 +34,10 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			r := newRig(t, "b")
 			holder := memberName("0000000000000000000000000000000f", 0)
 			own := r.join(1)
-			rec := mustJSON(leaderRecord{Term: 5, Holder: holder, Name: "a", State: recActive})
+			rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, Name: "a", State: RecActive})
 			r.look([]string{holder, own}, rec, 3)
 			w := r.take(OpGet, holder)
-			r.answer(w, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
+			r.answer(w, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
 				Stat: Stat{Version: 4, EphemeralOwner: 9}})
 			r.after(ctW)
 			q, ok := r.claim()
@@ -63,7 +63,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			failedAt := r.now
 			// Answer whatever is asked: reads of the record (now at version
 			// 4: the holder's activation), listings with or without the holder.
-			rec4 := mustJSON(leaderRecord{Term: 5, Holder: holder, Name: "a", State: recActive})
+			rec4 := MustJSON(LeaderRecord{Term: 5, Holder: holder, Name: "a", State: RecActive})
 			for i := 0; i < 50; i++ {
 				if _, ok := r.claim(); ok {
 					if d := r.now.Sub(failedAt); d > 100*time.Millisecond {
@@ -91,10 +91,10 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 				case q.Op.Kind == OpGet && len(q.Op.Path) > 7 && q.Op.Path[len(q.Op.Path)-7:] == "/leader":
 					r.answer(q, Result{Data: rec4, Stat: Stat{Version: 4}})
 				case q.Op.Kind == OpGet && q.Op.Path[len(q.Op.Path)-len(own):] == own:
-					r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "b", Role: "primary"}}), Stat: Stat{Version: 0, EphemeralOwner: 7}})
+					r.answer(q, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "b", Role: "primary"}}), Stat: Stat{Version: 0, EphemeralOwner: 7}})
 				case q.Op.Kind == OpGet:
 					if tc.holderInLook && i < 3 {
-						r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
+						r.answer(q, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
 							Stat: Stat{Version: 4, EphemeralOwner: 9}})
 					} else {
 						r.answer(q, Result{Err: ErrNoNode})
@@ -113,7 +113,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 // the process, and it does not make the node active: Active rests on the
 // role, the duty and the lease, never on the phase.
 func TestCoreAnImpossibleTransitionIsReportedNotPanicked(t *testing.T) {
-	c, err := NewCore(CoreConfig{Root: "/h", Group: "g", Self: MemberInfo{Name: "a", Role: "primary", Host: "host"},
+	c, err := New(Config{Root: "/h", Group: "g", Self: MemberInfo{Name: "a", Role: "primary", Host: "host"},
 		Lease: ctD, Margin: ctM, NewGUID: func() string { return "00000000000000000000000000000001" }})
 	if err != nil {
 		t.Fatal(err)
@@ -167,10 +167,10 @@ func TestCoreAForeignMemberLookalikeDoesNotStopTheSweep(t *testing.T) {
 			case strings.HasSuffix(q.Op.Path, garbage):
 				r.answer(q, Result{Data: []byte("not json"), Stat: Stat{Version: 3, EphemeralOwner: 11}})
 			case strings.HasSuffix(q.Op.Path, lookalike):
-				r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "x", Role: "primary"}}),
+				r.answer(q, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "x", Role: "primary"}}),
 					Stat: Stat{Version: 0, EphemeralOwner: 11}})
 			case strings.HasSuffix(q.Op.Path, own):
-				r.answer(q, Result{Data: mustJSON(memberData{MemberInfo: MemberInfo{Name: "b", Role: "primary"}}), Stat: Stat{EphemeralOwner: 7}})
+				r.answer(q, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "b", Role: "primary"}}), Stat: Stat{EphemeralOwner: 7}})
 			case strings.HasSuffix(q.Op.Path, "/leader"):
 				r.answer(q, Result{Err: ErrNoNode})
 			default:

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"fmt"
@@ -103,9 +103,9 @@ func (c *Core) onReply(ev EvReply) {
 	// the reply, not the one we sent it in: a request queued across a
 	// reconnect is answered by the new connection, possibly before the
 	// session's notice of it reaches us.
-	if c.cfg.weaken.has(weakReplyEpochOnly) {
+	if c.cfg.Weaken.has(WeakReplyEpochOnly) {
 		p.epoch = ev.Epoch
-	} else if !c.cfg.weaken.has(weakEpochAtSend) && p.epoch != ev.Epoch {
+	} else if !c.cfg.Weaken.has(WeakEpochAtSend) && p.epoch != ev.Epoch {
 		// Sent on one connection, answered on another (queued across a
 		// reconnect): it may have been applied after a rollback that
 		// erased what others did meanwhile, so it proves nothing; its
@@ -164,7 +164,7 @@ func (c *Core) onReply(ev EvReply) {
 }
 
 func (c *Core) onWatch(ev EvWatch) {
-	if !c.current(ev.Epoch) && ev.Kind != WatchLost && !c.cfg.weaken.has(weakEpochAtSend) {
+	if !c.current(ev.Epoch) && ev.Kind != WatchLost && !c.cfg.Weaken.has(WeakEpochAtSend) {
 		// Delivered by another connection than the one our observations
 		// belong to (or we cannot tell): it proves nothing, it only says
 		// something changed. Treated as a lost watch: look again.
@@ -205,7 +205,7 @@ func (c *Core) onSession(ev EvSession) {
 	}
 	if c.role != roleOut && ev.ID != c.sid {
 		c.up = true // lose() reports the phase with a session
-		c.lose(fmt.Sprintf("ZooKeeper session %s ended; now %s", sessionHex(c.sid), sessionHex(ev.ID)))
+		c.lose(fmt.Sprintf("ZooKeeper session %s ended; now %s", SessionHex(c.sid), SessionHex(ev.ID)))
 	}
 	c.up, c.sid = true, ev.ID
 	if c.guid == "" {
@@ -229,8 +229,8 @@ func (c *Core) current(epoch uint64) bool { return epoch != 0 && epoch == c.epoc
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
 	c.ownCheck = c.role != roleOut
-	c.revalidate = c.role == roleHolder && !c.cfg.weaken.has(weakNoRevalidate)
-	if c.cfg.weaken.has(weakKeepAcrossEpochs) {
+	c.revalidate = c.role == roleHolder && !c.cfg.Weaken.has(WeakNoRevalidate)
+	if c.cfg.Weaken.has(WeakKeepAcrossEpochs) {
 		c.lookWanted()
 		return
 	}
@@ -263,7 +263,7 @@ func (c *Core) lose(reason string) {
 	// twice, even when the tree is recreated and sequences start again, so
 	// nothing proved with an old node applies to a new one.
 	c.guid = c.cfg.NewGUID()
-	c.own, c.ownSure, c.ownEpoch, c.ownSent, c.ownData = memberNode{}, false, 0, time.Time{}, nil
+	c.own, c.ownSure, c.ownEpoch, c.ownSent, c.ownData = MemberNodeName{}, false, 0, time.Time{}, nil
 	c.revalidate = false
 	c.position, c.pred, c.predWatch, c.ownWatch, c.recFixWatch = -1, "", 0, 0, 0
 	c.recMineOK = false

@@ -1,4 +1,4 @@
-package ha
+package core
 
 // What the core shows: its phase and the transitions between phases, the
 // snapshot readers see, notices for operators.
@@ -28,12 +28,12 @@ func (c *Core) Snapshot() Snapshot {
 		Ignored: c.ignored}
 	if c.maxed {
 		s.Problem = fmt.Sprintf("refusing to lead: leader record %s holds term %d, which cannot grow; stop every member, "+
-			"then delete it", c.l.leaderNode(), c.rec.Term)
+			"then delete it", c.l.LeaderNode(), c.rec.Term)
 	}
 	if c.Active(c.now) {
 		s.LeaseEnd = c.leaseEnd()
 	}
-	if c.recKind == recOK && c.rec.State != recReleased {
+	if c.recKind == RecOK && c.rec.State != RecReleased {
 		s.Leader = c.rec.Name
 	}
 	if c.role == roleMember && c.position == 1 && c.predLowest && c.predHolds && c.predName != "" {

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"errors"
@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// CoreConfig configures one member's decision core.
-type CoreConfig struct {
+// Config configures one member's decision core.
+type Config struct {
 	// Root is the znode under which hanode keeps its tree, chroot included.
 	Root string
 	// Group is the HA_ID.
@@ -19,7 +19,7 @@ type CoreConfig struct {
 	// group record holds it; a member with another value is refused).
 	Lease time.Duration
 	// Margin is how long before the end of the lease bound the holder stops
-	// acting; it must cover stopping the duty (doc.go).
+	// acting; it must cover stopping the duty (ha/doc.go).
 	Margin time.Duration
 	// Fencing makes a new leader ask for a fence (ActFence) before it acts
 	// whenever a previous leader may have acted.
@@ -28,28 +28,28 @@ type CoreConfig struct {
 	// step aside and rejoin at the back, so another member, whose fence
 	// may work, gets its turn (0: retry for ever).
 	FenceMaxTries int
-	// NewGUID returns the 32-hex-digit guid of a member node; nil uses
-	// crypto/rand. The simulator passes a seeded one.
+	// NewGUID returns the 32-hex-digit guid of a member node (required:
+	// the driver draws it from crypto/rand, the simulator from its seed).
 	NewGUID func() string
 
-	// wall reads the wall clock; nil takes the wall reading of the time
+	// Wall reads the Wall clock; nil takes the Wall reading of the time
 	// Step is given (time.Now carries both). Only the simulator sets it: its
 	// node clocks are one reading, and a paused host's monotonic clock
-	// falls behind while its wall clock is corrected.
-	wall func() time.Time
+	// falls behind while its Wall clock is corrected.
+	Wall func() time.Time
 
-	// weaken is a set of deliberate defects for the simulator's mutation
-	// tests (core_weaken.go); zero in production.
-	weaken weakening
+	// Weaken is a set of deliberate defects for the simulator's mutation
+	// tests (weaken.go); zero in production.
+	Weaken Weakening
 
-	// unsafeTrustVanish restores the rule hanode once had: a lowest
+	// UnsafeTrustVanish restores the rule hanode once had: a lowest
 	// predecessor that vanished ended its lease, so its successor claims at
 	// once. Only the simulator's test of itself sets it.
-	unsafeTrustVanish bool
+	UnsafeTrustVanish bool
 }
 
 // Validate reports every problem with cfg at once.
-func (cfg CoreConfig) Validate() error {
+func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.Root == "" || cfg.Root[0] != '/' || cfg.Root != "/" && cfg.Root[len(cfg.Root)-1] == '/' {
 		errs = append(errs, fmt.Errorf("root %q must be an absolute znode path", cfg.Root))
@@ -59,6 +59,9 @@ func (cfg CoreConfig) Validate() error {
 	}
 	if cfg.Self.Name == "" || cfg.Self.Role == "" || cfg.Self.Host == "" {
 		errs = append(errs, errors.New("name, role and host are required"))
+	}
+	if cfg.NewGUID == nil {
+		errs = append(errs, errors.New("NewGUID is required"))
 	}
 	if cfg.Lease < MinLease {
 		errs = append(errs, fmt.Errorf("lease %s is below the minimum %s", cfg.Lease, MinLease))
@@ -93,11 +96,11 @@ const (
 // no I/O and reads no clock. Core is not safe for concurrent use: one owner
 // steps it (the Election's goroutine, or the simulator).
 //
-// doc.go states the rule the core implements; the comments on each claim
-// (rule A to D in core_rules.go) say which part of the argument they rest on.
+// ha/doc.go states the rule the core implements; the comments on each claim
+// (rule A to D in rules.go) say which part of the argument they rest on.
 type Core struct {
-	cfg   CoreConfig
-	l     layout
+	cfg   Config
+	l     Layout
 	wait  time.Duration // W, takeoverWait(Lease)
 	every time.Duration // R, extendEvery(Lease, Margin)
 
@@ -120,7 +123,7 @@ type Core struct {
 	gen     uint64 // bumped when membership is lost: replies of older generations are stale
 	guid    string // of the membership being made or held
 	joining joinStage
-	own     memberNode
+	own     MemberNodeName
 	ownVer  int32
 	ownSure bool // ownVer is what our last write left (no ambiguous write since)
 	// ownEpoch and ownSent are the epoch and send time of our last
@@ -148,8 +151,8 @@ type Core struct {
 	ignored     []Ignored
 	infos       map[string]nodeInfo
 	reread      map[string]bool // known nodes that changed since: the next look reads them again
-	rec         leaderRecord
-	recKind     recKind
+	rec         LeaderRecord
+	recKind     RecKind
 	recVer      int32
 	recWhy      string
 	maxed       bool            // the record's term cannot grow: refuse to lead
@@ -170,7 +173,7 @@ type Core struct {
 	// leader record cannot say (fenceCandidates).
 	belowInfo map[string]LeaderInfo
 
-	// Standby observations (reset with every epoch, see doc.go).
+	// Standby observations (reset with every epoch, see ha/doc.go).
 	pred       string // the member we watch
 	predWatch  uint64 // its watch, 0 none
 	predLowest bool   // pred was the lowest member when we started watching
@@ -182,7 +185,7 @@ type Core struct {
 	ownWatch   uint64 // a member's watch on its own node, 0 none
 	// predData: pred's node data as last read (zero: not a member record);
 	// rule D's claim names it to the fence.
-	predData memberData
+	predData MemberData
 	// lookAfterClaim: a claim made without a look (the fast path after a
 	// release) asks for one when it is answered.
 	lookAfterClaim bool
@@ -200,7 +203,7 @@ type Core struct {
 	recMine int32 // leader record version after our last write of it
 	// recMineOK: recMine is from this membership. Rule A trusts a record
 	// that names us only at the version we left it: another client can
-	// write a record naming any member (doc.go, "Observations").
+	// write a record naming any member (ha/doc.go, "Observations").
 	recMineOK   bool
 	leaseSend   time.Time
 	extBusy     bool
@@ -235,27 +238,24 @@ type Core struct {
 type nodeInfo struct {
 	version int32
 	owner   int64 // the session that owns it
-	data    memberData
+	data    MemberData
 	ok      bool   // its data is a member record
 	inOrder bool   // it takes part in the order (every ephemeral node with a member's name)
 	why     string // why it is ignored, when !ok
 	raw     []byte // our own node's data (checkOwn)
 }
 
-// NewCore returns a core that has not started: the first events it needs
+// New returns a core that has not started: the first events it needs
 // are EvSession and EvTick.
-func NewCore(cfg CoreConfig) (*Core, error) {
+func New(cfg Config) (*Core, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ha: config: %w", err)
 	}
-	if cfg.NewGUID == nil {
-		cfg.NewGUID = newGUID
-	}
 	c := &Core{
 		cfg:       cfg,
-		l:         layout{root: cfg.Root, group: cfg.Group},
-		wait:      takeoverWait(cfg.Lease),
-		every:     extendEvery(cfg.Lease, cfg.Margin),
+		l:         Layout{root: cfg.Root, group: cfg.Group},
+		wait:      TakeoverWait(cfg.Lease),
+		every:     ExtendEvery(cfg.Lease, cfg.Margin),
 		pend:      map[uint64]pending{},
 		infos:     map[string]nodeInfo{},
 		reread:    map[string]bool{},
@@ -267,7 +267,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		position:  -1,
 		seenTerm:  cfg.Self.SeenTerm,
 	}
-	if cfg.weaken.has(weakWait) {
+	if cfg.Weaken.has(WeakWait) {
 		c.wait = c.wait * 99 / 100
 	}
 	return c, nil
@@ -420,7 +420,7 @@ func (c *Core) leaseEnd() time.Time {
 	if c.leaseSend.IsZero() {
 		return time.Time{}
 	}
-	if c.cfg.weaken.has(weakNoMargin) {
+	if c.cfg.Weaken.has(WeakNoMargin) {
 		return c.leaseSend.Add(c.cfg.Lease)
 	}
 	return c.leaseSend.Add(c.cfg.Lease - c.cfg.Margin)
@@ -446,6 +446,21 @@ func (c *Core) Term() int64 {
 	}
 	return c.seenTerm
 }
+
+// FenceChecks are the ops that make a write fenced by our lease (Check ops
+// to put first in a multi), nil when we do not lead at now.
+func (c *Core) FenceChecks(now time.Time) []Op {
+	if !c.Active(now) {
+		return nil
+	}
+	return []Op{
+		{Kind: OpCheck, Path: c.l.MemberNode(c.own.Node), Version: -1},
+		{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.recMine},
+	}
+}
+
+// DutyOff reports that no duty runs or is being stopped.
+func (c *Core) DutyOff() bool { return c.duty == dutyOff }
 
 func (c *Core) emit(a Action) { c.out = append(c.out, a) }
 

@@ -1,10 +1,6 @@
-package ha
+package core
 
-import (
-	"crypto/rand"
-	"encoding/hex"
-	"slices"
-)
+import "slices"
 
 // Member node names are "_c_<32 hex>-m-<10-digit sequence>". The guid is
 // fixed for a session, so after a create whose reply was lost the node can be
@@ -17,21 +13,12 @@ const (
 	seqLen          = 10
 )
 
-// newGUID returns 32 hex digits.
-func newGUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("ha: crypto/rand: " + err.Error()) // never fails on Linux
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // memberPrefix is the name passed to a sequential create for this guid.
 func memberPrefix(guid string) string { return protectedPrefix + guid + memberInfix }
 
-// memberNode is a parsed member node name.
-type memberNode struct {
-	Name string // node name, no path
+// MemberNodeName is a parsed member node name.
+type MemberNodeName struct {
+	Node string // node name, no path
 	GUID string
 	Seq  int64
 }
@@ -39,52 +26,59 @@ type memberNode struct {
 // parseMember parses a member node name strictly: exactly the shape hanode
 // creates, lowercase hex and ten ASCII digits, so a hand-made "-1" or "+5"
 // can never sort first.
-func parseMember(name string) (memberNode, bool) {
+func parseMember(name string) (MemberNodeName, bool) {
 	const n = len(protectedPrefix) + guidLen + len(memberInfix) + seqLen
 	if len(name) != n || name[:len(protectedPrefix)] != protectedPrefix {
-		return memberNode{}, false
+		return MemberNodeName{}, false
 	}
 	guid := name[len(protectedPrefix) : len(protectedPrefix)+guidLen]
 	for i := 0; i < len(guid); i++ {
 		if c := guid[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return memberNode{}, false
+			return MemberNodeName{}, false
 		}
 	}
 	rest := name[len(protectedPrefix)+guidLen:]
 	if rest[:len(memberInfix)] != memberInfix {
-		return memberNode{}, false
+		return MemberNodeName{}, false
 	}
 	var seq int64
 	for _, c := range []byte(rest[len(memberInfix):]) {
 		if c < '0' || c > '9' {
-			return memberNode{}, false
+			return MemberNodeName{}, false
 		}
 		seq = seq*10 + int64(c-'0')
 	}
-	return memberNode{Name: name, GUID: guid, Seq: seq}, true
+	return MemberNodeName{Node: name, GUID: guid, Seq: seq}, true
 }
 
-// sortMembers parses children, drops what is not a member name, and orders
+// SortMembers parses children, drops what is not a member name, and orders
 // the rest by sequence (never by name: the guid comes first, so a string sort
 // would order by guid).
-func sortMembers(children []string) []memberNode {
-	out := make([]memberNode, 0, len(children))
+func SortMembers(children []string) []MemberNodeName {
+	out := make([]MemberNodeName, 0, len(children))
 	for _, c := range children {
 		if m, ok := parseMember(c); ok {
 			out = append(out, m)
 		}
 	}
-	slices.SortFunc(out, func(a, b memberNode) int {
+	slices.SortFunc(out, func(a, b MemberNodeName) int {
 		if a.Seq != b.Seq {
 			if a.Seq < b.Seq {
 				return -1
 			}
 			return 1
 		}
-		if a.Name < b.Name {
+		if a.Node < b.Node {
 			return -1
 		}
 		return 1
 	})
 	return out
+}
+
+// IsMemberNode reports whether name has the shape of a member node's name
+// (a reader need not read the others).
+func IsMemberNode(name string) bool {
+	_, ok := parseMember(name)
+	return ok
 }

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"strings"
@@ -51,7 +51,7 @@ func TestCoreClockStallEndsTheLease(t *testing.T) {
 func TestCoreClockStallDropsAnExtensionSentBeforeIt(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.lead()
-	r.after(extendEvery(ctD, ctM))
+	r.after(ExtendEvery(ctD, ctM))
 	ext := r.extension(own, 1, 0)
 	r.now = r.now.Add(10 * time.Millisecond) // the monotonic clock saw only this of the pause
 	r.step(EvClockStall{By: 30 * time.Second})

@@ -1,4 +1,4 @@
-package ha
+package core
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 
 // reviewCase runs script on a fixed and on a weakened core; script reports
 // whether the defect showed.
-func reviewCase(t *testing.T, w weakening, script func(t *testing.T, r *rig) (defect bool, what string)) {
+func reviewCase(t *testing.T, w Weakening, script func(t *testing.T, r *rig) (defect bool, what string)) {
 	t.Helper()
 	t.Run("fixed", func(t *testing.T) {
 		if bad, what := script(t, newRig(t, "b")); bad {
@@ -33,7 +33,7 @@ func reviewCase(t *testing.T, w weakening, script func(t *testing.T, r *rig) (de
 // deleted by another client; our read of its node returns NoNode. The wait
 // must run from that read, not from the listing.
 func TestCoreRuleCIsDatedByTheReadThatShowedTheHolderGone(t *testing.T) {
-	reviewCase(t, weakRuleCFromListing, func(t *testing.T, r *rig) (bool, string) {
+	reviewCase(t, WeakRuleCFromListing, func(t *testing.T, r *rig) (bool, string) {
 		holder := memberName("0000000000000000000000000000000f", 0)
 		own := r.join(1)
 		r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, own}})
@@ -43,7 +43,7 @@ func TestCoreRuleCIsDatedByTheReadThatShowedTheHolderGone(t *testing.T) {
 			r.answer(q, Result{Stat: Stat{EphemeralOwner: 7}})
 		}
 		r.answer(r.take(OpGet, holder), Result{Err: ErrNoNode})
-		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive}),
+		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}),
 			Stat: Stat{Version: 3}})
 		if r.c.position != 0 {
 			t.Fatalf("position %d, want lowest", r.c.position)
@@ -75,7 +75,7 @@ func (r *rig) releases() int {
 		}
 		for _, o := range q.Op.Ops {
 			if strings.HasSuffix(o.Path, "/leader") && o.Kind == OpSet {
-				if rec, kind, _ := decodeLeader(o.Data); kind == recOK && rec.State == recReleased {
+				if rec, kind, _ := DecodeLeader(o.Data); kind == RecOK && rec.State == RecReleased {
 					n++
 				}
 			}
@@ -88,18 +88,18 @@ func (r *rig) releases() int {
 // of another client with a higher term: it steps down to lead above it.
 func (r *rig) higherTermRecord(own string) {
 	r.t.Helper()
-	r.after(extendEvery(ctD, ctM))
+	r.after(ExtendEvery(ctD, ctM))
 	r.answer(r.extension(own, 1, 0), Result{Err: ErrBadVersion, Multi: []Result{{}, {Err: ErrBadVersion}}})
 	other := memberName("0000000000000000000000000000000e", 7)
-	r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 1 << 50, Holder: other, Name: "x",
-		State: recActive}), Stat: Stat{Version: 5}})
+	r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, Holder: other, Name: "x",
+		State: RecActive}), Stat: Stat{Version: 5}})
 }
 
 // Hole 2: a release written before the duty stopped. A valid record with a
 // higher term makes the holder step down and release; the release must wait
 // for EvDutyStopped, whatever else happens.
 func TestCoreAReleaseWaitsForTheDutyToStop(t *testing.T) {
-	reviewCase(t, weakReleaseBeforeStop, func(t *testing.T, r *rig) (bool, string) {
+	reviewCase(t, WeakReleaseBeforeStop, func(t *testing.T, r *rig) (bool, string) {
 		own := r.lead()
 		r.higherTermRecord(own)
 		if !r.stopped() || r.c.Active(r.now) {
@@ -128,7 +128,7 @@ func TestCoreAReleaseWaitsForTheDutyToStop(t *testing.T) {
 // re-claim by rule A. Rule A now has no proof across epochs at all; the
 // weakened core brings the old time clause back (widened to W).
 func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
-	reviewCase(t, weakRuleAWindow, func(t *testing.T, r *rig) (bool, string) {
+	reviewCase(t, WeakRuleAWindow, func(t *testing.T, r *rig) (bool, string) {
 		own := r.lead()
 		r.higherTermRecord(own)
 		r.step(EvDutyStopped{})
@@ -152,7 +152,7 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 		if q, ok := r.find(OpGet, own); ok {
 			r.answer(q, Result{Data: r.c.ownData, Stat: Stat{Version: 1, EphemeralOwner: 7}})
 		}
-		r.answer(r.take(OpGet, "/leader"), Result{Data: mustJSON(leaderRecord{Term: 1 << 50, Holder: own, State: recReleased}),
+		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, Holder: own, State: RecReleased}),
 			Stat: Stat{Version: 6}})
 		r.step(EvTick{})
 		if _, ok := r.claim(); ok {
@@ -168,12 +168,12 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 // reports only the deletion even if it was written first), so it must not
 // bound rule C from that read.
 func TestCoreAWatchOfAnotherConnectionProvesNothing(t *testing.T) {
-	reviewCase(t, weakEpochAtSend, func(t *testing.T, r *rig) (bool, string) {
+	reviewCase(t, WeakEpochAtSend, func(t *testing.T, r *rig) (bool, string) {
 		lowest := memberName("0000000000000000000000000000000f", 0)
 		own := r.join(1)
 		r.look([]string{lowest, own}, nil, 0)
 		w := r.take(OpGet, lowest)
-		r.answer(w, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
+		r.answer(w, Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 		r.now = r.now.Add(ctW + time.Second)
 		// The connection broke and a new one (epoch 2) re-set the watch; it
 		// fires before the session's notice reaches us.
@@ -203,9 +203,9 @@ func TestCoreAWatchOfAnotherConnectionProvesNothing(t *testing.T) {
 // extension landing on the restored tree); its seeds reach it too rarely to
 // hold the mutation, so it is held here.
 func TestCoreAWriteSentOnOneConnectionProvesNothingOnTheNext(t *testing.T) {
-	reviewCase(t, weakReplyEpochOnly, func(t *testing.T, r *rig) (bool, string) {
+	reviewCase(t, WeakReplyEpochOnly, func(t *testing.T, r *rig) (bool, string) {
 		own := r.lead()
-		r.after(extendEvery(ctD, ctM))
+		r.after(ExtendEvery(ctD, ctM))
 		ext := r.extension(own, 1, 0)
 		r.step(EvSession{Up: false, Epoch: 1})
 		r.step(EvSession{Up: true, ID: 7, Epoch: 2})
@@ -254,7 +254,7 @@ func TestCoreASweepThatMetAChangedNodeReadsItAgain(t *testing.T) {
 	garbage := memberName("0000000000000000000000000000000c", 1)
 	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, garbage, own}})
 	q, _ := r.takeGet(holder, false)
-	r.answer(q, Result{Data: mustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{EphemeralOwner: 9}})
+	r.answer(q, Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{EphemeralOwner: 9}})
 	q, _ = r.takeGet(garbage, false)
 	r.answer(q, Result{Data: []byte("x"), Stat: Stat{EphemeralOwner: 9}})
 	if q, ok := r.takeGet(own, false); ok {
@@ -304,13 +304,13 @@ func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
 	holder := memberName("0000000000000000000000000000000f", 0)
 	pred := memberName("0000000000000000000000000000000e", 1)
 	own := r.join(2)
-	rec := mustJSON(leaderRecord{Term: 5, Holder: holder, State: recActive})
+	rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive})
 	r.look([]string{holder, pred, own}, rec, 3)
 	w, ok := r.takeGet(pred, true)
 	if !ok || r.c.position != 2 {
 		t.Fatalf("position %d, watch on the predecessor %v; want 2 and a watch", r.c.position, ok)
 	}
-	r.answer(w, Result{Data: mustJSON(MemberInfo{Name: "b", Role: "p"}), Stat: Stat{Version: 0, EphemeralOwner: 9}})
+	r.answer(w, Result{Data: MustJSON(MemberInfo{Name: "b", Role: "p"}), Stat: Stat{Version: 0, EphemeralOwner: 9}})
 	r.after(3 * ctD) // the relist: everything below us is known
 	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, pred, own}})
 	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.epoch}) // before the record's reply
@@ -336,10 +336,10 @@ func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
 // down it must not write a release: the next member would claim at once
 // (rule B) while the real holder acts (simulator seed 5324).
 func TestCoreAMemberNamedByAForeignRecordDoesNotRelease(t *testing.T) {
-	reviewCase(t, weakRuleAAnyVersion, func(t *testing.T, r *rig) (bool, string) {
+	reviewCase(t, WeakRuleAAnyVersion, func(t *testing.T, r *rig) (bool, string) {
 		holder := memberName("0000000000000000000000000000000f", 0)
 		own := r.join(1)
-		r.look([]string{holder, own}, mustJSON(leaderRecord{Term: 9, Holder: own, State: recActive}), 5)
+		r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 9, Holder: own, State: RecActive}), 5)
 		r.step(EvShutdown{})
 		if r.releases() != 0 {
 			return true, "a member that never held released a record another client wrote"
