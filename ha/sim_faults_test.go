@@ -131,6 +131,12 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		s.serverOutage(length, func() { s.zk.Restore(snap, s.now) })
 	case fHostPause:
 		s.hostPause(n, length)
+	case fResign:
+		// An operator hands leadership over (a switchover): the holder,
+		// if it is a running process, resigns.
+		if h := s.holder(); h != nil && h.running && h.core != nil && h.adv.pausedUntil <= s.now {
+			h.at(s.now, func() { h.step(core.EvResign{Reason: "switchover"}) })
+		}
 	case fDutyLost:
 		// The holder's duty dies and its guard gives up restarting it.
 		if h := s.holder(); h != nil && h.duty && !h.dutyStopping && h.adv.pausedUntil <= s.now {

@@ -69,6 +69,7 @@ const (
 	fHostPause
 	fDutyLost
 	fForgedLowMember
+	fResign
 	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
 	fEnsembleElection
 	fSessionMove
@@ -78,7 +79,7 @@ const (
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign",
 	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }

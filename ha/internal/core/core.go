@@ -308,6 +308,8 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 		}
 	case EvClockStall:
 		c.onClockStall(ev.By)
+	case EvResign:
+		c.onResign(ev.Reason)
 	}
 	c.advance()
 	return c.out

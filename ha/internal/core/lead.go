@@ -267,6 +267,22 @@ func (c *Core) onDutyLost(reason string) {
 	})
 }
 
+// onResign hands the lease over on request: the duty stops, the release
+// lets the next member claim at once (rule B), and we rejoin at the back.
+func (c *Core) onResign(reason string) {
+	if c.role != roleHolder || c.leaving || c.duty == dutyStopping {
+		return
+	}
+	if reason == "" {
+		reason = "asked to"
+	}
+	cover("stop: resigned")
+	c.stepDown("resigned: "+reason, func(st dutyStopped) {
+		cover("release asked: resigned")
+		c.release(st, true, func() { c.lose("rejoining after resigning") })
+	})
+}
+
 // extend writes our node at the version we know, checking that the leader
 // record is as our last write of it left it: success proves that nobody
 // deleted our node (rule D) and no claim happened, and extends the lease

@@ -166,6 +166,11 @@ type EvFenced struct {
 // EvShutdown asks the core to stop its duty, release and leave the group.
 type EvShutdown struct{}
 
+// EvResign asks a holder to hand over: stop its duty, release (so the next
+// member claims at once) and rejoin at the back of the group. A member
+// that does not hold the lease ignores it.
+type EvResign struct{ Reason string }
+
 // EvClockStall reports that this node's monotonic clock, the one Step's now
 // comes from, missed By of real time since the driver last read it (the
 // wall or boot clock ran ahead of it: the host was paused or suspended, or
@@ -182,6 +187,7 @@ func (EvDutyStopped) isEvent() {}
 func (EvDutyLost) isEvent()    {}
 func (EvFenced) isEvent()      {}
 func (EvShutdown) isEvent()    {}
+func (EvResign) isEvent()      {}
 func (EvClockStall) isEvent()  {}
 
 // Action is an output of the core, to be carried out in order.
