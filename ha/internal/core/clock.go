@@ -39,7 +39,7 @@ func (c *Core) onClockStall(by time.Duration) {
 	if c.role == roleHolder {
 		cover("stop: clock stalled")
 		c.emit(ActNotice{N: Notice{Level: "warn", Msg: what + "; stepping down: the lease may have ended in real time"}})
-		c.stepDown(what+": lease treated as lost", nil)
+		c.stepDown(what+": lease treated as lost", afterStop{})
 		return
 	}
 	c.emit(ActNotice{N: Notice{Level: "warn", Msg: what + "; proofs resting on elapsed time dropped"}})

@@ -220,7 +220,7 @@ type Core struct {
 	ownWriteSeq uint64 // writes of our node sent so far
 	shutting    bool   // shutdown under way
 	fence       fenceState
-	afterStop   func(dutyStopped) // what to do once the duty has stopped
+	afterStop   *afterStop // what to do once the duty has stopped, nil nothing
 	stopUnsure  bool              // the last stop was not confirmed: the next release only leaves
 
 	// Pacing of retries after failures.

@@ -189,7 +189,7 @@ func (c *Core) checkLease() {
 		reason = "no ZooKeeper session; " + reason
 	}
 	cover("stop: lease expired")
-	c.stepDown(reason, nil)
+	c.stepDown(reason, afterStop{})
 }
 
 // dutyStopped is the proof that this node's duty has stopped. Only
@@ -208,10 +208,10 @@ func (c *Core) stoppedProof() (dutyStopped, bool) {
 }
 
 // stepDown ends acting now (readers see it at once), asks the duty to stop,
-// and turns the holder back into a member; then runs once the duty has
-// stopped, with the proof of it. The leader record may still name us: rule
-// A re-claims.
-func (c *Core) stepDown(reason string, then func(dutyStopped)) {
+// and turns the holder back into a member; then is carried out once the
+// duty has stopped, with the proof of it. The leader record may still name
+// us: rule A re-claims.
+func (c *Core) stepDown(reason string, then afterStop) {
 	c.cancelFence()
 	c.repair, c.activateDue = nil, false
 	c.activated = false
@@ -224,11 +224,11 @@ func (c *Core) stepDown(reason string, then func(dutyStopped)) {
 		c.duty = dutyStopping
 		c.emit(ActStopDuty{Reason: reason})
 	}
-	if then != nil {
+	if then != (afterStop{}) {
 		if st, ok := c.stoppedProof(); ok {
-			then(st)
+			c.runAfterStop(then, st)
 		} else {
-			c.afterStop = then
+			c.afterStop = &then
 		}
 	}
 	c.wantLook()
@@ -242,10 +242,10 @@ func (c *Core) onDutyStopped(unconfirmed bool) {
 	if unconfirmed {
 		c.stopUnsure = true // the next release only leaves (release)
 	}
-	if f := c.afterStop; f != nil {
+	if a := c.afterStop; a != nil {
 		c.afterStop = nil
 		st, _ := c.stoppedProof()
-		f(st)
+		c.runAfterStop(*a, st)
 	}
 }
 
@@ -258,13 +258,9 @@ func (c *Core) onDutyLost(reason string) {
 	c.duty = dutyOff // it is gone already: its guard says so
 	c.notice("duty-lost", Notice{Level: "error", Msg: "duty lost: " + reason + "; handing over"})
 	cover("stop: duty lost")
-	c.stepDown("duty lost: "+reason, func(st dutyStopped) {
-		cover("release asked: duty lost")
-		c.release(st, true, func() {
-			c.forget("duty-lost")
-			c.lose("rejoining after handing over")
-		})
-	})
+	cover("release asked: duty lost")
+	c.stepDown("duty lost: "+reason, afterStop{write: writeRelease, leave: true,
+		then: afterDone{do: doRejoin, reason: "rejoining after handing over", forget: "duty-lost"}})
 }
 
 // onResign hands the lease over on request: the duty stops, the release
@@ -277,10 +273,9 @@ func (c *Core) onResign(reason string) {
 		reason = "asked to"
 	}
 	cover("stop: resigned")
-	c.stepDown("resigned: "+reason, func(st dutyStopped) {
-		cover("release asked: resigned")
-		c.release(st, true, func() { c.lose("rejoining after resigning") })
-	})
+	cover("release asked: resigned")
+	c.stepDown("resigned: "+reason, afterStop{write: writeRelease, leave: true,
+		then: afterDone{do: doRejoin, reason: "rejoining after resigning"}})
 }
 
 // extend writes our node at the version we know, checking that the leader
@@ -409,10 +404,7 @@ func (c *Core) ownTampered() {
 	c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
 	if c.role == roleHolder {
 		cover("stop: own node written by another client")
-		c.stepDown("member node written by another client", nil)
+		c.stepDown("member node written by another client", afterStop{})
 	}
-	c.leave(func() {
-		c.forget("own-changed")
-		c.lose("rejoining: member node written by another client")
-	})
+	c.leave(afterDone{do: doRejoin, reason: "rejoining: member node written by another client", forget: "own-changed"})
 }

@@ -12,7 +12,66 @@ import (
 type releaseReq struct {
 	stopped          dutyStopped
 	leave, onlyLeave bool
-	then             func()
+	then             afterDone
+}
+
+// afterDone is what follows a release or a leave, as data (the core holds
+// no closures, so its whole state prints and compares): forget a notice,
+// then rejoin or finish the shutdown.
+type afterDone struct {
+	do     doneStep
+	reason string // doRejoin: why (the phase's reason)
+	forget string // the notice key to forget first, "" none
+}
+
+// doneStep is the step after a release or a leave.
+type doneStep uint8
+
+const (
+	doNothing doneStep = iota
+	doRejoin           // lose the membership and join again at the back
+	doFinish           // the shutdown is complete
+)
+
+// afterStop is what follows the duty's stop (stepDown), as data.
+type afterStop struct {
+	write stopWrite
+	leave bool      // writeRelease: delete our node in the same multi
+	then  afterDone // once the release or the leave is answered
+}
+
+// stopWrite is the write that follows a stop.
+type stopWrite uint8
+
+const (
+	writeNothing stopWrite = iota
+	writeRelease           // release (rule B), or only leave without a proof
+	writeLeave             // leave without a release (the record stays: fencing)
+)
+
+// runAfter carries out a, once its release or leave is done.
+func (c *Core) runAfter(a afterDone) {
+	if a.forget != "" {
+		c.forget(a.forget)
+	}
+	switch a.do {
+	case doRejoin:
+		c.lose(a.reason)
+	case doFinish:
+		c.finishShutdown()
+	}
+}
+
+// runAfterStop carries out a once the duty has stopped (st proves it).
+func (c *Core) runAfterStop(a afterStop, st dutyStopped) {
+	switch a.write {
+	case writeRelease:
+		c.release(st, a.leave, a.then)
+	case writeLeave:
+		c.leave(a.then)
+	default:
+		c.runAfter(a.then)
+	}
 }
 
 // release writes, after the duty has stopped (st proves it), that we hold
@@ -21,7 +80,7 @@ type releaseReq struct {
 // unchanged, in this epoch), and deletes our node when leave is set.
 // Without the proof it only leaves (when asked), and the next leader waits
 // W.
-func (c *Core) release(st dutyStopped, leave bool, then func()) {
+func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
 	if c.ownWrites > 0 || c.extBusy {
 		// A write of our node is in flight: the release checks the version
 		// it leaves, so it waits for its reply (advance).
@@ -34,8 +93,8 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 		c.bug("release asked for while a duty runs or stops")
 		if leave {
 			c.leave(then)
-		} else if then != nil {
-			then()
+		} else {
+			c.runAfter(then)
 		}
 		return
 	}
@@ -53,8 +112,8 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 		cover("release: leave only (no proof)")
 		if leave {
 			c.leave(then)
-		} else if then != nil {
-			then()
+		} else {
+			c.runAfter(then)
 		}
 		return
 	}
@@ -74,15 +133,13 @@ func (c *Core) release(st dutyStopped, leave bool, then func()) {
 }
 
 // leave deletes our member node (at the version we know, else any).
-func (c *Core) leave(then func()) {
+func (c *Core) leave(then afterDone) {
 	if c.ownWrites > 0 || c.extBusy {
 		c.releaseDue = &releaseReq{onlyLeave: true, then: then}
 		return
 	}
 	if c.role == roleOut || !c.up {
-		if then != nil {
-			then()
-		}
+		c.runAfter(then)
 		return
 	}
 	v := int32(-1)
@@ -106,9 +163,7 @@ func (c *Core) onLeaveReply(p pending, r Result) {
 		c.recMine, c.recMineOK = c.recVer, true
 		c.rec.State = RecReleased
 	}
-	if p.then != nil {
-		p.then()
-	}
+	c.runAfter(p.then)
 }
 
 // advanceShutdown: stop the duty, release (or just leave), then finish.
@@ -117,26 +172,19 @@ func (c *Core) advanceShutdown() {
 		return
 	}
 	c.shutting = true
-	finish := func() {
-		c.done = true
-		c.gen++
-		c.setPhase(PhaseStopped, "shut down")
-		c.emit(ActDone{})
-	}
+	finish := afterDone{do: doFinish}
 	switch c.role {
 	case roleHolder:
 		if !c.activated {
 			// Never acted: leave the record as it is (fencing, naming
 			// whom the next leader must fence) and just go.
 			cover("stop: shutdown while fencing")
-			c.stepDown("shutting down", func(dutyStopped) { c.leave(finish) })
+			c.stepDown("shutting down", afterStop{write: writeLeave, then: finish})
 			return
 		}
 		cover("stop: shutdown")
-		c.stepDown("shutting down", func(st dutyStopped) {
-			cover("release asked: shutdown of a holder")
-			c.release(st, true, finish)
-		})
+		cover("release asked: shutdown of a holder")
+		c.stepDown("shutting down", afterStop{write: writeRelease, leave: true, then: finish})
 	case roleMember:
 		// Releases only if the record still names us. A member's duty has
 		// stopped: advance waits while it stops.
@@ -147,8 +195,17 @@ func (c *Core) advanceShutdown() {
 			c.leave(finish)
 		}
 	default:
-		finish()
+		c.finishShutdown()
 	}
+}
+
+// finishShutdown ends the election: the duty has stopped and the member
+// left (or gave up leaving).
+func (c *Core) finishShutdown() {
+	c.done = true
+	c.gen++
+	c.setPhase(PhaseStopped, "shut down")
+	c.emit(ActDone{})
 }
 
 func later(a, b time.Time) time.Time {

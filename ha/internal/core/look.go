@@ -309,7 +309,7 @@ func (c *Core) finishLook() {
 		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.MemberNode(names[0]), Msg: fmt.Sprintf(
 			"member %s appeared below this leader (ZooKeeper restored from an older state?); stepping down", names[0])})
 		cover("stop: member below the holder")
-		c.stepDown("a member appeared below this leader", nil)
+		c.stepDown("a member appeared below this leader", afterStop{})
 		c.forget("below-holder")
 	}
 	if lk.again {

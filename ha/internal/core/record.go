@@ -81,7 +81,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 		// and leave the record for the operator (setRecord says how).
 		c.setRecord(r)
 		cover("stop: record term cannot grow")
-		c.stepDown("leader record overwritten with a term that cannot grow", nil)
+		c.stepDown("leader record overwritten with a term that cannot grow", afterStop{})
 		return
 	}
 	if kind == RecOK && rec.Term > c.term {
@@ -92,10 +92,9 @@ func (c *Core) onRecRead(p pending, r Result) {
 		c.seenTerm = max(c.seenTerm, rec.Term)
 		c.recVer = r.Stat.Version
 		cover("stop: record with a higher term")
-		c.stepDown("leader record overwritten with a higher term", func(st dutyStopped) {
-			cover("release asked: record with a higher term")
-			c.release(st, false, func() { c.forget("rec-foreign") })
-		})
+		cover("release asked: record with a higher term")
+		c.stepDown("leader record overwritten with a higher term", afterStop{write: writeRelease,
+			then: afterDone{forget: "rec-foreign"}})
 		return
 	}
 	if kind != RecOK {
@@ -184,12 +183,8 @@ func (c *Core) fenceGaveUp(err error) {
 		c.fence.tries, c.term, err)
 	c.notice("fence-gave-up", Notice{Level: "error", Msg: reason})
 	cover("stop: fence gave up")
-	c.stepDown(reason, func(st dutyStopped) {
-		c.release(st, true, func() {
-			c.forget("fence-gave-up")
-			c.lose("rejoining after fencing failed")
-		})
-	})
+	c.stepDown(reason, afterStop{write: writeRelease, leave: true,
+		then: afterDone{do: doRejoin, reason: "rejoining after fencing failed", forget: "fence-gave-up"}})
 }
 
 // activate writes the record active (and extends, proving we still hold).

@@ -47,7 +47,7 @@ type pending struct {
 	rule  claimRule
 	look  uint64 // the look this read belongs to
 	leave bool   // pRelease: our node is deleted too
-	then  func() // pLeave, pRelease: what follows
+	then  afterDone // pLeave, pRelease: what follows
 }
 
 // request emits op and remembers what it is for.
@@ -248,14 +248,12 @@ func (c *Core) newEpoch() {
 func (c *Core) lose(reason string) {
 	if c.role == roleHolder {
 		cover("stop: membership lost")
-		c.stepDown(reason, nil)
+		c.stepDown(reason, afterStop{})
 	}
 	if r := c.releaseDue; r != nil {
 		// Our node is gone: nothing left to release or delete.
 		c.releaseDue = nil
-		if r.then != nil {
-			defer r.then()
-		}
+		defer c.runAfter(r.then)
 	}
 	c.gen++
 	c.role = roleOut
