@@ -221,7 +221,7 @@ type Core struct {
 	shutting    bool   // shutdown under way
 	fence       fenceState
 	afterStop   *afterStop // what to do once the duty has stopped, nil nothing
-	stopUnsure  bool              // the last stop was not confirmed: the next release only leaves
+	stopUnsure  bool       // the last stop was not confirmed: the next release only leaves
 
 	// Pacing of retries after failures.
 	retryAt time.Time

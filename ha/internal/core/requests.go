@@ -45,8 +45,8 @@ type pending struct {
 	data  []byte // what a write wrote
 	term  int64
 	rule  claimRule
-	look  uint64 // the look this read belongs to
-	leave bool   // pRelease: our node is deleted too
+	look  uint64    // the look this read belongs to
+	leave bool      // pRelease: our node is deleted too
 	then  afterDone // pLeave, pRelease: what follows
 }
 
