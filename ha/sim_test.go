@@ -195,19 +195,21 @@ type sim struct {
 	root     string
 	group    string
 
-	verbose  bool
-	fail     string
-	trace    []string
-	traceAt  int
-	maxTerm  int64
-	healAt   time.Duration
-	leaderAt time.Duration
-	end      time.Duration
-	steps    int
-	fences   int
-	duties   int
-	log      []string // fault log
-	claims   map[string]int
+	verbose bool
+	fail    string
+	trace   []string
+	// failState is every core's state at the first violation.
+	failState string
+	traceAt   int
+	maxTerm   int64
+	healAt    time.Duration
+	leaderAt  time.Duration
+	end       time.Duration
+	steps     int
+	fences    int
+	duties    int
+	log       []string // fault log
+	claims    map[string]int
 
 	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
 
@@ -262,7 +264,19 @@ func (s *sim) violate(format string, args ...any) {
 	if s.fail == "" {
 		s.fail = fmt.Sprintf("at %.3fs: ", s.now.Seconds()) + fmt.Sprintf(format, args...)
 		s.tracef("VIOLATION: %s", s.fail)
+		s.failState = s.cores()
 	}
+}
+
+// cores prints every running node's whole core state.
+func (s *sim) cores() string {
+	var out []string
+	for _, n := range s.nodes {
+		if n.core != nil {
+			out = append(out, n.core.String())
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func (s *sim) tail() string {
@@ -646,8 +660,8 @@ func runSeeds(t *testing.T, first int64, n int, cfgOf func(int64) simConfig) (fa
 				if fail != "" {
 					failed = append(failed, seed)
 					if len(failed) <= 3 {
-						t.Logf("seed %d FAILED: %s\nfaults: %s\nlast events:\n%s\nreplay: go test ./ha -run 'TestSimulation$' -sim.seed=%d -v",
-							seed, fail, strings.Join(s.log, "; "), s.tail(), seed)
+						t.Logf("seed %d FAILED: %s\nfaults: %s\nlast events:\n%s\ncores then:\n%s\nreplay: go test ./ha -run 'TestSimulation$' -sim.seed=%d -v",
+							seed, fail, strings.Join(s.log, "; "), s.tail(), s.failState, seed)
 					}
 				}
 				mu.Unlock()
@@ -700,7 +714,7 @@ func TestSimulation(t *testing.T) {
 		s := newSim(randomConfig(*simSeed))
 		s.verbose = testing.Verbose()
 		if fail := s.run(); fail != "" {
-			t.Fatalf("seed %d: %s\nfaults: %s", *simSeed, fail, strings.Join(s.log, "; "))
+			t.Fatalf("seed %d: %s\nfaults: %s\ncores then:\n%s", *simSeed, fail, strings.Join(s.log, "; "), s.failState)
 		}
 		t.Logf("seed %d passed: %d steps, %d duties, leader %.3fs after the heal", *simSeed, s.steps, s.duties,
 			(s.leaderAt - s.healAt).Seconds())

@@ -31,10 +31,10 @@ func (c *Core) onClockStall(by time.Duration) {
 		return
 	}
 	what := fmt.Sprintf("monotonic clock stalled by %s (host paused?)", by.Round(time.Millisecond))
-	c.ownSent = time.Time{}
-	for id, p := range c.pend {
+	c.own.sent = time.Time{}
+	for id, p := range c.req.pend {
 		p.sent = time.Time{} // expireRequests gives it up as lost in this step
-		c.pend[id] = p
+		c.req.pend[id] = p
 	}
 	if c.role == roleHolder {
 		cover("stop: clock stalled")

@@ -27,14 +27,14 @@ func TestCoreClockStallEndsTheLease(t *testing.T) {
 		t.Fatalf("before the stall: active %v, stopped %v; want active", r.c.Active(r.now), r.stopped())
 	}
 	r.step(EvClockStall{By: 12300 * time.Millisecond})
-	if r.c.Active(r.now) || r.c.phase == PhaseActive || !r.c.LeaseEnd().IsZero() {
-		t.Fatalf("still active after a stall (phase %s)", r.c.phase)
+	if r.c.Active(r.now) || r.c.pub.phase == PhaseActive || !r.c.LeaseEnd().IsZero() {
+		t.Fatalf("still active after a stall (phase %s)", r.c.pub.phase)
 	}
 	if !r.stopped() {
 		t.Fatal("no ActStopDuty after a stall")
 	}
-	if !strings.Contains(r.c.reason, "monotonic clock stalled by 12.3s (host paused?): lease treated as lost") {
-		t.Fatalf("reason %q does not name the stall", r.c.reason)
+	if !strings.Contains(r.c.pub.reason, "monotonic clock stalled by 12.3s (host paused?): lease treated as lost") {
+		t.Fatalf("reason %q does not name the stall", r.c.pub.reason)
 	}
 	if r.notices("warn", "stalled by 12.3s") != 1 {
 		t.Fatal("no warn notice of the stall")
@@ -55,13 +55,13 @@ func TestCoreClockStallDropsAnExtensionSentBeforeIt(t *testing.T) {
 	ext := r.extension(own, 1, 0)
 	r.now = r.now.Add(10 * time.Millisecond) // the monotonic clock saw only this of the pause
 	r.step(EvClockStall{By: 30 * time.Second})
-	if _, ok := r.c.pend[ext.ID]; ok {
+	if _, ok := r.c.req.pend[ext.ID]; ok {
 		t.Fatal("the extension sent before the stall was not given up")
 	}
 	r.answer(ext, Result{Multi: []Result{{Stat: Stat{Version: 2}}, {}}})
-	if r.c.Active(r.now) || !r.c.leaseSend.IsZero() || !r.c.ownSent.IsZero() {
+	if r.c.Active(r.now) || !r.c.hold.leaseSend.IsZero() || !r.c.own.sent.IsZero() {
 		t.Fatalf("a reply to a request sent before the stall counted: active %v, leaseSend %v, ownSent %v",
-			r.c.Active(r.now), r.c.leaseSend, r.c.ownSent)
+			r.c.Active(r.now), r.c.hold.leaseSend, r.c.own.sent)
 	}
 	for _, a := range r.acts {
 		if _, ok := a.(ActExtendDuty); ok {

@@ -81,6 +81,10 @@ const (
 	roleHolder             // holding the lease: fencing or active
 )
 
+var roleNames = [...]string{"out", "member", "holder"}
+
+func (r role) String() string { return roleNames[r] }
+
 // dutyState tracks the duty the core asked for.
 type dutyState uint8
 
@@ -89,6 +93,10 @@ const (
 	dutyOn
 	dutyStopping // ActStopDuty sent, EvDutyStopped not yet seen
 )
+
+var dutyNames = [...]string{"off", "on", "stopping"}
+
+func (d dutyState) String() string { return dutyNames[d] }
 
 // Core is the election's decision core for one member of one group: a pure
 // state machine. Step takes an event and the time on this node's monotonic
@@ -101,133 +109,167 @@ const (
 type Core struct {
 	cfg   Config
 	l     Layout
-	wait  time.Duration // W, takeoverWait(Lease)
-	every time.Duration // R, extendEvery(Lease, Margin)
+	wait  time.Duration // W, TakeoverWait(Lease)
+	every time.Duration // R, ExtendEvery(Lease, Margin)
 
-	now       time.Time
-	out       []Action
-	nextID    uint64
-	pend      map[uint64]pending
-	pendOrder []uint64 // outstanding request ids, oldest first (some may be answered)
+	now time.Time // of the Step under way
+	out []Action  // the Step's actions
 
-	// The session as last reported.
+	role     role
+	leaving  bool // shutdown asked
+	shutting bool // shutdown under way
+	done     bool // ActDone emitted
+
+	sess sessionState // the ZooKeeper session as last reported
+	req  requests     // outstanding requests
+	own  membership   // our member node
+	view groupView    // the group as last looked at
+	rec  recordState  // the leader record as last read or written
+	pred predecessor  // the member we watch (standby observations)
+	hold holding      // the lease, the duty and the fence (holder)
+	pace pacing       // retries after failures
+	pub  published    // what readers see
+}
+
+// sessionState is the session as last reported (EvSession).
+type sessionState struct {
 	up    bool
-	sid   int64
+	id    int64
+	epoch uint64 // grows with every connection: observations belong to one
+}
+
+// requests are the outstanding requests and what each is for.
+type requests struct {
+	nextID uint64
+	pend   map[uint64]pending
+	order  []uint64 // outstanding request ids, oldest first (some may be answered)
+}
+
+// membership is our member node: joining, and what our writes of it left.
+type membership struct {
+	gen      uint64 // bumped when membership is lost: replies of older generations are stale
+	guid     string // of the membership being made or held
+	joining  joinStage
+	ensureAt int    // joinEnsure: index into Layout.Parents
+	node     string // our member node's name, "" none
+	ver      int32
+	sure     bool // ver is what our last write left (no ambiguous write since)
+	// epoch and sent are the epoch and send time of our last acknowledged
+	// write of our node: the holder's proofs (rule A, release) rest on
+	// them (ownProof).
 	epoch uint64
-
-	leaving bool // shutdown asked
-	done    bool // ActDone emitted
-
-	// Membership.
-	role    role
-	gen     uint64 // bumped when membership is lost: replies of older generations are stale
-	guid    string // of the membership being made or held
-	joining joinStage
-	own     MemberNodeName
-	ownVer  int32
-	ownSure bool // ownVer is what our last write left (no ambiguous write since)
-	// ownEpoch and ownSent are the epoch and send time of our last
-	// acknowledged write of our node: the holder's proofs (rule A, release)
-	// rest on them (ownProof).
-	ownEpoch uint64
-	ownSent  time.Time
-	// ownData is what our last acknowledged write of our node wrote (nil:
+	sent  time.Time
+	// data is what our last acknowledged write of our node wrote (nil:
 	// unknown). After a rollback a version alone proves little: another
 	// client's write can bring our node back to the version we expect.
-	ownData []byte
+	data []byte
 	// revalidate: a holder in a new epoch writes nothing (no extension,
 	// no activation) until a look of this epoch has shown it the lowest
 	// member with its node as it left it: ZooKeeper may have been restored
 	// to a state in which another member is below it.
 	revalidate bool
+	watch      uint64 // a member's watch on its own node, 0 none
+	check      bool   // the next look reads our node (it may have been written)
+	writes     int    // writes of our node in flight: a look must not mistake them for another client's
+	writeSeq   uint64 // writes of our node sent so far
+}
 
-	// The group as last looked at.
-	look        lookState
-	lookDue     bool
-	lastLook    time.Time
-	ensureAt    int // joinEnsure: index into layout.parents
-	members     []Member
-	memberNames []string
-	ignored     []Ignored
-	infos       map[string]nodeInfo
-	reread      map[string]bool // known nodes that changed since: the next look reads them again
-	rec         LeaderRecord
-	recKind     RecKind
-	recVer      int32
-	recWhy      string
-	maxed       bool            // the record's term cannot grow: refuse to lead
-	seenBelow   map[string]bool // members seen below us in this epoch (rule B)
-	// recFirst is the version of the first read of the leader record in
-	// this epoch (-1: absent), recFirstOK whether there was one. Rule B
-	// takes a release only at a later version: one written in this epoch's
-	// history. A release read first after a reconnect may be one ZooKeeper
-	// restored from a snapshot taken before a claim that rested on it, a
-	// claim the rollback erased while its claimant still acts.
-	recFirst   int32
-	recFirstOK bool
-	seenTerm   int64
-	position   int // our index among members, -1 unknown
+// groupView is the group as our looks saw it.
+type groupView struct {
+	look      lookState
+	lookDue   bool
+	lastLook  time.Time
+	members   []Member
+	names     []string // the members' node names, in order
+	ignored   []Ignored
+	infos     map[string]nodeInfo
+	reread    map[string]bool // known nodes that changed since: the next look reads them again
+	seenBelow map[string]bool // members seen below us in this epoch (rule B)
 	// belowInfo: who the members seen below us in this epoch said they
 	// were, and the highest term each published as holder, as last read;
 	// kept after they are gone: the members that may have acted, when the
 	// leader record cannot say (fenceCandidates).
-	belowInfo map[string]LeaderInfo
+	belowInfo  map[string]LeaderInfo
+	position   int       // our index among members, -1 unknown
+	unreadable []unread  // nodes below us in the order whose data is not a member record
+	sweepable  []unread  // those we may delete (no readable member below us)
+	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
+	candSince  time.Time // first look in this epoch showing us lowest (rule C)
+	seenTerm   int64     // the highest term seen anywhere
+}
 
-	// Standby observations (reset with every epoch, see ha/doc.go).
-	pred       string // the member we watch
-	predWatch  uint64 // its watch, 0 none
-	predLowest bool   // pred was the lowest member when we started watching
-	predObs    time.Time
-	predVer    int32
-	predHolds  bool   // pred's node, as last read, carries a lease (it extends it)
-	predName   string // the server name in pred's node, as last read
-	predFailed bool   // a claim deleting pred at predVer failed: rule D waits for a new read
-	ownWatch   uint64 // a member's watch on its own node, 0 none
-	// predData: pred's node data as last read (zero: not a member record);
-	// rule D's claim names it to the fence.
-	predData MemberData
-	// lookAfterClaim: a claim made without a look (the fast path after a
-	// release) asks for one when it is answered.
-	lookAfterClaim bool
-	ownCheck       bool      // the next look reads our node (it may have been written)
-	recFixWatch    uint64    // a watch on a record we refuse to lead over, 0 none
-	fastRead       uint64    // the record read after our lowest predecessor left, 0 none
-	fastPred       string    // that predecessor
-	unreadable     []unread  // nodes below us in the order whose data is not a member record
-	sweepable      []unread  // those we may delete (no readable member below us)
-	vacated        time.Time // bound left by a lowest predecessor that vanished unchanged
-	candSince      time.Time // b: first look in this epoch showing us lowest
+// recordState is the leader record as last read (or written by us).
+type recordState struct {
+	r     LeaderRecord
+	kind  RecKind
+	ver   int32
+	why   string // why it is unusable (RecBad)
+	maxed bool   // its term cannot grow: refuse to lead
+	// first is the version of the first read of the record in this epoch
+	// (-1: absent), firstOK whether there was one. Rule B takes a release
+	// only at a later version: one written in this epoch's history. A
+	// release read first after a reconnect may be one ZooKeeper restored
+	// from a snapshot taken before a claim that rested on it, a claim the
+	// rollback erased while its claimant still acts.
+	first   int32
+	firstOK bool
+	// mine is the record's version after our last write of it; mineOK: it
+	// is from this membership. Rule A trusts a record that names us only at
+	// the version we left it: another client can write a record naming any
+	// member (ha/doc.go, "Observations").
+	mine     int32
+	mineOK   bool
+	fixWatch uint64 // a watch on a record we refuse to lead over, 0 none
+}
 
-	// Holder.
-	term    int64
-	recMine int32 // leader record version after our last write of it
-	// recMineOK: recMine is from this membership. Rule A trusts a record
-	// that names us only at the version we left it: another client can
-	// write a record naming any member (ha/doc.go, "Observations").
-	recMineOK   bool
-	leaseSend   time.Time
+// predecessor is the member we watch and what we observed of it (reset
+// with every epoch, see ha/doc.go).
+type predecessor struct {
+	node   string // its node name
+	watch  uint64 // its watch, 0 none
+	lowest bool   // it was the lowest member when we started watching
+	obs    time.Time
+	ver    int32
+	holds  bool   // its node, as last read, carries a lease (it extends it)
+	name   string // the server name in its node, as last read
+	failed bool   // a claim deleting it at ver failed: rule D waits for a new read
+	// data: its node data as last read (zero: not a member record); rule
+	// D's claim names it to the fence.
+	data     MemberData
+	fastRead uint64 // the record read after our lowest predecessor left, 0 none
+	fastNode string // that predecessor
+}
+
+// holding is the lease, the duty and the fence.
+type holding struct {
+	term        int64
+	leaseSend   time.Time // send time of the write the lease rests on
 	extBusy     bool
 	extN        int64
 	extLost     []byte      // data of an extension whose outcome is unknown
-	repair      *repairReq  // a rewrite of the leader record owed (holder)
+	repair      *repairReq  // a rewrite of the leader record owed
 	activateDue bool        // the fence succeeded: mark the record active next
 	releaseDue  *releaseReq // a release or leave waiting for a write of our node in flight
 	activated   bool        // past fencing: may act while the lease lasts
 	duty        dutyState
 	claimBusy   bool
 	claiming    claimInfo
-	ownWrites   int    // writes of our node in flight: a look must not mistake them for another client's
-	ownWriteSeq uint64 // writes of our node sent so far
-	shutting    bool   // shutdown under way
-	fence       fenceState
-	afterStop   *afterStop // what to do once the duty has stopped, nil nothing
-	stopUnsure  bool       // the last stop was not confirmed: the next release only leaves
+	// lookAfterClaim: a claim made without a look (the fast path after a
+	// release) asks for one when it is answered.
+	lookAfterClaim bool
+	fence          fenceState
+	afterStop      *afterStop // what to do once the duty has stopped, nil nothing
+	stopUnsure     bool       // the last stop was not confirmed: the next release only leaves
+}
 
-	// Pacing of retries after failures.
+// pacing spaces retries after failures.
+type pacing struct {
 	retryAt time.Time
 	backoff time.Duration
+}
 
-	// Published.
+// published is what readers see (Snapshot) and what operators were told.
+type published struct {
 	phase   Phase
 	reason  string
 	since   time.Time
@@ -252,20 +294,14 @@ func New(cfg Config) (*Core, error) {
 		return nil, fmt.Errorf("ha: config: %w", err)
 	}
 	c := &Core{
-		cfg:       cfg,
-		l:         Layout{root: cfg.Root, group: cfg.Group},
-		wait:      TakeoverWait(cfg.Lease),
-		every:     ExtendEvery(cfg.Lease, cfg.Margin),
-		pend:      map[uint64]pending{},
-		infos:     map[string]nodeInfo{},
-		reread:    map[string]bool{},
-		seenBelow: map[string]bool{},
-		belowInfo: map[string]LeaderInfo{},
-		noticed:   map[string]bool{},
-		phase:     PhaseStarting,
-		reason:    "connecting to ZooKeeper",
-		position:  -1,
-		seenTerm:  cfg.Self.SeenTerm,
+		cfg:   cfg,
+		l:     Layout{root: cfg.Root, group: cfg.Group},
+		wait:  TakeoverWait(cfg.Lease),
+		every: ExtendEvery(cfg.Lease, cfg.Margin),
+		req:   requests{pend: map[uint64]pending{}},
+		view: groupView{infos: map[string]nodeInfo{}, reread: map[string]bool{}, seenBelow: map[string]bool{},
+			belowInfo: map[string]LeaderInfo{}, position: -1, seenTerm: cfg.Self.SeenTerm},
+		pub: published{phase: PhaseStarting, reason: "connecting to ZooKeeper", noticed: map[string]bool{}},
 	}
 	if cfg.Weaken.has(WeakWait) {
 		c.wait = c.wait * 99 / 100
@@ -279,8 +315,8 @@ func New(cfg Config) (*Core, error) {
 func (c *Core) Step(now time.Time, ev Event) []Action {
 	c.now = now
 	c.out = c.out[:0]
-	if c.since.IsZero() {
-		c.since = now
+	if c.pub.since.IsZero() {
+		c.pub.since = now
 	}
 	if c.done {
 		return nil
@@ -296,7 +332,7 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 	case EvDutyStopped:
 		c.onDutyStopped(ev.Unconfirmed)
 	case EvDutyLost:
-		if ev.Term == c.term {
+		if ev.Term == c.hold.term {
 			c.onDutyLost(ev.Reason)
 		}
 	case EvFenced:
@@ -304,7 +340,7 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 	case EvShutdown:
 		if !c.leaving {
 			c.leaving = true
-			c.retryAt = time.Time{}
+			c.pace.retryAt = time.Time{}
 		}
 	case EvClockStall:
 		c.onClockStall(ev.By)
@@ -323,20 +359,20 @@ func (c *Core) advance() {
 		return
 	}
 	c.expireRequests()
-	if len(c.pendOrder) > 64 && len(c.pendOrder) > 2*len(c.pend) {
-		c.pendOrder = slices.DeleteFunc(c.pendOrder, func(id uint64) bool { _, ok := c.pend[id]; return !ok })
+	if len(c.req.order) > 64 && len(c.req.order) > 2*len(c.req.pend) {
+		c.req.order = slices.DeleteFunc(c.req.order, func(id uint64) bool { _, ok := c.req.pend[id]; return !ok })
 	}
 	if c.role == roleHolder {
 		c.checkLease()
 	}
-	if c.duty == dutyStopping {
+	if c.hold.duty == dutyStopping {
 		return // nothing moves until the duty has stopped
 	}
-	if r := c.releaseDue; r != nil {
-		if c.ownWrites > 0 || c.extBusy {
+	if r := c.hold.releaseDue; r != nil {
+		if c.own.writes > 0 || c.hold.extBusy {
 			return // nothing moves until it is out
 		}
-		c.releaseDue = nil
+		c.hold.releaseDue = nil
 		if r.onlyLeave {
 			c.leave(r.then)
 		} else {
@@ -348,7 +384,7 @@ func (c *Core) advance() {
 		c.advanceShutdown()
 		return
 	}
-	if !c.up || c.now.Before(c.retryAt) {
+	if !c.sess.up || c.now.Before(c.pace.retryAt) {
 		return
 	}
 	switch c.role {
@@ -375,30 +411,30 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 		return d, false
 	}
 	at(c.oldestRequest())
-	if c.role == roleHolder && c.duty != dutyStopping {
+	if c.role == roleHolder && c.hold.duty != dutyStopping {
 		at(c.leaseEnd())
 	}
-	if c.duty == dutyStopping || c.leaving || !c.up || c.releaseDue != nil {
+	if c.hold.duty == dutyStopping || c.leaving || !c.sess.up || c.hold.releaseDue != nil {
 		return d, !d.IsZero()
 	}
-	if c.now.Before(c.retryAt) {
-		at(c.retryAt)
+	if c.now.Before(c.pace.retryAt) {
+		at(c.pace.retryAt)
 		return d, true
 	}
 	relist := time.Time{}
-	if !c.lastLook.IsZero() && c.look.id == 0 {
-		relist = c.lastLook.Add(c.relistEvery())
+	if !c.view.lastLook.IsZero() && c.view.look.id == 0 {
+		relist = c.view.lastLook.Add(c.relistEvery())
 	}
 	switch c.role {
 	case roleHolder:
-		if c.revalidate {
+		if c.own.revalidate {
 			break // waits for its look's replies
 		}
-		if !c.extBusy && c.ownWrites == 0 {
-			at(c.leaseSend.Add(c.every))
+		if !c.hold.extBusy && c.own.writes == 0 {
+			at(c.hold.leaseSend.Add(c.every))
 		}
-		if !c.activated && !c.fence.busy && !c.activateDue {
-			at(c.fence.retryAt)
+		if !c.hold.activated && !c.hold.fence.busy && !c.hold.activateDue {
+			at(c.hold.fence.retryAt)
 		}
 		at(relist)
 	case roleMember:
@@ -419,23 +455,23 @@ func (c *Core) relistEvery() time.Duration { return 3 * c.cfg.Lease }
 // leaseEnd is when the holder stops acting: the send time of its last
 // acknowledged write plus D minus M.
 func (c *Core) leaseEnd() time.Time {
-	if c.leaseSend.IsZero() {
+	if c.hold.leaseSend.IsZero() {
 		return time.Time{}
 	}
 	if c.cfg.Weaken.has(WeakNoMargin) {
-		return c.leaseSend.Add(c.cfg.Lease)
+		return c.hold.leaseSend.Add(c.cfg.Lease)
 	}
-	return c.leaseSend.Add(c.cfg.Lease - c.cfg.Margin)
+	return c.hold.leaseSend.Add(c.cfg.Lease - c.cfg.Margin)
 }
 
 // Active reports whether the core may act as leader at now.
 func (c *Core) Active(now time.Time) bool {
-	return c.role == roleHolder && c.activated && c.duty == dutyOn && now.Before(c.leaseEnd())
+	return c.role == roleHolder && c.hold.activated && c.hold.duty == dutyOn && now.Before(c.leaseEnd())
 }
 
 // LeaseEnd is the end of the holder's lease ("" zero when it holds none).
 func (c *Core) LeaseEnd() time.Time {
-	if c.role != roleHolder || !c.activated {
+	if c.role != roleHolder || !c.hold.activated {
 		return time.Time{}
 	}
 	return c.leaseEnd()
@@ -444,9 +480,9 @@ func (c *Core) LeaseEnd() time.Time {
 // Term is the term this node leads in, or the group's latest term it knows.
 func (c *Core) Term() int64 {
 	if c.role == roleHolder {
-		return c.term
+		return c.hold.term
 	}
-	return c.seenTerm
+	return c.view.seenTerm
 }
 
 // FenceChecks are the ops that make a write fenced by our lease (Check ops
@@ -456,20 +492,20 @@ func (c *Core) FenceChecks(now time.Time) []Op {
 		return nil
 	}
 	return []Op{
-		{Kind: OpCheck, Path: c.l.MemberNode(c.own.Node), Version: -1},
-		{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.recMine},
+		{Kind: OpCheck, Path: c.l.MemberNode(c.own.node), Version: -1},
+		{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.rec.mine},
 	}
 }
 
 // DutyOff reports that no duty runs or is being stopped.
-func (c *Core) DutyOff() bool { return c.duty == dutyOff }
+func (c *Core) DutyOff() bool { return c.hold.duty == dutyOff }
 
 func (c *Core) emit(a Action) { c.out = append(c.out, a) }
 
 // fail paces the next attempt after a failed request: 100 ms doubling to 2 s.
 func (c *Core) fail() {
-	c.backoff = min(max(2*c.backoff, 100*time.Millisecond), 2*time.Second)
-	c.retryAt = c.now.Add(c.backoff)
+	c.pace.backoff = min(max(2*c.pace.backoff, 100*time.Millisecond), 2*time.Second)
+	c.pace.retryAt = c.now.Add(c.pace.backoff)
 }
 
-func (c *Core) succeeded() { c.backoff = 0 }
+func (c *Core) succeeded() { c.pace.backoff = 0 }

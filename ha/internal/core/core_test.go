@@ -85,7 +85,7 @@ func (r *rig) pending() []string {
 
 // answer replies to q on the current connection.
 func (r *rig) answer(q ActRequest, res Result) {
-	r.step(EvReply{ID: q.ID, Result: res, Epoch: r.c.epoch})
+	r.step(EvReply{ID: q.ID, Result: res, Epoch: r.c.sess.epoch})
 }
 
 // claimed reports whether a claim (a multi writing the leader record) is out.
@@ -123,7 +123,7 @@ func (r *rig) join(seq int) string {
 	r.step(EvSession{Up: true, ID: 7, Epoch: 1})
 	r.answer(r.take(OpGet, "/groups/g"), Result{Data: MustJSON(groupRecord{HAID: "g", Role: "primary", LeaseMS: ctD.Milliseconds()})})
 	c := r.take(OpCreate, "-m-")
-	name := memberName(r.c.guid, seq)
+	name := memberName(r.c.own.guid, seq)
 	r.answer(c, Result{Path: "/h/groups/g/members/" + name})
 	return name
 }
@@ -138,7 +138,7 @@ func (r *rig) look(names []string, rec []byte, recVer int32) {
 			if q.Op.Kind == OpGet && strings.HasSuffix(q.Op.Path, "/"+n) && !q.Op.Watch {
 				r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
 				owner := int64(9)
-				if n == r.c.own.Node {
+				if n == r.c.own.node {
 					owner = 7
 				}
 				r.answer(q, Result{Data: MustJSON(MemberInfo{Name: n, Role: "primary"}), Stat: Stat{EphemeralOwner: owner}})
@@ -158,8 +158,8 @@ func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.join(0)
 	r.look([]string{own}, nil, 0)
-	if r.c.phase != PhaseWaiting {
-		t.Fatalf("phase %s, want waiting", r.c.phase)
+	if r.c.pub.phase != PhaseWaiting {
+		t.Fatalf("phase %s, want waiting", r.c.pub.phase)
 	}
 	r.after(ctW - time.Millisecond)
 	if _, ok := r.claim(); ok {
@@ -253,7 +253,7 @@ func TestCoreHolderExtendsByWritingItsOwnNodeAndStopsWhenItCannot(t *testing.T) 
 	// Someone wrote our node: the next extension fails; we stop at once.
 	r.after(every)
 	r.answer(r.extension(own, 2, 0), Result{Err: ErrBadVersion, Multi: []Result{{Err: ErrBadVersion}, {Err: ErrOther}}})
-	if r.c.Active(r.now) || r.c.phase == PhaseActive || !r.stopped() {
+	if r.c.Active(r.now) || r.c.pub.phase == PhaseActive || !r.stopped() {
 		t.Fatal("still active after our node was written by another client")
 	}
 }
@@ -300,7 +300,7 @@ func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing
 		Stat: Stat{Version: 4, EphemeralOwner: 9}})
 	// The holder extends: the wait starts again from the new read.
 	r.after(ctW / 2)
-	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.epoch})
+	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.sess.epoch})
 	w2 := r.take(OpGet, holder)
 	r.answer(w2, Result{Data: MustJSON(MemberInfo{Name: "a", Role: "primary"}), Stat: Stat{Version: 5, EphemeralOwner: 9}})
 	read := r.now
@@ -333,7 +333,7 @@ func TestCoreReleaseLetsTheNextClaimAtOnceButOnlyFromAMemberSeenBelow(t *testing
 			if seen {
 				r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
 				r.answer(r.take(OpGet, holder), Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
-				r.step(EvWatch{ID: r.c.predWatch, Kind: WatchDeleted, Epoch: r.c.epoch})
+				r.step(EvWatch{ID: r.c.pred.watch, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
 				// Next after the lowest: one read of the record, no look.
 				r.answer(r.take(OpGet, "/leader"), Result{Data: released, Stat: Stat{Version: 4}})
 			} else {
@@ -368,7 +368,7 @@ func TestCoreObservationsDoNotSurviveAReconnect(t *testing.T) {
 	// A reconnect to the same session: what we read before proves nothing.
 	r.step(EvSession{Up: false, Epoch: 1})
 	r.step(EvSession{Up: true, ID: 7, Epoch: 2})
-	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
+	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
 	r.look([]string{own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
 	r.after(200 * time.Millisecond)
 	if _, ok := r.claim(); ok {
@@ -430,9 +430,9 @@ func TestCoreForeignNodesAreIgnoredOrKeptInOrderButNeverTrusted(t *testing.T) {
 	r.answer(r.take(OpGet, own), Result{Stat: Stat{EphemeralOwner: 7}})
 	r.answer(r.take(OpGet, "/leader"), Result{Err: ErrNoNode})
 	st := r.c.Snapshot()
-	if r.c.position != 1 || len(st.Members) != 2 || len(st.Ignored) != 4 {
+	if r.c.view.position != 1 || len(st.Members) != 2 || len(st.Ignored) != 4 {
 		t.Fatalf("position %d, members %+v, ignored %+v: want behind the ephemeral garbage node only",
-			r.c.position, st.Members, st.Ignored)
+			r.c.view.position, st.Members, st.Ignored)
 	}
 }
 
@@ -455,5 +455,26 @@ func TestCoreAMemberPublishingAnImpossibleTermDoesNotStopTheGroup(t *testing.T) 
 	}
 	if rec, _, _ := DecodeLeader(q.Op.Ops[1].Data); rec.Term != r.now.UnixMilli() {
 		t.Fatalf("term %d, want the wall clock %d", rec.Term, r.now.UnixMilli())
+	}
+}
+
+// TestCoreStringPrintsTheWholeState: a failing seed shows every part of
+// the state, what follows a stop as values rather than addresses.
+func TestCoreStringPrintsTheWholeState(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.lead()
+	r.step(EvResign{Reason: "test"}) // the duty is asked to stop: afterStop is set
+	if !r.stopped() {
+		t.Fatal("no stop asked")
+	}
+	s := r.c.String()
+	for _, part := range []string{"sess {", "req  {", "own  {", "view {", "rec  {", "pred {", "hold {", "pace {", "pub  {",
+		"hold.afterStop {write:1 leave:true then:{do:1 reason:rejoining after resigning", own, "role=member"} {
+		if !strings.Contains(s, part) {
+			t.Errorf("String() lacks %q:\n%s", part, s)
+		}
+	}
+	if strings.Contains(s, "0xc0") {
+		t.Errorf("String() prints a pointer's address:\n%s", s)
 	}
 }

@@ -51,12 +51,12 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			}
 			fail := Result{Err: multi[tc.failedOp].Err, Multi: multi}
 			if tc.watchFirst {
-				r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
+				r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
 				r.answer(q, fail)
 			} else {
 				r.answer(q, fail)
 				if !tc.afterListing {
-					r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
+					r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
 				}
 			}
 			notified := !tc.afterListing
@@ -85,7 +85,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 					}
 					r.answer(q, Result{Children: names})
 					if !notified {
-						r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.epoch})
+						r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
 						notified = true
 					}
 				case q.Op.Kind == OpGet && len(q.Op.Path) > 7 && q.Op.Path[len(q.Op.Path)-7:] == "/leader":
@@ -103,7 +103,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 					t.Fatalf("unexpected request %v", q.Op)
 				}
 			}
-			t.Fatalf("no claim within %v of the failed claim; phase %s; outstanding %v", r.now.Sub(failedAt), r.c.phase, r.pending())
+			t.Fatalf("no claim within %v of the failed claim; phase %s; outstanding %v", r.now.Sub(failedAt), r.c.pub.phase, r.pending())
 		})
 	}
 }

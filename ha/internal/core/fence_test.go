@@ -40,7 +40,7 @@ func (r *rig) serve(tr *fenceTree, self MemberData) (ActRequest, bool) {
 			} else {
 				r.answer(q, Result{Data: tr.rec, Stat: Stat{Version: 3}})
 			}
-		case q.Op.Kind == OpGet && node == r.c.own.Node:
+		case q.Op.Kind == OpGet && node == r.c.own.node:
 			r.answer(q, Result{Data: MustJSON(self), Stat: Stat{EphemeralOwner: 7}})
 		case q.Op.Kind == OpGet:
 			d, ok := tr.data[node]
@@ -138,7 +138,7 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 			var q ActRequest
 			for i := 0; ; i++ {
 				if i > 400 {
-					t.Fatalf("no claim by %v; phase %s (%s)", 400*50*time.Millisecond, r.c.phase, r.c.reason)
+					t.Fatalf("no claim by %v; phase %s (%s)", 400*50*time.Millisecond, r.c.pub.phase, r.c.pub.reason)
 				}
 				var ok bool
 				if q, ok = r.serve(tr, self); ok {
@@ -146,8 +146,8 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 				}
 				r.after(50 * time.Millisecond)
 			}
-			if r.c.claiming.rule != tc.rule {
-				t.Fatalf("claimed by %s, want %s", r.c.claiming.rule, tc.rule)
+			if r.c.hold.claiming.rule != tc.rule {
+				t.Fatalf("claimed by %s, want %s", r.c.hold.claiming.rule, tc.rule)
 			}
 			ops := q.Op.Ops
 			wrote, _, _ := DecodeLeader(ops[len(ops)-1].Data)
@@ -174,7 +174,7 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 				}
 			}
 			if req == nil {
-				t.Fatalf("no fence asked for; phase %s (%s)", r.c.phase, r.c.reason)
+				t.Fatalf("no fence asked for; phase %s (%s)", r.c.pub.phase, r.c.pub.reason)
 			}
 			if req.PreviousKnown != (len(tc.want) > 0) || len(req.Candidates) != len(tc.want) ||
 				len(tc.want) > 0 && (!reflect.DeepEqual(req.Candidates, tc.want) || req.Previous != tc.want[0]) ||

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,10 +20,10 @@ func (c *Core) Member() bool { return c.role == roleMember }
 
 // OwnNode is the path of the core's member node, "" when it has none.
 func (c *Core) OwnNode() string {
-	if c.own.Node == "" {
+	if c.own.node == "" {
 		return ""
 	}
-	return c.l.MemberNode(c.own.Node)
+	return c.l.MemberNode(c.own.node)
 }
 
 // LeaseBound is when the holder must stop acting by its last acknowledged
@@ -41,20 +42,31 @@ func (c *Core) NextClaim() (rule string, at time.Time, ok bool) {
 	return r.String(), at, ok
 }
 
-// String prints the core's state, for a failing seed.
+// String prints the core's whole state, part by part, for a failing seed.
 func (c *Core) String() string {
-	return fmt.Sprintf("role=%d phase=%s up=%v sid=%s epoch=%d own=%s ownVer=%d sure=%v ownEpoch=%d pos=%d pred=%s predWatch=%d predObs=%v "+
-		"candSince=%v look=%d lookDue=%v lastLook=%v claimBusy=%v ownWrites=%d extBusy=%v leaseSend=%v activated=%v duty=%d "+
-		"recKind=%d recVer=%d recMine=%d retryAt=%v fence=%+v afterStop=%v leaving=%v shutting=%v",
-		c.role, c.phase, c.up, SessionHex(c.sid), c.epoch, c.own.Node, c.ownVer, c.ownSure, c.ownEpoch, c.position, c.pred,
-		c.predWatch, c.predObs, c.candSince, c.look.id, c.lookDue, c.lastLook, c.claimBusy, c.ownWrites, c.extBusy,
-		c.leaseSend, c.activated, c.duty, c.recKind, c.recVer, c.recMine, c.retryAt, c.fence, c.afterStop != nil,
-		c.leaving, c.shutting)
+	h := c.hold
+	h.repair, h.releaseDue, h.afterStop = nil, nil, nil // printed below, not as addresses
+	var b strings.Builder
+	fmt.Fprintf(&b, "core %s/%s %s: role=%s leaving=%v shutting=%v done=%v now=%s\n", c.cfg.Group, c.cfg.Self.Name,
+		c.pub.phase, c.role, c.leaving, c.shutting, c.done, c.now.Format("15:04:05.000000"))
+	fmt.Fprintf(&b, "  sess %+v\n  req  %+v\n  own  %+v\n  view %+v\n  rec  %+v\n  pred %+v\n  hold %+v\n",
+		c.sess, c.req, c.own, c.view, c.rec, c.pred, h)
+	if r := c.hold.repair; r != nil {
+		fmt.Fprintf(&b, "  hold.repair %+v\n", *r)
+	}
+	if r := c.hold.releaseDue; r != nil {
+		fmt.Fprintf(&b, "  hold.releaseDue %+v\n", *r)
+	}
+	if a := c.hold.afterStop; a != nil {
+		fmt.Fprintf(&b, "  hold.afterStop %+v\n", *a)
+	}
+	fmt.Fprintf(&b, "  pace %+v\n  pub  %+v", c.pace, c.pub)
+	return b.String()
 }
 
 // Written is the versions our last writes left our member node and the
 // leader record at: what the core expects to find.
-func (c *Core) Written() (own, record int32) { return c.ownVer, c.recMine }
+func (c *Core) Written() (own, record int32) { return c.own.ver, c.rec.mine }
 
 // LeaseFrom is, for a holder, the send time of the write its lease rests
 // on (on this node's clock) and its term; zero when it holds none.
@@ -62,5 +74,5 @@ func (c *Core) LeaseFrom() (sent time.Time, term int64) {
 	if c.role != roleHolder {
 		return time.Time{}, 0
 	}
-	return c.leaseSend, c.term
+	return c.hold.leaseSend, c.hold.term
 }

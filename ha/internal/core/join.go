@@ -20,27 +20,27 @@ const (
 )
 
 func (c *Core) advanceJoin() {
-	switch c.joining {
+	switch c.own.joining {
 	case joinStart:
-		c.joining = joinBusy
+		c.own.joining = joinBusy
 		c.request(pending{p: pGroupGet}, Op{Kind: OpGet, Path: c.l.GroupNode()})
 	case joinEnsure:
-		c.joining = joinBusy
+		c.own.joining = joinBusy
 		ps := c.l.Parents()
-		i := c.ensureAt
+		i := c.own.ensureAt
 		var data []byte
 		if ps[i] == c.l.GroupNode() {
 			data = c.groupRecord()
 		}
 		c.request(pending{p: pEnsure}, Op{Kind: OpCreate, Path: ps[i], Data: data})
 	case joinCreate:
-		c.joining = joinBusy
+		c.own.joining = joinBusy
 		self := MemberData{MemberInfo: c.cfg.Self}
-		self.SeenTerm = c.seenTerm
-		c.request(pending{p: pCreate}, Op{Kind: OpCreate, Path: c.l.MembersDir() + "/" + memberPrefix(c.guid),
+		self.SeenTerm = c.view.seenTerm
+		c.request(pending{p: pCreate}, Op{Kind: OpCreate, Path: c.l.MembersDir() + "/" + memberPrefix(c.own.guid),
 			Data: MustJSON(self), Ephemeral: true, Sequence: true})
 	case joinFind:
-		c.joining = joinBusy
+		c.own.joining = joinBusy
 		c.request(pending{p: pFind}, Op{Kind: OpChildren, Path: c.l.MembersDir()})
 	}
 }
@@ -51,11 +51,11 @@ func (c *Core) groupRecord() []byte {
 }
 
 func (c *Core) onJoinReply(p pending, r Result) {
-	if c.role != roleOut || c.joining != joinBusy {
+	if c.role != roleOut || c.own.joining != joinBusy {
 		return
 	}
 	if r.Err == ErrNotSent || r.Err == ErrLost && p.p != pCreate || r.Err == ErrOther {
-		c.joining = map[purpose]joinStage{pEnsure: joinEnsure, pCreate: joinCreate, pFind: joinFind}[p.p]
+		c.own.joining = map[purpose]joinStage{pEnsure: joinEnsure, pCreate: joinCreate, pFind: joinFind}[p.p]
 		c.fail()
 		return
 	}
@@ -63,24 +63,24 @@ func (c *Core) onJoinReply(p pending, r Result) {
 	case pGroupGet:
 		c.onGroupRecord(r)
 	case pGroupRepair:
-		c.joining = joinStart
+		c.own.joining = joinStart
 		if r.Err != ErrNone {
 			c.fail() // changed meanwhile: read it again
 		}
 	case pEnsure:
 		switch {
 		case r.Err == ErrNone || r.Err == ErrNodeExists:
-			c.ensureAt++
-			if c.ensureAt == len(c.l.Parents()) {
-				c.joining = joinStart
+			c.own.ensureAt++
+			if c.own.ensureAt == len(c.l.Parents()) {
+				c.own.joining = joinStart
 			} else {
-				c.joining = joinEnsure
+				c.own.joining = joinEnsure
 			}
 		case r.Err == ErrNoNode: // a parent went away meanwhile: start over
-			c.ensureAt, c.joining = 0, joinEnsure
+			c.own.ensureAt, c.own.joining = 0, joinEnsure
 			c.fail()
 		default:
-			c.joining = joinEnsure
+			c.own.joining = joinEnsure
 			c.fail()
 		}
 	case pCreate:
@@ -90,34 +90,34 @@ func (c *Core) onJoinReply(p pending, r Result) {
 			if !ok {
 				// We asked for our own prefix: no ZooKeeper answers otherwise.
 				c.bug(fmt.Sprintf("created member %q has an unexpected name", r.Path))
-				c.joining = joinCreate
+				c.own.joining = joinCreate
 				c.fail()
 				return
 			}
 			c.joined(node, 0, true, p.epoch)
 		case ErrNoNode: // members/ (or more) is gone: recreate the parents
-			c.ensureAt, c.joining = 0, joinEnsure
+			c.own.ensureAt, c.own.joining = 0, joinEnsure
 		case ErrLost:
-			c.joining = joinFind
+			c.own.joining = joinFind
 		default:
-			c.joining = joinCreate
+			c.own.joining = joinCreate
 			c.fail()
 		}
 	case pFind:
 		if r.Err != ErrNone {
-			c.joining = joinCreate
+			c.own.joining = joinCreate
 			if r.Err == ErrNoNode {
-				c.ensureAt, c.joining = 0, joinEnsure
+				c.own.ensureAt, c.own.joining = 0, joinEnsure
 			}
 			return
 		}
 		for _, ch := range r.Children {
-			if m, ok := parseMember(ch); ok && m.GUID == c.guid {
+			if m, ok := parseMember(ch); ok && m.GUID == c.own.guid {
 				c.joined(m, 0, false, 0) // its version is read by the look
 				return
 			}
 		}
-		c.joining = joinCreate
+		c.own.joining = joinCreate
 	}
 }
 
@@ -127,10 +127,10 @@ func (c *Core) onGroupRecord(r Result) {
 	switch r.Err {
 	case ErrNone:
 	case ErrNoNode:
-		c.ensureAt, c.joining = 0, joinEnsure
+		c.own.ensureAt, c.own.joining = 0, joinEnsure
 		return
 	default:
-		c.joining = joinStart
+		c.own.joining = joinStart
 		c.fail()
 		return
 	}
@@ -145,7 +145,7 @@ func (c *Core) onGroupRecord(r Result) {
 		}
 		c.notice("group-repair", Notice{Level: "warn", Znode: gn,
 			Msg: fmt.Sprintf("group record %s is not usable (%s: %s); rewriting it with this node's role, region and lease", gn, why, Quote(r.Data))})
-		c.joining = joinBusy
+		c.own.joining = joinBusy
 		c.request(pending{p: pGroupRepair}, Op{Kind: OpSet, Path: gn, Data: c.groupRecord(), Version: r.Stat.Version})
 		return
 	}
@@ -158,18 +158,18 @@ func (c *Core) onGroupRecord(r Result) {
 		return
 	}
 	c.forget("group-repair")
-	c.joining = joinCreate
+	c.own.joining = joinCreate
 }
 
 // joined makes us a member through node.
 func (c *Core) joined(node MemberNodeName, ver int32, sure bool, epoch uint64) {
-	c.role, c.joining = roleMember, joinStart
-	c.own, c.ownVer, c.ownSure, c.ownCheck = node, ver, sure, true
-	c.ownEpoch, c.ownSent = 0, time.Time{}
+	c.role, c.own.joining = roleMember, joinStart
+	c.own.node, c.own.ver, c.own.sure, c.own.check = node.Node, ver, sure, true
+	c.own.epoch, c.own.sent = 0, time.Time{}
 	if sure && c.current(epoch) {
-		c.ownEpoch = epoch
+		c.own.epoch = epoch
 	}
-	c.position = -1
+	c.view.position = -1
 	c.succeeded()
 	c.setPhase(PhaseStandby, fmt.Sprintf("joined as seq %d", node.Seq))
 	c.wantLook()

@@ -15,9 +15,9 @@ import (
 // applied after ZooKeeper rolled back past another member's claim: it
 // proves nothing, not even by time.
 func (c *Core) ownWritten(p pending) {
-	c.ownEpoch, c.ownSent, c.ownData = 0, time.Time{}, p.data
+	c.own.epoch, c.own.sent, c.own.data = 0, time.Time{}, p.data
 	if c.current(p.epoch) {
-		c.ownEpoch, c.ownSent = c.epoch, p.sent
+		c.own.epoch, c.own.sent = c.sess.epoch, p.sent
 	}
 }
 
@@ -31,14 +31,14 @@ func (c *Core) ownWritten(p pending) {
 // that erased a claim: issue 14 found both. The cost: a holder whose lease
 // lapsed while ZooKeeper was away waits W (rule C) once it is back.
 func (c *Core) ownProof() bool {
-	if !c.ownSure {
+	if !c.own.sure {
 		return false
 	}
-	if c.current(c.ownEpoch) {
+	if c.current(c.own.epoch) {
 		return true
 	}
 	if c.cfg.Weaken.has(WeakRuleAWindow) {
-		return !c.ownSent.IsZero() && c.now.Sub(c.ownSent) < c.wait
+		return !c.own.sent.IsZero() && c.now.Sub(c.own.sent) < c.wait
 	}
 	return false
 }
@@ -46,15 +46,15 @@ func (c *Core) ownProof() bool {
 // holderData is our member node's data while we hold the lease.
 func (c *Core) holderData(term, n int64) []byte {
 	d := MemberData{MemberInfo: c.cfg.Self, LeaseTerm: term, LeaseN: n}
-	d.SeenTerm = max(c.seenTerm, term)
+	d.SeenTerm = max(c.view.seenTerm, term)
 	return MustJSON(d)
 }
 
 func (c *Core) onClaimReply(p pending, r Result) {
-	c.claimBusy = false
-	c.ownWrites--
-	if c.lookAfterClaim {
-		c.lookAfterClaim = false
+	c.hold.claimBusy = false
+	c.own.writes--
+	if c.hold.lookAfterClaim {
+		c.hold.lookAfterClaim = false
 		c.wantLook()
 	}
 	if c.stale(p) || c.role != roleMember {
@@ -63,7 +63,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	switch r.Err {
 	case ErrNone:
 	case ErrLost:
-		c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{} // it may have applied; the look reads our node
+		c.own.sure, c.own.epoch, c.own.sent = false, 0, time.Time{} // it may have applied; the look reads our node
 		c.wantLook()
 		return
 	case ErrNotSent, ErrOther:
@@ -77,58 +77,58 @@ func (c *Core) onClaimReply(p pending, r Result) {
 			// It changed or vanished meanwhile. Its watch tells which (a
 			// deletion with no change first keeps predObs as a bound); rule
 			// D waits for a new read.
-			c.predFailed = true
+			c.pred.failed = true
 		case i == last || i < 0:
 			// The leader record changed: read it again.
 		case kind == ErrNoNode:
-			c.lose("member node " + c.own.Node + " is gone")
+			c.lose("member node " + c.own.node + " is gone")
 			return
 		default:
-			c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
+			c.own.sure, c.own.epoch, c.own.sent = false, 0, time.Time{}
 		}
 		c.wantLook()
 		return
 	}
-	ci := c.claiming
+	ci := c.hold.claiming
 	ownIdx := 0
 	if p.rule == ruleSilent {
 		ownIdx = 1
-		delete(c.infos, c.pred)
-		c.pred, c.predWatch, c.predObs = "", 0, time.Time{}
+		delete(c.view.infos, c.pred.node)
+		c.pred.node, c.pred.watch, c.pred.obs = "", 0, time.Time{}
 	}
-	c.role, c.term = roleHolder, ci.rec.Term
+	c.role, c.hold.term = roleHolder, ci.rec.Term
 	// A holder learns of another client's write of its node from its next
 	// extension (a bad version); the standby's watch on it, which our own
 	// claim just fired, would only cost a look.
-	c.ownWatch = 0
-	c.seenTerm = max(c.seenTerm, c.term)
-	c.ownVer, c.ownSure = r.Multi[ownIdx].Stat.Version, true
+	c.own.watch = 0
+	c.view.seenTerm = max(c.view.seenTerm, c.hold.term)
+	c.own.ver, c.own.sure = r.Multi[ownIdx].Stat.Version, true
 	c.ownWritten(p)
-	c.rec, c.recKind, c.recWhy = ci.rec, RecOK, ""
-	c.recMine, c.recMineOK = 0, true
-	if c.recVer >= 0 && len(r.Multi) > ownIdx+1 && r.Multi[ownIdx+1].Stat.Version > 0 {
-		c.recMine = r.Multi[ownIdx+1].Stat.Version
+	c.rec.r, c.rec.kind, c.rec.why = ci.rec, RecOK, ""
+	c.rec.mine, c.rec.mineOK = 0, true
+	if c.rec.ver >= 0 && len(r.Multi) > ownIdx+1 && r.Multi[ownIdx+1].Stat.Version > 0 {
+		c.rec.mine = r.Multi[ownIdx+1].Stat.Version
 	}
-	c.recVer = c.recMine
-	c.leaseSend, c.extN, c.extLost = p.sent, 1, nil
+	c.rec.ver = c.rec.mine
+	c.hold.leaseSend, c.hold.extN, c.hold.extLost = p.sent, 1, nil
 	if !c.current(p.epoch) {
-		c.leaseSend = time.Time{} // no lease from it (ownWritten): the lease check steps down at once
+		c.hold.leaseSend = time.Time{} // no lease from it (ownWritten): the lease check steps down at once
 	}
-	c.activated = !ci.fence
-	c.position, c.candSince, c.vacated = 0, time.Time{}, time.Time{}
+	c.hold.activated = !ci.fence
+	c.view.position, c.view.candSince, c.view.vacated = 0, time.Time{}, time.Time{}
 	c.succeeded()
-	if c.phase != PhaseWaiting {
+	if c.pub.phase != PhaseWaiting {
 		// The reply came after the phase moved on (a reconnect while the
 		// claim was out): the claim holds; say so before acting on it.
-		c.setPhase(PhaseWaiting, fmt.Sprintf("term %d claimed (%s)", c.term, ci.rule))
+		c.setPhase(PhaseWaiting, fmt.Sprintf("term %d claimed (%s)", c.hold.term, ci.rule))
 	}
 	if ci.fence {
-		prev := FenceRequest{Term: c.term, PreviousKnown: len(ci.cands) > 0, Candidates: ci.cands}
+		prev := FenceRequest{Term: c.hold.term, PreviousKnown: len(ci.cands) > 0, Candidates: ci.cands}
 		if len(ci.cands) > 0 {
 			prev.Previous = ci.cands[0]
 		}
-		c.fence = fenceState{term: c.term, req: prev}
-		c.setPhase(PhaseFencing, fmt.Sprintf("term %d claimed (%s); fencing the previous leader", c.term, ci.rule))
+		c.hold.fence = fenceState{term: c.hold.term, req: prev}
+		c.setPhase(PhaseFencing, fmt.Sprintf("term %d claimed (%s); fencing the previous leader", c.hold.term, ci.rule))
 		c.startFence()
 	}
 }
@@ -145,47 +145,47 @@ func FailedOp(r Result) (int, ErrKind) {
 }
 
 func (c *Core) advanceHolder() {
-	if c.look.id == 0 && (c.lookDue || c.revalidate || !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
+	if c.view.look.id == 0 && (c.view.lookDue || c.own.revalidate || !c.now.Before(c.view.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
 	}
-	if c.revalidate {
+	if c.own.revalidate {
 		return // a look of this epoch first (newEpoch)
 	}
 	// One write of our node at a time (each checks the version the last
 	// one left): activation, a record repair, or an extension.
-	if !c.extBusy && c.ownWrites == 0 {
+	if !c.hold.extBusy && c.own.writes == 0 {
 		switch {
-		case !c.ownSure:
+		case !c.own.sure:
 			c.extend() // resyncs our version first
-		case c.activateDue:
+		case c.hold.activateDue:
 			c.activate()
-		case c.repair != nil:
-			c.repairRecord(c.repair.version)
-		case !c.now.Before(c.leaseSend.Add(c.every)):
+		case c.hold.repair != nil:
+			c.repairRecord(c.hold.repair.version)
+		case !c.now.Before(c.hold.leaseSend.Add(c.every)):
 			c.extend()
 		}
 	}
-	if !c.activated {
-		if !c.fence.busy && !c.activateDue && !c.now.Before(c.fence.retryAt) {
+	if !c.hold.activated {
+		if !c.hold.fence.busy && !c.hold.activateDue && !c.now.Before(c.hold.fence.retryAt) {
 			c.startFence()
 		}
 		return
 	}
-	if c.duty == dutyOff && c.now.Before(c.leaseEnd()) {
-		c.duty = dutyOn
-		c.setPhase(PhaseActive, fmt.Sprintf("leading in term %d (claimed: %s)", c.term, c.claiming.rule))
-		c.emit(ActStartDuty{Term: c.term, LeaseEnd: c.leaseEnd()})
+	if c.hold.duty == dutyOff && c.now.Before(c.leaseEnd()) {
+		c.hold.duty = dutyOn
+		c.setPhase(PhaseActive, fmt.Sprintf("leading in term %d (claimed: %s)", c.hold.term, c.hold.claiming.rule))
+		c.emit(ActStartDuty{Term: c.hold.term, LeaseEnd: c.leaseEnd()})
 	}
 }
 
 // checkLease ends acting once the lease has run out, whatever else is
 // happening: nothing but a new acknowledged write extends it.
 func (c *Core) checkLease() {
-	if c.duty == dutyStopping || c.now.Before(c.leaseEnd()) {
+	if c.hold.duty == dutyStopping || c.now.Before(c.leaseEnd()) {
 		return
 	}
 	reason := fmt.Sprintf("lease expired: no acknowledged extension for %s", c.cfg.Lease-c.cfg.Margin)
-	if !c.up {
+	if !c.sess.up {
 		reason = "no ZooKeeper session; " + reason
 	}
 	cover("stop: lease expired")
@@ -201,7 +201,7 @@ type dutyStopped struct{}
 // stoppedProof returns the proof that no duty of ours runs, ok false while
 // one runs or is stopping.
 func (c *Core) stoppedProof() (dutyStopped, bool) {
-	if c.duty != dutyOff && !c.cfg.Weaken.has(WeakReleaseBeforeStop) {
+	if c.hold.duty != dutyOff && !c.cfg.Weaken.has(WeakReleaseBeforeStop) {
 		return dutyStopped{}, false
 	}
 	return dutyStopped{}, true
@@ -213,37 +213,37 @@ func (c *Core) stoppedProof() (dutyStopped, bool) {
 // us: rule A re-claims.
 func (c *Core) stepDown(reason string, then afterStop) {
 	c.cancelFence()
-	c.repair, c.activateDue = nil, false
-	c.activated = false
-	c.leaseSend = time.Time{}
+	c.hold.repair, c.hold.activateDue = nil, false
+	c.hold.activated = false
+	c.hold.leaseSend = time.Time{}
 	if c.role == roleHolder {
 		c.role = roleMember
 	}
 	c.setPhase(c.idlePhase(), reason)
-	if c.duty == dutyOn {
-		c.duty = dutyStopping
+	if c.hold.duty == dutyOn {
+		c.hold.duty = dutyStopping
 		c.emit(ActStopDuty{Reason: reason})
 	}
 	if then != (afterStop{}) {
 		if st, ok := c.stoppedProof(); ok {
 			c.runAfterStop(then, st)
 		} else {
-			c.afterStop = &then
+			c.hold.afterStop = &then
 		}
 	}
 	c.wantLook()
 }
 
 func (c *Core) onDutyStopped(unconfirmed bool) {
-	if c.duty != dutyStopping {
+	if c.hold.duty != dutyStopping {
 		return
 	}
-	c.duty = dutyOff
+	c.hold.duty = dutyOff
 	if unconfirmed {
-		c.stopUnsure = true // the next release only leaves (release)
+		c.hold.stopUnsure = true // the next release only leaves (release)
 	}
-	if a := c.afterStop; a != nil {
-		c.afterStop = nil
+	if a := c.hold.afterStop; a != nil {
+		c.hold.afterStop = nil
 		st, _ := c.stoppedProof()
 		c.runAfterStop(*a, st)
 	}
@@ -252,10 +252,10 @@ func (c *Core) onDutyStopped(unconfirmed bool) {
 // onDutyLost: the duty died and its guard could not restart it in this
 // term. Hand over: release and rejoin at the back, so another member leads.
 func (c *Core) onDutyLost(reason string) {
-	if c.role != roleHolder || c.duty != dutyOn {
+	if c.role != roleHolder || c.hold.duty != dutyOn {
 		return
 	}
-	c.duty = dutyOff // it is gone already: its guard says so
+	c.hold.duty = dutyOff // it is gone already: its guard says so
 	c.notice("duty-lost", Notice{Level: "error", Msg: "duty lost: " + reason + "; handing over"})
 	cover("stop: duty lost")
 	cover("release asked: duty lost")
@@ -266,7 +266,7 @@ func (c *Core) onDutyLost(reason string) {
 // onResign hands the lease over on request: the duty stops, the release
 // lets the next member claim at once (rule B), and we rejoin at the back.
 func (c *Core) onResign(reason string) {
-	if c.role != roleHolder || c.leaving || c.duty == dutyStopping {
+	if c.role != roleHolder || c.leaving || c.hold.duty == dutyStopping {
 		return
 	}
 	if reason == "" {
@@ -284,12 +284,12 @@ func (c *Core) onResign(reason string) {
 // from the send time; a failed check tells us at once that another client
 // wrote the record.
 func (c *Core) extend() {
-	c.extBusy = true
-	if !c.ownSure {
-		c.request(pending{p: pResync}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.Node)})
+	c.hold.extBusy = true
+	if !c.own.sure {
+		c.request(pending{p: pResync}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.node)})
 		return
 	}
-	c.writeOwn(pending{p: pExtend}, Op{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.recMine})
+	c.writeOwn(pending{p: pExtend}, Op{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.rec.mine})
 }
 
 // writeOwn sends the one write of our node in flight (extBusy): our node
@@ -297,18 +297,18 @@ func (c *Core) extend() {
 // op on the leader record, in one multi. Extensions, activation and record
 // repairs all go this way, so each proves we still hold.
 func (c *Core) writeOwn(p pending, rec Op) {
-	c.extN++
-	p.data = c.holderData(c.term, c.extN)
-	c.ownWrites++
-	c.ownWriteSeq++
-	c.extBusy = true
+	c.hold.extN++
+	p.data = c.holderData(c.hold.term, c.hold.extN)
+	c.own.writes++
+	c.own.writeSeq++
+	c.hold.extBusy = true
 	c.request(p, Op{Kind: OpMulti, Ops: []Op{
-		{Kind: OpSet, Path: c.l.MemberNode(c.own.Node), Data: p.data, Version: c.ownVer}, rec}})
+		{Kind: OpSet, Path: c.l.MemberNode(c.own.node), Data: p.data, Version: c.own.ver}, rec}})
 }
 
 func (c *Core) onExtendReply(p pending, r Result) {
 	if c.ownWriteDone(p, r) {
-		c.ownSure = true
+		c.own.sure = true
 		c.succeeded()
 	}
 }
@@ -318,8 +318,8 @@ func (c *Core) onExtendReply(p pending, r Result) {
 // write succeeded in the current membership, and then takes it as an
 // extension.
 func (c *Core) ownWriteDone(p pending, r Result) bool {
-	c.extBusy = false
-	c.ownWrites--
+	c.hold.extBusy = false
+	c.own.writes--
 	if c.stale(p) {
 		return false
 	}
@@ -327,7 +327,7 @@ func (c *Core) ownWriteDone(p pending, r Result) bool {
 		c.ownWriteFailed(p, r)
 		return false
 	}
-	c.ownVer = r.Multi[0].Stat.Version
+	c.own.ver = r.Multi[0].Stat.Version
 	c.extended(p)
 	return true
 }
@@ -337,8 +337,8 @@ func (c *Core) ownWriteDone(p pending, r Result) bool {
 func (c *Core) extended(p pending) {
 	c.ownWritten(p)
 	if c.role == roleHolder && c.current(p.epoch) {
-		c.leaseSend = later(c.leaseSend, p.sent)
-		if c.duty == dutyOn {
+		c.hold.leaseSend = later(c.hold.leaseSend, p.sent)
+		if c.hold.duty == dutyOn {
 			c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
 		}
 	}
@@ -352,44 +352,44 @@ func (c *Core) ownWriteFailed(p pending, r Result) {
 	case ErrLost:
 		// Maybe applied: resync our node before the next write (its data
 		// tells whether this one landed).
-		c.ownSure, c.ownEpoch, c.ownSent, c.extLost = false, 0, time.Time{}, p.data
+		c.own.sure, c.own.epoch, c.own.sent, c.hold.extLost = false, 0, time.Time{}, p.data
 		return
 	case ErrNotSent, ErrOther:
 		// The lease runs out on its own clock; try again soon.
-		c.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
+		c.pace.retryAt = c.now.Add(min(c.every/4, 250*time.Millisecond))
 		return
 	}
 	switch i, kind := FailedOp(r); {
 	case i == 0 && kind == ErrNoNode:
-		c.lose("member node " + c.own.Node + " deleted (by another client, or its session ended)")
+		c.lose("member node " + c.own.node + " deleted (by another client, or its session ended)")
 	case i == 0:
 		c.ownTampered()
 	case c.role == roleHolder:
 		// The record is not as our last write left it: read it and decide.
-		c.extBusy = true // nothing else until we know what it holds
+		c.hold.extBusy = true // nothing else until we know what it holds
 		c.request(pending{p: pRecRead}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
 	}
 }
 
 // onResync reads our node after an extension whose outcome was lost.
 func (c *Core) onResync(p pending, r Result) {
-	c.extBusy = false
+	c.hold.extBusy = false
 	if c.stale(p) {
 		return
 	}
 	switch r.Err {
 	case ErrNone:
-		if c.extLost != nil && bytes.Equal(r.Data, c.extLost) || c.extLost == nil && r.Stat.Version == c.ownVer {
-			c.ownVer, c.ownSure, c.extLost, c.ownData = r.Stat.Version, true, nil, r.Data // our write, or none
+		if c.hold.extLost != nil && bytes.Equal(r.Data, c.hold.extLost) || c.hold.extLost == nil && r.Stat.Version == c.own.ver {
+			c.own.ver, c.own.sure, c.hold.extLost, c.own.data = r.Stat.Version, true, nil, r.Data // our write, or none
 			return
 		}
-		if r.Stat.Version == c.ownVer {
-			c.ownSure, c.extLost = true, nil // the lost write did not apply
+		if r.Stat.Version == c.own.ver {
+			c.own.sure, c.hold.extLost = true, nil // the lost write did not apply
 			return
 		}
 		c.ownTampered()
 	case ErrNoNode:
-		c.lose("member node " + c.own.Node + " deleted (by another client, or its session ended)")
+		c.lose("member node " + c.own.node + " deleted (by another client, or its session ended)")
 	default:
 		c.fail()
 	}
@@ -398,10 +398,10 @@ func (c *Core) onResync(p pending, r Result) {
 // ownTampered: another client wrote our node. Nothing we proved holds any
 // more: stop, delete the node, rejoin (the next leader waits W).
 func (c *Core) ownTampered() {
-	z := c.l.MemberNode(c.own.Node)
+	z := c.l.MemberNode(c.own.node)
 	c.notice("own-changed", Notice{Level: "warn", Znode: z,
 		Msg: fmt.Sprintf("member node %s was written by another client; stepping down and rejoining", z)})
-	c.ownSure, c.ownEpoch, c.ownSent = false, 0, time.Time{}
+	c.own.sure, c.own.epoch, c.own.sent = false, 0, time.Time{}
 	if c.role == roleHolder {
 		cover("stop: own node written by another client")
 		c.stepDown("member node written by another client", afterStop{})

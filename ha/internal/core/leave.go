@@ -81,10 +81,10 @@ func (c *Core) runAfterStop(a afterStop, st dutyStopped) {
 // Without the proof it only leaves (when asked), and the next leader waits
 // W.
 func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
-	if c.ownWrites > 0 || c.extBusy {
+	if c.own.writes > 0 || c.hold.extBusy {
 		// A write of our node is in flight: the release checks the version
 		// it leaves, so it waits for its reply (advance).
-		c.releaseDue = &releaseReq{stopped: st, leave: leave, then: then}
+		c.hold.releaseDue = &releaseReq{stopped: st, leave: leave, then: then}
 		return
 	}
 	if _, ok := c.stoppedProof(); !ok {
@@ -104,10 +104,10 @@ func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
 	// B) while the real holder acts.
 	// A stop that could not be confirmed proves nothing: leave without a
 	// release, so the successor waits out our lease (ha/doc.go, rule D).
-	unsure := c.stopUnsure
-	c.stopUnsure = false
-	proof := c.up && c.ownProof() && (c.recMineOK || c.cfg.Weaken.has(WeakRuleAAnyVersion)) &&
-		c.recKind == RecOK && c.rec.Holder == c.own.Node && c.rec.State == RecActive && !unsure
+	unsure := c.hold.stopUnsure
+	c.hold.stopUnsure = false
+	proof := c.sess.up && c.ownProof() && (c.rec.mineOK || c.cfg.Weaken.has(WeakRuleAAnyVersion)) &&
+		c.rec.kind == RecOK && c.rec.r.Holder == c.own.node && c.rec.r.State == RecActive && !unsure
 	if !proof {
 		cover("release: leave only (no proof)")
 		if leave {
@@ -118,15 +118,15 @@ func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
 		return
 	}
 	cover("release: written")
-	rec := c.rec
-	rec.Term = max(rec.Term, c.seenTerm)
+	rec := c.rec.r
+	rec.Term = max(rec.Term, c.view.seenTerm)
 	rec.State, rec.Previous, rec.Since = RecReleased, nil, c.now.UTC()
-	own := Op{Kind: OpCheck, Path: c.l.MemberNode(c.own.Node), Version: c.ownVer}
+	own := Op{Kind: OpCheck, Path: c.l.MemberNode(c.own.node), Version: c.own.ver}
 	if leave {
 		own.Kind = OpDelete
 	}
 	rc := Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: -1}
-	if c.recKind == RecAbsent {
+	if c.rec.kind == RecAbsent {
 		rc = Op{Kind: OpCreate, Path: c.l.LeaderNode(), Data: MustJSON(rec)}
 	}
 	c.request(pending{p: pRelease, then: then, leave: leave}, Op{Kind: OpMulti, Ops: []Op{own, rc}})
@@ -134,19 +134,19 @@ func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
 
 // leave deletes our member node (at the version we know, else any).
 func (c *Core) leave(then afterDone) {
-	if c.ownWrites > 0 || c.extBusy {
-		c.releaseDue = &releaseReq{onlyLeave: true, then: then}
+	if c.own.writes > 0 || c.hold.extBusy {
+		c.hold.releaseDue = &releaseReq{onlyLeave: true, then: then}
 		return
 	}
-	if c.role == roleOut || !c.up {
+	if c.role == roleOut || !c.sess.up {
 		c.runAfter(then)
 		return
 	}
 	v := int32(-1)
-	if c.ownSure {
-		v = c.ownVer
+	if c.own.sure {
+		v = c.own.ver
 	}
-	c.request(pending{p: pLeave, then: then}, Op{Kind: OpDelete, Path: c.l.MemberNode(c.own.Node), Version: v})
+	c.request(pending{p: pLeave, then: then}, Op{Kind: OpDelete, Path: c.l.MemberNode(c.own.node), Version: v})
 }
 
 func (c *Core) onLeaveReply(p pending, r Result) {
@@ -155,13 +155,13 @@ func (c *Core) onLeaveReply(p pending, r Result) {
 	}
 	switch {
 	case p.p == pRelease && r.Err != ErrNone && p.leave:
-		c.ownSure = false
+		c.own.sure = false
 		c.leave(p.then) // delete our node anyway
 		return
 	case p.p == pRelease && r.Err == ErrNone:
-		c.recVer = r.Multi[1].Stat.Version
-		c.recMine, c.recMineOK = c.recVer, true
-		c.rec.State = RecReleased
+		c.rec.ver = r.Multi[1].Stat.Version
+		c.rec.mine, c.rec.mineOK = c.rec.ver, true
+		c.rec.r.State = RecReleased
 	}
 	c.runAfter(p.then)
 }
@@ -175,7 +175,7 @@ func (c *Core) advanceShutdown() {
 	finish := afterDone{do: doFinish}
 	switch c.role {
 	case roleHolder:
-		if !c.activated {
+		if !c.hold.activated {
 			// Never acted: leave the record as it is (fencing, naming
 			// whom the next leader must fence) and just go.
 			cover("stop: shutdown while fencing")
@@ -203,7 +203,7 @@ func (c *Core) advanceShutdown() {
 // left (or gave up leaving).
 func (c *Core) finishShutdown() {
 	c.done = true
-	c.gen++
+	c.own.gen++
 	c.setPhase(PhaseStopped, "shut down")
 	c.emit(ActDone{})
 }

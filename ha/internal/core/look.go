@@ -33,11 +33,11 @@ type lookState struct {
 
 // wantLook asks for a look as soon as possible.
 func (c *Core) wantLook() {
-	if c.look.id != 0 {
-		c.look.again = true
+	if c.view.look.id != 0 {
+		c.view.look.again = true
 		return
 	}
-	c.lookDue = true
+	c.view.lookDue = true
 }
 
 // lookWanted is wantLook for states that may not be members.
@@ -48,26 +48,26 @@ func (c *Core) lookWanted() {
 }
 
 func (c *Core) startLook() {
-	c.lookDue = false
+	c.view.lookDue = false
 	id := c.request(pending{p: pLookChildren}, Op{Kind: OpChildren, Path: c.l.MembersDir()})
-	c.look = lookState{id: id, ownSeq: c.ownWriteSeq, ownBusy: c.ownWrites > 0}
-	p := c.pend[id]
+	c.view.look = lookState{id: id, ownSeq: c.own.writeSeq, ownBusy: c.own.writes > 0}
+	p := c.req.pend[id]
 	p.look = id
-	c.pend[id] = p
+	c.req.pend[id] = p
 }
 
 func (c *Core) onLookReply(id uint64, p pending, r Result) {
-	if c.stale(p) || p.look != c.look.id || c.look.id == 0 {
+	if c.stale(p) || p.look != c.view.look.id || c.view.look.id == 0 {
 		return
 	}
 	if !c.current(p.epoch) {
-		c.look = lookState{}
+		c.view.look = lookState{}
 		c.wantLook()
 		return
 	}
 	failed := func() {
-		c.look = lookState{}
-		c.lookDue = true
+		c.view.look = lookState{}
+		c.view.lookDue = true
 		c.fail()
 	}
 	switch p.p {
@@ -81,53 +81,53 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 			failed()
 			return
 		}
-		c.look.at, c.look.names = c.now, r.Children
+		c.view.look.at, c.view.look.names = c.now, r.Children
 		present := make(map[string]bool, len(r.Children))
 		for _, name := range r.Children {
 			present[name] = true
 			if _, ok := parseMember(name); !ok {
 				continue // ignored without reading it
 			}
-			if name == c.own.Node {
-				if !c.ownCheck && c.ownSure {
+			if name == c.own.node {
+				if !c.own.check && c.own.sure {
 					continue // we know our node: only a look for a reason reads it
 				}
-				c.look.ownRead = true
-			} else if _, known := c.infos[name]; known && !c.reread[name] {
+				c.view.look.ownRead = true
+			} else if _, known := c.view.infos[name]; known && !c.view.reread[name] {
 				continue // member data is written once; the holder's changes do not matter here
 			}
-			delete(c.reread, name)
-			c.look.waiting++
-			c.request(pending{p: pLookGet, node: name, look: c.look.id}, Op{Kind: OpGet, Path: c.l.MemberNode(name)})
+			delete(c.view.reread, name)
+			c.view.look.waiting++
+			c.request(pending{p: pLookGet, node: name, look: c.view.look.id}, Op{Kind: OpGet, Path: c.l.MemberNode(name)})
 		}
-		for name := range c.infos {
+		for name := range c.view.infos {
 			if !present[name] {
-				delete(c.infos, name)
+				delete(c.view.infos, name)
 			}
 		}
-		c.look.waiting++
-		c.request(pending{p: pLookRec, look: c.look.id}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
+		c.view.look.waiting++
+		c.request(pending{p: pLookRec, look: c.view.look.id}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
 	case pLookGet:
-		c.look.waiting--
+		c.view.look.waiting--
 		switch r.Err {
 		case ErrNone:
-			c.infos[p.node] = c.inspect(p.node, r)
+			c.view.infos[p.node] = c.inspect(p.node, r)
 		case ErrNoNode:
-			delete(c.infos, p.node)
-			c.look.names = without(c.look.names, p.node)
+			delete(c.view.infos, p.node)
+			c.view.look.names = without(c.view.look.names, p.node)
 		default:
 			failed()
 			return
 		}
 	case pLookRec:
-		c.look.waiting--
+		c.view.look.waiting--
 		if r.Err != ErrNone && r.Err != ErrNoNode {
 			failed()
 			return
 		}
-		c.look.rec, c.look.recDone = r, true
+		c.view.look.rec, c.view.look.recDone = r, true
 	}
-	if c.look.waiting == 0 && c.look.at != (time.Time{}) {
+	if c.view.look.waiting == 0 && c.view.look.at != (time.Time{}) {
 		c.finishLook()
 	}
 }
@@ -138,7 +138,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 // that may still claim must never be skipped. Its data is not trusted.
 func (c *Core) inspect(name string, r Result) nodeInfo {
 	info := nodeInfo{version: r.Stat.Version, owner: r.Stat.EphemeralOwner}
-	if name == c.own.Node {
+	if name == c.own.node {
 		info.raw = r.Data
 	}
 	if r.Stat.EphemeralOwner == 0 {
@@ -158,13 +158,13 @@ func (c *Core) inspect(name string, r Result) nodeInfo {
 
 // finishLook settles what a complete look found.
 func (c *Core) finishLook() {
-	lk := c.look
-	c.look = lookState{}
+	lk := c.view.look
+	c.view.look = lookState{}
 	if lk.outdated {
-		c.lookDue = true
+		c.view.lookDue = true
 		return
 	}
-	c.lastLook = lk.at
+	c.view.lastLook = lk.at
 	// What the look proves is dated by the last reply it rests on, not by
 	// its listing: a node below us in the listing is known to be gone (or
 	// not a member's) only from its read, which comes later, and its
@@ -181,14 +181,14 @@ func (c *Core) finishLook() {
 	}
 
 	// Our own node first: it must be there, ours, and unchanged.
-	own, ok := c.infos[c.own.Node]
-	if !containsName(lk.names, c.own.Node) || lk.ownRead && !ok {
-		c.lose("member node " + c.own.Node + " is gone")
+	own, ok := c.view.infos[c.own.node]
+	if !containsName(lk.names, c.own.node) || lk.ownRead && !ok {
+		c.lose("member node " + c.own.node + " is gone")
 		return
 	}
 	if lk.ownRead {
-		c.ownCheck = false
-		c.checkOwn(own, lk.ownBusy || lk.ownSeq != c.ownWriteSeq)
+		c.own.check = false
+		c.checkOwn(own, lk.ownBusy || lk.ownSeq != c.own.writeSeq)
 		if c.role == roleOut {
 			return
 		}
@@ -197,27 +197,27 @@ func (c *Core) finishLook() {
 	var members []Member
 	var names []string
 	var unreadable []unread
-	c.ignored = nil
+	c.view.ignored = nil
 	idx := -1
 	readableBelow := 0 // readable members below us
 	for _, m := range SortMembers(lk.names) {
-		info, known := c.infos[m.Node]
-		if !known && m.Node != c.own.Node {
+		info, known := c.view.infos[m.Node]
+		if !known && m.Node != c.own.node {
 			// Neither read by this look nor known any more (forgotten while
 			// the look was out: a claim of ours deleted it). Never decide on
 			// a node we know nothing of (it would drop out of the order):
 			// look again.
-			c.lookDue = true
+			c.view.lookDue = true
 			return
 		}
-		if m.Node != c.own.Node && info.owner == c.sid && c.sid != 0 {
+		if m.Node != c.own.node && info.owner == c.sess.id && c.sess.id != 0 {
 			// Ours, but not our member node: left by a create whose reply
 			// was lost, or by an earlier membership. It cannot be acting
 			// (our duty stopped before we rejoined): remove it.
 			c.request(pending{p: pCleanup}, Op{Kind: OpDelete, Path: c.l.MemberNode(m.Node), Version: -1})
 			continue
 		}
-		if m.Node != c.own.Node && !info.ok {
+		if m.Node != c.own.node && !info.ok {
 			c.ignore(m.Node, info.why)
 			if !info.inOrder {
 				continue
@@ -225,27 +225,27 @@ func (c *Core) finishLook() {
 			info.data.MemberInfo = MemberInfo{Name: "(unreadable)"}
 			if idx < 0 {
 				u := unread{name: m.Node, ver: info.version, at: obs}
-				for _, old := range c.unreadable {
+				for _, old := range c.view.unreadable {
 					if old.name == u.name && old.ver == u.ver {
 						u.at = old.at
 					}
 				}
 				unreadable = append(unreadable, u)
 			}
-		} else if idx < 0 && m.Node != c.own.Node {
+		} else if idx < 0 && m.Node != c.own.node {
 			readableBelow++
 		}
-		if m.Node == c.own.Node {
+		if m.Node == c.own.node {
 			idx = len(members)
 			info.data.MemberInfo = c.cfg.Self
 		} else {
-			c.seenTerm = max(c.seenTerm, plausibleTerm(info.data.SeenTerm), plausibleTerm(info.data.LeaseTerm))
+			c.view.seenTerm = max(c.view.seenTerm, plausibleTerm(info.data.SeenTerm), plausibleTerm(info.data.LeaseTerm))
 		}
-		leader := c.recKind == RecOK && c.rec.Holder == m.Node && c.rec.State != RecReleased
+		leader := c.rec.kind == RecOK && c.rec.r.Holder == m.Node && c.rec.r.State != RecReleased
 		members = append(members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: leader})
 		names = append(names, m.Node)
 		if idx < 0 {
-			c.seenBelow[m.Node] = true
+			c.view.seenBelow[m.Node] = true
 			if info.ok {
 				c.noteBelow(m.Node, info.data)
 			}
@@ -256,14 +256,14 @@ func (c *Core) finishLook() {
 			c.ignore(name, "not a member node name (hanode creates _c_<32 hex>-m-<10 digits>)")
 		}
 	}
-	c.members, c.memberNames, c.position = members, names, idx // fresh slices: snapshots keep the old ones
-	c.unreadable, c.sweepable = unreadable, nil
+	c.view.members, c.view.names, c.view.position = members, names, idx // fresh slices: snapshots keep the old ones
+	c.view.unreadable, c.view.sweepable = unreadable, nil
 	switch {
 	case readableBelow == 0:
-		c.sweepable = append([]unread(nil), unreadable...)
+		c.view.sweepable = append([]unread(nil), unreadable...)
 	case idx > 0 && len(unreadable) > 0 && unreadable[len(unreadable)-1].name == names[idx-1]:
 		// Our direct predecessor: only we watch it, so only we sweep it.
-		c.sweepable = []unread{unreadable[len(unreadable)-1]}
+		c.view.sweepable = []unread{unreadable[len(unreadable)-1]}
 	case readableBelow == 1 && len(unreadable) > 0:
 		// Our predecessor is the lowest readable member: it should sweep
 		// these. If it has not a lease later (a client whose node only
@@ -272,33 +272,33 @@ func (c *Core) finishLook() {
 		// seen, so a second sweeper costs a failed delete, never a wrong one.
 		for _, u := range unreadable {
 			u.late = true
-			c.sweepable = append(c.sweepable, u)
+			c.view.sweepable = append(c.view.sweepable, u)
 		}
 	}
 
 	if idx == 0 {
-		if c.candSince.IsZero() {
-			c.candSince = obs
-			if !c.vacated.IsZero() {
-				c.candSince = c.vacated
+		if c.view.candSince.IsZero() {
+			c.view.candSince = obs
+			if !c.view.vacated.IsZero() {
+				c.view.candSince = c.view.vacated
 				if c.cfg.UnsafeTrustVanish {
-					c.candSince = obs.Add(-c.wait)
+					c.view.candSince = obs.Add(-c.wait)
 				}
 			}
 		}
-		c.vacated = time.Time{}
-		if !(c.predLowest && !c.predObs.IsZero() && c.predWatch != 0) {
-			c.pred, c.predWatch = "", 0
+		c.view.vacated = time.Time{}
+		if !(c.pred.lowest && !c.pred.obs.IsZero() && c.pred.watch != 0) {
+			c.pred.node, c.pred.watch = "", 0
 		} // else its watch has yet to tell how it went (onPredWatch)
 	} else {
 		name, lowest := names[idx-1], idx-1 == 0
-		if name != c.pred || lowest != c.predLowest {
-			c.pred, c.predWatch, c.predObs, c.predLowest = name, 0, time.Time{}, lowest
+		if name != c.pred.node || lowest != c.pred.lowest {
+			c.pred.node, c.pred.watch, c.pred.obs, c.pred.lowest = name, 0, time.Time{}, lowest
 		}
-		c.candSince, c.vacated = time.Time{}, time.Time{}
+		c.view.candSince, c.view.vacated = time.Time{}, time.Time{}
 	}
 	if c.role == roleHolder && idx == 0 && lk.ownRead {
-		c.revalidate = false // still lowest, our node as we left it, in this epoch
+		c.own.revalidate = false // still lowest, our node as we left it, in this epoch
 	}
 	if c.role == roleMember {
 		c.setPhase(c.idlePhase(), c.standbyReason())
@@ -313,21 +313,21 @@ func (c *Core) finishLook() {
 		c.forget("below-holder")
 	}
 	if lk.again {
-		c.lookDue = true
+		c.view.lookDue = true
 	}
 }
 
 // checkOwn compares what a look read of our node with what we wrote.
 func (c *Core) checkOwn(own nodeInfo, raced bool) {
 	switch {
-	case own.owner != c.sid:
-		c.lose(fmt.Sprintf("member node %s is owned by session %s, not ours", c.own.Node, SessionHex(own.owner)))
-	case c.ownWrites > 0 || raced:
+	case own.owner != c.sess.id:
+		c.lose(fmt.Sprintf("member node %s is owned by session %s, not ours", c.own.node, SessionHex(own.owner)))
+	case c.own.writes > 0 || raced:
 		// A write of ours was in flight or sent during the look: the
 		// version read may be before or after it. Its reply settles it.
-	case !c.ownSure:
-		c.ownVer, c.ownSure, c.ownEpoch, c.ownSent, c.ownData = own.version, true, 0, time.Time{}, own.raw
-	case own.version != c.ownVer || c.ownData != nil && !bytes.Equal(own.raw, c.ownData):
+	case !c.own.sure:
+		c.own.ver, c.own.sure, c.own.epoch, c.own.sent, c.own.data = own.version, true, 0, time.Time{}, own.raw
+	case own.version != c.own.ver || c.own.data != nil && !bytes.Equal(own.raw, c.own.data):
 		// Another client wrote our node: nothing we proved with it holds,
 		// and others cannot read what we are. Rejoin with a clean node.
 		c.ownTampered()
@@ -337,52 +337,52 @@ func (c *Core) checkOwn(own nodeInfo, raced bool) {
 // ignore records a node that takes no part, telling the operator once.
 func (c *Core) ignore(name, why string) {
 	z := c.l.MemberNode(name)
-	c.ignored = append(c.ignored, Ignored{Znode: z, Reason: why})
+	c.view.ignored = append(c.view.ignored, Ignored{Znode: z, Reason: why})
 	c.notice("ignored:"+name, Notice{Level: "warn", Znode: z,
 		Msg: fmt.Sprintf("ignoring %s: %s", z, why), Fix: "delete it if no hanode member owns it"})
 }
 
 // setRecord takes what a read of the leader record found.
 func (c *Core) setRecord(r Result) {
-	c.recVer = r.Stat.Version
-	if !c.recFirstOK {
-		c.recFirst, c.recFirstOK = r.Stat.Version, true
+	c.rec.ver = r.Stat.Version
+	if !c.rec.firstOK {
+		c.rec.first, c.rec.firstOK = r.Stat.Version, true
 		if r.Err == ErrNoNode {
-			c.recFirst = -1
+			c.rec.first = -1
 		}
 	}
-	c.maxed = false
+	c.rec.maxed = false
 	if r.Err == ErrNoNode {
-		c.rec, c.recKind, c.recWhy = LeaderRecord{}, RecAbsent, ""
+		c.rec.r, c.rec.kind, c.rec.why = LeaderRecord{}, RecAbsent, ""
 		c.forget("rec-max")
 		return
 	}
-	c.rec, c.recKind, c.recWhy = DecodeLeader(r.Data)
+	c.rec.r, c.rec.kind, c.rec.why = DecodeLeader(r.Data)
 	z := c.l.LeaderNode()
 	switch {
-	case c.rec.Term >= MaxTerm:
+	case c.rec.r.Term >= MaxTerm:
 		// Whatever else it holds: overwriting it would make the recorded
 		// term go down, following it would overflow. Refuse, and say how
 		// to repair it.
-		c.maxed = true
+		c.rec.maxed = true
 		c.notice("rec-max", Notice{Level: "error", Znode: z,
 			Msg: fmt.Sprintf("leader record %s holds term %d, which cannot grow (terms stay below %d): refusing to lead",
-				z, c.rec.Term, int64(MaxTerm)),
+				z, c.rec.r.Term, int64(MaxTerm)),
 			Fix: "stop every member of the group, check which terms downstream systems accepted, then delete " + z})
-	case c.recKind == RecBad:
+	case c.rec.kind == RecBad:
 		c.notice("rec-bad", Notice{Level: "warn", Znode: z,
 			Msg: fmt.Sprintf("leader record %s is not usable (%s): %s; the next leader overwrites it after the safe wait",
-				z, c.recWhy, Quote(r.Data))})
+				z, c.rec.why, Quote(r.Data))})
 	default:
 		c.forget("rec-bad")
 		c.forget("rec-max")
-		c.seenTerm = max(c.seenTerm, c.rec.Term)
+		c.view.seenTerm = max(c.view.seenTerm, c.rec.r.Term)
 	}
 }
 
 // onPredWatch: the predecessor changed or vanished.
 func (c *Core) onPredWatch(kind WatchKind) {
-	if c.role != roleMember || c.pred == "" {
+	if c.role != roleMember || c.pred.node == "" {
 		return
 	}
 	switch kind {
@@ -390,64 +390,64 @@ func (c *Core) onPredWatch(kind WatchKind) {
 		// The version we read is gone: what we observed no longer bounds
 		// anything (it may have been extended since), and what a look knows
 		// of it may be stale (its data rewritten): read it again.
-		c.predObs = time.Time{}
-		c.reread[c.pred] = true
-		if c.predLowest {
+		c.pred.obs = time.Time{}
+		c.view.reread[c.pred.node] = true
+		if c.pred.lowest {
 			// Still lowest (nothing can appear below it): just read it again.
 			c.watchPred()
 			return
 		}
 	case WatchDeleted:
-		if c.predLowest && !c.predObs.IsZero() {
+		if c.pred.lowest && !c.pred.obs.IsZero() {
 			// It vanished with no change since we read it at predObs: its
 			// last extension was sent before predObs (ha/doc.go, rule C).
-			c.vacated = c.predObs
-			if c.look.id != 0 {
-				c.look.outdated = true
+			c.view.vacated = c.pred.obs
+			if c.view.look.id != 0 {
+				c.view.look.outdated = true
 			}
-			if c.position == 0 && !c.candSince.IsZero() && c.predObs.Before(c.candSince) {
-				c.candSince, c.vacated = c.predObs, time.Time{} // a look saw it gone first
+			if c.view.position == 0 && !c.view.candSince.IsZero() && c.pred.obs.Before(c.view.candSince) {
+				c.view.candSince, c.view.vacated = c.pred.obs, time.Time{} // a look saw it gone first
 			}
 		}
-		if c.predLowest && c.position == 1 && c.look.id == 0 && c.ownSure {
+		if c.pred.lowest && c.view.position == 1 && c.view.look.id == 0 && c.own.sure {
 			// The lowest member left and we are next: nothing can be below
 			// us now. If it released, claim at once from one read of the
 			// record rather than a whole look (a graceful handover is then
 			// the release, this read and the claim).
-			c.fastPred = c.pred
-			c.fastRead = c.request(pending{p: pFastRec}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
-			c.pred, c.predObs = "", time.Time{}
+			c.pred.fastNode = c.pred.node
+			c.pred.fastRead = c.request(pending{p: pFastRec}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
+			c.pred.node, c.pred.obs = "", time.Time{}
 			return
 		}
 	}
-	c.pred, c.predObs = "", time.Time{}
+	c.pred.node, c.pred.obs = "", time.Time{}
 	c.wantLook()
 }
 
 // onFastRec: the record read after our lowest predecessor left.
 func (c *Core) onFastRec(id uint64, p pending, r Result) {
-	if id != c.fastRead {
+	if id != c.pred.fastRead {
 		return
 	}
-	c.fastRead = 0
+	c.pred.fastRead = 0
 	if c.stale(p) || c.role != roleMember {
 		return
 	}
-	gone := c.fastPred
-	c.fastPred = ""
+	gone := c.pred.fastNode
+	c.pred.fastNode = ""
 	if r.Err == ErrNone && c.current(p.epoch) {
 		rec, kind, _ := DecodeLeader(r.Data)
 		if kind == RecOK && rec.State == RecReleased && rec.Holder == gone && rec.Term < MaxTerm {
 			c.setRecord(r)
 		}
 		if kind == RecOK && rec.Holder == gone && c.releaseSeen() {
-			c.position, c.pred, c.predWatch = 0, "", 0
+			c.view.position, c.pred.node, c.pred.watch = 0, "", 0
 			cover("claim: B release (fast path)")
 			c.claim(ruleReleased)
 			// Refresh the view (the leaver is still in it) once the claim is
 			// answered, not beside it: in a mass handover every request
 			// counts, and the claim is what the group waits for.
-			c.lookAfterClaim = true
+			c.hold.lookAfterClaim = true
 			return
 		}
 	}
@@ -456,31 +456,31 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 
 // watchPred reads the predecessor and sets a watch on it.
 func (c *Core) watchPred() {
-	c.predWatch = c.request(pending{p: pPredWatch, node: c.pred}, Op{Kind: OpGet, Path: c.l.MemberNode(c.pred), Watch: true})
+	c.pred.watch = c.request(pending{p: pPredWatch, node: c.pred.node}, Op{Kind: OpGet, Path: c.l.MemberNode(c.pred.node), Watch: true})
 }
 
 func (c *Core) onPredRead(id uint64, p pending, r Result) {
-	if c.stale(p) || id != c.predWatch || p.node != c.pred {
+	if c.stale(p) || id != c.pred.watch || p.node != c.pred.node {
 		return
 	}
 	switch {
 	case r.Err == ErrNoNode:
-		c.predWatch = 0
+		c.pred.watch = 0
 		c.onPredWatch(WatchDeleted)
 	case r.Err != ErrNone:
-		c.predWatch = 0
+		c.pred.watch = 0
 		c.fail()
 	case !c.current(p.epoch):
-		c.predWatch = 0 // read on an older connection: read again
+		c.pred.watch = 0 // read on an older connection: read again
 	default:
-		c.predVer, c.predFailed = r.Stat.Version, false
-		if c.predLowest {
-			c.predObs = c.now
+		c.pred.ver, c.pred.failed = r.Stat.Version, false
+		if c.pred.lowest {
+			c.pred.obs = c.now
 		}
 		d, _, ok := DecodeMember(r.Data)
-		c.predHolds, c.predName, c.predData = ok && d.LeaseTerm > 0, d.Name, d
+		c.pred.holds, c.pred.name, c.pred.data = ok && d.LeaseTerm > 0, d.Name, d
 		if ok {
-			c.seenTerm = max(c.seenTerm, plausibleTerm(d.LeaseTerm))
+			c.view.seenTerm = max(c.view.seenTerm, plausibleTerm(d.LeaseTerm))
 			c.noteBelow(p.node, d)
 		}
 	}

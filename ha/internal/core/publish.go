@@ -24,20 +24,20 @@ type Snapshot struct {
 // Snapshot returns the core's published state. Members and Ignored are
 // shared with the core until its next Step; copy them to keep them.
 func (c *Core) Snapshot() Snapshot {
-	s := Snapshot{Phase: c.phase, Reason: c.reason, Since: c.since, Term: c.Term(), Members: c.members,
-		Ignored: c.ignored}
-	if c.maxed {
+	s := Snapshot{Phase: c.pub.phase, Reason: c.pub.reason, Since: c.pub.since, Term: c.Term(), Members: c.view.members,
+		Ignored: c.view.ignored}
+	if c.rec.maxed {
 		s.Problem = fmt.Sprintf("refusing to lead: leader record %s holds term %d, which cannot grow; stop every member, "+
-			"then delete it", c.l.LeaderNode(), c.rec.Term)
+			"then delete it", c.l.LeaderNode(), c.rec.r.Term)
 	}
 	if c.Active(c.now) {
 		s.LeaseEnd = c.leaseEnd()
 	}
-	if c.recKind == RecOK && c.rec.State != RecReleased {
-		s.Leader = c.rec.Name
+	if c.rec.kind == RecOK && c.rec.r.State != RecReleased {
+		s.Leader = c.rec.r.Name
 	}
-	if c.role == roleMember && c.position == 1 && c.predLowest && c.predHolds && c.predName != "" {
-		s.Leader = c.predName // the holder's own node says so, read at its last extension
+	if c.role == roleMember && c.view.position == 1 && c.pred.lowest && c.pred.holds && c.pred.name != "" {
+		s.Leader = c.pred.name // the holder's own node says so, read at its last extension
 	}
 	if c.role == roleHolder {
 		s.Leader = c.cfg.Self.Name
@@ -51,18 +51,18 @@ func (c *Core) Snapshot() Snapshot {
 // phase is what the node reports; whether it may act (Active) rests on the
 // role, the duty and the lease alone, so a wrong phase never makes it act.
 func (c *Core) setPhase(to Phase, reason string) {
-	from := c.phase
-	if from == to && reason == c.reason {
+	from := c.pub.phase
+	if from == to && reason == c.pub.reason {
 		return
 	}
 	if from != to && !allowed(from, to) {
 		c.bug(fmt.Sprintf("impossible transition %s -> %s (%s)", from, to, reason))
 	}
-	c.reason = reason
+	c.pub.reason = reason
 	if from == to {
 		return
 	}
-	c.phase, c.since = to, c.now
+	c.pub.phase, c.pub.since = to, c.now
 	c.emit(ActTransition{T: Transition{From: from, To: to, Term: c.Term(), Reason: reason, At: c.now}})
 }
 
@@ -85,16 +85,16 @@ func allowed(from, to Phase) bool {
 // else standby or waiting by position.
 func (c *Core) idlePhase() Phase {
 	switch {
-	case !c.up:
+	case !c.sess.up:
 		return PhaseDisconnected
-	case c.role == roleHolder && !c.activated:
+	case c.role == roleHolder && !c.hold.activated:
 		return PhaseFencing
 	case c.role == roleOut:
-		if c.phase == PhaseStarting {
+		if c.pub.phase == PhaseStarting {
 			return PhaseStarting
 		}
 		return PhaseStandby
-	case c.position == 0:
+	case c.view.position == 0:
 		return PhaseWaiting
 	}
 	return PhaseStandby
@@ -102,14 +102,14 @@ func (c *Core) idlePhase() Phase {
 
 // notice emits n once per key until forget(key).
 func (c *Core) notice(key string, n Notice) {
-	if c.noticed[key] {
+	if c.pub.noticed[key] {
 		return
 	}
-	c.noticed[key] = true
+	c.pub.noticed[key] = true
 	c.emit(ActNotice{N: n})
 }
 
-func (c *Core) forget(key string) { delete(c.noticed, key) }
+func (c *Core) forget(key string) { delete(c.pub.noticed, key) }
 
 // bug reports a broken internal rule. Production logs it as an error and
 // carries on safely; every test of the core fails on it.

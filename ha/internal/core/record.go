@@ -51,7 +51,7 @@ type fenceState struct {
 // onRecRead decides what to do with a leader record another client wrote
 // (an extension's check of it failed).
 func (c *Core) onRecRead(p pending, r Result) {
-	c.extBusy = false
+	c.hold.extBusy = false
 	if c.stale(p) || c.role != roleHolder {
 		return
 	}
@@ -60,19 +60,19 @@ func (c *Core) onRecRead(p pending, r Result) {
 	case ErrNone:
 	case ErrNoNode:
 		c.notice("rec-gone", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf("leader record %s was deleted; rewriting it", z)})
-		c.repair = &repairReq{version: -1}
+		c.hold.repair = &repairReq{version: -1}
 		return
 	default:
 		c.fail()
 		return
 	}
 	rec, kind, why := DecodeLeader(r.Data)
-	if kind == RecOK && rec.Holder == c.own.Node && rec.Term == c.term {
+	if kind == RecOK && rec.Holder == c.own.node && rec.Term == c.hold.term {
 		// Ours after all: a write of ours whose reply we lost applied.
-		c.recMine, c.recVer, c.rec = r.Stat.Version, r.Stat.Version, rec
-		if rec.State == RecActive && !c.activated && c.activateDue {
-			c.activated, c.activateDue = true, false
-			c.fence = fenceState{}
+		c.rec.mine, c.rec.ver, c.rec.r = r.Stat.Version, r.Stat.Version, rec
+		if rec.State == RecActive && !c.hold.activated && c.hold.activateDue {
+			c.hold.activated, c.hold.activateDue = true, false
+			c.hold.fence = fenceState{}
 		}
 		return
 	}
@@ -84,13 +84,13 @@ func (c *Core) onRecRead(p pending, r Result) {
 		c.stepDown("leader record overwritten with a term that cannot grow", afterStop{})
 		return
 	}
-	if kind == RecOK && rec.Term > c.term {
+	if kind == RecOK && rec.Term > c.hold.term {
 		// Someone recorded a higher term: ours must not look older than it.
 		// Hand over to ourselves: stop, release above that term, re-claim.
 		c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
-			"leader record %s was overwritten by another client with term %d (ours %d); stepping down to lead above it", z, rec.Term, c.term)})
-		c.seenTerm = max(c.seenTerm, rec.Term)
-		c.recVer = r.Stat.Version
+			"leader record %s was overwritten by another client with term %d (ours %d); stepping down to lead above it", z, rec.Term, c.hold.term)})
+		c.view.seenTerm = max(c.view.seenTerm, rec.Term)
+		c.rec.ver = r.Stat.Version
 		cover("stop: record with a higher term")
 		cover("release asked: record with a higher term")
 		c.stepDown("leader record overwritten with a higher term", afterStop{write: writeRelease,
@@ -104,7 +104,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 	}
 	c.notice("rec-foreign", Notice{Level: "warn", Znode: z, Msg: fmt.Sprintf(
 		"leader record %s was overwritten by another client (%s); rewriting it", z, why)})
-	c.repair = &repairReq{version: r.Stat.Version}
+	c.hold.repair = &repairReq{version: r.Stat.Version}
 }
 
 // repairReq is a rewrite of the leader record the holder owes: it goes out
@@ -115,13 +115,13 @@ type repairReq struct{ version int32 } // -1: create it
 // create it), together with an extension, which proves we still hold. It
 // takes the extension's place: never two writes of our node at once.
 func (c *Core) repairRecord(version int32) {
-	c.repair = nil
-	rec := c.rec
-	if rec.Holder != c.own.Node {
-		rec = LeaderRecord{Term: c.term, Holder: c.own.Node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
-			HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sid), Since: c.now.UTC(), State: RecActive}
+	c.hold.repair = nil
+	rec := c.rec.r
+	if rec.Holder != c.own.node {
+		rec = LeaderRecord{Term: c.hold.term, Holder: c.own.node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+			HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sess.id), Since: c.now.UTC(), State: RecActive}
 	}
-	if !c.activated {
+	if !c.hold.activated {
 		rec.State = RecFencing
 	}
 	rc := Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: version}
@@ -133,44 +133,44 @@ func (c *Core) repairRecord(version int32) {
 
 func (c *Core) onRepairReply(p pending, r Result) {
 	if c.ownWriteDone(p, r) {
-		c.recMine = r.Multi[1].Stat.Version
-		c.recVer = c.recMine
+		c.rec.mine = r.Multi[1].Stat.Version
+		c.rec.ver = c.rec.mine
 		c.forget("rec-gone")
 		c.forget("rec-foreign")
 	}
 }
 
 func (c *Core) startFence() {
-	c.fence.busy = true
-	c.emit(ActFence{Req: c.fence.req})
+	c.hold.fence.busy = true
+	c.emit(ActFence{Req: c.hold.fence.req})
 }
 
 func (c *Core) cancelFence() {
-	if c.fence.busy {
+	if c.hold.fence.busy {
 		c.emit(ActCancelFence{})
 	}
-	c.fence = fenceState{}
+	c.hold.fence = fenceState{}
 }
 
 func (c *Core) onFenced(ev EvFenced) {
-	if !c.fence.busy || ev.Term != c.fence.term || c.role != roleHolder || c.activated {
+	if !c.hold.fence.busy || ev.Term != c.hold.fence.term || c.role != roleHolder || c.hold.activated {
 		return
 	}
-	c.fence.busy = false
+	c.hold.fence.busy = false
 	if ev.Err != nil {
-		c.fence.tries++
-		if limit := c.cfg.FenceMaxTries; limit > 0 && c.fence.tries >= limit {
+		c.hold.fence.tries++
+		if limit := c.cfg.FenceMaxTries; limit > 0 && c.hold.fence.tries >= limit {
 			c.fenceGaveUp(ev.Err)
 			return
 		}
-		c.fence.backoff = min(max(2*c.fence.backoff, 500*time.Millisecond), 10*time.Second)
-		c.fence.retryAt = c.now.Add(c.fence.backoff)
-		c.setPhase(c.idlePhase(), fmt.Sprintf("fencing failed (%v); retrying in %s", ev.Err, c.fence.backoff))
+		c.hold.fence.backoff = min(max(2*c.hold.fence.backoff, 500*time.Millisecond), 10*time.Second)
+		c.hold.fence.retryAt = c.now.Add(c.hold.fence.backoff)
+		c.setPhase(c.idlePhase(), fmt.Sprintf("fencing failed (%v); retrying in %s", ev.Err, c.hold.fence.backoff))
 		return
 	}
 	// Mark the record active before acting, so a later leader fences us:
 	// as the next write of our node (advanceHolder).
-	c.activateDue = true
+	c.hold.activateDue = true
 }
 
 // fenceGaveUp: FENCE_CMD failed FenceMaxTries times in this term. The duty
@@ -180,7 +180,7 @@ func (c *Core) onFenced(ev EvFenced) {
 // the same previous leader: nothing here counts as a release.
 func (c *Core) fenceGaveUp(err error) {
 	reason := fmt.Sprintf("fencing failed %d times in term %d (last: %v); stepping aside so another member may fence and lead",
-		c.fence.tries, c.term, err)
+		c.hold.fence.tries, c.hold.term, err)
 	c.notice("fence-gave-up", Notice{Level: "error", Msg: reason})
 	cover("stop: fence gave up")
 	c.stepDown(reason, afterStop{write: writeRelease, leave: true,
@@ -189,15 +189,15 @@ func (c *Core) fenceGaveUp(err error) {
 
 // activate writes the record active (and extends, proving we still hold).
 func (c *Core) activate() {
-	rec := c.rec
+	rec := c.rec.r
 	rec.State, rec.Previous, rec.Candidates = RecActive, nil, nil
-	c.writeOwn(pending{p: pActivate, term: c.term}, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.recMine})
+	c.writeOwn(pending{p: pActivate, term: c.hold.term}, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.rec.mine})
 }
 
 func (c *Core) onActivateReply(p pending, r Result) {
-	c.ownWrites--
-	c.extBusy = false
-	if c.stale(p) || c.role != roleHolder || p.term != c.term || c.activated {
+	c.own.writes--
+	c.hold.extBusy = false
+	if c.stale(p) || c.role != roleHolder || p.term != c.hold.term || c.hold.activated {
 		return
 	}
 	if r.Err != ErrNone {
@@ -206,10 +206,10 @@ func (c *Core) onActivateReply(p pending, r Result) {
 		c.ownWriteFailed(p, r)
 		return
 	}
-	c.ownVer, c.recMine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
-	c.recVer = c.recMine
+	c.own.ver, c.rec.mine = r.Multi[0].Stat.Version, r.Multi[1].Stat.Version
+	c.rec.ver = c.rec.mine
 	c.extended(p)
-	c.rec.State, c.rec.Previous, c.rec.Candidates = RecActive, nil, nil
-	c.activated, c.activateDue = true, false
-	c.fence = fenceState{}
+	c.rec.r.State, c.rec.r.Previous, c.rec.r.Candidates = RecActive, nil, nil
+	c.hold.activated, c.hold.activateDue = true, false
+	c.hold.fence = fenceState{}
 }

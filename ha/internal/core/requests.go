@@ -52,11 +52,11 @@ type pending struct {
 
 // request emits op and remembers what it is for.
 func (c *Core) request(p pending, op Op) uint64 {
-	c.nextID++
-	id := c.nextID
-	p.gen, p.epoch, p.sent = c.gen, c.epoch, c.now
-	c.pend[id] = p
-	c.pendOrder = append(c.pendOrder, id)
+	c.req.nextID++
+	id := c.req.nextID
+	p.gen, p.epoch, p.sent = c.own.gen, c.sess.epoch, c.now
+	c.req.pend[id] = p
+	c.req.order = append(c.req.order, id)
 	c.emit(ActRequest{ID: id, Op: op})
 	return id
 }
@@ -68,25 +68,25 @@ func (c *Core) requestTimeout() time.Duration { return c.cfg.Lease }
 
 // expireRequests gives up the requests older than requestTimeout.
 func (c *Core) expireRequests() {
-	for len(c.pendOrder) > 0 {
-		id := c.pendOrder[0]
-		p, ok := c.pend[id]
+	for len(c.req.order) > 0 {
+		id := c.req.order[0]
+		p, ok := c.req.pend[id]
 		if !ok {
-			c.pendOrder = c.pendOrder[1:]
+			c.req.order = c.req.order[1:]
 			continue
 		}
 		if c.now.Sub(p.sent) < c.requestTimeout() {
 			return
 		}
-		c.pendOrder = c.pendOrder[1:]
+		c.req.order = c.req.order[1:]
 		c.onReply(EvReply{ID: id, Result: Result{Err: ErrLost, Detail: "no answer within " + c.requestTimeout().String()}})
 	}
 }
 
 // oldestRequest is when the oldest outstanding request times out.
 func (c *Core) oldestRequest() time.Time {
-	for _, id := range c.pendOrder {
-		if p, ok := c.pend[id]; ok {
+	for _, id := range c.req.order {
+		if p, ok := c.req.pend[id]; ok {
 			return p.sent.Add(c.requestTimeout())
 		}
 	}
@@ -94,11 +94,11 @@ func (c *Core) oldestRequest() time.Time {
 }
 
 func (c *Core) onReply(ev EvReply) {
-	p, ok := c.pend[ev.ID]
+	p, ok := c.req.pend[ev.ID]
 	if !ok {
 		return
 	}
-	delete(c.pend, ev.ID)
+	delete(c.req.pend, ev.ID)
 	// From here on p.epoch is the epoch of the connection that delivered
 	// the reply, not the one we sent it in: a request queued across a
 	// reconnect is answered by the new connection, possibly before the
@@ -135,8 +135,8 @@ func (c *Core) onReply(ev EvReply) {
 	case pRelease, pLeave:
 		c.onLeaveReply(p, r)
 	case pRecFix:
-		if ev.ID == c.recFixWatch && (r.Err != ErrNone || c.stale(p)) {
-			c.recFixWatch = 0
+		if ev.ID == c.rec.fixWatch && (r.Err != ErrNone || c.stale(p)) {
+			c.rec.fixWatch = 0
 			c.wantLook() // gone already, or unreadable: look again
 		}
 	case pFastRec:
@@ -146,18 +146,18 @@ func (c *Core) onReply(ev EvReply) {
 			// The node changed since we read it: looks do not read a node
 			// they know, so mark it to be read again, or the sweep would
 			// try the same stale version for ever.
-			c.reread[p.node] = true
+			c.view.reread[p.node] = true
 			c.wantLook()
 		}
 	case pOwnWatch:
-		if !c.stale(p) && ev.ID == c.ownWatch {
+		if !c.stale(p) && ev.ID == c.own.watch {
 			switch r.Err {
 			case ErrNone:
 			case ErrNoNode:
-				c.ownWatch = 0
+				c.own.watch = 0
 				c.wantLook() // the look finds it gone
 			default:
-				c.ownWatch = 0
+				c.own.watch = 0
 			}
 		}
 	}
@@ -172,16 +172,16 @@ func (c *Core) onWatch(ev EvWatch) {
 	}
 	switch {
 	case ev.ID == 0:
-	case ev.ID == c.predWatch:
-		c.predWatch = 0
+	case ev.ID == c.pred.watch:
+		c.pred.watch = 0
 		c.onPredWatch(ev.Kind)
-	case ev.ID == c.recFixWatch:
-		c.recFixWatch = 0
+	case ev.ID == c.rec.fixWatch:
+		c.rec.fixWatch = 0
 		c.wantLook()
-	case ev.ID == c.ownWatch:
+	case ev.ID == c.own.watch:
 		// Someone deleted or wrote our node (a standby's node changes only
 		// by our claim): look now, reading it, rather than at the next relist.
-		c.ownWatch, c.ownCheck = 0, true
+		c.own.watch, c.own.check = 0, true
 		c.wantLook()
 	}
 }
@@ -190,31 +190,31 @@ func (c *Core) onWatch(ev EvWatch) {
 // (our node belonged to the old session); a new epoch, even of the same
 // session, drops every observation made on the old connection.
 func (c *Core) onSession(ev EvSession) {
-	if ev.Epoch != c.epoch {
-		c.epoch = ev.Epoch
+	if ev.Epoch != c.sess.epoch {
+		c.sess.epoch = ev.Epoch
 		c.newEpoch()
 	}
 	if !ev.Up {
-		if c.up {
-			c.up = false
-			if !c.Active(c.now) && c.phase != PhaseStopped {
+		if c.sess.up {
+			c.sess.up = false
+			if !c.Active(c.now) && c.pub.phase != PhaseStopped {
 				c.setPhase(PhaseDisconnected, "no ZooKeeper session")
 			}
 		}
 		return
 	}
-	if c.role != roleOut && ev.ID != c.sid {
-		c.up = true // lose() reports the phase with a session
-		c.lose(fmt.Sprintf("ZooKeeper session %s ended; now %s", SessionHex(c.sid), SessionHex(ev.ID)))
+	if c.role != roleOut && ev.ID != c.sess.id {
+		c.sess.up = true // lose() reports the phase with a session
+		c.lose(fmt.Sprintf("ZooKeeper session %s ended; now %s", SessionHex(c.sess.id), SessionHex(ev.ID)))
 	}
-	c.up, c.sid = true, ev.ID
-	if c.guid == "" {
-		c.guid = c.cfg.NewGUID()
+	c.sess.up, c.sess.id = true, ev.ID
+	if c.own.guid == "" {
+		c.own.guid = c.cfg.NewGUID()
 	}
-	c.retryAt, c.backoff = time.Time{}, 0
+	c.pace.retryAt, c.pace.backoff = time.Time{}, 0
 	if c.role != roleOut {
 		c.wantLook()
-		if !c.Active(c.now) && c.phase == PhaseDisconnected {
+		if !c.Active(c.now) && c.pub.phase == PhaseDisconnected {
 			c.setPhase(c.idlePhase(), "ZooKeeper session back")
 		}
 	}
@@ -222,25 +222,25 @@ func (c *Core) onSession(ev EvSession) {
 
 // current reports whether epoch is the connection our observations belong
 // to. 0 (unknown) never is.
-func (c *Core) current(epoch uint64) bool { return epoch != 0 && epoch == c.epoch }
+func (c *Core) current(epoch uint64) bool { return epoch != 0 && epoch == c.sess.epoch }
 
 // newEpoch forgets what was observed on the previous connection: after a
 // reconnect the server may be another one, or one restored from an older
 // snapshot, so a version or absence seen before proves nothing now.
 func (c *Core) newEpoch() {
-	c.ownCheck = c.role != roleOut
-	c.revalidate = c.role == roleHolder && !c.cfg.Weaken.has(WeakNoRevalidate)
+	c.own.check = c.role != roleOut
+	c.own.revalidate = c.role == roleHolder && !c.cfg.Weaken.has(WeakNoRevalidate)
 	if c.cfg.Weaken.has(WeakKeepAcrossEpochs) {
 		c.lookWanted()
 		return
 	}
-	c.predWatch, c.predObs, c.predLowest = 0, time.Time{}, false
-	c.ownWatch, c.recFixWatch = 0, 0
-	c.vacated, c.candSince = time.Time{}, time.Time{}
-	clear(c.seenBelow)
-	c.recFirstOK = false
-	clear(c.belowInfo)
-	c.look = lookState{}
+	c.pred.watch, c.pred.obs, c.pred.lowest = 0, time.Time{}, false
+	c.own.watch, c.rec.fixWatch = 0, 0
+	c.view.vacated, c.view.candSince = time.Time{}, time.Time{}
+	clear(c.view.seenBelow)
+	c.rec.firstOK = false
+	clear(c.view.belowInfo)
+	c.view.look = lookState{}
 	c.lookWanted()
 }
 
@@ -250,31 +250,31 @@ func (c *Core) lose(reason string) {
 		cover("stop: membership lost")
 		c.stepDown(reason, afterStop{})
 	}
-	if r := c.releaseDue; r != nil {
+	if r := c.hold.releaseDue; r != nil {
 		// Our node is gone: nothing left to release or delete.
-		c.releaseDue = nil
+		c.hold.releaseDue = nil
 		defer c.runAfter(r.then)
 	}
-	c.gen++
+	c.own.gen++
 	c.role = roleOut
 	// A new guid for every membership: a member node's name is never used
 	// twice, even when the tree is recreated and sequences start again, so
 	// nothing proved with an old node applies to a new one.
-	c.guid = c.cfg.NewGUID()
-	c.own, c.ownSure, c.ownEpoch, c.ownSent, c.ownData = MemberNodeName{}, false, 0, time.Time{}, nil
-	c.revalidate = false
-	c.position, c.pred, c.predWatch, c.ownWatch, c.recFixWatch = -1, "", 0, 0, 0
-	c.recMineOK = false
-	c.predObs, c.vacated, c.candSince = time.Time{}, time.Time{}, time.Time{}
-	clear(c.seenBelow)
-	clear(c.belowInfo)
-	c.look = lookState{}
-	c.claimBusy, c.extBusy = false, false
-	c.joining = joinStart
-	if !c.Active(c.now) && c.phase != PhaseStopped {
+	c.own.guid = c.cfg.NewGUID()
+	c.own.node, c.own.sure, c.own.epoch, c.own.sent, c.own.data = "", false, 0, time.Time{}, nil
+	c.own.revalidate = false
+	c.view.position, c.pred.node, c.pred.watch, c.own.watch, c.rec.fixWatch = -1, "", 0, 0, 0
+	c.rec.mineOK = false
+	c.pred.obs, c.view.vacated, c.view.candSince = time.Time{}, time.Time{}, time.Time{}
+	clear(c.view.seenBelow)
+	clear(c.view.belowInfo)
+	c.view.look = lookState{}
+	c.hold.claimBusy, c.hold.extBusy = false, false
+	c.own.joining = joinStart
+	if !c.Active(c.now) && c.pub.phase != PhaseStopped {
 		c.setPhase(c.idlePhase(), reason)
 	}
 }
 
 // stale reports whether a reply belongs to a membership that has ended.
-func (c *Core) stale(p pending) bool { return p.gen != c.gen }
+func (c *Core) stale(p pending) bool { return p.gen != c.own.gen }

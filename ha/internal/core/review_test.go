@@ -45,8 +45,8 @@ func TestCoreRuleCIsDatedByTheReadThatShowedTheHolderGone(t *testing.T) {
 		r.answer(r.take(OpGet, holder), Result{Err: ErrNoNode})
 		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}),
 			Stat: Stat{Version: 3}})
-		if r.c.position != 0 {
-			t.Fatalf("position %d, want lowest", r.c.position)
+		if r.c.view.position != 0 {
+			t.Fatalf("position %d, want lowest", r.c.view.position)
 		}
 		read := r.now
 		r.after(ctW - stall)
@@ -150,7 +150,7 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 		r.step(EvSession{Up: true, ID: 7, Epoch: 2})
 		r.answer(r.take(OpChildren, "/members"), Result{Children: []string{own}})
 		if q, ok := r.find(OpGet, own); ok {
-			r.answer(q, Result{Data: r.c.ownData, Stat: Stat{Version: 1, EphemeralOwner: 7}})
+			r.answer(q, Result{Data: r.c.own.data, Stat: Stat{Version: 1, EphemeralOwner: 7}})
 		}
 		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, Holder: own, State: RecReleased}),
 			Stat: Stat{Version: 6}})
@@ -211,7 +211,7 @@ func TestCoreAWriteSentOnOneConnectionProvesNothingOnTheNext(t *testing.T) {
 		r.step(EvSession{Up: true, ID: 7, Epoch: 2})
 		r.now = r.now.Add(50 * time.Millisecond)
 		r.answer(ext, Result{Multi: []Result{{Stat: Stat{Version: 2}}, {}}}) // answered on connection 2
-		if r.c.current(r.c.ownEpoch) {
+		if r.c.current(r.c.own.epoch) {
 			return true, "a write sent on connection 1 counts as proof on connection 2"
 		}
 		return false, ""
@@ -307,16 +307,16 @@ func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
 	rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive})
 	r.look([]string{holder, pred, own}, rec, 3)
 	w, ok := r.takeGet(pred, true)
-	if !ok || r.c.position != 2 {
-		t.Fatalf("position %d, watch on the predecessor %v; want 2 and a watch", r.c.position, ok)
+	if !ok || r.c.view.position != 2 {
+		t.Fatalf("position %d, watch on the predecessor %v; want 2 and a watch", r.c.view.position, ok)
 	}
 	r.answer(w, Result{Data: MustJSON(MemberInfo{Name: "b", Role: "p"}), Stat: Stat{Version: 0, EphemeralOwner: 9}})
 	r.after(3 * ctD) // the relist: everything below us is known
 	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{holder, pred, own}})
-	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.epoch}) // before the record's reply
+	r.step(EvWatch{ID: w.ID, Kind: WatchChanged, Epoch: r.c.sess.epoch}) // before the record's reply
 	r.answer(r.take(OpGet, "/leader"), Result{Data: rec, Stat: Stat{Version: 3}})
-	if r.c.position != 2 {
-		t.Fatalf("position %d after the predecessor changed during the look, want 2", r.c.position)
+	if r.c.view.position != 2 {
+		t.Fatalf("position %d after the predecessor changed during the look, want 2", r.c.view.position)
 	}
 	r.step(EvTick{})
 	if _, ok := r.find(OpChildren, "/members"); ok {

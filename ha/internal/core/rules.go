@@ -48,67 +48,67 @@ func (r claimRule) String() string { return ruleNames[r] }
 
 // recOurs: the record is as our own last write of it left it (rule A).
 func (c *Core) recOurs() bool {
-	return c.recMineOK && c.recVer == c.recMine || c.cfg.Weaken.has(WeakRuleAAnyVersion)
+	return c.rec.mineOK && c.rec.ver == c.rec.mine || c.cfg.Weaken.has(WeakRuleAAnyVersion)
 }
 
 // releaseSeen: the record says its holder released, that holder is a
 // member we saw below us in this epoch, and the release was written in
 // this epoch's history: after our first read of the record in it (rule B).
 func (c *Core) releaseSeen() bool {
-	r := c.rec
-	return c.recKind == RecOK && r.State == RecReleased && c.seenBelow[r.Holder] &&
-		(c.recFirstOK && c.recVer > c.recFirst || c.cfg.Weaken.has(WeakRuleBAnyRelease))
+	r := c.rec.r
+	return c.rec.kind == RecOK && r.State == RecReleased && c.view.seenBelow[r.Holder] &&
+		(c.rec.firstOK && c.rec.ver > c.rec.first || c.cfg.Weaken.has(WeakRuleBAnyRelease))
 }
 
 // pickRule returns the rule that will let us claim and from when; ok is
 // false while no rule can apply from what we know.
 func (c *Core) pickRule() (claimRule, time.Time, bool) {
-	if c.role != roleMember || !c.up || c.position < 0 || !c.ownSure || c.look.id != 0 || c.lookDue {
+	if c.role != roleMember || !c.sess.up || c.view.position < 0 || !c.own.sure || c.view.look.id != 0 || c.view.lookDue {
 		return ruleNone, time.Time{}, false
 	}
-	if c.maxed || c.nextTerm() >= MaxTerm {
+	if c.rec.maxed || c.nextTerm() >= MaxTerm {
 		return ruleNone, time.Time{}, false // refused: see Snapshot.Problem
 	}
-	rec := c.recKind == RecOK
+	rec := c.rec.kind == RecOK
 	switch {
-	case c.position == 0 && rec && c.rec.Holder == c.own.Node && c.recOurs() && c.ownProof():
+	case c.view.position == 0 && rec && c.rec.r.Holder == c.own.node && c.recOurs() && c.ownProof():
 		return ruleSelf, c.now, true
-	case c.position == 0 && rec && c.releaseSeen():
+	case c.view.position == 0 && rec && c.releaseSeen():
 		return ruleReleased, c.now, true
-	case c.position == 0 && !c.candSince.IsZero():
-		return ruleVacant, c.candSince.Add(c.wait), true
-	case c.position == 1 && c.predLowest && !c.predObs.IsZero() && c.predWatch != 0 && !c.predFailed:
+	case c.view.position == 0 && !c.view.candSince.IsZero():
+		return ruleVacant, c.view.candSince.Add(c.wait), true
+	case c.view.position == 1 && c.pred.lowest && !c.pred.obs.IsZero() && c.pred.watch != 0 && !c.pred.failed:
 		wait := c.wait
-		if !c.predHolds && !(rec && c.rec.Holder == c.pred && c.rec.State != RecReleased) {
+		if !c.pred.holds && !(rec && c.rec.r.Holder == c.pred.node && c.rec.r.State != RecReleased) {
 			// The lowest member does not hold the lease (its node carries
 			// none, and the record does not name it): it is waiting to claim
 			// itself. Give it a full lease more before pushing it out. Only
 			// liveness rests on this; W alone is safe.
 			wait += c.cfg.Lease
 		}
-		return ruleSilent, c.predObs.Add(wait), true
+		return ruleSilent, c.pred.obs.Add(wait), true
 	}
 	return ruleNone, time.Time{}, false
 }
 
 // advanceMember keeps a member's view fresh and claims when a rule allows.
 func (c *Core) advanceMember() {
-	if c.look.id == 0 && (c.lookDue || !c.lastLook.IsZero() && !c.now.Before(c.lastLook.Add(c.relistEvery()))) {
+	if c.view.look.id == 0 && (c.view.lookDue || !c.view.lastLook.IsZero() && !c.now.Before(c.view.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
 	}
 	if c.memberBusy() {
 		return
 	}
-	if c.position > 0 && c.pred != "" && c.predWatch == 0 {
+	if c.view.position > 0 && c.pred.node != "" && c.pred.watch == 0 {
 		c.watchPred()
 	}
-	if c.maxed && c.position == 0 && c.recFixWatch == 0 {
+	if c.rec.maxed && c.view.position == 0 && c.rec.fixWatch == 0 {
 		// Refusing to lead over a record whose term cannot grow: watch it,
 		// so the operator's fix (deleting it) is seen at once.
-		c.recFixWatch = c.request(pending{p: pRecFix}, Op{Kind: OpGet, Path: c.l.LeaderNode(), Watch: true})
+		c.rec.fixWatch = c.request(pending{p: pRecFix}, Op{Kind: OpGet, Path: c.l.LeaderNode(), Watch: true})
 	}
-	if c.ownWatch == 0 && c.position >= 0 {
-		c.ownWatch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.Node), Watch: true})
+	if c.own.watch == 0 && c.view.position >= 0 {
+		c.own.watch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.node), Watch: true})
 	}
 	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
 		cover(claimPoints[rule])
@@ -124,7 +124,7 @@ func (c *Core) advanceMember() {
 
 // memberBusy: something is in flight that any decision must wait for.
 func (c *Core) memberBusy() bool {
-	return c.look.id != 0 || c.claimBusy || c.ownWrites > 0 || c.afterStop != nil || c.fastRead != 0
+	return c.view.look.id != 0 || c.hold.claimBusy || c.own.writes > 0 || c.hold.afterStop != nil || c.pred.fastRead != 0
 }
 
 // sweepAt is when the unreadable nodes below us may be deleted (zero:
@@ -138,11 +138,11 @@ func (c *Core) memberBusy() bool {
 // one at the version seen is rule D's argument: silent for W, it cannot be
 // acting, and it can never write again.
 func (c *Core) sweepAt() time.Time {
-	if c.role != roleMember || c.memberBusy() || len(c.sweepable) == 0 {
+	if c.role != roleMember || c.memberBusy() || len(c.view.sweepable) == 0 {
 		return time.Time{}
 	}
 	var first time.Time
-	for _, u := range c.sweepable {
+	for _, u := range c.view.sweepable {
 		if due := c.sweepDue(u); first.IsZero() || due.Before(first) {
 			first = due
 		}
@@ -152,8 +152,8 @@ func (c *Core) sweepAt() time.Time {
 
 // sweep deletes the sweepable nodes that are due, each at its version.
 func (c *Core) sweep() {
-	keep := c.sweepable[:0]
-	for _, u := range c.sweepable {
+	keep := c.view.sweepable[:0]
+	for _, u := range c.view.sweepable {
 		if c.now.Before(c.sweepDue(u)) {
 			keep = append(keep, u)
 			continue
@@ -163,7 +163,7 @@ func (c *Core) sweep() {
 			"deleting %s: its data is not a member record and it has not changed for %s", z, c.now.Sub(u.at).Round(time.Millisecond))})
 		c.request(pending{p: pCleanup, node: u.name}, Op{Kind: OpDelete, Path: z, Version: u.ver})
 	}
-	c.sweepable = keep
+	c.view.sweepable = keep
 	c.wantLook()
 }
 
@@ -201,9 +201,9 @@ func (c *Core) claimAt() time.Time {
 // milliseconds, so that after ZooKeeper lost everything terms still grow
 // (ha/doc.go, "Terms").
 func (c *Core) nextTerm() int64 {
-	base := c.seenTerm
-	if c.recKind == RecOK {
-		base = max(base, c.rec.Term)
+	base := c.view.seenTerm
+	if c.rec.kind == RecOK {
+		base = max(base, c.rec.r.Term)
 	}
 	if base >= MaxTerm-1 {
 		return MaxTerm
@@ -223,14 +223,14 @@ func (c *Core) nextTerm() int64 {
 // leader), the members we know may have (fenceCandidates). Empty: nobody
 // known.
 func (c *Core) fenceTarget(rule claimRule) (cands []LeaderInfo, need bool) {
-	if c.recKind != RecOK {
+	if c.rec.kind != RecOK {
 		return c.fenceCandidates(rule), true
 	}
-	r := c.rec
+	r := c.rec.r
 	switch {
 	case r.State == RecReleased:
 		return nil, false
-	case r.Holder == c.own.Node && r.State == RecActive:
+	case r.Holder == c.own.node && r.State == RecActive:
 		return nil, false // our own duty, which we know stopped
 	case r.State == RecFencing && len(r.Candidates) > 0:
 		return r.Candidates, true // the list it was to fence
@@ -252,21 +252,21 @@ func (c *Core) fenceTarget(rule claimRule) (cands []LeaderInfo, need bool) {
 // a member record, is named by nobody: the list can be short, and empty.
 func (c *Core) fenceCandidates(rule claimRule) []LeaderInfo {
 	var out []LeaderInfo
-	if rule == ruleSilent && c.predData.Name != "" {
-		d := c.predData
+	if rule == ruleSilent && c.pred.data.Name != "" {
+		d := c.pred.data
 		out = append(out, LeaderInfo{Name: d.Name, Host: d.Host, HTTP: d.HTTP, Term: d.LeaseTerm})
-		if c.predHolds {
+		if c.pred.holds {
 			return out
 		}
 	}
-	names := make([]string, 0, len(c.belowInfo))
-	for name := range c.belowInfo {
-		if !(rule == ruleSilent && name == c.pred && len(out) > 0) {
+	names := make([]string, 0, len(c.view.belowInfo))
+	for name := range c.view.belowInfo {
+		if !(rule == ruleSilent && name == c.pred.node && len(out) > 0) {
 			names = append(names, name)
 		}
 	}
 	for _, m := range SortMembers(names) {
-		out = append(out, c.belowInfo[m.Node])
+		out = append(out, c.view.belowInfo[m.Node])
 	}
 	return out
 }
@@ -275,10 +275,10 @@ func (c *Core) fenceCandidates(rule claimRule) []LeaderInfo {
 // fenceCandidates), keeping the highest lease term it published.
 func (c *Core) noteBelow(node string, d MemberData) {
 	li := LeaderInfo{Name: d.Name, Host: d.Host, HTTP: d.HTTP, Term: d.LeaseTerm}
-	if old, ok := c.belowInfo[node]; ok {
+	if old, ok := c.view.belowInfo[node]; ok {
 		li.Term = max(li.Term, old.Term)
 	}
-	c.belowInfo[node] = li
+	c.view.belowInfo[node] = li
 }
 
 // claim writes the lease claim: one multi that (for rule D) deletes the
@@ -289,8 +289,8 @@ func (c *Core) claim(rule claimRule) {
 	cands, need := c.fenceTarget(rule)
 	fence := c.cfg.Fencing && need
 	term := c.nextTerm()
-	rec := LeaderRecord{Term: term, Holder: c.own.Node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
-		HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sid), Since: c.now.UTC(), State: RecActive}
+	rec := LeaderRecord{Term: term, Holder: c.own.node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+		HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sess.id), Since: c.now.UTC(), State: RecActive}
 	if fence {
 		// Whom to fence, for the next leader should we die fencing: the
 		// first in Previous (all an older hanode reads), the whole list
@@ -307,18 +307,18 @@ func (c *Core) claim(rule claimRule) {
 	data := c.holderData(term, 1)
 	var ops []Op
 	if rule == ruleSilent {
-		ops = append(ops, Op{Kind: OpDelete, Path: c.l.MemberNode(c.pred), Version: c.predVer})
+		ops = append(ops, Op{Kind: OpDelete, Path: c.l.MemberNode(c.pred.node), Version: c.pred.ver})
 	}
-	ops = append(ops, Op{Kind: OpSet, Path: c.l.MemberNode(c.own.Node), Data: data, Version: c.ownVer})
-	if c.recKind == RecAbsent {
+	ops = append(ops, Op{Kind: OpSet, Path: c.l.MemberNode(c.own.node), Data: data, Version: c.own.ver})
+	if c.rec.kind == RecAbsent {
 		ops = append(ops, Op{Kind: OpCreate, Path: c.l.LeaderNode(), Data: MustJSON(rec)})
 	} else {
-		ops = append(ops, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.recVer})
+		ops = append(ops, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.rec.ver})
 	}
-	c.claimBusy = true
-	c.ownWrites++
-	c.ownWriteSeq++
-	c.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands}
+	c.hold.claimBusy = true
+	c.own.writes++
+	c.own.writeSeq++
+	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands}
 	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
 	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))
 }
@@ -334,10 +334,10 @@ type claimInfo struct {
 
 // standbyReason explains a member's position.
 func (c *Core) standbyReason() string {
-	if c.position == 0 {
+	if c.view.position == 0 {
 		rule, at, ok := c.pickRule()
 		switch {
-		case c.maxed || c.nextTerm() >= MaxTerm:
+		case c.rec.maxed || c.nextTerm() >= MaxTerm:
 			return "lowest member; refusing to lead: the leader record's term cannot grow"
 		case ok && rule == ruleVacant:
 			return fmt.Sprintf("lowest member; an earlier leader may still hold its lease: claiming in %s",
@@ -347,8 +347,8 @@ func (c *Core) standbyReason() string {
 		}
 		return "lowest member"
 	}
-	if c.position > 0 && c.position-1 < len(c.members) {
-		p := c.members[c.position-1]
+	if c.view.position > 0 && c.view.position-1 < len(c.view.members) {
+		p := c.view.members[c.view.position-1]
 		return fmt.Sprintf("standby behind %s (seq %d)", p.Name, p.Seq)
 	}
 	return "standby"
