@@ -156,7 +156,9 @@ func (c *Core) inspect(name string, r Result) nodeInfo {
 	return info
 }
 
-// finishLook settles what a complete look found.
+// finishLook settles what a complete look found: the record (for a
+// member), our own node, the order of the members, what may be swept, our
+// position and predecessor, and what the holder must do about them.
 func (c *Core) finishLook() {
 	lk := c.view.look
 	c.view.look = lookState{}
@@ -179,27 +181,70 @@ func (c *Core) finishLook() {
 		// its latest write.
 		c.setRecord(lk.rec)
 	}
+	if !c.lookFoundOwn(lk) {
+		return
+	}
+	o, ok := c.orderMembers(lk, obs)
+	if !ok {
+		return
+	}
+	c.view.members, c.view.names, c.view.position = o.members, o.names, o.idx // fresh slices: snapshots keep the old ones
+	c.planSweep(o)
+	c.settlePosition(o.idx, obs)
+	if c.role == roleHolder && o.idx == 0 && lk.ownRead {
+		c.own.revalidate = false // still lowest, our node as we left it, in this epoch
+	}
+	if c.role == roleMember {
+		c.setPhase(c.idlePhase(), c.standbyReason())
+	} else if c.role == roleHolder && o.idx != 0 {
+		// Nothing can appear below the lowest member, unless ZooKeeper was
+		// restored from an older state (or someone forged a node). Our
+		// proofs rest on that order: stop acting and start over from it.
+		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.MemberNode(o.names[0]), Msg: fmt.Sprintf(
+			"member %s appeared below this leader (ZooKeeper restored from an older state?); stepping down", o.names[0])})
+		cover("stop: member below the holder")
+		c.stepDown("a member appeared below this leader", afterStop{})
+		c.forget("below-holder")
+	}
+	if lk.again {
+		c.view.lookDue = true
+	}
+}
 
-	// Our own node first: it must be there, ours, and unchanged.
+// lookFoundOwn checks our own node first: it must be there, ours, and
+// unchanged. False when the membership is lost.
+func (c *Core) lookFoundOwn(lk lookState) bool {
 	own, ok := c.view.infos[c.own.node]
 	if !containsName(lk.names, c.own.node) || lk.ownRead && !ok {
 		c.lose("member node " + c.own.node + " is gone")
-		return
+		return false
 	}
 	if lk.ownRead {
 		c.own.check = false
 		c.checkOwn(own, lk.ownBusy || lk.ownSeq != c.own.writeSeq)
 		if c.role == roleOut {
-			return
+			return false
 		}
 	}
+	return true
+}
 
-	var members []Member
-	var names []string
-	var unreadable []unread
+// order is the members a look found, in order.
+type order struct {
+	members       []Member
+	names         []string // their node names
+	idx           int      // our index, -1 none
+	readableBelow int      // readable members below us
+	unreadable    []unread // nodes below us whose data is not a member record
+}
+
+// orderMembers orders what the look listed, ignoring (and telling the
+// operator about) what takes no part, and notes what the members below us
+// said they were. ok is false when a node is not known: look again.
+func (c *Core) orderMembers(lk lookState, obs time.Time) (o order, ok bool) {
 	c.view.ignored = nil
-	idx := -1
-	readableBelow := 0 // readable members below us
+	o.idx = -1
+	holder := recordHolder(c.rec.r, c.rec.kind)
 	for _, m := range SortMembers(lk.names) {
 		info, known := c.view.infos[m.Node]
 		if !known && m.Node != c.own.node {
@@ -208,7 +253,7 @@ func (c *Core) finishLook() {
 			// a node we know nothing of (it would drop out of the order):
 			// look again.
 			c.view.lookDue = true
-			return
+			return o, false
 		}
 		if m.Node != c.own.node && info.owner == c.sess.id && c.sess.id != 0 {
 			// Ours, but not our member node: left by a create whose reply
@@ -223,28 +268,27 @@ func (c *Core) finishLook() {
 				continue
 			}
 			info.data.MemberInfo = MemberInfo{Name: "(unreadable)"}
-			if idx < 0 {
+			if o.idx < 0 {
 				u := unread{name: m.Node, ver: info.version, at: obs}
 				for _, old := range c.view.unreadable {
 					if old.name == u.name && old.ver == u.ver {
 						u.at = old.at
 					}
 				}
-				unreadable = append(unreadable, u)
+				o.unreadable = append(o.unreadable, u)
 			}
-		} else if idx < 0 && m.Node != c.own.node {
-			readableBelow++
+		} else if o.idx < 0 && m.Node != c.own.node {
+			o.readableBelow++
 		}
 		if m.Node == c.own.node {
-			idx = len(members)
+			o.idx = len(o.members)
 			info.data.MemberInfo = c.cfg.Self
 		} else {
 			c.view.seenTerm = max(c.view.seenTerm, plausibleTerm(info.data.SeenTerm), plausibleTerm(info.data.LeaseTerm))
 		}
-		leader := c.rec.kind == RecOK && c.rec.r.Holder == m.Node && c.rec.r.State != RecReleased
-		members = append(members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: leader})
-		names = append(names, m.Node)
-		if idx < 0 {
+		o.members = append(o.members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: holder != "" && holder == m.Node})
+		o.names = append(o.names, m.Node)
+		if o.idx < 0 {
 			c.view.seenBelow[m.Node] = true
 			if info.ok {
 				c.noteBelow(m.Node, info.data)
@@ -256,26 +300,34 @@ func (c *Core) finishLook() {
 			c.ignore(name, "not a member node name (hanode creates _c_<32 hex>-m-<10 digits>)")
 		}
 	}
-	c.view.members, c.view.names, c.view.position = members, names, idx // fresh slices: snapshots keep the old ones
-	c.view.unreadable, c.view.sweepable = unreadable, nil
+	return o, true
+}
+
+// planSweep decides which unreadable nodes below us we may delete (sweep).
+func (c *Core) planSweep(o order) {
+	c.view.unreadable, c.view.sweepable = o.unreadable, nil
 	switch {
-	case readableBelow == 0:
-		c.view.sweepable = append([]unread(nil), unreadable...)
-	case idx > 0 && len(unreadable) > 0 && unreadable[len(unreadable)-1].name == names[idx-1]:
+	case o.readableBelow == 0:
+		c.view.sweepable = append([]unread(nil), o.unreadable...)
+	case o.idx > 0 && len(o.unreadable) > 0 && o.unreadable[len(o.unreadable)-1].name == o.names[o.idx-1]:
 		// Our direct predecessor: only we watch it, so only we sweep it.
-		c.view.sweepable = []unread{unreadable[len(unreadable)-1]}
-	case readableBelow == 1 && len(unreadable) > 0:
+		c.view.sweepable = []unread{o.unreadable[len(o.unreadable)-1]}
+	case o.readableBelow == 1 && len(o.unreadable) > 0:
 		// Our predecessor is the lowest readable member: it should sweep
 		// these. If it has not a lease later (a client whose node only
 		// looks like a member's never will, and the group would wait on it
 		// while that client lives), we do. Each delete is at the version
 		// seen, so a second sweeper costs a failed delete, never a wrong one.
-		for _, u := range unreadable {
+		for _, u := range o.unreadable {
 			u.late = true
 			c.view.sweepable = append(c.view.sweepable, u)
 		}
 	}
+}
 
+// settlePosition starts rule C's wait when we are lowest, or follows our
+// new predecessor.
+func (c *Core) settlePosition(idx int, obs time.Time) {
 	if idx == 0 {
 		if c.view.candSince.IsZero() {
 			c.view.candSince = obs
@@ -290,31 +342,13 @@ func (c *Core) finishLook() {
 		if !(c.pred.lowest && !c.pred.obs.IsZero() && c.pred.watch != 0) {
 			c.pred.node, c.pred.watch = "", 0
 		} // else its watch has yet to tell how it went (onPredWatch)
-	} else {
-		name, lowest := names[idx-1], idx-1 == 0
-		if name != c.pred.node || lowest != c.pred.lowest {
-			c.pred.node, c.pred.watch, c.pred.obs, c.pred.lowest = name, 0, time.Time{}, lowest
-		}
-		c.view.candSince, c.view.vacated = time.Time{}, time.Time{}
+		return
 	}
-	if c.role == roleHolder && idx == 0 && lk.ownRead {
-		c.own.revalidate = false // still lowest, our node as we left it, in this epoch
+	name, lowest := c.view.names[idx-1], idx-1 == 0
+	if name != c.pred.node || lowest != c.pred.lowest {
+		c.pred.node, c.pred.watch, c.pred.obs, c.pred.lowest = name, 0, time.Time{}, lowest
 	}
-	if c.role == roleMember {
-		c.setPhase(c.idlePhase(), c.standbyReason())
-	} else if c.role == roleHolder && idx != 0 {
-		// Nothing can appear below the lowest member, unless ZooKeeper was
-		// restored from an older state (or someone forged a node). Our
-		// proofs rest on that order: stop acting and start over from it.
-		c.notice("below-holder", Notice{Level: "warn", Znode: c.l.MemberNode(names[0]), Msg: fmt.Sprintf(
-			"member %s appeared below this leader (ZooKeeper restored from an older state?); stepping down", names[0])})
-		cover("stop: member below the holder")
-		c.stepDown("a member appeared below this leader", afterStop{})
-		c.forget("below-holder")
-	}
-	if lk.again {
-		c.view.lookDue = true
-	}
+	c.view.candSince, c.view.vacated = time.Time{}, time.Time{}
 }
 
 // checkOwn compares what a look read of our node with what we wrote.
@@ -438,17 +472,19 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 	if r.Err == ErrNone && c.current(p.epoch) {
 		rec, kind, _ := DecodeLeader(r.Data)
 		if kind == RecOK && rec.State == RecReleased && rec.Holder == gone && rec.Term < MaxTerm {
+			// The leaver released: nothing can be below us now, and the
+			// claim rules decide, as after any look.
 			c.setRecord(r)
-		}
-		if kind == RecOK && rec.Holder == gone && c.releaseSeen() {
 			c.view.position, c.pred.node, c.pred.watch = 0, "", 0
-			cover("claim: B release (fast path)")
-			c.claim(ruleReleased)
-			// Refresh the view (the leaver is still in it) once the claim is
-			// answered, not beside it: in a mass handover every request
-			// counts, and the claim is what the group waits for.
-			c.hold.lookAfterClaim = true
-			return
+			if rule, at, ok := c.pickRule(); ok && rule == ruleReleased && !c.now.Before(at) {
+				cover("claim: B release (fast path)")
+				c.claim(rule)
+				// Refresh the view (the leaver is still in it) once the claim
+				// is answered, not beside it: in a mass handover every
+				// request counts, and the claim is what the group waits for.
+				c.hold.lookAfterClaim = true
+				return
+			}
 		}
 	}
 	c.wantLook()
