@@ -160,11 +160,11 @@ func TestScaleSmoke(t *testing.T) {
 	}
 }
 
-// The reasons a new leader gives for its claim (ha's rules.go): rule
-// B after a release, rule C after W with no member below.
+// The rules a new leader names for its claim (ha/doc.go): rule B after a
+// release, rule C after W with no member below.
 const (
-	ruleReleased = "claimed: previous leader released"
-	ruleSafeWait = "claimed: no member below for the safe wait"
+	ruleReleased = "claimed by rule B (leader released)"
+	ruleSafeWait = "claimed by rule C (no member below)"
 )
 
 // TestScaleHandoverSmoke: three graceful handovers of one traced group of
@@ -438,7 +438,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 }
 
 // oddHandovers renders, for at most limit groups whose new leader did not
-// claim by rule B ("previous leader released"), every frame about the group
+// claim by rule B (leader released), every frame about the group
 // on each session's connection from one extension period before the cancel.
 func oddHandovers(f *fleet, leaders []*membership, tracers [scaleProcs]*tracer, h0 time.Time, limit int) string {
 	var b strings.Builder
@@ -452,7 +452,7 @@ func oddHandovers(f *fleet, leaders []*membership, tracers [scaleProcs]*tracer, 
 				next = m
 			}
 		}
-		if next == nil || strings.Contains(next.el.State().Reason, "previous leader released") {
+		if next == nil || strings.Contains(next.el.State().Reason, ruleReleased) {
 			continue
 		}
 		limit--

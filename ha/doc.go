@@ -76,16 +76,17 @@
 // the tree), writes the lease record at the version read (so nobody claimed
 // since, and terms grow), and, to take over from a silent holder, deletes
 // the holder's node at the version last seen. Exactly one of four rules
-// allows it (rules.go):
+// allows it (ha/internal/core/rules.go); each name below is the one code,
+// logs, status and the simulator's coverage use:
 //
-//	A  the record names us at the version our own last write of it left,
+//	rule A (own lease lapsed): the record names us at the version our own last write of it left,
 //	   and our node is as our last write left it (version, and data after a
 //	   reconnect), that write sent and answered on the current connection:
 //	   nobody claimed since in this history; our duty has stopped. There is
 //	   no proof across connections (no "acknowledged less than D ago"): a
 //	   rule-B claim needs no wait after a release, and a write queued across
 //	   a reconnect can land after a rollback that erased a claim.
-//	B  the record says its holder released, we saw that holder below us in
+//	rule B (leader released): the record says its holder released, we saw that holder below us in
 //	   this epoch, and the release is at a later version than our first
 //	   read of the record in this epoch (written in this epoch's history: a
 //	   release ZooKeeper restored from a snapshot may be one a claim already
@@ -94,14 +95,14 @@
 //	   last written version, written after its duty stopped: no claim
 //	   happened before it, none after (B's write of the record checks its
 //	   version).
-//	C  we are the lowest member, and W has passed since o: the last reply
+//	rule C (no member below): we are the lowest member, and W has passed since o: the last reply
 //	   of the first look in this epoch that showed it (a node in its
 //	   listing is known gone only from its read, which comes later; its
 //	   holder may extend in between), or our last read of a lowest predecessor
 //	   that then vanished with no change in between. Every earlier holder's
 //	   node was gone (or unchanged) at o, so its last extension was sent
 //	   before o, and it can never extend again.
-//	D  we are second, and the lowest member's node stayed at the version we
+//	rule D (silent leader): we are second, and the lowest member's node stayed at the version we
 //	   read at o for W (W + D when neither its node nor the record says it
 //	   holds: it may be waiting to claim itself; only liveness rests on the
 //	   extra D). Our claim deletes it at that version: if it extended

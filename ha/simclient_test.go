@@ -234,7 +234,7 @@ func (n *simNode) act(a core.Action) {
 	case core.ActTransition:
 		s.tracef("%s: %s -> %s term %d: %s", n.name, a.T.From, a.T.To, a.T.Term, a.T.Reason)
 		if a.T.To == PhaseActive {
-			s.claims[a.T.Reason[strings.Index(a.T.Reason, "claimed: ")+9:len(a.T.Reason)-1]]++
+			s.claims[a.T.Reason[strings.Index(a.T.Reason, "claimed by ")+len("claimed by "):]]++
 		}
 	case core.ActNotice:
 		s.tracef("%s: notice %s: %s", n.name, a.N.Level, a.N.Msg)

@@ -8,11 +8,11 @@ package core
 
 // CoverPoints are the points cover may be called with.
 var CoverPoints = []string{
-	"claim: A own lease lapsed",
-	"claim: B release (after a look)",
-	"claim: B release (fast path)",
-	"claim: C no member below",
-	"claim: D silent lowest member",
+	"claim: rule A (own lease lapsed)",
+	"claim: rule B (leader released) after a look",
+	"claim: rule B (leader released) fast path",
+	"claim: rule C (no member below)",
+	"claim: rule D (silent leader)",
 	"release: written",
 	"release: leave only (no proof)",
 	"release asked: shutdown of a holder",

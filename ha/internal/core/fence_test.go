@@ -96,23 +96,23 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 		rule  claimRule
 		want  []LeaderInfo
 	}{
-		{name: "rule D, record missing: the deleted member", below: []string{a}, rule: ruleSilent,
+		{name: "rule D, record missing: the deleted member", below: []string{a}, rule: ruleD,
 			want: []LeaderInfo{infoA}},
-		{name: "rule D, record missing, the lowest holds no lease: it still", below: []string{a}, rule: ruleSilent, idle: true,
+		{name: "rule D, record missing, the lowest holds no lease: it still", below: []string{a}, rule: ruleD, idle: true,
 			want: []LeaderInfo{{Name: "a", Host: "host-a", HTTP: "a:8080"}}},
-		{name: "rule D, record fencing for an unknown leader: the deleted member", below: []string{a}, rule: ruleSilent,
+		{name: "rule D, record fencing for an unknown leader: the deleted member", below: []string{a}, rule: ruleD,
 			rec:  &LeaderRecord{Term: 5, Holder: a, Name: "a", Host: "host-a", State: RecFencing, Since: since},
 			want: []LeaderInfo{infoA}},
-		{name: "rule D, record names the leader: it, from the record", below: []string{a}, rule: ruleSilent,
+		{name: "rule D, record names the leader: it, from the record", below: []string{a}, rule: ruleD,
 			rec:  &LeaderRecord{Term: 6, Holder: a, Name: "a", Host: "rec-host", HTTP: "rec:1", State: RecActive, Since: since},
 			want: []LeaderInfo{{Name: "a", Host: "rec-host", HTTP: "rec:1", Term: 6, Since: since}}},
-		{name: "rule D, record fencing with a list: the list", below: []string{a}, rule: ruleSilent,
+		{name: "rule D, record fencing with a list: the list", below: []string{a}, rule: ruleD,
 			rec: &LeaderRecord{Term: 6, Holder: a, Name: "a", Host: "host-a", State: RecFencing, Since: since,
 				Previous: &infoB, Candidates: []LeaderInfo{infoB, infoA}},
 			want: []LeaderInfo{infoB, infoA}},
-		{name: "rule C, record missing: every member seen below", below: []string{a, b}, gone: true, rule: ruleVacant,
+		{name: "rule C, record missing: every member seen below", below: []string{a, b}, gone: true, rule: ruleC,
 			want: []LeaderInfo{infoA, infoB}},
-		{name: "rule C, nothing known", rule: ruleVacant},
+		{name: "rule C, nothing known", rule: ruleC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "c")

@@ -73,7 +73,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		i, kind := FailedOp(r)
 		last := len(r.Multi) - 1
 		switch {
-		case p.rule == ruleSilent && i == 0:
+		case p.rule == ruleD && i == 0:
 			// It changed or vanished meanwhile. Its watch tells which (a
 			// deletion with no change first keeps predObs as a bound); rule
 			// D waits for a new read.
@@ -91,7 +91,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	}
 	ci := c.hold.claiming
 	ownIdx := 0
-	if p.rule == ruleSilent {
+	if p.rule == ruleD {
 		ownIdx = 1
 		delete(c.view.infos, c.pred.node)
 		c.pred.node, c.pred.watch, c.pred.obs = "", 0, time.Time{}
@@ -173,7 +173,7 @@ func (c *Core) advanceHolder() {
 	}
 	if c.hold.duty == dutyOff && c.now.Before(c.leaseEnd()) {
 		c.hold.duty = dutyOn
-		c.setPhase(PhaseActive, fmt.Sprintf("leading in term %d (claimed: %s)", c.hold.term, c.hold.claiming.rule))
+		c.setPhase(PhaseActive, fmt.Sprintf("leading in term %d, claimed by %s", c.hold.term, c.hold.claiming.rule))
 		c.emit(ActStartDuty{Term: c.hold.term, LeaseEnd: c.leaseEnd()})
 	}
 }

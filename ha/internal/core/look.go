@@ -476,8 +476,8 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 			// claim rules decide, as after any look.
 			c.setRecord(r)
 			c.view.position, c.pred.node, c.pred.watch = 0, "", 0
-			if rule, at, ok := c.pickRule(); ok && rule == ruleReleased && !c.now.Before(at) {
-				cover("claim: B release (fast path)")
+			if rule, at, ok := c.pickRule(); ok && rule == ruleB && !c.now.Before(at) {
+				cover(claimPoint(rule, "fast path"))
 				c.claim(rule)
 				// Refresh the view (the leaver is still in it) once the claim
 				// is answered, not beside it: in a mass handover every

@@ -15,34 +15,42 @@ type claimRule uint8
 
 const (
 	ruleNone claimRule = iota
-	// ruleSelf (A): the leader record still names us, at the version our
+	// ruleA (A): the leader record still names us, at the version our
 	// own last write of it left, and our node is as our last write left
 	// it, that write acknowledged in this epoch (ownProof):
 	// nobody claimed since, and our own duty has stopped. Re-claim at once
 	// (a lapsed lease, a new term).
-	ruleSelf
-	// ruleReleased (B): the record says its holder released, and that
+	ruleA
+	// ruleB (B): the record says its holder released, and that
 	// holder is a member we saw below us in this epoch: it stopped its duty
 	// before the versioned release, and no claim happened since (every claim
 	// writes the record; the claim below checks its version).
-	ruleReleased
-	// ruleVacant (C): we are the lowest member, and W has passed since the
+	ruleB
+	// ruleC (C): we are the lowest member, and W has passed since the
 	// first look in this epoch that showed it (or since we last read our
 	// vanished lowest predecessor unchanged). Every earlier holder's node was
 	// gone by then, so its last extension was sent before, and it can never
 	// extend again.
-	ruleVacant
-	// ruleSilent (D): we are second, the lowest member is the holder, and
+	ruleC
+	// ruleD (D): we are second, the lowest member is the holder, and
 	// its node has stayed at the version we read W ago. The claim deletes it
 	// with that version, so the holder's next extension fails for good.
-	ruleSilent
+	ruleD
 )
 
-var claimPoints = [...]string{"", "claim: A own lease lapsed", "claim: B release (after a look)",
-	"claim: C no member below", "claim: D silent lowest member"}
+// ruleNames are the rules' names: the one name code, logs, status, the
+// simulator's coverage and ha/doc.go use for each.
+var ruleNames = [...]string{"no rule", "rule A (own lease lapsed)", "rule B (leader released)", "rule C (no member below)",
+	"rule D (silent leader)"}
 
-var ruleNames = [...]string{"", "own lease lapsed", "previous leader released", "no member below for the safe wait",
-	"the leader's lease provably ended"}
+// claimPoint is the coverage point of a claim by r; how tells rule B's two
+// paths apart ("after a look", "fast path").
+func claimPoint(r claimRule, how string) string {
+	if how != "" {
+		return "claim: " + r.String() + " " + how
+	}
+	return "claim: " + r.String()
+}
 
 func (r claimRule) String() string { return ruleNames[r] }
 
@@ -72,11 +80,11 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	rec := c.rec.kind == RecOK
 	switch {
 	case c.view.position == 0 && rec && c.rec.r.Holder == c.own.node && c.recOurs() && c.ownProof():
-		return ruleSelf, c.now, true
+		return ruleA, c.now, true
 	case c.view.position == 0 && rec && c.releaseSeen():
-		return ruleReleased, c.now, true
+		return ruleB, c.now, true
 	case c.view.position == 0 && !c.view.candSince.IsZero():
-		return ruleVacant, c.view.candSince.Add(c.wait), true
+		return ruleC, c.view.candSince.Add(c.wait), true
 	case c.view.position == 1 && c.pred.lowest && !c.pred.obs.IsZero() && c.pred.watch != 0 && !c.pred.failed:
 		wait := c.wait
 		if !c.pred.holds && !(rec && c.rec.r.Holder == c.pred.node && c.rec.r.State != RecReleased) {
@@ -86,7 +94,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 			// liveness rests on this; W alone is safe.
 			wait += c.cfg.Lease
 		}
-		return ruleSilent, c.pred.obs.Add(wait), true
+		return ruleD, c.pred.obs.Add(wait), true
 	}
 	return ruleNone, time.Time{}, false
 }
@@ -111,7 +119,11 @@ func (c *Core) advanceMember() {
 		c.own.watch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.node), Watch: true})
 	}
 	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
-		cover(claimPoints[rule])
+		how := ""
+		if rule == ruleB {
+			how = "after a look"
+		}
+		cover(claimPoint(rule, how))
 		c.claim(rule)
 		return
 	}
@@ -252,7 +264,7 @@ func (c *Core) fenceTarget(rule claimRule) (cands []LeaderInfo, need bool) {
 // a member record, is named by nobody: the list can be short, and empty.
 func (c *Core) fenceCandidates(rule claimRule) []LeaderInfo {
 	var out []LeaderInfo
-	if rule == ruleSilent && c.pred.data.Name != "" {
+	if rule == ruleD && c.pred.data.Name != "" {
 		d := c.pred.data
 		out = append(out, LeaderInfo{Name: d.Name, Host: d.Host, HTTP: d.HTTP, Term: d.LeaseTerm})
 		if c.pred.holds {
@@ -261,7 +273,7 @@ func (c *Core) fenceCandidates(rule claimRule) []LeaderInfo {
 	}
 	names := make([]string, 0, len(c.view.belowInfo))
 	for name := range c.view.belowInfo {
-		if !(rule == ruleSilent && name == c.pred.node && len(out) > 0) {
+		if !(rule == ruleD && name == c.pred.node && len(out) > 0) {
 			names = append(names, name)
 		}
 	}
@@ -306,7 +318,7 @@ func (c *Core) claim(rule claimRule) {
 	}
 	data := c.holderData(term, 1)
 	var ops []Op
-	if rule == ruleSilent {
+	if rule == ruleD {
 		ops = append(ops, Op{Kind: OpDelete, Path: c.l.MemberNode(c.pred.node), Version: c.pred.ver})
 	}
 	ops = append(ops, Op{Kind: OpSet, Path: c.l.MemberNode(c.own.node), Data: data, Version: c.own.ver})
@@ -339,7 +351,7 @@ func (c *Core) standbyReason() string {
 		switch {
 		case c.rec.maxed || c.nextTerm() >= MaxTerm:
 			return "lowest member; refusing to lead: the leader record's term cannot grow"
-		case ok && rule == ruleVacant:
+		case ok && rule == ruleC:
 			return fmt.Sprintf("lowest member; an earlier leader may still hold its lease: claiming in %s",
 				max(at.Sub(c.now), 0).Round(time.Millisecond))
 		case ok:
