@@ -279,13 +279,13 @@ func (s *sim) afterApply(n *simNode, f *flight, res core.Result) {
 			s.plan = advPlan{rollbackAtClaim: true, heal: n, snap: s.zk.Snapshot()}
 			n.partUntil = max(n.partUntil, s.now+3*s.cfg.lease)
 			s.tracef("ADVERSARY %s: cut off at its release; its node is deleted", n.name)
-			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(rec.Holder), Version: -1})
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(rec.HolderNode), Version: -1})
 		case p.deleteAfterRelease:
 			// A release that left the node in place (a hand-over to
 			// ourselves): another client deletes it at once, so the next
 			// member may take the release (rule B).
 			p.deleteAfterRelease = false
-			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(rec.Holder), Version: -1})
+			s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(rec.HolderNode), Version: -1})
 		}
 	}
 }
@@ -361,8 +361,8 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 				// Name the member next in line, and delete the holder's
 				// node a little later: that member becomes the lowest with
 				// a record naming it, while the holder's lease runs.
-				old := rec.Holder
-				rec.Holder = order[1].Node
+				old := rec.HolderNode
+				rec.HolderNode = order[1].Node
 				s.at(s.now+s.dur(0, s.cfg.lease/4), func() {
 					s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(old), Version: -1})
 				})

@@ -87,7 +87,7 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fDeleteHolder:
 		if data, _, ok := s.zk.Get(l.LeaderNode()); ok {
 			if r, kind, _ := core.DecodeLeader(data); kind == core.RecOK {
-				s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(r.Holder), Version: -1})
+				s.adversary(simzk.Op{Kind: simzk.Delete, Path: l.MemberNode(r.HolderNode), Version: -1})
 			}
 		}
 	case fGarbageMember:

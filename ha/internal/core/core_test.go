@@ -176,7 +176,7 @@ func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
 		t.Fatalf("claim %+v: want Set(own, 0) and Create(leader)", ops)
 	}
 	rec, kind, _ := DecodeLeader(ops[1].Data)
-	if kind != RecOK || rec.Holder != own || rec.Term < r.now.UnixMilli() {
+	if kind != RecOK || rec.HolderNode != own || rec.Term < r.now.UnixMilli() {
 		t.Fatalf("record %+v: want us as holder and a term seeded from the wall clock", rec)
 	}
 	sent := r.now
@@ -290,7 +290,7 @@ func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing
 	r := newRig(t, "b")
 	holder := memberName("0000000000000000000000000000000f", 0)
 	own := r.join(1)
-	rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, Name: "a", State: RecActive})
+	rec := MustJSON(LeaderRecord{Term: 5, HolderNode: holder, Name: "a", State: RecActive})
 	r.look([]string{holder, own}, rec, 3)
 	w := r.take(OpGet, holder)
 	if !w.Op.Watch {
@@ -329,9 +329,9 @@ func TestCoreReleaseLetsTheNextClaimAtOnceButOnlyFromAMemberSeenBelow(t *testing
 			r := newRig(t, "b")
 			holder := memberName("0000000000000000000000000000000f", 0)
 			own := r.join(1)
-			released := MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecReleased})
+			released := MustJSON(LeaderRecord{Term: 5, HolderNode: holder, State: RecReleased})
 			if seen {
-				r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
+				r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, HolderNode: holder, State: RecActive}), 3)
 				r.answer(r.take(OpGet, holder), Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 				r.step(EvWatch{ID: r.c.pred.watch, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
 				// Next after the lowest: one read of the record, no look.
@@ -361,7 +361,7 @@ func TestCoreObservationsDoNotSurviveAReconnect(t *testing.T) {
 	r := newRig(t, "b")
 	holder := memberName("0000000000000000000000000000000f", 0)
 	own := r.join(1)
-	r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
+	r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 5, HolderNode: holder, State: RecActive}), 3)
 	w := r.take(OpGet, holder)
 	r.answer(w, Result{Data: MustJSON(MemberInfo{Name: "a", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 	r.after(ctW - 100*time.Millisecond)
@@ -369,7 +369,7 @@ func TestCoreObservationsDoNotSurviveAReconnect(t *testing.T) {
 	r.step(EvSession{Up: false, Epoch: 1})
 	r.step(EvSession{Up: true, ID: 7, Epoch: 2})
 	r.step(EvWatch{ID: w.ID, Kind: WatchDeleted, Epoch: r.c.sess.epoch})
-	r.look([]string{own}, MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}), 3)
+	r.look([]string{own}, MustJSON(LeaderRecord{Term: 5, HolderNode: holder, State: RecActive}), 3)
 	r.after(200 * time.Millisecond)
 	if _, ok := r.claim(); ok {
 		t.Fatal("claimed on an observation made before the reconnect")
@@ -388,9 +388,9 @@ func TestCoreTermsSeedFromTheWallClockAndRefuseARecordThatCannotGrow(t *testing.
 		atLeat int64
 	}{
 		{"no record: the wall clock", nil, true, 0},
-		{"a small term: the wall clock still", MustJSON(LeaderRecord{Term: 7, Holder: "x", State: RecActive}), true, 0},
-		{"a term ahead of the clock: one more", MustJSON(LeaderRecord{Term: 1 << 50, Holder: "x", State: RecActive}), true, 1<<50 + 1},
-		{"a term that cannot grow: refused", MustJSON(LeaderRecord{Term: MaxTerm, Holder: "x", State: RecActive}), false, 0},
+		{"a small term: the wall clock still", MustJSON(LeaderRecord{Term: 7, HolderNode: "x", State: RecActive}), true, 0},
+		{"a term ahead of the clock: one more", MustJSON(LeaderRecord{Term: 1 << 50, HolderNode: "x", State: RecActive}), true, 1<<50 + 1},
+		{"a term that cannot grow: refused", MustJSON(LeaderRecord{Term: MaxTerm, HolderNode: "x", State: RecActive}), false, 0},
 		{"near int64's maximum, no holder: refused, not overwritten", []byte(`{"term": 9223372036854775800}`), false, 0},
 		{"an unreadable record: overwritten", []byte("{not json"), true, 0},
 	} {

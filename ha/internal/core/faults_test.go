@@ -34,7 +34,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			r := newRig(t, "b")
 			holder := memberName("0000000000000000000000000000000f", 0)
 			own := r.join(1)
-			rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, Name: "a", State: RecActive})
+			rec := MustJSON(LeaderRecord{Term: 5, HolderNode: holder, Name: "a", State: RecActive})
 			r.look([]string{holder, own}, rec, 3)
 			w := r.take(OpGet, holder)
 			r.answer(w, Result{Data: MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary"}, LeaseTerm: 5}),
@@ -63,7 +63,7 @@ func TestCoreAFailedSilentClaimKeepsItsBound(t *testing.T) {
 			failedAt := r.now
 			// Answer whatever is asked: reads of the record (now at version
 			// 4: the holder's activation), listings with or without the holder.
-			rec4 := MustJSON(LeaderRecord{Term: 5, Holder: holder, Name: "a", State: RecActive})
+			rec4 := MustJSON(LeaderRecord{Term: 5, HolderNode: holder, Name: "a", State: RecActive})
 			for i := 0; i < 50; i++ {
 				if _, ok := r.claim(); ok {
 					if d := r.now.Sub(failedAt); d > 100*time.Millisecond {

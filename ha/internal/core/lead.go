@@ -70,25 +70,37 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		c.fail()
 		return
 	default:
-		i, kind := FailedOp(r)
-		last := len(r.Multi) - 1
-		switch {
-		case p.rule == ruleD && i == 0:
-			// It changed or vanished meanwhile. Its watch tells which (a
-			// deletion with no change first keeps predObs as a bound); rule
-			// D waits for a new read.
-			c.pred.failed = true
-		case i == last || i < 0:
-			// The leader record changed: read it again.
-		case kind == ErrNoNode:
-			c.lose("member node " + c.own.node + " is gone")
-			return
-		default:
-			c.own.sure, c.own.epoch, c.own.sent = false, 0, time.Time{}
-		}
-		c.wantLook()
+		c.claimRefused(p, r)
 		return
 	}
+	c.claimed(p, r)
+}
+
+// claimRefused: a check of the claim failed; what failed says what to read
+// again.
+func (c *Core) claimRefused(p pending, r Result) {
+	i, kind := FailedOp(r)
+	last := len(r.Multi) - 1
+	switch {
+	case p.rule == ruleD && i == 0:
+		// It changed or vanished meanwhile. Its watch tells which (a
+		// deletion with no change first keeps predObs as a bound); rule
+		// D waits for a new read.
+		c.pred.failed = true
+	case i == last || i < 0:
+		// The leader record changed: read it again.
+	case kind == ErrNoNode:
+		c.lose("member node " + c.own.node + " is gone")
+		return
+	default:
+		c.own.sure, c.own.epoch, c.own.sent = false, 0, time.Time{}
+	}
+	c.wantLook()
+}
+
+// claimed: the claim is committed. We hold the lease from its send time;
+// we act once the fence, if one is needed, has succeeded.
+func (c *Core) claimed(p pending, r Result) {
 	ci := c.hold.claiming
 	ownIdx := 0
 	if p.rule == ruleD {

@@ -107,7 +107,7 @@ func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
 	unsure := c.hold.stopUnsure
 	c.hold.stopUnsure = false
 	proof := c.sess.up && c.ownProof() && (c.rec.mineOK || c.cfg.Weaken.has(WeakRuleAAnyVersion)) &&
-		c.rec.kind == RecOK && c.rec.r.Holder == c.own.node && c.rec.r.State == RecActive && !unsure
+		c.rec.kind == RecOK && c.rec.r.HolderNode == c.own.node && c.rec.r.State == RecActive && !unsure
 	if !proof {
 		cover("release: leave only (no proof)")
 		if leave {

@@ -471,7 +471,7 @@ func (c *Core) onFastRec(id uint64, p pending, r Result) {
 	c.pred.fastNode = ""
 	if r.Err == ErrNone && c.current(p.epoch) {
 		rec, kind, _ := DecodeLeader(r.Data)
-		if kind == RecOK && rec.State == RecReleased && rec.Holder == gone && rec.Term < MaxTerm {
+		if kind == RecOK && rec.State == RecReleased && rec.HolderNode == gone && rec.Term < MaxTerm {
 			// The leaver released: nothing can be below us now, and the
 			// claim rules decide, as after any look.
 			c.setRecord(r)

@@ -33,7 +33,7 @@ func (c *Core) Snapshot() Snapshot {
 	if c.Active(c.now) {
 		s.LeaseEnd = c.leaseEnd()
 	}
-	if c.rec.kind == RecOK && c.rec.r.State != RecReleased {
+	if recordHolder(c.rec.r, c.rec.kind) != "" {
 		s.Leader = c.rec.r.Name
 	}
 	if c.role == roleMember && c.view.position == 1 && c.pred.lowest && c.pred.holds && c.pred.name != "" {

@@ -67,7 +67,7 @@ func (c *Core) onRecRead(p pending, r Result) {
 		return
 	}
 	rec, kind, why := DecodeLeader(r.Data)
-	if kind == RecOK && rec.Holder == c.own.node && rec.Term == c.hold.term {
+	if kind == RecOK && rec.HolderNode == c.own.node && rec.Term == c.hold.term {
 		// Ours after all: a write of ours whose reply we lost applied.
 		c.rec.mine, c.rec.ver, c.rec.r = r.Stat.Version, r.Stat.Version, rec
 		if rec.State == RecActive && !c.hold.activated && c.hold.activateDue {
@@ -117,8 +117,8 @@ type repairReq struct{ version int32 } // -1: create it
 func (c *Core) repairRecord(version int32) {
 	c.hold.repair = nil
 	rec := c.rec.r
-	if rec.Holder != c.own.node {
-		rec = LeaderRecord{Term: c.hold.term, Holder: c.own.node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+	if rec.HolderNode != c.own.node {
+		rec = LeaderRecord{Term: c.hold.term, HolderNode: c.own.node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
 			HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sess.id), Since: c.now.UTC(), State: RecActive}
 	}
 	if !c.hold.activated {

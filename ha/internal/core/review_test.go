@@ -43,7 +43,7 @@ func TestCoreRuleCIsDatedByTheReadThatShowedTheHolderGone(t *testing.T) {
 			r.answer(q, Result{Stat: Stat{EphemeralOwner: 7}})
 		}
 		r.answer(r.take(OpGet, holder), Result{Err: ErrNoNode})
-		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive}),
+		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 5, HolderNode: holder, State: RecActive}),
 			Stat: Stat{Version: 3}})
 		if r.c.view.position != 0 {
 			t.Fatalf("position %d, want lowest", r.c.view.position)
@@ -91,7 +91,7 @@ func (r *rig) higherTermRecord(own string) {
 	r.after(ExtendEvery(ctD, ctM))
 	r.answer(r.extension(own, 1, 0), Result{Err: ErrBadVersion, Multi: []Result{{}, {Err: ErrBadVersion}}})
 	other := memberName("0000000000000000000000000000000e", 7)
-	r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, Holder: other, Name: "x",
+	r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, HolderNode: other, Name: "x",
 		State: RecActive}), Stat: Stat{Version: 5}})
 }
 
@@ -152,7 +152,7 @@ func TestCoreRuleADoesNotTrustTimeAfterARelease(t *testing.T) {
 		if q, ok := r.find(OpGet, own); ok {
 			r.answer(q, Result{Data: r.c.own.data, Stat: Stat{Version: 1, EphemeralOwner: 7}})
 		}
-		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, Holder: own, State: RecReleased}),
+		r.answer(r.take(OpGet, "/leader"), Result{Data: MustJSON(LeaderRecord{Term: 1 << 50, HolderNode: own, State: RecReleased}),
 			Stat: Stat{Version: 6}})
 		r.step(EvTick{})
 		if _, ok := r.claim(); ok {
@@ -304,7 +304,7 @@ func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
 	holder := memberName("0000000000000000000000000000000f", 0)
 	pred := memberName("0000000000000000000000000000000e", 1)
 	own := r.join(2)
-	rec := MustJSON(LeaderRecord{Term: 5, Holder: holder, State: RecActive})
+	rec := MustJSON(LeaderRecord{Term: 5, HolderNode: holder, State: RecActive})
 	r.look([]string{holder, pred, own}, rec, 3)
 	w, ok := r.takeGet(pred, true)
 	if !ok || r.c.view.position != 2 {
@@ -339,7 +339,7 @@ func TestCoreAMemberNamedByAForeignRecordDoesNotRelease(t *testing.T) {
 	reviewCase(t, WeakRuleAAnyVersion, func(t *testing.T, r *rig) (bool, string) {
 		holder := memberName("0000000000000000000000000000000f", 0)
 		own := r.join(1)
-		r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 9, Holder: own, State: RecActive}), 5)
+		r.look([]string{holder, own}, MustJSON(LeaderRecord{Term: 9, HolderNode: own, State: RecActive}), 5)
 		r.step(EvShutdown{})
 		if r.releases() != 0 {
 			return true, "a member that never held released a record another client wrote"

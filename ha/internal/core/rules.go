@@ -64,7 +64,7 @@ func (c *Core) recOurs() bool {
 // this epoch's history: after our first read of the record in it (rule B).
 func (c *Core) releaseSeen() bool {
 	r := c.rec.r
-	return c.rec.kind == RecOK && r.State == RecReleased && c.view.seenBelow[r.Holder] &&
+	return c.rec.kind == RecOK && r.State == RecReleased && c.view.seenBelow[r.HolderNode] &&
 		(c.rec.firstOK && c.rec.ver > c.rec.first || c.cfg.Weaken.has(WeakRuleBAnyRelease))
 }
 
@@ -79,7 +79,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	}
 	rec := c.rec.kind == RecOK
 	switch {
-	case c.view.position == 0 && rec && c.rec.r.Holder == c.own.node && c.recOurs() && c.ownProof():
+	case c.view.position == 0 && rec && c.rec.r.HolderNode == c.own.node && c.recOurs() && c.ownProof():
 		return ruleA, c.now, true
 	case c.view.position == 0 && rec && c.releaseSeen():
 		return ruleB, c.now, true
@@ -87,7 +87,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 		return ruleC, c.view.candSince.Add(c.wait), true
 	case c.view.position == 1 && c.pred.lowest && !c.pred.obs.IsZero() && c.pred.watch != 0 && !c.pred.failed:
 		wait := c.wait
-		if !c.pred.holds && !(rec && c.rec.r.Holder == c.pred.node && c.rec.r.State != RecReleased) {
+		if !c.pred.holds && recordHolder(c.rec.r, c.rec.kind) != c.pred.node {
 			// The lowest member does not hold the lease (its node carries
 			// none, and the record does not name it): it is waiting to claim
 			// itself. Give it a full lease more before pushing it out. Only
@@ -242,7 +242,7 @@ func (c *Core) fenceTarget(rule claimRule) (cands []LeaderInfo, need bool) {
 	switch {
 	case r.State == RecReleased:
 		return nil, false
-	case r.Holder == c.own.node && r.State == RecActive:
+	case r.HolderNode == c.own.node && r.State == RecActive:
 		return nil, false // our own duty, which we know stopped
 	case r.State == RecFencing && len(r.Candidates) > 0:
 		return r.Candidates, true // the list it was to fence
@@ -301,7 +301,7 @@ func (c *Core) claim(rule claimRule) {
 	cands, need := c.fenceTarget(rule)
 	fence := c.cfg.Fencing && need
 	term := c.nextTerm()
-	rec := LeaderRecord{Term: term, Holder: c.own.node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
+	rec := LeaderRecord{Term: term, HolderNode: c.own.node, Name: c.cfg.Self.Name, Host: c.cfg.Self.Host,
 		HTTP: c.cfg.Self.HTTP, Session: SessionHex(c.sess.id), Since: c.now.UTC(), State: RecActive}
 	if fence {
 		// Whom to fence, for the next leader should we die fencing: the

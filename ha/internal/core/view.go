@@ -58,7 +58,7 @@ func recordHolder(rec LeaderRecord, kind RecKind) string {
 	if kind != RecOK || rec.State == RecReleased {
 		return ""
 	}
-	return rec.Holder
+	return rec.HolderNode
 }
 
 // Describe makes a GroupStatus of v. Damaged or foreign data is reported

@@ -84,14 +84,14 @@ const MaxTerm = 1<<53 - 1
 // activation writes it with a version check (ha/doc.go).
 type LeaderRecord struct {
 	Term int64 `json:"term"`
-	// Holder is the member node (name, not path) that made the claim.
-	Holder  string    `json:"holder"`
-	Name    string    `json:"name"`
-	Host    string    `json:"host"`
-	HTTP    string    `json:"http,omitempty"`
-	Session string    `json:"session"`
-	Since   time.Time `json:"since"`
-	State   string    `json:"state"`
+	// HolderNode is the member node (name, not path) that made the claim.
+	HolderNode string    `json:"holder"`
+	Name       string    `json:"name"`
+	Host       string    `json:"host"`
+	HTTP       string    `json:"http,omitempty"`
+	Session    string    `json:"session"`
+	Since      time.Time `json:"since"`
+	State      string    `json:"state"`
 	// Previous is the last leader that may have acted, while State is
 	// fencing; nil then means it is not known.
 	Previous *LeaderInfo `json:"previous,omitempty"`
@@ -120,7 +120,7 @@ func DecodeLeader(data []byte) (LeaderRecord, RecKind, string) {
 	switch {
 	case r.Term <= 0:
 		return r, RecBad, fmt.Sprintf("term %d is not positive", r.Term)
-	case r.Holder == "":
+	case r.HolderNode == "":
 		return r, RecBad, "no holder"
 	case r.State != RecFencing && r.State != RecActive && r.State != RecReleased:
 		return r, RecBad, fmt.Sprintf("unknown state %q", r.State)
