@@ -455,13 +455,10 @@ func (c *Core) relistEvery() time.Duration { return 3 * c.cfg.Lease }
 // leaseEnd is when the holder stops acting: the send time of its last
 // acknowledged write plus D minus M.
 func (c *Core) leaseEnd() time.Time {
-	if c.hold.leaseSend.IsZero() {
-		return time.Time{}
-	}
 	if c.cfg.Weaken.has(WeakNoMargin) {
-		return c.hold.leaseSend.Add(c.cfg.Lease)
+		return leaseEnd(c.hold.leaseSend, c.cfg.Lease, 0)
 	}
-	return c.hold.leaseSend.Add(c.cfg.Lease - c.cfg.Margin)
+	return leaseEnd(c.hold.leaseSend, c.cfg.Lease, c.cfg.Margin)
 }
 
 // Active reports whether the core may act as leader at now.

@@ -10,18 +10,14 @@ import "time"
 // 0.05%, and crystal error is about 0.01%).
 const DriftAllowance = 0.01
 
-// leaseLeft returns how long a lease acknowledged by a write sent at
-// lastSend still has, given the lease duration and the safety margin. A zero
-// lastSend (never acknowledged) or a result <= 0 means no lease.
-func leaseLeft(lastSend time.Time, duration, margin time.Duration, now time.Time) time.Duration {
+// leaseEnd is when a lease acknowledged by a write sent at lastSend ends
+// for its holder: lastSend + D − M on the holder's clock. A zero lastSend
+// (never acknowledged) holds no lease: zero.
+func leaseEnd(lastSend time.Time, duration, margin time.Duration) time.Time {
 	if lastSend.IsZero() {
-		return 0
+		return time.Time{}
 	}
-	left := lastSend.Add(duration - margin).Sub(now)
-	if left < 0 {
-		return 0
-	}
-	return left
+	return lastSend.Add(duration - margin)
 }
 
 // TakeoverWait is W: how long a node must watch, on its own clock, a lease

@@ -5,14 +5,14 @@ import (
 	"time"
 )
 
-func TestLeaseLeft(t *testing.T) {
+func TestLeaseEnd(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC)
 	const D, M = 10 * time.Second, 3 * time.Second
 	cases := []struct {
 		name     string
 		lastSend time.Time
 		now      time.Time
-		want     time.Duration
+		want     time.Duration // left at now
 	}{
 		{"never acknowledged holds no lease", time.Time{}, t0, 0},
 		{"just acknowledged holds the duration less the margin", t0, t0, 7 * time.Second},
@@ -23,8 +23,13 @@ func TestLeaseLeft(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := leaseLeft(c.lastSend, D, M, c.now); got != c.want {
-				t.Fatalf("leaseLeft = %v, want %v", got, c.want)
+			end := leaseEnd(c.lastSend, D, M)
+			left := time.Duration(0)
+			if !end.IsZero() && c.now.Before(end) {
+				left = end.Sub(c.now)
+			}
+			if left != c.want {
+				t.Fatalf("lease left at now = %v (end %v), want %v", left, end, c.want)
 			}
 		})
 	}
