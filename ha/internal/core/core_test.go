@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -458,8 +459,9 @@ func TestCoreAMemberPublishingAnImpossibleTermDoesNotStopTheGroup(t *testing.T) 
 	}
 }
 
-// TestCoreStringPrintsTheWholeState: a failing seed shows every part of
-// the state, what follows a stop as values rather than addresses.
+// TestCoreStringPrintsTheWholeState: a failing seed shows every field of
+// every part of the state, what follows a stop as values rather than
+// addresses.
 func TestCoreStringPrintsTheWholeState(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.lead()
@@ -468,13 +470,34 @@ func TestCoreStringPrintsTheWholeState(t *testing.T) {
 		t.Fatal("no stop asked")
 	}
 	s := r.c.String()
-	for _, part := range []string{"sess {", "req  {", "own  {", "view {", "rec  {", "pred {", "hold {", "pace {", "pub  {",
-		"hold.afterStop {write:1 leave:true then:{do:1 reason:rejoining after resigning", own, "role=member"} {
-		if !strings.Contains(s, part) {
-			t.Errorf("String() lacks %q:\n%s", part, s)
+	for _, want := range []string{own, "role=member", "afterStop={write:1 leave:true then:{do:1 reason:rejoining after resigning"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("String() lacks %q:\n%s", want, s)
 		}
 	}
-	if strings.Contains(s, "0xc0") {
-		t.Errorf("String() prints a pointer's address:\n%s", s)
+	parts := reflect.ValueOf(*r.c)
+	for i := 0; i < parts.NumField(); i++ {
+		part := parts.Type().Field(i)
+		if part.Type.Kind() != reflect.Struct || part.Name == "cfg" || part.Name == "l" || part.Name == "now" {
+			continue
+		}
+		line := ""
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), part.Name+":") {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Errorf("String() has no line for part %s:\n%s", part.Name, s)
+			continue
+		}
+		for j := 0; j < part.Type.NumField(); j++ {
+			if f := part.Type.Field(j).Name; !strings.Contains(line, " "+f+"=") {
+				t.Errorf("String() leaves out %s.%s:\n%s", part.Name, f, line)
+			}
+		}
+	}
+	if strings.Contains(s, "0xc0") || strings.Contains(s, "wall:") {
+		t.Errorf("String() prints an address or a raw time:\n%s", s)
 	}
 }

@@ -42,26 +42,95 @@ func (c *Core) NextClaim() (rule string, at time.Time, ok bool) {
 	return r.String(), at, ok
 }
 
-// String prints the core's whole state, part by part, for a failing seed.
+// String prints the core's whole state, part by part and field by field
+// (TestCoreStringPrintsTheWholeState checks that no field is left out), for
+// a failing seed.
 func (c *Core) String() string {
+	var w stateWriter
+	w.part("core")
+	w.f("group", c.cfg.Group).f("self", c.cfg.Self.Name).f("now", c.now).f("role", c.role).f("leaving", c.leaving).
+		f("shutting", c.shutting).f("done", c.done)
+	s := c.sess
+	w.part("sess").f("up", s.up).f("id", SessionHex(s.id)).f("epoch", s.epoch)
+	r := c.req
+	w.part("req").f("nextID", r.nextID).f("pend", len(r.pend)).f("order", r.order)
+	for _, id := range r.order {
+		if p, ok := r.pend[id]; ok {
+			w.f(fmt.Sprintf("#%d", id), fmt.Sprintf("{p:%d gen:%d epoch:%d sent:%s node:%s term:%d rule:%s look:%d leave:%v then:%+v}",
+				p.p, p.gen, p.epoch, stamp(p.sent), p.node, p.term, p.rule, p.look, p.leave, p.then))
+		}
+	}
+	o := c.own
+	w.part("own").f("gen", o.gen).f("guid", o.guid).f("joining", o.joining).f("ensureAt", o.ensureAt).f("node", o.node).
+		f("ver", o.ver).f("sure", o.sure).f("epoch", o.epoch).f("sent", o.sent).f("data", o.data).
+		f("revalidate", o.revalidate).f("watch", o.watch).f("check", o.check).f("writes", o.writes).f("writeSeq", o.writeSeq)
+	v := c.view
+	lk := v.look
+	w.part("view").f("look", fmt.Sprintf("{id:%d at:%s names:%d waiting:%d recDone:%v again:%v ownSeq:%d ownBusy:%v ownRead:%v outdated:%v}",
+		lk.id, stamp(lk.at), len(lk.names), lk.waiting, lk.recDone, lk.again, lk.ownSeq, lk.ownBusy, lk.ownRead, lk.outdated)).
+		f("lookDue", v.lookDue).f("lastLook", v.lastLook).f("members", len(v.members)).f("names", v.names).
+		f("ignored", len(v.ignored)).f("infos", len(v.infos)).f("reread", v.reread).f("seenBelow", v.seenBelow).
+		f("belowInfo", v.belowInfo).f("position", v.position).f("unreadable", v.unreadable).f("sweepable", v.sweepable).
+		f("vacated", v.vacated).f("candSince", v.candSince).f("seenTerm", v.seenTerm)
+	rc := c.rec
+	w.part("rec").f("r", fmt.Sprintf("{term:%d holder:%s name:%s state:%s}", rc.r.Term, rc.r.HolderNode, rc.r.Name, rc.r.State)).
+		f("kind", rc.kind).f("ver", rc.ver).f("why", rc.why).f("maxed", rc.maxed).f("first", rc.first).
+		f("firstOK", rc.firstOK).f("mine", rc.mine).f("mineOK", rc.mineOK).f("fixWatch", rc.fixWatch)
+	p := c.pred
+	w.part("pred").f("node", p.node).f("watch", p.watch).f("lowest", p.lowest).f("obs", p.obs).f("ver", p.ver).
+		f("holds", p.holds).f("name", p.name).f("failed", p.failed).f("data", fmt.Sprintf("{name:%s leaseTerm:%d}", p.data.Name, p.data.LeaseTerm)).
+		f("fastRead", p.fastRead).f("fastNode", p.fastNode)
 	h := c.hold
-	h.repair, h.releaseDue, h.afterStop = nil, nil, nil // printed below, not as addresses
-	var b strings.Builder
-	fmt.Fprintf(&b, "core %s/%s %s: role=%s leaving=%v shutting=%v done=%v now=%s\n", c.cfg.Group, c.cfg.Self.Name,
-		c.pub.phase, c.role, c.leaving, c.shutting, c.done, c.now.Format("15:04:05.000000"))
-	fmt.Fprintf(&b, "  sess %+v\n  req  %+v\n  own  %+v\n  view %+v\n  rec  %+v\n  pred %+v\n  hold %+v\n",
-		c.sess, c.req, c.own, c.view, c.rec, c.pred, h)
-	if r := c.hold.repair; r != nil {
-		fmt.Fprintf(&b, "  hold.repair %+v\n", *r)
+	w.part("hold").f("term", h.term).f("leaseSend", h.leaseSend).f("extBusy", h.extBusy).f("extN", h.extN).
+		f("extLost", h.extLost).f("repair", deref(h.repair)).f("activateDue", h.activateDue).f("releaseDue", deref(h.releaseDue)).
+		f("activated", h.activated).f("duty", h.duty).f("claimBusy", h.claimBusy).
+		f("claiming", fmt.Sprintf("{rule:%s term:%d fence:%v cands:%d}", h.claiming.rule, h.claiming.rec.Term, h.claiming.fence, len(h.claiming.cands))).
+		f("lookAfterClaim", h.lookAfterClaim).
+		f("fence", fmt.Sprintf("{busy:%v tries:%d term:%d retryAt:%s backoff:%s}", h.fence.busy, h.fence.tries, h.fence.term, stamp(h.fence.retryAt), h.fence.backoff)).
+		f("afterStop", deref(h.afterStop)).f("stopUnsure", h.stopUnsure)
+	w.part("pace").f("retryAt", c.pace.retryAt).f("backoff", c.pace.backoff)
+	u := c.pub
+	w.part("pub").f("phase", u.phase).f("reason", u.reason).f("since", u.since).f("noticed", u.noticed)
+	return w.b.String()
+}
+
+// stateWriter prints named parts of fields, one part per line.
+type stateWriter struct{ b strings.Builder }
+
+func (w *stateWriter) part(name string) *stateWriter {
+	if w.b.Len() > 0 {
+		w.b.WriteString("\n  ")
 	}
-	if r := c.hold.releaseDue; r != nil {
-		fmt.Fprintf(&b, "  hold.releaseDue %+v\n", *r)
+	w.b.WriteString(name + ":")
+	return w
+}
+
+func (w *stateWriter) f(name string, v any) *stateWriter {
+	switch v := v.(type) {
+	case time.Time:
+		fmt.Fprintf(&w.b, " %s=%s", name, stamp(v))
+	case []byte:
+		fmt.Fprintf(&w.b, " %s=%s", name, Quote(v))
+	default:
+		fmt.Fprintf(&w.b, " %s=%+v", name, v)
 	}
-	if a := c.hold.afterStop; a != nil {
-		fmt.Fprintf(&b, "  hold.afterStop %+v\n", *a)
+	return w
+}
+
+// stamp prints an instant of a node's clock to the microsecond, "-" zero.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
-	fmt.Fprintf(&b, "  pace %+v\n  pub  %+v", c.pace, c.pub)
-	return b.String()
+	return t.Format("15:04:05.000000")
+}
+
+// deref prints what p points to, "nil" for nothing.
+func deref[T any](p *T) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%+v", *p)
 }
 
 // Written is the versions our last writes left our member node and the
