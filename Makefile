@@ -53,7 +53,7 @@ test-faults: zk-image
 
 ## test-unit: the tests that need no Docker
 test-unit:
-	$(GO) test -race -count=1 ./conf ./ping ./roles
+	$(GO) test -race -count=1 ./conf ./ping ./roles/...
 	$(GO) test -race -count=1 ./ha -run 'TestCore|TestSimulation|Lease|Transition|Takeover|Extend|Member'
 
 ## fuzz: run the fuzzers briefly (FUZZTIME=... each)

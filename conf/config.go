@@ -117,7 +117,7 @@ func flagName(key string) string {
 
 // Config is the validated, effective configuration. Each field holds the key
 // of the same name (Name is NAME, HAID is HA_ID, ZKSessionTimeout is
-// ZK_SESSION_TIMEOUT, ...), trimmed; Role is canonical (roles.Set.String),
+// ZK_SESSION_TIMEOUT, ...), trimmed; Role is canonical (catalog.Set.String),
 // LogLevel, LogFormat, ActiveCmdMode and DutyContainment are lower case, and
 // LeaseMargin and ActiveStopTimeout are computed when unset.
 type Config struct {
