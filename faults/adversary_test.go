@@ -25,6 +25,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -54,7 +55,7 @@ func TestAdversaryMemberNodeDeleted(t *testing.T) {
 		if err := adv.conn.Delete(victim.Path, victim.Stat.Version); err != nil {
 			t.Fatalf("delete %s: %v", victim.Path, err)
 		}
-		nodetest.WaitFor(t, relist+slack, standby.Name()+" to rejoin with a new member node", func() bool {
+		testwait.For(t, relist+slack, standby.Name()+" to rejoin with a new member node", func() bool {
 			return adv.hasMember(c.haID, standby, ms[2].Seq)
 		})
 		rejoined := time.Since(fault)
@@ -188,7 +189,7 @@ func TestAdversaryDataLossDuringFirstLeaderWait(t *testing.T) {
 	// Members have no session for D, then start a fresh client (the empty
 	// server refuses the old one for good) and rejoin; the lowest waits W.
 	adv := newAdversary(t, server.Addr) // a client that has not seen the lost history
-	nodetest.WaitFor(t, 3*sessionTimeout+slack, "every member to rejoin the empty server", func() bool {
+	testwait.For(t, 3*sessionTimeout+slack, "every member to rejoin the empty server", func() bool {
 		return len(adv.memberZnodes(c.haID)) == len(c.nodes)
 	})
 	first := firstLeaderWait(t, c, advW)
@@ -285,7 +286,7 @@ func TestAdversaryUndecodableData(t *testing.T) {
 			leader, term := steady(t, c, settleTimeout)
 			fault := time.Now()
 			adv.overwrite(path, g.data)
-			nodetest.WaitFor(t, advW+slack, "a leader to rewrite "+path, func() bool {
+			testwait.For(t, advW+slack, "a leader to rewrite "+path, func() bool {
 				_, _, _, ok := adv.record(c.haID)
 				return ok
 			})
@@ -328,12 +329,12 @@ func TestAdversaryUndecodableData(t *testing.T) {
 				t.Errorf("%s exited %d after SIGTERM, want 0", standby, code)
 			}
 			standby.Restart()
-			nodetest.WaitFor(t, slack, "the restarted "+standby.Name()+" to rewrite "+path, func() bool {
+			testwait.For(t, slack, "the restarted "+standby.Name()+" to rewrite "+path, func() bool {
 				data, _, err := adv.conn.Get(path)
 				return err == nil && strings.Contains(string(data), `"role":"primary"`)
 			})
 			repaired := time.Since(fault)
-			waitStandby(t, standby, slack, "")
+			nodetest.WaitStandby(t, standby, slack, "")
 			if got, gotTerm := steady(t, c, settleTimeout); got != leader || gotTerm != term {
 				t.Errorf("%s leads in term %d, want %s in term %d", got, gotTerm, leader, term)
 			}
@@ -384,7 +385,7 @@ func TestAdversaryUndecodableData(t *testing.T) {
 				victim := ms[1+i]
 				scenario := "a standby's member node overwritten (" + garbage[k].kind + ")"
 				standby := c.chk.Node(victim.Name)
-				nodetest.WaitFor(t, relist+slack, standby.Name()+" to rejoin with a clean node", func() bool {
+				testwait.For(t, relist+slack, standby.Name()+" to rejoin with a clean node", func() bool {
 					return adv.hasMember(c.haID, standby, ms[2].Seq)
 				})
 				rejoined := time.Since(fault)
@@ -595,7 +596,7 @@ func TestAdversaryTermCannotGrow(t *testing.T) {
 	assertWithin(t, "graceful handover after the fix", took, slack)
 	now.WaitExit(exitBound)
 	now.Restart()
-	waitStandby(t, now, slack+relist, "")
+	nodetest.WaitStandby(t, now, slack+relist, "")
 	_, finalTerm := steady(t, c, settleTimeout)
 	for i, w := range watches {
 		w.Stop()
@@ -680,7 +681,7 @@ func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
 			}
 			leader.WaitExit(exitBound)
 			leader.Restart()
-			waitStandby(t, leader, sessionTimeout+slack, "")
+			nodetest.WaitStandby(t, leader, sessionTimeout+slack, "")
 			if got, _ := steady(t, c, settleTimeout); got != next {
 				t.Errorf("leader is %s after %s rejoined, want %s", got, leader, next)
 			}
@@ -830,7 +831,7 @@ func TestAdversaryZooKeeperRestartsAndMemberDeletes(t *testing.T) {
 	// first leader of the group it rejoins waits W.
 	bound := sessionTimeout + sessionTimeout/4 + advW + slack
 	assertWithin(t, "one leader back after the last fault", back, bound)
-	nodetest.WaitFor(t, relist+slack, "every node to hold a member node", func() bool {
+	testwait.For(t, relist+slack, "every node to hold a member node", func() bool {
 		for _, n := range c.nodes {
 			if !adv.hasMember(c.haID, n, -1) {
 				return false

@@ -33,6 +33,7 @@ import (
 
 	"github.com/hanode/hanode/internal/faultproxy"
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -156,7 +157,7 @@ func escapeScenario(t *testing.T, zkAddr string, e escape, f fault) {
 	stray := dutyProcesses(t, leader)
 	if f.end != nil {
 		f.end(t, c, leader)
-		waitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
+		nodetest.WaitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
 	}
 
 	late, overlap := lateLines(leader, before.Term, first.At)
@@ -214,7 +215,7 @@ done`
 		t.Fatal(err)
 	}
 	var exits []time.Time
-	nodetest.WaitFor(t, 5*time.Second, leader.Name()+"'s duty to exit", func() bool {
+	testwait.For(t, 5*time.Second, leader.Name()+"'s duty to exit", func() bool {
 		exits = exitStamps(t, leader)
 		return len(exits) > 0
 	})
@@ -225,7 +226,7 @@ done`
 	var next *nodetest.Node
 	var nextAt time.Time
 	waited := maxRestartsWait(grace)
-	err := nodetest.Poll(waited, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(waited, 5*time.Millisecond, func() bool {
 		var ok bool
 		next, nextAt, ok = c.chk.FirstOKAfter(firstExit, leader)
 		return ok
@@ -366,7 +367,7 @@ func guardFrozenScenario(t *testing.T, zkAddr string, timeout time.Duration) {
 	if guardAlive {
 		_ = syscall.Kill(guard.PID, syscall.SIGCONT)
 	}
-	waitStandby(t, leader, timeout+10*time.Second, before.ZK.SessionID)
+	nodetest.WaitStandby(t, leader, timeout+10*time.Second, before.ZK.SessionID)
 
 	late, overlap := lateLines(leader, before.Term, first.At)
 	hb := beats(leader, before.Term)
@@ -398,7 +399,7 @@ func guardFrozenScenario(t *testing.T, zkAddr string, timeout time.Duration) {
 func waitExtension(t testing.TB, n *nodetest.Node, lease time.Duration) time.Time {
 	t.Helper()
 	last, prev := "no answer", time.Duration(-1)
-	err := nodetest.Poll(lease+2*time.Second, 2*time.Millisecond, func() bool {
+	err := testwait.Poll(lease+2*time.Second, 2*time.Millisecond, func() bool {
 		st, err := n.Status()
 		if err != nil {
 			last = err.Error()
@@ -483,7 +484,7 @@ func dutyProcesses(t testing.TB, n *nodetest.Node) []nodetest.Proc {
 func dutyGuard(t testing.TB, n *nodetest.Node, timeout time.Duration) nodetest.Proc {
 	t.Helper()
 	var guards []nodetest.Proc
-	err := nodetest.Poll(timeout, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 5*time.Millisecond, func() bool {
 		guards = guards[:0]
 		for _, p := range n.Processes() {
 			if p.PID != n.PID() && strings.Contains(strings.Join(p.Args, " "), "duty-guard") {
@@ -520,7 +521,7 @@ func stopAll(t *testing.T, c *cluster) int {
 		}
 	}
 	var left []nodetest.Proc
-	_ = nodetest.Poll(leftoverBound, 10*time.Millisecond, func() bool {
+	_ = testwait.Poll(leftoverBound, 10*time.Millisecond, func() bool {
 		left = left[:0]
 		for _, n := range c.nodes {
 			left = append(left, n.Processes()...)

@@ -12,6 +12,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 const session = 4 * time.Second
@@ -212,21 +214,10 @@ func assertRead(t *testing.T, conn *zk.Conn, path, want string) {
 }
 
 func waitState(conn *zk.Conn, ok func(zk.State) bool, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		st := conn.State()
-		if ok(st) {
-			return nil
-		}
-		select {
-		case <-deadline.C:
-			return fmt.Errorf("state still %v after %v", st, timeout)
-		case <-tick.C:
-		}
+	if testwait.Poll(timeout, 20*time.Millisecond, func() bool { return ok(conn.State()) }) != nil {
+		return fmt.Errorf("state still %v after %v", conn.State(), timeout)
 	}
+	return nil
 }
 
 func TestModeNoServer(t *testing.T) {
