@@ -1,8 +1,8 @@
 package bench
 
-// Issue 11, item 3: the graceful handover of one group of three members
-// (three sessions, one ZooKeeper), cancel of the leader's Run to the
-// successor's State().Active(), broken down from outside hanode: the
+// The graceful handover of one group of three members (three sessions, one
+// ZooKeeper), cancel of the leader's Run to the successor's
+// State().Active(), broken down from outside hanode: the
 // callbacks' and Subscribe's timestamps on both members, and, when traced,
 // each member's ZooKeeper requests, replies and watch notifications as they
 // passed a tracing proxy (scale_trace_test.go).

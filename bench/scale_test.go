@@ -1,7 +1,7 @@
 package bench
 
-// Issue 11, items 1-3 and 6: what G HA groups cost one ZooKeeper and one
-// process, and how fast they fail over all at once (BENCHMARKS.md, "Scale").
+// What G HA groups cost one ZooKeeper and one process, and how fast they
+// fail over all at once (BENCHMARKS.md, "Scale").
 //
 //	go test ./bench -run '^TestScale.*Smoke$' -count=1 -v   (10 groups, about 25 s, and 3 handovers,
 //	                                                       about 15 s; part of `make test`)

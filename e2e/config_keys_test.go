@@ -126,7 +126,7 @@ func TestConfigKeysNetSpyGlassFilePassesListingWhatHanodeIgnores(t *testing.T) {
 	})
 }
 
-// TestConfigKeysMisspeltHAIDIsRefused (issue 10): HAID="g" used to pass
+// TestConfigKeysMisspeltHAIDIsRefused: HAID="g" used to pass
 // check-config, and the node ran standalone, always active, next to its
 // group. A name one typo from a key is refused with exit 78, naming the key,
 // the value and where it was set, wherever it was set.

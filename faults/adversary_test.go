@@ -1,6 +1,6 @@
 package faults
 
-// Adversarial faults (issues 9 and 10): another ZooKeeper client writes
+// Adversarial faults: another ZooKeeper client writes
 // into hanode's znodes while a group runs (or while it is stopped), as an
 // operator's zkCli or a cleanup script would, and ZooKeeper loses its data
 // while members restart. Every scenario runs a group of the real binary
@@ -171,13 +171,13 @@ func TestAdversaryRootDeleted(t *testing.T) {
 // first-leader wait is restarted, with SIGTERM, and then its successor,
 // which became lowest and waits in turn, with SIGKILL: the third member
 // takes over from a predecessor that was itself still in its first-leader
-// wait (issue 9), once the killed member's session has ended, and within W
+// wait, once the killed member's session has ended, and within W
 // more at most. Nobody leads twice at once, and every term is above every
 // term used before the loss (restarted members forget the terms they saw:
 // the wall clock carries them).
 func TestAdversaryDataLossDuringFirstLeaderWait(t *testing.T) {
 	const scenario = "data loss, then the waiting lowest restarted (SIGTERM), then its successor (SIGKILL)"
-	const variant = "took over from a predecessor killed in its first-leader wait (issue 9)"
+	const variant = "took over from a predecessor killed in its first-leader wait"
 	server := zktest.Start(t)
 	zkHistory(t, server.Addr, 300)
 	c := startCluster(t, clusterOptions{Servers: []string{server.Addr}, Names: []string{"d1", "d2", "d3"}})
@@ -244,7 +244,7 @@ var garbage = []struct {
 	{"JSON of the wrong shape", []byte(`["term", 7, {"holder": null}]`)},
 }
 
-// TestAdversaryUndecodableData (issue 10, item 1): another client
+// TestAdversaryUndecodableData: another client
 // overwrites hanode's records with garbage (not JSON, empty, JSON of the
 // wrong shape) while a group runs.
 //
@@ -431,7 +431,7 @@ func TestAdversaryUndecodableData(t *testing.T) {
 	c.assertClean(t)
 }
 
-// TestAdversaryForeignMemberNodes (issue 10, item 2): with the group
+// TestAdversaryForeignMemberNodes: with the group
 // stopped, another client leaves nodes under members/ that hanode did not
 // write: (a) a persistent node named like a member with the lowest
 // sequence and member-like data, (b) a name with a sign where the 10-digit
@@ -513,7 +513,7 @@ func TestAdversaryForeignMemberNodes(t *testing.T) {
 	record(t, scenario, outcomeOf(t, "one leader behind the swept foreign node; the rest ignored and kept"), back)
 }
 
-// TestAdversaryTermCannotGrow (issue 10, item 4): an operator edits the
+// TestAdversaryTermCannotGrow: an operator edits the
 // leader record of a running group, writing the term 9223372036854775800
 // and keeping every other field. No term can follow it (terms stay below
 // 2^53, exact for JSON consumers): the leader, which watches the record,
@@ -615,8 +615,7 @@ func TestAdversaryTermCannotGrow(t *testing.T) {
 	record(t, scenario, outcomeOf(t, "every member refused to lead until the record was deleted; then one leader, and handovers as usual"), back)
 }
 
-// TestAdversaryFenceWithoutLeaderRecord (issue 10, item 5; issue 14, item
-// 3): every member has FENCE_CMD, which writes its environment to a file.
+// TestAdversaryFenceWithoutLeaderRecord: every member has FENCE_CMD, which writes its environment to a file.
 // The leader is SIGKILLed and, at once, another client deletes the leader
 // record: the record cannot say whom to fence, but the next leader read the
 // killed leader's node (the silent lowest member it pushes out, or the one
@@ -693,7 +692,7 @@ func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
 	c.assertClean(t)
 }
 
-// TestAdversaryNameReservationDeleted (issue 10, item 8): another client
+// TestAdversaryNameReservationDeleted: another client
 // deletes names/<NAME> of a running node, and a second process with the
 // same NAME starts (in the same group, or in another). The running node
 // reserves its name again at once (it watches it); the second process is
@@ -763,7 +762,7 @@ func TestAdversaryNameReservationDeleted(t *testing.T) {
 	c.assertClean(t)
 }
 
-// TestAdversaryZooKeeperRestartsAndMemberDeletes (issue 10, item 3: a
+// TestAdversaryZooKeeperRestartsAndMemberDeletes (a regression test: a
 // retry armed before a membership was lost once survived the rejoin and
 // crashed the process): the group's only ZooKeeper server is restarted
 // three times (data kept), each time as soon as every member is back in

@@ -1,6 +1,6 @@
 package faults
 
-// Duty containment (issue 20), from the outside: whatever a duty forks,
+// Duty containment, from the outside: whatever a duty forks,
 // re-parents, setsids or daemonizes, nothing of it outlives its node's
 // leadership; a node whose duty does not run stops answering ok and, when
 // the duty keeps failing, hands over; a frozen duty guard does not stretch
@@ -50,7 +50,8 @@ const (
 	leftoverBound = 2 * time.Second
 	// gracefulHandover bounds a graceful handover, from the leader's
 	// decision to step down to the successor's first ok (measured 25–30 ms
-	// p50; FACTS.md), with room for a loaded machine.
+	// p50 on the development VM; BENCHMARKS.md, "Failover"), with room for a
+	// loaded machine.
 	gracefulHandover = 500 * time.Millisecond
 	// okTolerance is what the failing-duty check allows beyond the restart
 	// grace: the poll interval, one request's travel and scheduling.
@@ -293,8 +294,8 @@ done`
 
 // maxRestartsWait bounds the wait for a takeover after a duty's first
 // exit: the grace, three restarts with a backoff that doubles from 200 ms
-// up to 1.6 s (3 s in all, generous), the 1 s the issue allows, a handover
-// and slack.
+// up to 1.6 s (3 s in all, generous), the 1 s TestContainmentFailingDuty
+// allows another node to lead in, a handover and slack.
 func maxRestartsWait(grace time.Duration) time.Duration {
 	return grace + 3*time.Second + time.Second + gracefulHandover + 5*time.Second
 }
