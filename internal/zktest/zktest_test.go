@@ -25,7 +25,7 @@ func TestImage(t *testing.T) {
 	assert.Equal(t, "zookeeper:3.9", Image())
 
 	for img, local := range map[string]bool{
-		"hanode-zookeeper:3.8":                   true,
+		"hanode-zookeeper:3.8-2":                 true,
 		"registry.local:5000/hanode-zookeeper:x": true,
 		"hanode-zookeeper@sha256:abc":            true,
 		"zookeeper:3.9":                          false,
