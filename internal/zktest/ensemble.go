@@ -105,6 +105,7 @@ func memberIP(subnet netip.Prefix, id int) netip.Addr {
 // srvr as leader or follower. Containers and network are removed in t.Cleanup.
 func StartEnsemble(t testing.TB, n int) *Ensemble {
 	t.Helper()
+	RequireDocker(t)
 	if n < 1 {
 		t.Fatalf("zktest: an ensemble needs at least 1 member, got %d", n)
 	}

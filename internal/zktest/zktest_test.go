@@ -37,6 +37,7 @@ func TestImage(t *testing.T) {
 }
 
 func TestMissingImage(t *testing.T) {
+	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := requireImage(ctx, "hanode-zookeeper:no-such-tag")
