@@ -53,7 +53,7 @@ test-faults: zk-image
 
 ## test-unit: the tests that need no Docker
 test-unit:
-	$(GO) test -race -count=1 ./conf ./ping ./roles
+	$(GO) test -race -count=1 ./conf ./ping ./roles/...
 	$(GO) test -race -count=1 ./ha -run 'TestCore|TestSimulation|Lease|Transition|Takeover|Extend|Member'
 
 ## fuzz: run the fuzzers briefly (FUZZTIME=... each)
@@ -72,7 +72,7 @@ bench: build zk-image
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCH_ROUNDS)x -timeout 30m ./bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./ping
 
-## bench-scale: issue 11's scale figures: 10, 100 and 1,000 groups x 3 members on one
+## bench-scale: the scale figures: 10, 100 and 1,000 groups x 3 members on one
 ## ZooKeeper, 10 groups of real processes, graceful handovers (BENCHMARKS.md "Scale"; about 6 min)
 .PHONY: bench-scale
 bench-scale: zk-image

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/ha"
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // hanode's defaults (conf): ZK_SESSION_TIMEOUT 10 s, LEASE_MARGIN 30% of it.
@@ -90,7 +91,7 @@ func openFleet(t testing.TB, addrs [scaleProcs]string, root string, groups int, 
 		f.sessions[p] = s
 	}
 	t.Cleanup(f.close)
-	scaleWaitFor(t, 30*time.Second, 20*time.Millisecond, "three ZooKeeper sessions", func() bool {
+	testwait.Every(t, 30*time.Second, 20*time.Millisecond, "three ZooKeeper sessions", func() bool {
 		for _, s := range f.sessions {
 			if !s.ZK().Connected {
 				return false

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 	"github.com/hanode/hanode/ping"
 )
@@ -78,7 +79,7 @@ func runProcesses(t *testing.T, groups int) procsResult {
 		}
 		return leader, len(sts) > 0 && active == 1
 	}
-	scaleWaitFor(t, scaleW+time.Minute, 100*time.Millisecond, "one leader in every group of processes", func() bool {
+	testwait.Every(t, scaleW+time.Minute, 100*time.Millisecond, "one leader in every group of processes", func() bool {
 		for g := range groups {
 			if _, ok := oneLeader(g); !ok {
 				return false
@@ -135,7 +136,7 @@ func runProcesses(t *testing.T, groups int) procsResult {
 	}
 	r.handoverSignalsTook = time.Since(h0)
 	var took []time.Duration
-	scaleWaitFor(t, 30*time.Second, 20*time.Millisecond, "a new leader in every group of processes", func() bool {
+	testwait.Every(t, 30*time.Second, 20*time.Millisecond, "a new leader in every group of processes", func() bool {
 		took = took[:0]
 		for g := range groups {
 			found := false

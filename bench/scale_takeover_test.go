@@ -1,8 +1,8 @@
 package bench
 
-// Issue 11, item 3: the graceful handover of one group of three members
-// (three sessions, one ZooKeeper), cancel of the leader's Run to the
-// successor's State().Active(), broken down from outside hanode: the
+// The graceful handover of one group of three members (three sessions, one
+// ZooKeeper), cancel of the leader's Run to the successor's
+// State().Active(), broken down from outside hanode: the
 // callbacks' and Subscribe's timestamps on both members, and, when traced,
 // each member's ZooKeeper requests, replies and watch notifications as they
 // passed a tracing proxy (scale_trace_test.go).
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/ha"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -137,7 +138,7 @@ func runTakeovers(t *testing.T, cfg takeoverConfig) takeoverResult {
 	}
 	f := openFleet(t, addrs, "/hanode", 1, true)
 	f.start()
-	scaleWaitFor(t, scaleW+30*time.Second, 5*time.Millisecond, "one leader", func() bool { return f.unsettled() == 0 })
+	testwait.Every(t, scaleW+30*time.Second, 5*time.Millisecond, "one leader", func() bool { return f.unsettled() == 0 })
 
 	res := takeoverResult{traced: traced, onExtension: cfg.onExtension}
 	if traced && cfg.mix {
@@ -149,7 +150,7 @@ func runTakeovers(t *testing.T, cfg takeoverConfig) takeoverResult {
 		if cfg.phase > 0 {
 			measureFor(rand.N(cfg.phase))
 		}
-		scaleWaitFor(t, 20*time.Second, 5*time.Millisecond, "one leader, two standbys", func() bool { return f.unsettled() == 0 })
+		testwait.Every(t, 20*time.Second, 5*time.Millisecond, "one leader, two standbys", func() bool { return f.unsettled() == 0 })
 		old := f.leaders()[0]
 		for _, tr := range tracers {
 			if tr != nil {
@@ -171,7 +172,7 @@ func runTakeovers(t *testing.T, cfg takeoverConfig) takeoverResult {
 			from = t0
 		}
 		var next *membership
-		scaleWaitFor(t, scaleW+10*time.Second, time.Millisecond, "a new leader", func() bool {
+		testwait.Every(t, scaleW+10*time.Second, time.Millisecond, "a new leader", func() bool {
 			for _, m := range f.members[0] {
 				if m != old && m.started.Load() > t0.UnixNano() {
 					next = m
@@ -191,7 +192,7 @@ func runTakeovers(t *testing.T, cfg takeoverConfig) takeoverResult {
 			oldTrans: transSince(old, t0), nextTrans: transSince(next, t0)}
 		// OnStartedLeading runs just before the election publishes its
 		// new state.
-		scaleWaitFor(t, time.Second, time.Millisecond, "the new leader's state", func() bool { return next.el.State().Active() })
+		testwait.Every(t, time.Second, time.Millisecond, "the new leader's state", func() bool { return next.el.State().Active() })
 		try.rule = digits.ReplaceAllString(next.el.State().Reason, "N")
 		if traced {
 			breakDown(&try, t0, from, tracers)

@@ -1,7 +1,7 @@
 package bench
 
-// Issue 11, items 1-3 and 6: what G HA groups cost one ZooKeeper and one
-// process, and how fast they fail over all at once (BENCHMARKS.md, "Scale").
+// What G HA groups cost one ZooKeeper and one process, and how fast they
+// fail over all at once (BENCHMARKS.md, "Scale").
 //
 //	go test ./bench -run '^TestScale.*Smoke$' -count=1 -v   (10 groups, about 25 s, and 3 handovers,
 //	                                                       about 15 s; part of `make test`)
@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -274,7 +275,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 	pr.set("join")
 	t0 := time.Now()
 	f.start()
-	scaleWaitFor(t, scaleW+2*time.Minute, cfg.pollEvery, "exactly one leader in every group", func() bool {
+	testwait.Every(t, scaleW+2*time.Minute, cfg.pollEvery, "exactly one leader in every group", func() bool {
 		return f.unsettled() == 0
 	})
 	pr.set("")
@@ -368,7 +369,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 		}
 		return 0, false
 	}
-	scaleWaitFor(t, 60*time.Second, 5*time.Millisecond, "a new leader in every group", func() bool {
+	testwait.Every(t, 60*time.Second, 5*time.Millisecond, "a new leader in every group", func() bool {
 		for gi := range leaders {
 			if _, ok := newLeader(gi); !ok {
 				return false
@@ -376,7 +377,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 		}
 		return true
 	})
-	scaleWaitFor(t, 30*time.Second, 5*time.Millisecond, "every old leader's Run to return", func() bool {
+	testwait.Every(t, 30*time.Second, 5*time.Millisecond, "every old leader's Run to return", func() bool {
 		for _, m := range leaders {
 			if m.running.Load() {
 				return false
@@ -431,7 +432,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 	r.watchesPerFailover = float64(r.handoverWatches-r.handoverExtensions) / float64(cfg.groups)
 	r.handoverZK, r.handoverProbe = srvrDelta(z5, z6), probeResult(pr, "handover")
 	r.handoverZKCPU, r.handoverSelfCPU = (zc6-zc5).Seconds()/r.handoverZK.secs, (c6-c5).Seconds()/r.handoverZK.secs
-	scaleWaitFor(t, 30*time.Second, cfg.pollEvery, "exactly one leader in every group after the handover", func() bool {
+	testwait.Every(t, 30*time.Second, cfg.pollEvery, "exactly one leader in every group after the handover", func() bool {
 		return f.unsettled() == 0
 	})
 	return r

@@ -17,7 +17,6 @@ package bench
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // srvrStats is one reading of srvr.
@@ -274,11 +275,7 @@ func startProbe(t testing.TB, addr string, interval time.Duration) *probe {
 		<-p.done
 		conn.Close()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := waitCond(ctx, 20*time.Millisecond, func() bool { return conn.State() == zk.StateHasSession }); err != nil {
-		t.Fatalf("probe: no session: %v", err)
-	}
+	testwait.Every(t, 30*time.Second, 20*time.Millisecond, "the probe's ZooKeeper session", func() bool { return conn.State() == zk.StateHasSession })
 	go p.loop()
 	return p
 }
@@ -341,30 +338,6 @@ func (p *probe) result(phase string) (n int, avg, p99, hi time.Duration, fails i
 type nopZKLogger struct{}
 
 func (nopZKLogger) Printf(string, ...any) {}
-
-// waitCond polls cond every tick until it holds or ctx ends.
-func waitCond(ctx context.Context, tick time.Duration, cond func() bool) error {
-	tk := time.NewTicker(tick)
-	defer tk.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tk.C:
-		}
-	}
-	return nil
-}
-
-// waitFor is waitCond bounded by timeout, failing the test with what.
-func scaleWaitFor(t testing.TB, timeout, tick time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := waitCond(ctx, tick, cond); err != nil {
-		t.Fatalf("timed out after %v waiting for %s", timeout, what)
-	}
-}
 
 // measureFor waits d: a measurement window, not a synchronization.
 func measureFor(d time.Duration) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hanode/hanode/internal/nodetest"
 	"github.com/hanode/hanode/internal/zktest"
-	"github.com/hanode/hanode/ping"
 )
 
 func TestMain(m *testing.M) { os.Exit(nodetest.Main(m)) }
@@ -74,7 +73,7 @@ func benchTakeover(b *testing.B, fault func(*nodetest.Node) time.Time, wantExit 
 			b.Fatalf("round %d: %s exited %d, want %d\n%s", len(rounds), leader, code, wantExit, leader.Logs())
 		}
 		leader.Restart()
-		waitStandby(b, leader, nodetest.DefaultSessionTimeout+10*time.Second)
+		nodetest.WaitStandby(b, leader, nodetest.DefaultSessionTimeout+10*time.Second, "")
 		if got := chk.WaitSingleLeader(5 * time.Second); got != next.Name() {
 			b.Fatalf("round %d: %s leads after %s rejoined, want %s", len(rounds), got, leader, next)
 		}
@@ -149,11 +148,4 @@ func quantiles(ds []time.Duration) (p50, p90, hi time.Duration) {
 		return s[min(max(i, 0), len(s)-1)]
 	}
 	return rank(0.5), rank(0.9), s[len(s)-1]
-}
-
-func waitStandby(b *testing.B, n *nodetest.Node, timeout time.Duration) {
-	b.Helper()
-	if _, err := n.WaitStatus(timeout, func(st ping.Status) bool { return st.State == "standby" }); err != nil {
-		b.Fatalf("not standby after its restart: %v", err)
-	}
 }

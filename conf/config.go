@@ -16,8 +16,6 @@ package conf
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,7 +115,7 @@ func flagName(key string) string {
 
 // Config is the validated, effective configuration. Each field holds the key
 // of the same name (Name is NAME, HAID is HA_ID, ZKSessionTimeout is
-// ZK_SESSION_TIMEOUT, ...), trimmed; Role is canonical (roles.Set.String),
+// ZK_SESSION_TIMEOUT, ...), trimmed; Role is canonical (catalog.Set.String),
 // LogLevel, LogFormat, ActiveCmdMode and DutyContainment are lower case, and
 // LeaseMargin and ActiveStopTimeout are computed when unset.
 type Config struct {
@@ -424,28 +422,6 @@ func keep(key, value string) (string, any) {
 		return "", nil
 	}
 	return key, value
-}
-
-// readEnvFile picks, reads and parses the env file; it returns nil, nil when
-// there is none.
-func readEnvFile(opts LoadOptions, lookupEnv func(string) (string, bool)) (*envFile, error) {
-	path := opts.EnvFile
-	if path == "" {
-		path = opts.DefaultEnvFile
-		if path == "" {
-			path = DefaultEnvFile
-		}
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &invalidError{msg: "cannot read env file", err: err}
-	}
-	vals, err := ParseEnvFile(path, src, lookupEnv)
-	hintMisspelt(err)
-	return scanFile(path, vals), err
 }
 
 // withoutRequired drops "required" errors from a validation of a broken

@@ -3,6 +3,7 @@ package conf
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -16,27 +17,18 @@ import (
 )
 
 // nsgPrimary1 is the first /etc/default/netspyglass example of the
-// NetSpyGlass HA documentation, verbatim.
-const nsgPrimary1 = `# Server name must be unique
-NAME="primary-1"
-# supported roles are: "primary", "secondary", "monitor". Single-server configuration
-# runs with combined role "primary,monitor"
-#
-ROLE="primary"
-# regions are defined in the file cluster.conf; primary server allocates devices
-# to regions according to the parameter "allocations" in the file cluster.conf.
-# In single server configuration there is only one default region "world" and file
-# cluster.conf is unnecessary
-#
-REGION="world"
-# HA group id. This must be identical on all servers in the same HA group.
-HA_ID="nsg-development-primary-ha"
-#----------------------------------------------------------
-# Server command line parameters
-JVM_CLI="-XX:+UseG1GC -XX:MaxPermSize=256m -XX:G1HeapRegionSize=32M -XX:+ParallelRefProcEnabled"
-SERVER_CLI="$JVM_CLI -DZK=embedded -DNAME=$NAME -DROLE=$ROLE -DREGION=$REGION -DHA_ID=$HA_ID"
-SERVER_CLI="$SERVER_CLI -DCONFIG=${HOME}/nw2.conf -DLOG_DIR=${HOME}/logs"
-`
+// NetSpyGlass HA documentation, verbatim: the fixture shared with the
+// end-to-end tests (testdata/README.md).
+var nsgPrimary1 = mustReadFile(filepath.Join("..", "testdata", "netspyglass", "primary-1"))
+
+// mustReadFile returns the content of a fixture; tests cannot run without it.
+func mustReadFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(fmt.Sprintf("fixture: %v", err))
+	}
+	return string(b)
+}
 
 // testEnv is the process environment the env-file tests pretend to have.
 var testEnv = map[string]string{"HOME": "/home/nsg", "LANG": "C.UTF-8", "EMPTY": ""}

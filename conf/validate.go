@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hanode/hanode/roles"
+	"github.com/hanode/hanode/roles/catalog"
 )
 
 // ErrInvalid matches every configuration problem Load and Validate report
@@ -228,12 +228,12 @@ func checkName(s string) string {
 func (v *validation) role() string {
 	s := v.get(KeyRole)
 	if s.Value == "" {
-		v.fail(KeyRole, fmt.Sprintf("required: one of %s, or a combination such as primary,monitor", roles.Set(roles.Catalog)))
+		v.fail(KeyRole, fmt.Sprintf("required: one of %s, or a combination such as primary,monitor", catalog.Set(catalog.All)))
 		return ""
 	}
-	set, err := roles.Parse(s.Value)
+	set, err := catalog.Parse(s.Value)
 	if err != nil {
-		v.fail(KeyRole, strings.TrimPrefix(err.Error(), "roles: "))
+		v.fail(KeyRole, strings.TrimPrefix(err.Error(), "catalog: "))
 		return ""
 	}
 	return set.String()

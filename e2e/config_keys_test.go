@@ -5,6 +5,7 @@ import (
 	"context"
 	"io/fs"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,28 +18,19 @@ import (
 
 // nsgExample returns the /etc/default/netspyglass file of the NetSpyGlass HA
 // documentation for one primary server, verbatim (the two examples differ
-// only in NAME).
-func nsgExample(name string) string {
-	return `# Server name must be unique
-NAME="` + name + `"
-# supported roles are: "primary", "secondary", "monitor". Single-server configuration
-# runs with combined role "primary,monitor"
-#
-ROLE="primary"
-# regions are defined in the file cluster.conf; primary server allocates devices
-# to regions according to the parameter "allocations" in the file cluster.conf.
-# In single server configuration there is only one default region "world" and file
-# cluster.conf is unnecessary
-#
-REGION="world"
-# HA group id. This must be identical on all servers in the same HA group.
-HA_ID="nsg-development-primary-ha"
-#----------------------------------------------------------
-# Server command line parameters
-JVM_CLI="-XX:+UseG1GC -XX:MaxPermSize=256m -XX:G1HeapRegionSize=32M -XX:+ParallelRefProcEnabled"
-SERVER_CLI="$JVM_CLI -DZK=embedded -DNAME=$NAME -DROLE=$ROLE -DREGION=$REGION -DHA_ID=$HA_ID"
-SERVER_CLI="$SERVER_CLI -DCONFIG=${HOME}/nw2.conf -DLOG_DIR=${HOME}/logs"
-`
+// only in NAME): the fixture shared with conf's tests (testdata/README.md)
+// with NAME set to name.
+func nsgExample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "netspyglass", "primary-1"))
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	const line = `NAME="primary-1"`
+	if !bytes.Contains(b, []byte(line)) {
+		t.Fatalf("fixture: no %s line", line)
+	}
+	return strings.Replace(string(b), line, `NAME="`+name+`"`, 1)
 }
 
 // checkConfig runs `hanode check-config args...` with the test's environment
@@ -107,7 +99,7 @@ func TestConfigKeysEveryShippedEnvFilePasses(t *testing.T) {
 func TestConfigKeysNetSpyGlassFilePassesListingWhatHanodeIgnores(t *testing.T) {
 	for _, name := range []string{"primary-1", "primary-2"} {
 		t.Run(name, func(t *testing.T) {
-			file := writeFile(t, "netspyglass", nsgExample(name))
+			file := writeFile(t, "netspyglass", nsgExample(t, name))
 			out, stderr, code := checkConfig(t, []string{"HOME=/home/nsg", "HANODE_ZK=127.0.0.1:9,127.0.0.1:10"}, "--env-file", file)
 			if code != 0 {
 				t.Fatalf("exit %d, want 0\n%s%s", code, out, stderr)
@@ -125,7 +117,7 @@ func TestConfigKeysNetSpyGlassFilePassesListingWhatHanodeIgnores(t *testing.T) {
 		})
 	}
 	t.Run("without an ensemble it is refused: HA needs an external ZooKeeper", func(t *testing.T) {
-		file := writeFile(t, "netspyglass", nsgExample("primary-1"))
+		file := writeFile(t, "netspyglass", nsgExample(t, "primary-1"))
 		_, stderr, code := checkConfig(t, []string{"HOME=/home/nsg"}, "--env-file", file)
 		if code != 78 {
 			t.Fatalf("exit %d, want 78\n%s", code, stderr)
@@ -134,7 +126,7 @@ func TestConfigKeysNetSpyGlassFilePassesListingWhatHanodeIgnores(t *testing.T) {
 	})
 }
 
-// TestConfigKeysMisspeltHAIDIsRefused (issue 10): HAID="g" used to pass
+// TestConfigKeysMisspeltHAIDIsRefused: HAID="g" used to pass
 // check-config, and the node ran standalone, always active, next to its
 // group. A name one typo from a key is refused with exit 78, naming the key,
 // the value and where it was set, wherever it was set.

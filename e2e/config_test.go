@@ -129,7 +129,7 @@ func TestVersionPrintsTheBuildVersion(t *testing.T) {
 	}
 }
 
-// TestCheckConfigRefusesWhatZooKeeperOrLinuxWouldRefuse (issue 20): check-config
+// TestCheckConfigRefusesWhatZooKeeperOrLinuxWouldRefuse: check-config
 // exits 78 for what used to pass it and then fail in run: a ZK_ROOT or chroot
 // in ZooKeeper's reserved tree or with a character the server refuses, a
 // command longer than one argument may be, a NUL byte in the env file, and a

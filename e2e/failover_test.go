@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 	"github.com/hanode/hanode/ping"
 )
@@ -101,7 +102,7 @@ func TestCrashedLeaderIsReplacedOnceItsLeaseProvablyEnded(t *testing.T) {
 func activeTerm(t *testing.T, n *nodetest.Node) int64 {
 	t.Helper()
 	var term int64
-	nodetest.WaitFor(t, 5*time.Second, n.Name()+" to report active with a term", func() bool {
+	testwait.For(t, 5*time.Second, n.Name()+" to report active with a term", func() bool {
 		st, err := n.Status()
 		term = st.Term
 		return err == nil && st.State == "active" && st.Term > 0

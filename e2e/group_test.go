@@ -10,6 +10,7 @@ import (
 
 	"github.com/hanode/hanode/ha"
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 	"github.com/hanode/hanode/ping"
 )
@@ -75,7 +76,7 @@ SERVER_CLI="$SERVER_CLI -DCONFIG=${HOME}/nw2.conf -DLOG_DIR=${HOME}/logs"
 	// every handover).
 	var term int64
 	var last []ping.Status
-	nodetest.WaitFor(t, 3*nodetest.DefaultSessionTimeout+5*time.Second, "every /v2/status to agree on leader and term", func() bool {
+	testwait.For(t, 3*nodetest.DefaultSessionTimeout+5*time.Second, "every /v2/status to agree on leader and term", func() bool {
 		last = last[:0]
 		for _, n := range nodes {
 			st, err := n.Status()
@@ -103,7 +104,7 @@ SERVER_CLI="$SERVER_CLI -DCONFIG=${HOME}/nw2.conf -DLOG_DIR=${HOME}/logs"
 	}
 
 	// Only the leader runs the duty, with its name, term, role and group.
-	nodetest.WaitFor(t, 5*time.Second, "the leader's duty to write a heartbeat", func() bool {
+	testwait.For(t, 5*time.Second, "the leader's duty to write a heartbeat", func() bool {
 		return len(leader.Heartbeats()) > 0
 	})
 	for _, hb := range leader.Heartbeats() {

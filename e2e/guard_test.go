@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -129,7 +130,7 @@ func latest(a, b time.Time) time.Time {
 func beatingGroup(t *testing.T, n *nodetest.Node, term int64, since time.Time, not int, timeout time.Duration) int {
 	t.Helper()
 	pgid := 0
-	nodetest.WaitFor(t, timeout, fmt.Sprintf("%s's duty to beat for term %d from a group other than %d", n, term, not), func() bool {
+	testwait.For(t, timeout, fmt.Sprintf("%s's duty to beat for term %d from a group other than %d", n, term, not), func() bool {
 		for _, b := range groupBeats(t, n) {
 			if b.at.After(since) && b.term == term && b.name == n.Name() && b.pgid != not {
 				pgid = b.pgid
@@ -175,7 +176,7 @@ func (p procInfo) alive() bool {
 func guardOf(t *testing.T, n *nodetest.Node, timeout time.Duration) procInfo {
 	t.Helper()
 	var guards []procInfo
-	err := nodetest.Poll(timeout, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 5*time.Millisecond, func() bool {
 		guards = guards[:0]
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
@@ -264,7 +265,7 @@ func killGuard(t *testing.T, leader *nodetest.Node, term int64, oldPGID int) int
 		t.Fatalf("kill duty guard %d: %v", guard.pid, err)
 	}
 
-	if err := nodetest.Poll(5*time.Second, 5*time.Millisecond, func() bool { return !slices.ContainsFunc(old, procInfo.alive) }); err != nil {
+	if err := testwait.Poll(5*time.Second, 5*time.Millisecond, func() bool { return !slices.ContainsFunc(old, procInfo.alive) }); err != nil {
 		requireRunning(t, leader)
 		t.Fatalf("%s: old duty processes still run 5s after the guard was killed", leader)
 	}
@@ -278,7 +279,7 @@ func killGuard(t *testing.T, leader *nodetest.Node, term int64, oldPGID int) int
 	}
 
 	// Let the new duty beat a while, then compare the two runs.
-	nodetest.WaitFor(t, 5*time.Second, leader.Name()+"'s new duty to beat ten times", func() bool {
+	testwait.For(t, 5*time.Second, leader.Name()+"'s new duty to beat ten times", func() bool {
 		for _, s := range groupSpans(groupBeats(t, leader)) {
 			if s.pgid == newPGID && s.lines >= 10 {
 				return true
@@ -395,7 +396,7 @@ func TestSignalHUPIsIgnoredByHanodeAndItsGuard(t *testing.T) {
 	// hanode's own lines carry no "logger" field; its guard's say "guard".
 	waitIgnored := func(n *nodetest.Node, logger any, what string) {
 		t.Helper()
-		nodetest.WaitFor(t, 5*time.Second, what+" to log the ignored SIGHUP", func() bool {
+		testwait.For(t, 5*time.Second, what+" to log the ignored SIGHUP", func() bool {
 			if !n.Running() {
 				return true // reported below
 			}
@@ -413,7 +414,7 @@ func TestSignalHUPIsIgnoredByHanodeAndItsGuard(t *testing.T) {
 	waitIgnored(standby, nil, "the standby")
 
 	// The duty goes on from the same group, under the same guard.
-	nodetest.WaitFor(t, 5*time.Second, "beats after the SIGHUP", func() bool {
+	testwait.For(t, 5*time.Second, "beats after the SIGHUP", func() bool {
 		n := 0
 		for _, b := range groupBeats(t, leader) {
 			if b.at.After(fault) {
@@ -463,7 +464,7 @@ func TestSignalClosedStderrKeepsTheLeaderServing(t *testing.T) {
 
 	// Still serving, a second after the last log writes.
 	since := time.Now()
-	nodetest.WaitFor(t, 10*time.Second, leader.Name()+" to keep answering ok for a second", func() bool {
+	testwait.For(t, 10*time.Second, leader.Name()+" to keep answering ok for a second", func() bool {
 		r, ok := chk.Latest(leader)
 		return ok && r.Result == nodetest.ResultOK && r.LastSent.Sub(since) > time.Second
 	})
@@ -502,7 +503,7 @@ func TestGuardResumedFromSIGSTOPReadsItsExtensionsFirst(t *testing.T) {
 	// The fault is the freeze itself: held for the whole lease and more, so
 	// that the guard's own deadline passes while it cannot run.
 	hold := nodetest.DefaultSessionTimeout + time.Second
-	_ = nodetest.Poll(hold+time.Second, 50*time.Millisecond, func() bool { return time.Since(frozen) >= hold })
+	_ = testwait.Poll(hold+time.Second, 50*time.Millisecond, func() bool { return time.Since(frozen) >= hold })
 	if err := syscall.Kill(guard.pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}

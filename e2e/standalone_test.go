@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -35,7 +36,7 @@ func TestStandaloneNodeIsActiveAndStopsItsDutyOnSIGTERM(t *testing.T) {
 		t.Errorf("status %+v, want active, term 0, no group", st)
 	}
 
-	nodetest.WaitFor(t, 5*time.Second, "the duty's first heartbeat", func() bool {
+	testwait.For(t, 5*time.Second, "the duty's first heartbeat", func() bool {
 		hb, _, _ := nodetest.ReadHeartbeats(beats)
 		return len(hb) > 0
 	})
@@ -74,7 +75,7 @@ func TestNodesStandByWhileZooKeeperIsUnreachableAndElectOneWhenItReturns(t *test
 	chk := nodetest.NewChecker(t, nodes...)
 
 	// Let every node answer for a full second without ZooKeeper.
-	nodetest.WaitFor(t, 10*time.Second, "a second of answers from every node", func() bool {
+	testwait.For(t, 10*time.Second, "a second of answers from every node", func() bool {
 		for _, n := range nodes {
 			if r, ok := chk.Latest(n); !ok || r.LastArrived.Sub(r.FirstArrived) < time.Second {
 				return false

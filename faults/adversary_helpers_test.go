@@ -23,6 +23,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 	"github.com/hanode/hanode/ping"
 )
@@ -129,7 +130,7 @@ func (a *adversary) memberZnodes(haID string) []memberZnode {
 func (a *adversary) memberOf(haID string, n *nodetest.Node) memberZnode {
 	a.t.Helper()
 	var m memberZnode
-	nodetest.WaitFor(a.t, 5*time.Second, n.Name()+"'s member znode", func() bool {
+	testwait.For(a.t, 5*time.Second, n.Name()+"'s member znode", func() bool {
 		for _, z := range a.memberZnodes(haID) {
 			if z.Name == n.Name() {
 				m = z
@@ -256,7 +257,7 @@ func okRunStarted(t testing.TB, chk *nodetest.Checker, since time.Time, timeout 
 	t.Helper()
 	var node *nodetest.Node
 	var at time.Time
-	err := nodetest.Poll(timeout, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 5*time.Millisecond, func() bool {
 		node, at = firstOKRunAfter(chk, since)
 		return node != nil
 	})
@@ -272,7 +273,7 @@ func okRunStarted(t testing.TB, chk *nodetest.Checker, since time.Time, timeout 
 func okEnded(t testing.TB, chk *nodetest.Checker, n *nodetest.Node, at time.Time, timeout time.Duration) time.Time {
 	t.Helper()
 	var last time.Time
-	err := nodetest.Poll(timeout, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 5*time.Millisecond, func() bool {
 		var ok bool
 		last, ok = okStopped(chk, n, at)
 		return ok
@@ -331,7 +332,7 @@ func statusJSON(n *nodetest.Node) (string, error) {
 // (nil: all found).
 func statusNames(nodes []*nodetest.Node, timeout time.Duration, want ...string) []string {
 	var missing []string
-	_ = nodetest.Poll(timeout, 100*time.Millisecond, func() bool {
+	_ = testwait.Poll(timeout, 100*time.Millisecond, func() bool {
 		missing = missing[:0]
 		var bodies []string
 		for _, n := range nodes {
@@ -532,7 +533,7 @@ func firstLeaderWait(t *testing.T, c *cluster, timeout time.Duration) *nodetest.
 	t.Helper()
 	var found *nodetest.Node
 	var last []string
-	err := nodetest.Poll(timeout, 20*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 20*time.Millisecond, func() bool {
 		last = last[:0]
 		for _, n := range c.nodes {
 			if !n.Running() {
@@ -632,7 +633,7 @@ func pick(ms []memberZnode, keep func(memberZnode) bool) []memberZnode {
 // member (standby, waiting, fencing or active).
 func waitJoined(t testing.TB, c *cluster, timeout time.Duration) {
 	t.Helper()
-	nodetest.WaitFor(t, timeout, "every node to be back in the group", func() bool {
+	testwait.For(t, timeout, "every node to be back in the group", func() bool {
 		for _, n := range c.nodes {
 			st, err := n.Status()
 			if err != nil || !st.ZK.Connected {

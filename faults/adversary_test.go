@@ -1,6 +1,6 @@
 package faults
 
-// Adversarial faults (issues 9 and 10): another ZooKeeper client writes
+// Adversarial faults: another ZooKeeper client writes
 // into hanode's znodes while a group runs (or while it is stopped), as an
 // operator's zkCli or a cleanup script would, and ZooKeeper loses its data
 // while members restart. Every scenario runs a group of the real binary
@@ -25,6 +25,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -54,7 +55,7 @@ func TestAdversaryMemberNodeDeleted(t *testing.T) {
 		if err := adv.conn.Delete(victim.Path, victim.Stat.Version); err != nil {
 			t.Fatalf("delete %s: %v", victim.Path, err)
 		}
-		nodetest.WaitFor(t, relist+slack, standby.Name()+" to rejoin with a new member node", func() bool {
+		testwait.For(t, relist+slack, standby.Name()+" to rejoin with a new member node", func() bool {
 			return adv.hasMember(c.haID, standby, ms[2].Seq)
 		})
 		rejoined := time.Since(fault)
@@ -170,13 +171,13 @@ func TestAdversaryRootDeleted(t *testing.T) {
 // first-leader wait is restarted, with SIGTERM, and then its successor,
 // which became lowest and waits in turn, with SIGKILL: the third member
 // takes over from a predecessor that was itself still in its first-leader
-// wait (issue 9), once the killed member's session has ended, and within W
+// wait, once the killed member's session has ended, and within W
 // more at most. Nobody leads twice at once, and every term is above every
 // term used before the loss (restarted members forget the terms they saw:
 // the wall clock carries them).
 func TestAdversaryDataLossDuringFirstLeaderWait(t *testing.T) {
 	const scenario = "data loss, then the waiting lowest restarted (SIGTERM), then its successor (SIGKILL)"
-	const variant = "took over from a predecessor killed in its first-leader wait (issue 9)"
+	const variant = "took over from a predecessor killed in its first-leader wait"
 	server := zktest.Start(t)
 	zkHistory(t, server.Addr, 300)
 	c := startCluster(t, clusterOptions{Servers: []string{server.Addr}, Names: []string{"d1", "d2", "d3"}})
@@ -188,7 +189,7 @@ func TestAdversaryDataLossDuringFirstLeaderWait(t *testing.T) {
 	// Members have no session for D, then start a fresh client (the empty
 	// server refuses the old one for good) and rejoin; the lowest waits W.
 	adv := newAdversary(t, server.Addr) // a client that has not seen the lost history
-	nodetest.WaitFor(t, 3*sessionTimeout+slack, "every member to rejoin the empty server", func() bool {
+	testwait.For(t, 3*sessionTimeout+slack, "every member to rejoin the empty server", func() bool {
 		return len(adv.memberZnodes(c.haID)) == len(c.nodes)
 	})
 	first := firstLeaderWait(t, c, advW)
@@ -243,7 +244,7 @@ var garbage = []struct {
 	{"JSON of the wrong shape", []byte(`["term", 7, {"holder": null}]`)},
 }
 
-// TestAdversaryUndecodableData (issue 10, item 1): another client
+// TestAdversaryUndecodableData: another client
 // overwrites hanode's records with garbage (not JSON, empty, JSON of the
 // wrong shape) while a group runs.
 //
@@ -285,7 +286,7 @@ func TestAdversaryUndecodableData(t *testing.T) {
 			leader, term := steady(t, c, settleTimeout)
 			fault := time.Now()
 			adv.overwrite(path, g.data)
-			nodetest.WaitFor(t, advW+slack, "a leader to rewrite "+path, func() bool {
+			testwait.For(t, advW+slack, "a leader to rewrite "+path, func() bool {
 				_, _, _, ok := adv.record(c.haID)
 				return ok
 			})
@@ -328,12 +329,12 @@ func TestAdversaryUndecodableData(t *testing.T) {
 				t.Errorf("%s exited %d after SIGTERM, want 0", standby, code)
 			}
 			standby.Restart()
-			nodetest.WaitFor(t, slack, "the restarted "+standby.Name()+" to rewrite "+path, func() bool {
+			testwait.For(t, slack, "the restarted "+standby.Name()+" to rewrite "+path, func() bool {
 				data, _, err := adv.conn.Get(path)
 				return err == nil && strings.Contains(string(data), `"role":"primary"`)
 			})
 			repaired := time.Since(fault)
-			waitStandby(t, standby, slack, "")
+			nodetest.WaitStandby(t, standby, slack, "")
 			if got, gotTerm := steady(t, c, settleTimeout); got != leader || gotTerm != term {
 				t.Errorf("%s leads in term %d, want %s in term %d", got, gotTerm, leader, term)
 			}
@@ -384,7 +385,7 @@ func TestAdversaryUndecodableData(t *testing.T) {
 				victim := ms[1+i]
 				scenario := "a standby's member node overwritten (" + garbage[k].kind + ")"
 				standby := c.chk.Node(victim.Name)
-				nodetest.WaitFor(t, relist+slack, standby.Name()+" to rejoin with a clean node", func() bool {
+				testwait.For(t, relist+slack, standby.Name()+" to rejoin with a clean node", func() bool {
 					return adv.hasMember(c.haID, standby, ms[2].Seq)
 				})
 				rejoined := time.Since(fault)
@@ -430,7 +431,7 @@ func TestAdversaryUndecodableData(t *testing.T) {
 	c.assertClean(t)
 }
 
-// TestAdversaryForeignMemberNodes (issue 10, item 2): with the group
+// TestAdversaryForeignMemberNodes: with the group
 // stopped, another client leaves nodes under members/ that hanode did not
 // write: (a) a persistent node named like a member with the lowest
 // sequence and member-like data, (b) a name with a sign where the 10-digit
@@ -512,7 +513,7 @@ func TestAdversaryForeignMemberNodes(t *testing.T) {
 	record(t, scenario, outcomeOf(t, "one leader behind the swept foreign node; the rest ignored and kept"), back)
 }
 
-// TestAdversaryTermCannotGrow (issue 10, item 4): an operator edits the
+// TestAdversaryTermCannotGrow: an operator edits the
 // leader record of a running group, writing the term 9223372036854775800
 // and keeping every other field. No term can follow it (terms stay below
 // 2^53, exact for JSON consumers): the leader, which watches the record,
@@ -595,7 +596,7 @@ func TestAdversaryTermCannotGrow(t *testing.T) {
 	assertWithin(t, "graceful handover after the fix", took, slack)
 	now.WaitExit(exitBound)
 	now.Restart()
-	waitStandby(t, now, slack+relist, "")
+	nodetest.WaitStandby(t, now, slack+relist, "")
 	_, finalTerm := steady(t, c, settleTimeout)
 	for i, w := range watches {
 		w.Stop()
@@ -614,8 +615,7 @@ func TestAdversaryTermCannotGrow(t *testing.T) {
 	record(t, scenario, outcomeOf(t, "every member refused to lead until the record was deleted; then one leader, and handovers as usual"), back)
 }
 
-// TestAdversaryFenceWithoutLeaderRecord (issue 10, item 5; issue 14, item
-// 3): every member has FENCE_CMD, which writes its environment to a file.
+// TestAdversaryFenceWithoutLeaderRecord: every member has FENCE_CMD, which writes its environment to a file.
 // The leader is SIGKILLed and, at once, another client deletes the leader
 // record: the record cannot say whom to fence, but the next leader read the
 // killed leader's node (the silent lowest member it pushes out, or the one
@@ -680,7 +680,7 @@ func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
 			}
 			leader.WaitExit(exitBound)
 			leader.Restart()
-			waitStandby(t, leader, sessionTimeout+slack, "")
+			nodetest.WaitStandby(t, leader, sessionTimeout+slack, "")
 			if got, _ := steady(t, c, settleTimeout); got != next {
 				t.Errorf("leader is %s after %s rejoined, want %s", got, leader, next)
 			}
@@ -692,7 +692,7 @@ func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
 	c.assertClean(t)
 }
 
-// TestAdversaryNameReservationDeleted (issue 10, item 8): another client
+// TestAdversaryNameReservationDeleted: another client
 // deletes names/<NAME> of a running node, and a second process with the
 // same NAME starts (in the same group, or in another). The running node
 // reserves its name again at once (it watches it); the second process is
@@ -762,7 +762,7 @@ func TestAdversaryNameReservationDeleted(t *testing.T) {
 	c.assertClean(t)
 }
 
-// TestAdversaryZooKeeperRestartsAndMemberDeletes (issue 10, item 3: a
+// TestAdversaryZooKeeperRestartsAndMemberDeletes (a regression test: a
 // retry armed before a membership was lost once survived the rejoin and
 // crashed the process): the group's only ZooKeeper server is restarted
 // three times (data kept), each time as soon as every member is back in
@@ -830,7 +830,7 @@ func TestAdversaryZooKeeperRestartsAndMemberDeletes(t *testing.T) {
 	// first leader of the group it rejoins waits W.
 	bound := sessionTimeout + sessionTimeout/4 + advW + slack
 	assertWithin(t, "one leader back after the last fault", back, bound)
-	nodetest.WaitFor(t, relist+slack, "every node to hold a member node", func() bool {
+	testwait.For(t, relist+slack, "every node to hold a member node", func() bool {
 		for _, n := range c.nodes {
 			if !adv.hasMember(c.haID, n, -1) {
 				return false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanode/hanode/internal/faultproxy"
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/ping"
 )
 
@@ -129,7 +130,7 @@ func (c *cluster) settle(t testing.TB, timeout time.Duration) *nodetest.Node {
 	t.Helper()
 	var last string
 	var leader *nodetest.Node
-	err := nodetest.Poll(timeout, 50*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 50*time.Millisecond, func() bool {
 		leader = nil
 		var parts []string
 		joined := true
@@ -169,25 +170,11 @@ func activeStatus(t testing.TB, n *nodetest.Node, timeout time.Duration) ping.St
 	t.Helper()
 	var st ping.Status
 	var err error
-	if perr := nodetest.Poll(timeout, 10*time.Millisecond, func() bool {
+	if perr := testwait.Poll(timeout, 10*time.Millisecond, func() bool {
 		st, err = n.Status()
 		return err == nil && st.State == "active" && st.Term > 0
 	}); perr != nil {
 		t.Fatalf("%s did not report active with a term within %v; last: %+v %v", n, timeout, st, err)
-	}
-	return st
-}
-
-// waitStandby waits until n's /v2/status reports standby (joined, not
-// leading) and returns that status; with a non-empty notSession it also
-// waits for a session other than that one.
-func waitStandby(t testing.TB, n *nodetest.Node, timeout time.Duration, notSession string) ping.Status {
-	t.Helper()
-	st, err := n.WaitStatus(timeout, func(st ping.Status) bool {
-		return st.State == "standby" && (notSession == "" || (st.ZK.SessionID != "" && st.ZK.SessionID != notSession))
-	})
-	if err != nil {
-		t.Fatalf("did not rejoin as standby: %v", err)
 	}
 	return st
 }
@@ -229,7 +216,7 @@ func beats(n *nodetest.Node, term int64) []nodetest.Heartbeat {
 func waitBeat(t testing.TB, n *nodetest.Node, term int64, timeout time.Duration) nodetest.Heartbeat {
 	t.Helper()
 	var hb []nodetest.Heartbeat
-	nodetest.WaitFor(t, timeout, fmt.Sprintf("%s's duty to beat in term %d", n, term), func() bool {
+	testwait.For(t, timeout, fmt.Sprintf("%s's duty to beat in term %d", n, term), func() bool {
 		hb = beats(n, term)
 		return len(hb) > 0
 	})

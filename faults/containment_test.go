@@ -1,6 +1,6 @@
 package faults
 
-// Duty containment (issue 20), from the outside: whatever a duty forks,
+// Duty containment, from the outside: whatever a duty forks,
 // re-parents, setsids or daemonizes, nothing of it outlives its node's
 // leadership; a node whose duty does not run stops answering ok and, when
 // the duty keeps failing, hands over; a frozen duty guard does not stretch
@@ -33,6 +33,7 @@ import (
 
 	"github.com/hanode/hanode/internal/faultproxy"
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -49,7 +50,8 @@ const (
 	leftoverBound = 2 * time.Second
 	// gracefulHandover bounds a graceful handover, from the leader's
 	// decision to step down to the successor's first ok (measured 25–30 ms
-	// p50; FACTS.md), with room for a loaded machine.
+	// p50 on the development VM; BENCHMARKS.md, "Failover"), with room for a
+	// loaded machine.
 	gracefulHandover = 500 * time.Millisecond
 	// okTolerance is what the failing-duty check allows beyond the restart
 	// grace: the poll interval, one request's travel and scheduling.
@@ -156,7 +158,7 @@ func escapeScenario(t *testing.T, zkAddr string, e escape, f fault) {
 	stray := dutyProcesses(t, leader)
 	if f.end != nil {
 		f.end(t, c, leader)
-		waitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
+		nodetest.WaitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
 	}
 
 	late, overlap := lateLines(leader, before.Term, first.At)
@@ -214,7 +216,7 @@ done`
 		t.Fatal(err)
 	}
 	var exits []time.Time
-	nodetest.WaitFor(t, 5*time.Second, leader.Name()+"'s duty to exit", func() bool {
+	testwait.For(t, 5*time.Second, leader.Name()+"'s duty to exit", func() bool {
 		exits = exitStamps(t, leader)
 		return len(exits) > 0
 	})
@@ -225,7 +227,7 @@ done`
 	var next *nodetest.Node
 	var nextAt time.Time
 	waited := maxRestartsWait(grace)
-	err := nodetest.Poll(waited, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(waited, 5*time.Millisecond, func() bool {
 		var ok bool
 		next, nextAt, ok = c.chk.FirstOKAfter(firstExit, leader)
 		return ok
@@ -292,8 +294,8 @@ done`
 
 // maxRestartsWait bounds the wait for a takeover after a duty's first
 // exit: the grace, three restarts with a backoff that doubles from 200 ms
-// up to 1.6 s (3 s in all, generous), the 1 s the issue allows, a handover
-// and slack.
+// up to 1.6 s (3 s in all, generous), the 1 s TestContainmentFailingDuty
+// allows another node to lead in, a handover and slack.
 func maxRestartsWait(grace time.Duration) time.Duration {
 	return grace + 3*time.Second + time.Second + gracefulHandover + 5*time.Second
 }
@@ -366,7 +368,7 @@ func guardFrozenScenario(t *testing.T, zkAddr string, timeout time.Duration) {
 	if guardAlive {
 		_ = syscall.Kill(guard.PID, syscall.SIGCONT)
 	}
-	waitStandby(t, leader, timeout+10*time.Second, before.ZK.SessionID)
+	nodetest.WaitStandby(t, leader, timeout+10*time.Second, before.ZK.SessionID)
 
 	late, overlap := lateLines(leader, before.Term, first.At)
 	hb := beats(leader, before.Term)
@@ -398,7 +400,7 @@ func guardFrozenScenario(t *testing.T, zkAddr string, timeout time.Duration) {
 func waitExtension(t testing.TB, n *nodetest.Node, lease time.Duration) time.Time {
 	t.Helper()
 	last, prev := "no answer", time.Duration(-1)
-	err := nodetest.Poll(lease+2*time.Second, 2*time.Millisecond, func() bool {
+	err := testwait.Poll(lease+2*time.Second, 2*time.Millisecond, func() bool {
 		st, err := n.Status()
 		if err != nil {
 			last = err.Error()
@@ -483,7 +485,7 @@ func dutyProcesses(t testing.TB, n *nodetest.Node) []nodetest.Proc {
 func dutyGuard(t testing.TB, n *nodetest.Node, timeout time.Duration) nodetest.Proc {
 	t.Helper()
 	var guards []nodetest.Proc
-	err := nodetest.Poll(timeout, 5*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 5*time.Millisecond, func() bool {
 		guards = guards[:0]
 		for _, p := range n.Processes() {
 			if p.PID != n.PID() && strings.Contains(strings.Join(p.Args, " "), "duty-guard") {
@@ -520,7 +522,7 @@ func stopAll(t *testing.T, c *cluster) int {
 		}
 	}
 	var left []nodetest.Proc
-	_ = nodetest.Poll(leftoverBound, 10*time.Millisecond, func() bool {
+	_ = testwait.Poll(leftoverBound, 10*time.Millisecond, func() bool {
 		left = left[:0]
 		for _, n := range c.nodes {
 			left = append(left, n.Processes()...)

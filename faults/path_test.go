@@ -74,7 +74,7 @@ func cutLeaderPath(t *testing.T, scenario string, cut func(*cluster, *nodetest.N
 	}
 
 	// After the heal: a new session, standby, the new leader keeps leading.
-	rejoin := waitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
+	rejoin := nodetest.WaitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
 	rejoined := time.Since(healed)
 	watch.Stop()
 	if got := c.leader(5 * time.Second); got != next {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -64,7 +65,7 @@ func TestLeaderProcessFrozenBeyondSessionTimeout(t *testing.T) {
 	if st, err := leader.Status(); err != nil || st.State == "active" {
 		t.Errorf("%s's status after SIGCONT: %+v %v, want not active", leader, st, err)
 	}
-	rejoin := waitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
+	rejoin := nodetest.WaitStandby(t, leader, sessionTimeout+10*time.Second, before.ZK.SessionID)
 	rejoined := time.Since(resumed)
 	if got := c.leader(5 * time.Second); got != next {
 		t.Errorf("leader is %s after %s rejoined, want %s", got, leader, next)
@@ -120,7 +121,7 @@ func TestLeaderKilled(t *testing.T) {
 			if code := leader.WaitExit(exitBound); code != -1 {
 				t.Fatalf("%s exited %d after SIGKILL, want -1", leader, code)
 			}
-			nodetest.WaitFor(t, guardStopBound, leader.Name()+"'s duty and guard to be gone", func() bool {
+			testwait.For(t, guardStopBound, leader.Name()+"'s duty and guard to be gone", func() bool {
 				return len(leader.DutyPIDs()) == 0
 			})
 			gone := time.Since(fault)
@@ -132,7 +133,7 @@ func TestLeaderKilled(t *testing.T) {
 			gap, oldLast := dutyHandover(t, leader, before.Term, next, after.Term)
 
 			leader.Restart()
-			waitStandby(t, leader, sessionTimeout+10*time.Second, "")
+			nodetest.WaitStandby(t, leader, sessionTimeout+10*time.Second, "")
 			if got := c.leader(5 * time.Second); got != next {
 				t.Errorf("leader is %s after %s rejoined, want %s", got, leader, next)
 			}
@@ -177,7 +178,7 @@ func TestRollingRestart(t *testing.T) {
 			t.Errorf("%s exited %d after SIGTERM, want 0", n, code)
 		}
 		n.Restart()
-		waitStandby(t, n, 15*time.Second, "")
+		nodetest.WaitStandby(t, n, 15*time.Second, "")
 		if got := c.leader(5 * time.Second); got != leader {
 			t.Fatalf("leader is %s after %s restarted, want %s", got, n, leader)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -45,7 +46,7 @@ func (c *cluster) steer(t testing.TB, n *nodetest.Node, i int) {
 			p.Reset()
 		}
 	}
-	err := nodetest.Poll(10*time.Second, 10*time.Millisecond, func() bool { return c.serverOf(n) == i })
+	err := testwait.Poll(10*time.Second, 10*time.Millisecond, func() bool { return c.serverOf(n) == i })
 	c.heal(n)
 	if err != nil {
 		t.Fatalf("%s did not move its session to server %d (it is on %d)", n, i+1, c.serverOf(n)+1)
@@ -401,7 +402,7 @@ func TestZooKeeperRestart(t *testing.T) {
 func rejoinedNewSession(t testing.TB, n *nodetest.Node, fault, deadline time.Time, notSession string) bool {
 	t.Helper()
 	last := ""
-	err := nodetest.Poll(max(time.Until(deadline), time.Millisecond), 20*time.Millisecond, func() bool {
+	err := testwait.Poll(max(time.Until(deadline), time.Millisecond), 20*time.Millisecond, func() bool {
 		st, err := n.Status()
 		if err != nil {
 			last = err.Error()

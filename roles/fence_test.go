@@ -19,7 +19,7 @@ while [ "$i" -le "$HANODE_PREV_COUNT" ]; do
 	i=$((i + 1))
 done`
 
-// TestFenceCommandSeesEveryCandidate (issue 14, item 3): FENCE_CMD sees the
+// TestFenceCommandSeesEveryCandidate: FENCE_CMD sees the
 // previous leader in HANODE_PREV_*, and every member that may have acted in
 // HANODE_PREV_COUNT and HANODE_PREV_<i>_*; HANODE_PREV_KNOWN is 0 only
 // when nobody is known.

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // pidDuty writes its shell's pid to $DIR/pid and runs until stopped.
@@ -98,7 +100,7 @@ func (g *guardUnderTest) reply(t *testing.T) string {
 
 func (g *guardUnderTest) dutyPID(t *testing.T) int {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the duty to start", exists(filepath.Join(g.dir, "pid")))
+	testwait.For(t, 5*time.Second, "the duty to start", exists(filepath.Join(g.dir, "pid")))
 	return readPID(t, filepath.Join(g.dir, "pid"))
 }
 
@@ -110,10 +112,10 @@ func TestGuardStopsTheDutyWhenExtensionsStop(t *testing.T) {
 	g.send(t, "start 7")
 	pid := g.dutyPID(t)
 	began := time.Now()
-	waitFor(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
+	testwait.For(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
 	took := time.Since(began)
 	assert.Less(t, took, 600*time.Millisecond+500*time.Millisecond+KillGrace, "duty outlived the lease by more than its stop time")
-	waitFor(t, 5*time.Second, "the stop to be logged", func() bool { return g.logs.FilterMessage("duty stopped").Len() > 0 })
+	testwait.For(t, 5*time.Second, "the stop to be logged", func() bool { return g.logs.FilterMessage("duty stopped").Len() > 0 })
 	assert.Equal(t, fmt.Sprintf("started 7 %d", pid), g.reply(t))
 	assert.Equal(t, "expired 7", g.reply(t), "the coordinator is told the guard stopped the duty")
 }
@@ -126,11 +128,11 @@ func TestGuardStopsTheDutyWhenExtensionsStop(t *testing.T) {
 func TestGuardLeaseIsAnAbsoluteDeadline(t *testing.T) {
 	g := startGuard(t, SupervisorConfig{})
 	deadline := monoNow() + int64(900*time.Millisecond)
-	waitFor(t, 5*time.Second, "the line to be 400 ms late", func() bool { return monoUntil(deadline) <= 500*time.Millisecond })
+	testwait.For(t, 5*time.Second, "the line to be 400 ms late", func() bool { return monoUntil(deadline) <= 500*time.Millisecond })
 	g.send(t, fmt.Sprintf("until %d", deadline))
 	g.send(t, "start 2")
 	pid := g.dutyPID(t)
-	waitFor(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
+	testwait.For(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
 	late := -monoUntil(deadline)
 	assert.Less(t, late, 250*time.Millisecond, "the duty outlived the absolute deadline")
 	assert.Greater(t, late, time.Duration(0), "the duty stopped before its lease ended")
@@ -182,7 +184,7 @@ func TestGuardReportsEveryDutyStart(t *testing.T) {
 	first, exit := g.reply(t), g.reply(t)
 	assert.Equal(t, "exited 4 exit status 0", exit)
 	second := g.reply(t)
-	waitFor(t, 5*time.Second, "the second run to note its pid", func() bool { return len(lines(t, filepath.Join(g.dir, "pids"))) >= 2 })
+	testwait.For(t, 5*time.Second, "the second run to note its pid", func() bool { return len(lines(t, filepath.Join(g.dir, "pids"))) >= 2 })
 	g.send(t, "stop done")
 	for r := g.reply(t); r != "stopped"; r = g.reply(t) {
 		require.True(t, strings.HasPrefix(r, "started 4 ") || r == "exited 4 exit status 0" || r == "stopping", "unexpected reply %q", r)

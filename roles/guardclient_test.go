@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // guardHelperArg makes the test binary a duty guard: TestMain hands the
@@ -135,7 +137,7 @@ type dutyRun struct {
 func (c *guardClientUnderTest) waitDuty(t *testing.T, not int) dutyRun {
 	t.Helper()
 	var d dutyRun
-	waitFor(t, 10*time.Second, "a duty to start", func() bool {
+	testwait.For(t, 10*time.Second, "a duty to start", func() bool {
 		b, err := os.ReadFile(filepath.Join(c.dir, "pid"))
 		if err != nil {
 			return false
@@ -167,7 +169,7 @@ func (c *guardClientUnderTest) waitLost(t *testing.T) dutyLoss {
 // duty can write its pid file before the report is out).
 func (c *guardClientUnderTest) waitReported(t *testing.T, pgid int) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the guard to report the duty", func() bool {
+	testwait.For(t, 5*time.Second, "the guard to report the duty", func() bool {
 		return c.logs.FilterMessage("duty guard reported the duty started").FilterField(zap.Int("pgid", pgid)).Len() > 0
 	})
 }
@@ -208,7 +210,7 @@ func liveInSession(sid int) []procStat {
 func idleGuard(t *testing.T, dir string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, 5*time.Second, "the guard process", func() bool {
+	testwait.For(t, 5*time.Second, "the guard process", func() bool {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			p, err := strconv.Atoi(e.Name())
@@ -247,7 +249,7 @@ func TestGuardKilledTakesItsDutyWithItAndComesBackInTheSameTerm(t *testing.T) {
 			require.Equal(t, int64(7), old.term)
 			oldProcs := []int{old.pid}
 			if tc.loop {
-				waitFor(t, 5*time.Second, "the loop's pid", exists(filepath.Join(c.dir, "loop")))
+				testwait.For(t, 5*time.Second, "the loop's pid", exists(filepath.Join(c.dir, "loop")))
 				oldProcs = append(oldProcs, readPID(t, filepath.Join(c.dir, "loop")))
 			}
 			guard := parentOf(t, old.pid)
@@ -284,7 +286,7 @@ func TestGuardKilledAfterTheLeaseEndedReportsTheDutyLost(t *testing.T) {
 	c.g.Start(3)
 	d := c.waitDuty(t, 0)
 	guard := parentOf(t, d.pid)
-	waitFor(t, 5*time.Second, "the guard to stop the duty at the lease's end", func() bool { return processDead(d.pid) })
+	testwait.For(t, 5*time.Second, "the guard to stop the duty at the lease's end", func() bool { return processDead(d.pid) })
 	require.NoError(t, syscall.Kill(guard, syscall.SIGKILL))
 
 	l := c.waitLost(t)
@@ -304,8 +306,8 @@ func TestGuardStartsTheDutyAgainWhenTheLeaseIsExtendedLate(t *testing.T) {
 	c.g.Extend(time.Second)
 	c.g.Start(4)
 	d := c.waitDuty(t, 0)
-	waitFor(t, 5*time.Second, "the guard to stop the duty at the lease's end", func() bool { return processDead(d.pid) })
-	waitFor(t, 5*time.Second, "the coordinator to hear of it", func() bool {
+	testwait.For(t, 5*time.Second, "the guard to stop the duty at the lease's end", func() bool { return processDead(d.pid) })
+	testwait.For(t, 5*time.Second, "the coordinator to hear of it", func() bool {
 		return c.logs.FilterMessage("the duty guard stopped the duty when the lease ran out").Len() == 1
 	})
 	c.g.Extend(time.Minute)
@@ -322,7 +324,7 @@ func TestGuardThatDiesBeforeReportingTheDutyIsNotReplacedAgain(t *testing.T) {
 	c.g.Extend(time.Minute)
 	c.g.Start(5)
 	d := c.waitDuty(t, 0)
-	waitFor(t, 5*time.Second, "the loop's pid", exists(filepath.Join(c.dir, "loop")))
+	testwait.For(t, 5*time.Second, "the loop's pid", exists(filepath.Join(c.dir, "loop")))
 	loop := readPID(t, filepath.Join(c.dir, "loop"))
 	c.waitReported(t, d.pid)
 	require.NoError(t, os.WriteFile(filepath.Join(c.dir, "exit-at-start"), nil, 0o644))
@@ -376,7 +378,7 @@ func TestGuardDyingDuringAStopStillStopsTheDuty(t *testing.T) {
 	guard := parentOf(t, d.pid)
 	stopped := make(chan error, 1)
 	go func() { stopped <- c.g.Stop("leadership ended") }()
-	waitFor(t, 5*time.Second, "the duty to get SIGTERM", exists(filepath.Join(c.dir, "termed")))
+	testwait.For(t, 5*time.Second, "the duty to get SIGTERM", exists(filepath.Join(c.dir, "termed")))
 	require.False(t, processDead(d.pid))
 	killed := time.Now()
 	require.NoError(t, syscall.Kill(guard, syscall.SIGKILL))
@@ -420,7 +422,7 @@ func TestGuardKilledWhileIdleIsNoFault(t *testing.T) {
 	require.NoError(t, c.g.Ready())
 	guard := idleGuard(t, c.dir)
 	require.NoError(t, syscall.Kill(guard, syscall.SIGKILL))
-	waitFor(t, 5*time.Second, "the guard's death to be handled", func() bool {
+	testwait.For(t, 5*time.Second, "the guard's death to be handled", func() bool {
 		return c.logs.FilterMessage("duty guard gone, with every process of its session").Len() == 1
 	})
 	c.g.Extend(time.Minute)

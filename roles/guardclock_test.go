@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/clockwatch"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,7 +40,7 @@ func TestGuardStopsTheDutyWhenItsClockStalls(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("started 8 %d", pid), g.reply(t))
 	off.Store(int64(30 * time.Second))
 	began := time.Now()
-	waitFor(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
+	testwait.For(t, 5*time.Second, "the guard to stop the duty", func() bool { return processDead(pid) })
 	assert.Less(t, time.Since(began), guardClockEvery+500*time.Millisecond+KillGrace, "the stall was not acted on within the check period")
 	assert.Equal(t, "expired 8", g.reply(t), "the coordinator is told the guard stopped the duty")
 	logs := g.logs.FilterMessage("monotonic clock stalled (host paused?): killing the duty")

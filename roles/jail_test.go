@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // Duties that escape their process group, as operators write them. Each
@@ -57,7 +59,7 @@ func TestCgroupJailStopsEveryEscape(t *testing.T) {
 			j := cgroupJailer(t)
 			h := newHarness(t, SupervisorConfig{Command: tc.cmd, StopTimeout: 200 * time.Millisecond, Jailer: j})
 			h.s.Start(1)
-			waitFor(t, 5*time.Second, "the escaped process", exists(h.path("esc")))
+			testwait.For(t, 5*time.Second, "the escaped process", exists(h.path("esc")))
 			esc := readPID(t, h.path("esc"))
 			cg := procCgroup(t, esc)
 			assert.True(t, strings.HasPrefix(cg, "/"), "cgroup %q", cg)
@@ -81,9 +83,9 @@ func TestForkingDutyIsItsDaemon(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: daemonDuty, Forking: true, Jailer: j,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	h.s.Start(1)
-	waitFor(t, 5*time.Second, "the daemon", exists(h.path("esc")))
+	testwait.For(t, 5*time.Second, "the daemon", exists(h.path("esc")))
 	first := readPID(t, h.path("esc"))
-	waitFor(t, 5*time.Second, "the starter's exit to be taken for a started daemon", func() bool {
+	testwait.For(t, 5*time.Second, "the starter's exit to be taken for a started daemon", func() bool {
 		return h.logs.FilterMessage("duty's starter exited 0; its daemon runs").Len() == 1
 	})
 	st := h.s.Status()
@@ -92,7 +94,7 @@ func TestForkingDutyIsItsDaemon(t *testing.T) {
 
 	require.NoError(t, os.Remove(h.path("esc")))
 	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
-	waitFor(t, 5*time.Second, "a new daemon", exists(h.path("esc")))
+	testwait.For(t, 5*time.Second, "a new daemon", exists(h.path("esc")))
 	second := readPID(t, h.path("esc"))
 	assert.NotEqual(t, first, second)
 	exits := h.logs.FilterMessage("duty exited").All()
@@ -186,17 +188,17 @@ func TestGuardContainsEscapes(t *testing.T) {
 				g := containedGuard(t, c, setsidDuty, false)
 				g.g.Extend(time.Minute)
 				g.g.Start(1)
-				waitFor(t, 5*time.Second, "the escaped process", exists(filepath.Join(g.dir, "esc")))
+				testwait.For(t, 5*time.Second, "the escaped process", exists(filepath.Join(g.dir, "esc")))
 				esc := readPID(t, filepath.Join(g.dir, "esc"))
 				guard := idleGuard(t, g.dir)
-				waitFor(t, 5*time.Second, "the duty reported running", func() bool { return g.g.Duty().State == DutyRunning })
+				testwait.For(t, 5*time.Second, "the duty reported running", func() bool { return g.g.Duty().State == DutyRunning })
 				began := time.Now()
 				switch fault {
 				case "stop":
 					require.NoError(t, g.g.Stop("test"))
 				case "guard killed":
 					require.NoError(t, syscall.Kill(guard, syscall.SIGKILL))
-					waitFor(t, 5*time.Second, "the dead guard's jail killed", func() bool { return processDead(esc) })
+					testwait.For(t, 5*time.Second, "the dead guard's jail killed", func() bool { return processDead(esc) })
 				case "guard frozen":
 					require.NoError(t, syscall.Kill(guard, syscall.SIGSTOP))
 					require.NoError(t, g.g.Stop("test"))
@@ -218,7 +220,7 @@ func TestGuardReportsAFailingDuty(t *testing.T) {
 	g.g.Start(2)
 	assert.True(t, g.g.Duty().Serving(time.Now(), time.Second), "a starting duty serves within the grace")
 	assert.False(t, g.g.Duty().Serving(time.Now().Add(2*time.Second), time.Second), "nor after it")
-	waitFor(t, 5*time.Second, "running", func() bool { return g.g.Duty().State == DutyRunning })
+	testwait.For(t, 5*time.Second, "running", func() bool { return g.g.Duty().State == DutyRunning })
 	pid := g.waitDuty(t, 0).pid // written after its check of $DIR/fail: it runs on
 	require.NoError(t, os.WriteFile(filepath.Join(g.dir, "fail"), nil, 0o644))
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
@@ -242,9 +244,9 @@ func TestGuardForkingDaemonIsStopped(t *testing.T) {
 			g := containedGuard(t, c, daemonDuty, true)
 			g.g.Extend(time.Minute)
 			g.g.Start(3)
-			waitFor(t, 5*time.Second, "the daemon", exists(filepath.Join(g.dir, "esc")))
+			testwait.For(t, 5*time.Second, "the daemon", exists(filepath.Join(g.dir, "esc")))
 			esc := readPID(t, filepath.Join(g.dir, "esc"))
-			waitFor(t, 5*time.Second, "the starter's exit", func() bool { return g.g.Duty().State == DutyRunning })
+			testwait.For(t, 5*time.Second, "the starter's exit", func() bool { return g.g.Duty().State == DutyRunning })
 			require.NoError(t, g.g.Stop("test"))
 			assert.True(t, processDead(esc), "the daemon outlived the stop")
 		})
@@ -328,7 +330,7 @@ func TestGuardWhoseCoordinatorGoesEndsItsOtherJails(t *testing.T) {
 	// waits for the guard to exit.
 	require.NoError(t, g.g.Close())
 	assert.True(t, processDead(guard))
-	waitFor(t, 5*time.Second, "the fence's process to be ended by the guard", func() bool { return processDead(sleeper.Process.Pid) })
+	testwait.For(t, 5*time.Second, "the fence's process to be ended by the guard", func() bool { return processDead(sleeper.Process.Pid) })
 	_, err = os.Stat(fence.dir)
 	assert.True(t, os.IsNotExist(err), "the fence's cgroup was not removed")
 }
@@ -343,20 +345,20 @@ func TestStuckDutyIsNeitherRestartedNorReportedStopped(t *testing.T) {
 		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, RestartGrace: time.Second})
 	h.s.Start(1)
 	st := h.waitRunning(t, 1)
-	waitFor(t, 5*time.Second, "the first run", func() bool { return len(lines(t, h.path("runs"))) == 1 })
+	testwait.For(t, 5*time.Second, "the first run", func() bool { return len(lines(t, h.path("runs"))) == 1 })
 	j.testKillFails.Store(1000) // every kill fails from now on
 	require.NoError(t, syscall.Kill(st.PID, syscall.SIGKILL))
-	waitFor(t, 5*time.Second, "the stuck run to be noticed", func() bool {
+	testwait.For(t, 5*time.Second, "the stuck run to be noticed", func() bool {
 		return h.logs.FilterMessage("duty exited, but processes of it could not be killed; nothing starts until they are gone").Len() == 1
 	})
-	waitFor(t, 5*time.Second, "a few retries", func() bool { return j.testKillFails.Load() < 990 })
+	testwait.For(t, 5*time.Second, "a few retries", func() bool { return j.testKillFails.Load() < 990 })
 	assert.Len(t, lines(t, h.path("runs")), 1, "restarted while a run was stuck")
 	assert.Error(t, h.s.Stop("test"), "a stop was confirmed while a run was stuck")
 
 	j.testKillFails.Store(0) // the process left the kernel: kills work again
 	h.s.Start(2)
 	h.waitRunning(t, 2)
-	waitFor(t, 5*time.Second, "the second run", func() bool { return len(lines(t, h.path("runs"))) == 2 })
+	testwait.For(t, 5*time.Second, "the second run", func() bool { return len(lines(t, h.path("runs"))) == 2 })
 	require.NoError(t, h.s.Stop("test"))
 	assert.Equal(t, 1, h.logs.FilterMessage("the duty's leftover processes are gone").Len())
 }

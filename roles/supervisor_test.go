@@ -19,21 +19,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-)
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
+	"github.com/hanode/hanode/internal/testwait"
+)
 
 // syncBuffer is a bytes.Buffer safe for the duty's output copier and the test.
 type syncBuffer struct {
@@ -69,7 +57,7 @@ func dutyGoroutines() []string {
 // requireNoDutyGoroutines checks that everything a supervisor started returned.
 func requireNoDutyGoroutines(t *testing.T) {
 	t.Helper()
-	waitFor(t, 2*time.Second, "supervisor goroutines to return", func() bool { return len(dutyGoroutines()) == 0 })
+	testwait.For(t, 2*time.Second, "supervisor goroutines to return", func() bool { return len(dutyGoroutines()) == 0 })
 }
 
 // liveInGroup lists the processes of group pgid that are neither gone nor zombies.
@@ -164,7 +152,7 @@ func (h *harness) path(name string) string { return filepath.Join(h.dir, name) }
 func (h *harness) waitRunning(t *testing.T, term int64) DutyStatus {
 	t.Helper()
 	var st DutyStatus
-	waitFor(t, 5*time.Second, fmt.Sprintf("duty running for term %d", term), func() bool {
+	testwait.For(t, 5*time.Second, fmt.Sprintf("duty running for term %d", term), func() bool {
 		st = h.s.Status()
 		return st.Running && st.Term == term
 	})
@@ -189,7 +177,7 @@ func TestDutySeesHanodeEnvironment(t *testing.T) {
 		Env: []string{"PATH=" + os.Getenv("PATH"), "KEEP=kept", "HANODE_TERM=stale", "HANODE_ROLE=stale"},
 	})
 	h.s.Start(42)
-	waitFor(t, 5*time.Second, "env file", exists(h.path("env")))
+	testwait.For(t, 5*time.Second, "env file", exists(h.path("env")))
 
 	count := map[string]int{}
 	value := map[string]string{}
@@ -211,7 +199,7 @@ func TestDutySeesHanodeEnvironment(t *testing.T) {
 func TestDutyOutputReachesWriters(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: `echo to-stdout; echo to-stderr >&2`, MinBackoff: time.Hour})
 	h.s.Start(1)
-	waitFor(t, 5*time.Second, "output", func() bool {
+	testwait.For(t, 5*time.Second, "output", func() bool {
 		return h.out.String() == "to-stdout\n" && h.err.String() == "to-stderr\n"
 	})
 }
@@ -220,7 +208,7 @@ func TestStopSendsSIGTERMAndTheTrapRuns(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: trapTerm, StopTimeout: 5 * time.Second})
 	h.s.Start(3)
 	st := h.waitRunning(t, 3)
-	waitFor(t, 5*time.Second, "trap installed", exists(h.path("ready")))
+	testwait.For(t, 5*time.Second, "trap installed", exists(h.path("ready")))
 
 	begin := time.Now()
 	require.NoError(t, h.s.Stop("lost leadership"))
@@ -244,7 +232,7 @@ func TestStopKillsDutyThatIgnoresSIGTERM(t *testing.T) {
 	})
 	h.s.Start(1)
 	st := h.waitRunning(t, 1)
-	waitFor(t, 5*time.Second, "trap installed", exists(h.path("ready")))
+	testwait.For(t, 5*time.Second, "trap installed", exists(h.path("ready")))
 
 	begin := time.Now()
 	require.NoError(t, h.s.Stop("lease ended"))
@@ -261,7 +249,7 @@ func TestKillSendsSIGKILLAtOnce(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: trapTerm, StopTimeout: 5 * time.Second})
 	h.s.Start(2)
 	st := h.waitRunning(t, 2)
-	waitFor(t, 5*time.Second, "trap installed", exists(h.path("ready")))
+	testwait.For(t, 5*time.Second, "trap installed", exists(h.path("ready")))
 
 	begin := time.Now()
 	require.NoError(t, h.s.Kill("clock stalled"))
@@ -282,7 +270,7 @@ touch "$DIR/ready"; wait`,
 	})
 	h.s.Start(1)
 	st := h.waitRunning(t, 1)
-	waitFor(t, 5*time.Second, "grandchildren started", exists(h.path("ready")))
+	testwait.For(t, 5*time.Second, "grandchildren started", exists(h.path("ready")))
 	stubborn, plain := readPID(t, h.path("stubborn")), readPID(t, h.path("plain"))
 	require.False(t, processDead(stubborn))
 
@@ -300,7 +288,7 @@ func TestDutyThatExitsIsRestartedWithTheSameTerm(t *testing.T) {
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 	})
 	h.s.Start(7)
-	waitFor(t, 5*time.Second, "three exits and two restarts", func() bool {
+	testwait.For(t, 5*time.Second, "three exits and two restarts", func() bool {
 		return h.logs.FilterMessage("duty exited").Len() >= 3 && h.s.Status().Restarts >= 2
 	})
 
@@ -326,7 +314,7 @@ if [ "$n" -eq 6 ]; then sleep 0.3; fi; exit 1`,
 	})
 	require.NoError(t, os.WriteFile(h.path("runs"), nil, 0o600))
 	h.s.Start(1)
-	waitFor(t, 10*time.Second, "nine restarts scheduled", func() bool {
+	testwait.For(t, 10*time.Second, "nine restarts scheduled", func() bool {
 		return h.logs.FilterMessage("duty restart scheduled").Len() >= 9
 	})
 	require.NoError(t, h.s.Stop("done"))
@@ -352,7 +340,7 @@ if [ "$n" -eq 6 ]; then sleep 0.3; fi; exit 1`,
 func TestStopCancelsPendingRestart(t *testing.T) {
 	h := newHarness(t, SupervisorConfig{Command: `echo x >> "$DIR/runs"; exit 1`, MinBackoff: time.Hour})
 	h.s.Start(1)
-	waitFor(t, 5*time.Second, "restart scheduled", func() bool {
+	testwait.For(t, 5*time.Second, "restart scheduled", func() bool {
 		st := h.s.Status()
 		return st.State == DutyRestarting && st.Term == 1 && st.LastExit == "exit status 1" && !st.LastExitAt.IsZero()
 	})
@@ -376,7 +364,7 @@ sleep 1000 & wait`,
 	})
 	h.s.Start(1)
 	first := h.waitRunning(t, 1)
-	waitFor(t, 5*time.Second, "first term file", exists(h.path(fmt.Sprintf("term.%d", first.PID))))
+	testwait.For(t, 5*time.Second, "first term file", exists(h.path(fmt.Sprintf("term.%d", first.PID))))
 
 	h.s.Start(1)
 	assert.Equal(t, first, h.s.Status(), "same term is a no-op")
@@ -385,7 +373,7 @@ sleep 1000 & wait`,
 	second := h.waitRunning(t, 2)
 	assert.NotEqual(t, first.PID, second.PID)
 	assert.Equal(t, 0, second.Restarts)
-	waitFor(t, 5*time.Second, "new term file", exists(h.path(fmt.Sprintf("term.%d", second.PID))))
+	testwait.For(t, 5*time.Second, "new term file", exists(h.path(fmt.Sprintf("term.%d", second.PID))))
 	assert.Equal(t, []string{"2"}, lines(t, h.path(fmt.Sprintf("term.%d", second.PID))))
 	assert.Equal(t, []string{"1"}, lines(t, h.path(fmt.Sprintf("term.%d", first.PID))))
 	assert.Empty(t, liveInGroup(t, first.PID))
@@ -445,13 +433,13 @@ func TestDutyDiesWithHanode(t *testing.T) {
 	helper := exec.Command(os.Args[0])
 	helper.Env = append(os.Environ(), "HANODE_ROLES_HELPER_DIR="+dir)
 	require.NoError(t, helper.Start())
-	waitFor(t, 10*time.Second, "duty pid", exists(filepath.Join(dir, "pid")))
+	testwait.For(t, 10*time.Second, "duty pid", exists(filepath.Join(dir, "pid")))
 	duty := readPID(t, filepath.Join(dir, "pid"))
 	require.False(t, processDead(duty))
 
 	require.NoError(t, helper.Process.Kill())
 	_ = helper.Wait()
-	waitFor(t, 5*time.Second, "duty to die with its supervisor", func() bool { return processDead(duty) })
+	testwait.For(t, 5*time.Second, "duty to die with its supervisor", func() bool { return processDead(duty) })
 }
 
 // TestMain doubles as the supervising process for TestDutyDiesWithHanode:

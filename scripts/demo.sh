@@ -4,7 +4,8 @@
 # gracefully (SIGTERM) and by a crash (SIGKILL) — and the takeovers are timed.
 #
 # Environment: DEMO_ZK_PORT (default 2181), DEMO_KEEP=1 leaves everything
-# running for you to explore (stop with: make demo-stop / see the printout).
+# running for you to explore; the printout names the node pids and the
+# container to stop afterwards (kill PID..., docker rm -f CONTAINER).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,5 +1,5 @@
 // Command outage measures what hanode costs while ZooKeeper is unreachable
-// (issue 11, item 5; BENCHMARKS.md, "Memory while ZooKeeper is away"): it
+// (BENCHMARKS.md, "Memory while ZooKeeper is away"): it
 // runs `hanode run` twice, once against a port that refuses connections
 // and once against one that accepts them and never answers, samples both
 // processes' RSS every interval for the duration, and prints the largest

@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // signalsHelperEnv makes the test binary a helper process (TestMain).
@@ -55,19 +57,6 @@ func brokenStderrHelper(mode string) int {
 	return 0
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // TestSignalsSIGHUPIsLoggedAndIgnored: a hangup neither ends the process
 // nor cancels the context; it is logged with the reason.
 func TestSignalsSIGHUPIsLoggedAndIgnored(t *testing.T) {
@@ -75,7 +64,7 @@ func TestSignalsSIGHUPIsLoggedAndIgnored(t *testing.T) {
 	ctx, stop := notifySignals(context.Background(), zap.New(core))
 	defer stop()
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-	waitFor(t, 5*time.Second, "SIGHUP to be logged", func() bool { return logs.FilterMessage("signal ignored").Len() == 1 })
+	testwait.For(t, 5*time.Second, "SIGHUP to be logged", func() bool { return logs.FilterMessage("signal ignored").Len() == 1 })
 	e := logs.FilterMessage("signal ignored").All()[0]
 	assert.Equal(t, zapcore.WarnLevel, e.Level)
 	assert.Equal(t, "SIGHUP", e.ContextMap()["signal"])
@@ -96,7 +85,7 @@ func TestSignalsTERMAndINTStartAShutdown(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("%v did not cancel the context", sig)
 			}
-			waitFor(t, 5*time.Second, "the signal to be logged", func() bool {
+			testwait.For(t, 5*time.Second, "the signal to be logged", func() bool {
 				return logs.FilterMessage("signal received; shutting down").FilterField(zap.String("signal", signalName(sig))).Len() == 1
 			})
 		})

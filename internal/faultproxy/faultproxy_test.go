@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 const (
@@ -151,32 +154,6 @@ func isResetOrEOF(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// eventually polls cond with a ticker until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	if waitFor(timeout, cond) {
-		return
-	}
-	t.Fatalf("timed out after %v: "+msg, append([]any{timeout}, args...)...)
-}
-
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-deadline.C:
-			return cond()
-		case <-tick.C:
-		}
-	}
-}
-
 func TestForward(t *testing.T) {
 	srv := startServer(t, true)
 	p := Start(t, srv.addr())
@@ -200,10 +177,10 @@ func TestForward(t *testing.T) {
 	rest, err := io.ReadAll(a)
 	require.NoError(t, err)
 	require.Equal(t, "last words", string(rest))
-	eventually(t, prompt, func() bool { return p.Conns() == 1 }, "conns %d, want 1", p.Conns())
+	testwait.For(t, prompt, "one connection", func() bool { return p.Conns() == 1 })
 
 	require.NoError(t, b.Close())
-	eventually(t, prompt, func() bool { return p.Conns() == 0 }, "conns %d, want 0", p.Conns())
+	testwait.For(t, prompt, "no connection", func() bool { return p.Conns() == 0 })
 }
 
 func TestTargetResetIsPassedOn(t *testing.T) {
@@ -229,7 +206,7 @@ func TestTargetResetIsPassedOn(t *testing.T) {
 	took := requireReset(t, c)
 	t.Logf("target RST reached client in %v", took)
 	<-done
-	eventually(t, prompt, func() bool { return p.Conns() == 0 }, "conns %d, want 0", p.Conns())
+	testwait.For(t, prompt, "no connection", func() bool { return p.Conns() == 0 })
 }
 
 func TestTargetDownResetsClient(t *testing.T) {
@@ -319,7 +296,7 @@ func TestStallAppliesFlowControl(t *testing.T) {
 	c := dial(t, p.Addr())
 	_, err := c.Write([]byte("x"))
 	require.NoError(t, err)
-	eventually(t, prompt, func() bool { return sink.received.Load() == 1 }, "sink got %d bytes", sink.received.Load())
+	testwait.For(t, prompt, "the sink to get one byte", func() bool { return sink.received.Load() == 1 })
 
 	p.Stall()
 	// Far more than the kernel buffers of both hops can hold: the writer
@@ -335,8 +312,7 @@ func TestStallAppliesFlowControl(t *testing.T) {
 
 	p.Heal()
 	want := int64(1 + n)
-	eventually(t, 5*time.Second, func() bool { return sink.received.Load() == want },
-		"sink got %d bytes, want %d", sink.received.Load(), want)
+	testwait.For(t, 5*time.Second, fmt.Sprintf("the sink to get %d bytes", want), func() bool { return sink.received.Load() == want })
 }
 
 func TestReset(t *testing.T) {
@@ -381,7 +357,7 @@ func TestStallThenReset(t *testing.T) {
 
 	p.Stall()
 	late := dial(t, p.Addr()) // accepted while stalled, not dialled through
-	eventually(t, prompt, func() bool { return p.Conns() == 3 }, "conns %d, want 3", p.Conns())
+	testwait.For(t, prompt, "three connections", func() bool { return p.Conns() == 3 })
 	_, err := c.Write([]byte("never"))
 	require.NoError(t, err)
 	requireSilent(t, c, quiet)
@@ -505,7 +481,7 @@ func TestCloseWithStalledConnections(t *testing.T) {
 		_, err := c.Write([]byte("stuck"))
 		require.NoError(t, err)
 	}
-	eventually(t, prompt, func() bool { return p.Conns() == 5 }, "conns %d, want 5", p.Conns())
+	testwait.For(t, prompt, "five connections", func() bool { return p.Conns() == 5 })
 	require.Positive(t, proxyGoroutines())
 
 	start := time.Now()
@@ -522,8 +498,7 @@ func TestCloseWithStalledConnections(t *testing.T) {
 	require.Zero(t, p.Conns())
 	// Close waited for every goroutine's wg.Done; the goroutines themselves
 	// may still be returning.
-	eventually(t, prompt, func() bool { return proxyGoroutines() == 0 },
-		"%d proxy goroutines left after Close", proxyGoroutines())
+	testwait.For(t, prompt, "no proxy goroutine left after Close", func() bool { return proxyGoroutines() == 0 })
 
 	for _, c := range conns {
 		requireReset(t, c)
@@ -532,8 +507,7 @@ func TestCloseWithStalledConnections(t *testing.T) {
 	_, err = net.DialTimeout("tcp", p.Addr(), prompt)
 	require.Error(t, err, "a closed proxy still accepts")
 
-	eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= baseline },
-		"goroutines %d, baseline %d", runtime.NumGoroutine(), baseline)
+	testwait.For(t, 5*time.Second, fmt.Sprintf("goroutines back to the baseline of %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
 func TestStartClosesInCleanup(t *testing.T) {
@@ -550,8 +524,7 @@ func TestStartClosesInCleanup(t *testing.T) {
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	require.Zero(t, p.Conns())
-	eventually(t, prompt, func() bool { return proxyGoroutines() == 0 },
-		"%d proxy goroutines left after cleanup", proxyGoroutines())
+	testwait.For(t, prompt, "no proxy goroutine left after cleanup", func() bool { return proxyGoroutines() == 0 })
 	requireReset(t, c)
 	// Mode changes after Close do nothing and do not panic.
 	p.Stall()

@@ -10,6 +10,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -85,11 +86,14 @@ func (r *recorder) find(from time.Time, match func(zk.Event) bool) (stamped, boo
 func (r *recorder) wait(t *testing.T, from time.Time, match func(zk.Event) bool, timeout time.Duration, what string) stamped {
 	t.Helper()
 	var got stamped
-	eventually(t, timeout, func() bool {
+	err := testwait.Poll(timeout, testwait.Tick, func() bool {
 		var ok bool
 		got, ok = r.find(from, match)
 		return ok
-	}, "no %s event (events since: %s)", what, r.since(from))
+	})
+	if err != nil {
+		t.Fatalf("no %s event within %v (events since: %s)", what, timeout, r.since(from))
+	}
 	return got
 }
 
@@ -173,8 +177,9 @@ func (f *fixture) waitVanished(t *testing.T, timeout time.Duration) time.Time {
 func (f *fixture) requireSessionSurvived(t *testing.T, cut, healed time.Time) time.Duration {
 	t.Helper()
 	// A client that never noticed the stall sends no new session event.
-	eventually(t, 10*time.Second, func() bool { return f.client.conn.State() == zk.StateHasSession },
-		"no session after Heal (events since cut: %s)", f.client.since(cut))
+	if err := testwait.Poll(10*time.Second, testwait.Tick, func() bool { return f.client.conn.State() == zk.StateHasSession }); err != nil {
+		t.Fatalf("no session within 10s of Heal (events since the cut: %s)", f.client.since(cut))
+	}
 	_, err := f.client.conn.Sync(f.path) // a round trip over the healed path
 	require.NoError(t, err)
 	back := time.Since(healed)

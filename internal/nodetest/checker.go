@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // Result classifies one answer of /se/.
@@ -416,7 +418,7 @@ func (c *Checker) WaitTakeover(since time.Time, old *Node, timeout time.Duration
 	c.t.Helper()
 	var n *Node
 	var at time.Time
-	err := Poll(timeout, 2*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 2*time.Millisecond, func() bool {
 		var ok bool
 		n, at, ok = c.FirstOKAfter(since, old)
 		return ok
@@ -433,7 +435,7 @@ func (c *Checker) WaitTakeover(since time.Time, old *Node, timeout time.Duration
 func (c *Checker) WaitSingleLeader(timeout time.Duration) string {
 	c.t.Helper()
 	leader, last := "", ""
-	err := Poll(timeout, 10*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 10*time.Millisecond, func() bool {
 		leader, last = singleLeader(c.Nodes())
 		return leader != ""
 	})

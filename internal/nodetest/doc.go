@@ -30,5 +30,6 @@
 // positives.
 //
 // Everything talks to 127.0.0.1 only. Waits poll conditions with a ticker
-// and a deadline; nothing sleeps to synchronize.
+// and a deadline (internal/testwait; WaitStatus and WaitStandby for a
+// node's /v2/status); nothing sleeps to synchronize.
 package nodetest

@@ -3,6 +3,8 @@ package nodetest
 import (
 	"testing"
 	"time"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // TestCheckerCatchesTwoActiveNodes runs two standalone nodes (each always
@@ -15,7 +17,7 @@ func TestCheckerCatchesTwoActiveNodes(t *testing.T) {
 		nodes = append(nodes, Start(t, Options{Heartbeat: true, Env: map[string]string{"NAME": name, "ROLE": "primary"}}))
 	}
 	c := NewChecker(t, nodes...)
-	WaitFor(t, 10*time.Second, "both nodes to answer ok and beat for a while", func() bool {
+	testwait.For(t, 10*time.Second, "both nodes to answer ok and beat for a while", func() bool {
 		for _, n := range nodes {
 			r, ok := c.Latest(n)
 			if !ok || r.Result != ResultOK || r.N < 20 || len(n.Heartbeats()) < 3 {
@@ -40,10 +42,10 @@ func TestCheckerCatchesTwoActiveNodes(t *testing.T) {
 // the duty it forked in its own process group.
 func TestNodeCleanupKillsHanodeAndItsDuties(t *testing.T) {
 	n := Start(t, Options{Heartbeat: true, Env: map[string]string{"NAME": "z", "ROLE": "primary"}})
-	WaitFor(t, 10*time.Second, "the duty to run", func() bool { return len(n.DutyPIDs()) > 0 })
+	testwait.For(t, 10*time.Second, "the duty to run", func() bool { return len(n.DutyPIDs()) > 0 })
 	n.KillGroup()
 	if code := n.WaitExit(10 * time.Second); code != -1 {
 		t.Errorf("exit %d after SIGKILL, want -1", code)
 	}
-	WaitFor(t, 5*time.Second, "every duty process to be gone", func() bool { return len(n.DutyPIDs()) == 0 })
+	testwait.For(t, 5*time.Second, "every duty process to be gone", func() bool { return len(n.DutyPIDs()) == 0 })
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/ping"
 )
 
@@ -83,7 +85,7 @@ func get(c *http.Client, url string) (int, string, error) {
 func (n *Node) WaitStatus(timeout time.Duration, cond func(ping.Status) bool) (ping.Status, error) {
 	var st ping.Status
 	last := "no answer"
-	err := Poll(timeout, 20*time.Millisecond, func() bool {
+	err := testwait.Poll(timeout, 20*time.Millisecond, func() bool {
 		var err error
 		if st, err = n.Status(); err != nil {
 			last = err.Error()
@@ -96,4 +98,20 @@ func (n *Node) WaitStatus(timeout time.Duration, cond func(ping.Status) bool) (p
 		return st, fmt.Errorf("%s: condition not met within %v; last: %s", n.name, timeout, last)
 	}
 	return st, nil
+}
+
+// WaitStandby waits until n's /v2/status reports standby (joined, not
+// leading) and returns that status. With a non-empty notSession it also
+// waits for a ZooKeeper session other than that one (a node that rejoined
+// after losing its session). After timeout it fails t, saying what n last
+// reported.
+func WaitStandby(t testing.TB, n *Node, timeout time.Duration, notSession string) ping.Status {
+	t.Helper()
+	st, err := n.WaitStatus(timeout, func(st ping.Status) bool {
+		return st.State == "standby" && (notSession == "" || (st.ZK.SessionID != "" && st.ZK.SessionID != notSession))
+	})
+	if err != nil {
+		t.Fatalf("nodetest: waiting for standby: %v", err)
+	}
+	return st
 }

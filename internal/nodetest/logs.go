@@ -3,8 +3,6 @@ package nodetest
 import (
 	"encoding/json"
 	"strings"
-	"testing"
-	"time"
 )
 
 // LogEntry is one JSON line of hanode's log.
@@ -61,34 +59,3 @@ func (n *Node) HasLog(msg string) bool {
 	}
 	return false
 }
-
-// WaitFor polls cond every 10 ms until it holds, failing the test with what
-// after timeout.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if err := Poll(timeout, 10*time.Millisecond, cond); err != nil {
-		t.Fatalf("timed out after %v waiting for %s", timeout, what)
-	}
-}
-
-// Poll calls cond every interval until it holds (nil) or timeout passes.
-func Poll(timeout, interval time.Duration, cond func() bool) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			return errTimeout
-		case <-tick.C:
-		}
-	}
-	return nil
-}
-
-type timeoutError struct{}
-
-func (timeoutError) Error() string { return "timed out" }
-
-var errTimeout error = timeoutError{}

@@ -21,6 +21,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // Ensemble is n ZooKeeper servers (QuorumPeerMain) on a private Docker network,
@@ -103,6 +105,7 @@ func memberIP(subnet netip.Prefix, id int) netip.Addr {
 // srvr as leader or follower. Containers and network are removed in t.Cleanup.
 func StartEnsemble(t testing.TB, n int) *Ensemble {
 	t.Helper()
+	RequireDocker(t)
 	if n < 1 {
 		t.Fatalf("zktest: an ensemble needs at least 1 member, got %d", n)
 	}
@@ -185,12 +188,9 @@ func (e *Ensemble) Restart(t testing.TB, members ...*Server) {
 // leader and returns it.
 func (e *Ensemble) Leader(t testing.TB, timeout time.Duration) *Server {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
+	var leader *Server
 	var seen []string
-	for {
+	err := testwait.Poll(timeout, pollInterval, func() bool {
 		seen = seen[:0]
 		for _, s := range e.Servers {
 			if !s.Running() {
@@ -199,16 +199,17 @@ func (e *Ensemble) Leader(t testing.TB, timeout time.Duration) *Server {
 			}
 			mode, err := Mode(s.Addr, probeTimeout)
 			if err == nil && mode == "leader" {
-				return s
+				leader = s
+				return true
 			}
 			seen = append(seen, fmt.Sprintf("zk%d %s", s.ID, observation(mode, err)))
 		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("zktest: no leader within %v: %s", timeout, strings.Join(seen, ", "))
-		case <-tick.C:
-		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("zktest: no leader within %v: %s", timeout, strings.Join(seen, ", "))
 	}
+	return leader
 }
 
 // each runs fn for every member concurrently and joins the errors.

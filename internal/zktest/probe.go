@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // Mode sends the four-letter word srvr to addr and returns the server's mode
@@ -84,20 +86,14 @@ func WaitMode(t testing.TB, addr string, timeout time.Duration, modes ...string)
 // test after timeout.
 func WaitNotServing(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		mode, err := Mode(addr, probeTimeout)
-		if err != nil {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("zktest: %s still serves as %s after %v", addr, mode, timeout)
-		case <-tick.C:
-		}
+	var mode string
+	err := testwait.Poll(timeout, pollInterval, func() bool {
+		var err error
+		mode, err = Mode(addr, probeTimeout)
+		return err != nil
+	})
+	if err != nil {
+		t.Fatalf("zktest: %s still serves as %s after %v", addr, mode, timeout)
 	}
 }
 
@@ -169,21 +165,10 @@ func Connect(t testing.TB, servers string, sessionTimeout time.Duration) *zk.Con
 
 // WaitSession waits until conn is in StateHasSession, for at most timeout.
 func WaitSession(conn *zk.Conn, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		st := conn.State()
-		if st == zk.StateHasSession {
-			return nil
-		}
-		select {
-		case <-deadline.C:
-			return fmt.Errorf("no session after %v (state %v)", timeout, st)
-		case <-tick.C:
-		}
+	if testwait.Poll(timeout, 20*time.Millisecond, func() bool { return conn.State() == zk.StateHasSession }) != nil {
+		return fmt.Errorf("no session after %v (state %v)", timeout, conn.State())
 	}
+	return nil
 }
 
 // testLogger forwards go-zookeeper's log to t.Logf until the test cleans up

@@ -16,6 +16,10 @@
 // org.hanode.zktest (and testcontainers' org.testcontainers=true) and are
 // removed in t.Cleanup, together with the network of an ensemble.
 //
+// Without a reachable Docker engine, every test that starts a server is
+// skipped with one message (RequireDocker), except in CI (CI=true) or with
+// HANODE_REQUIRE_DOCKER=1, where it fails: CI must never pass by skipping.
+//
 // Importing the package sets TESTCONTAINERS_RYUK_DISABLED=true (the reaper image
 // cannot be pulled) and TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 (otherwise
 // testcontainers dials the default gateway) unless they are already set.
@@ -175,12 +179,16 @@ func (o Options) tick() int {
 // 500 ms: sessions of 1 s to 10 s are honoured, and ZooKeeper, which expires
 // sessions on tick boundaries, ends a dead client's session at most half a
 // second after its timeout. It is terminated in t.Cleanup.
-func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
 
 // StartWith is Start with options (the local image only; the official
 // image keeps its environment's settings).
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
+	RequireDocker(t)
 	img := Image()
 	ctx, cancel := context.WithTimeout(context.Background(), dockerOpTime+readyTimeout)
 	defer cancel()

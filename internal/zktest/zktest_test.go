@@ -12,6 +12,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 const session = 4 * time.Second
@@ -23,7 +25,7 @@ func TestImage(t *testing.T) {
 	assert.Equal(t, "zookeeper:3.9", Image())
 
 	for img, local := range map[string]bool{
-		"hanode-zookeeper:3.8":                   true,
+		"hanode-zookeeper:3.8-2":                 true,
 		"registry.local:5000/hanode-zookeeper:x": true,
 		"hanode-zookeeper@sha256:abc":            true,
 		"zookeeper:3.9":                          false,
@@ -35,6 +37,7 @@ func TestImage(t *testing.T) {
 }
 
 func TestMissingImage(t *testing.T) {
+	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := requireImage(ctx, "hanode-zookeeper:no-such-tag")
@@ -212,21 +215,10 @@ func assertRead(t *testing.T, conn *zk.Conn, path, want string) {
 }
 
 func waitState(conn *zk.Conn, ok func(zk.State) bool, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		st := conn.State()
-		if ok(st) {
-			return nil
-		}
-		select {
-		case <-deadline.C:
-			return fmt.Errorf("state still %v after %v", st, timeout)
-		case <-tick.C:
-		}
+	if testwait.Poll(timeout, 20*time.Millisecond, func() bool { return ok(conn.State()) }) != nil {
+		return fmt.Errorf("state still %v after %v", conn.State(), timeout)
 	}
+	return nil
 }
 
 func TestModeNoServer(t *testing.T) {

@@ -1,7 +1,8 @@
-// Package roles knows what a hanode server does: the catalog of roles an HA
-// group can serve, and the supervision of the active duty (ACTIVE_CMD) that
-// only the group's leader runs.
-package roles
+// Package catalog is the catalog of roles an HA group can serve (primary,
+// secondary, monitor, compute, alert) and the rules for combining them in
+// one ROLE value. It knows nothing of how a duty is run: that is package
+// roles, which supervises the active duty (ACTIVE_CMD).
+package catalog
 
 import (
 	"errors"
@@ -27,13 +28,13 @@ const (
 	Alert Role = "alert"
 )
 
-// Catalog lists every role in canonical order.
-var Catalog = []Role{Primary, Secondary, Monitor, Compute, Alert}
+// All lists every role in canonical order.
+var All = []Role{Primary, Secondary, Monitor, Compute, Alert}
 
 // ErrUnknownRole and ErrBadCombination are the refusals of Parse.
 var (
-	ErrUnknownRole    = errors.New("roles: unknown role")
-	ErrBadCombination = errors.New("roles: roles cannot be combined")
+	ErrUnknownRole    = errors.New("catalog: unknown role")
+	ErrBadCombination = errors.New("catalog: roles cannot be combined")
 )
 
 // Set is a validated, non-empty combination of roles in canonical order.
@@ -68,13 +69,13 @@ func (s Set) Has(r Role) bool {
 // also include secondary, and may not repeat a role.
 func Parse(s string) (Set, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("%w: empty (one of %s, or a comma list such as primary,monitor)", ErrUnknownRole, Set(Catalog))
+		return nil, fmt.Errorf("%w: empty (one of %s, or a comma list such as primary,monitor)", ErrUnknownRole, Set(All))
 	}
 	seen := map[Role]bool{}
 	for _, part := range strings.Split(s, ",") {
 		r := Role(strings.ToLower(strings.TrimSpace(part)))
 		if !known(r) {
-			return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownRole, strings.TrimSpace(part), Set(Catalog))
+			return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownRole, strings.TrimSpace(part), Set(All))
 		}
 		if seen[r] {
 			return nil, fmt.Errorf("%w: %q appears twice", ErrBadCombination, r)
@@ -82,7 +83,7 @@ func Parse(s string) (Set, error) {
 		seen[r] = true
 	}
 	var set Set
-	for _, r := range Catalog {
+	for _, r := range All {
 		if seen[r] {
 			set = append(set, r)
 		}
@@ -99,7 +100,7 @@ func Parse(s string) (Set, error) {
 }
 
 func known(r Role) bool {
-	for _, x := range Catalog {
+	for _, x := range All {
 		if x == r {
 			return true
 		}
