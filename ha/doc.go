@@ -165,8 +165,9 @@
 //     A frozen guard is not modelled by the simulator; the coordinator
 //     kills a guard that does not answer (roles).
 //   - Duty effects end with its processes: nothing the duty started keeps
-//     acting once its process group is gone (a daemon that leaves the group
-//     escapes the guard; issue 20 contains it).
+//     acting once its processes are gone; every process it forks, daemons
+//     included, stays in its jail (a cgroup, or a subreaper's descendants)
+//     and ends with it (roles).
 //   - Balancers: a load balancer polling the ping endpoints every P sees a
 //     leader's "ok" up to P after the leader stopped: P must be well under
 //     M, or the balancer must also fence (or check the term).

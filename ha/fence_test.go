@@ -138,7 +138,7 @@ func TestFencingTargetSurvivesALeaderThatDiedWhileFencing(t *testing.T) {
 	}
 }
 
-// TestFencingNamesASilentLeaderWhoseRecordWasDeleted (issue 14, item 3): a
+// TestFencingNamesASilentLeaderWhoseRecordWasDeleted (fencing names who may have acted): a
 // leads, its path to ZooKeeper stalls, and another client deletes the
 // leader record. b takes a's lease by rule D (a silent for W) with no record
 // to say who led, and still fences a by name, host and term: it read them

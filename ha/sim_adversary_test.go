@@ -1,6 +1,6 @@
 package ha
 
-// The simulator's adversary beyond random faults (issue 14): each side of
+// The simulator's adversary beyond random faults (the two-active sequences a review found): each side of
 // doc.go's inequality checked on its own, clock rates at the extremes of
 // the drift allowance and changing during a run, duties that take their
 // whole stop allowance, and faults placed at the protocol's sensitive
@@ -340,7 +340,7 @@ func (s *sim) injectSensitive(k faultKind, n *simNode) {
 	l := core.NewLayout(s.root, s.group)
 	switch k {
 	case fSensitiveLook:
-		// The first hole of issue 14: a member's listing, then its path
+		// The first hole the review found: a member's listing, then its path
 		// stalls while the holder extends (onListing), is cut off and its
 		// node deleted (onAck).
 		if h := s.holder(); h == n {

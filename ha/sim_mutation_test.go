@@ -99,7 +99,7 @@ func TestSimulationCatchesEveryMutation(t *testing.T) {
 	t.Logf("mutations:\n%s", strings.Join(report, "\n"))
 }
 
-// TestSimulationReviewSequences scripts the two sequences issue 14's review
+// TestSimulationReviewSequences scripts the two sequences a review
 // found, each as the only fault of its scenarios, with the adversary's
 // timing (clocks at the drift extremes, duties that take their whole stop
 // allowance): the core as built shows no violation in any seed, the core

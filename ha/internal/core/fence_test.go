@@ -72,7 +72,7 @@ func (r *rig) remove(tr *fenceTree, nodes ...string) {
 	}
 }
 
-// TestCoreFenceNamesWhoMayHaveActed (issue 14, item 3): with FENCE_CMD set,
+// TestCoreFenceNamesWhoMayHaveActed (fencing names who may have acted): with FENCE_CMD set,
 // the fence request names whoever may have acted. The record names the
 // previous leader: it alone, as before. The record missing: a rule D claim
 // names the member it deletes (server name, host, HTTP address, the lease

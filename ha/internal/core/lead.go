@@ -28,7 +28,7 @@ func (c *Core) ownWritten(p pending) {
 // epochs. Time once gave one ("acknowledged less than D ago: every other
 // claim needs W after it"), but a rule-B claim needs no wait after a
 // release, and a write queued across a reconnect can land after a rollback
-// that erased a claim: issue 14 found both. The cost: a holder whose lease
+// that erased a claim: a review found both. The cost: a holder whose lease
 // lapsed while ZooKeeper was away waits W (rule C) once it is back.
 func (c *Core) ownProof() bool {
 	if !c.own.sure {

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The sequences issue 14's review found, each at the core's level, each run
+// The two-active sequences a review found, each at the core's level, each run
 // twice: on the core as built (it must hold) and on the core with the one
 // weakening that restores the defect (the same script must then show it),
 // so each test is known to fail without its fix.

@@ -12,10 +12,10 @@ const (
 	// WeakNoMargin lets the holder act until s + D (no margin M).
 	WeakNoMargin
 	// WeakRuleCFromListing dates a look's observation by its listing, not
-	// by the last reply it rests on (the first hole of issue 14).
+	// by the last reply it rests on (the first hole a review found).
 	WeakRuleCFromListing
 	// WeakReleaseBeforeStop writes a release before the duty has stopped
-	// (the second hole of issue 14).
+	// (the second hole a review found).
 	WeakReleaseBeforeStop
 	// WeakKeepAcrossEpochs keeps observations across a reconnect.
 	WeakKeepAcrossEpochs
