@@ -211,6 +211,19 @@ func TestSoak(t *testing.T) {
 		// and ZooKeeper's ticks. It synchronizes nothing.
 		holdFault(s.dur(soakPauseMax))
 
+		// Leadership may still move after a fault had settled: a leader
+		// whose path came back can lose the session it had kept through
+		// the fault a moment after the settle looked (its client replaced,
+		// or its lease run out on an extension the fault held back). That
+		// is the previous fault's late outcome, not a failure: record it,
+		// and take the group as it is now. The checker still watches
+		// every answer for two actives.
+		if cur := c.settle(t, settleTimeout); cur != leader {
+			line := fmt.Sprintf("    after fault %d the leader moved from %s to %s once it had settled", i-1, leader, cur)
+			seq = append(seq, line)
+			t.Logf("%s; %s's log since:%s", line, leader, logSince(leader, time.Now().Add(-soakPauseMax-settleTimeout)))
+			leader = cur
+		}
 		f := s.pick()
 		before := activeStatus(t, leader, 5*time.Second)
 		desc, at := f.run(s, leader)
