@@ -47,8 +47,8 @@ type membership struct {
 	running     atomic.Bool
 	// Times (unix ns, 0 = never) recorded by the callbacks, which run on
 	// the election's goroutine at the moment the core decides.
-	started   atomic.Int64 // last OnStartedLeading
-	stopCall  atomic.Int64 // last OnStoppedLeading call
+	started   atomic.Int64 // last StartDuty
+	stopCall  atomic.Int64 // last StopDuty call
 	starts    atomic.Int32
 	stops     atomic.Int32
 	lastTerm  atomic.Int64
@@ -84,7 +84,7 @@ func openFleet(t testing.TB, addrs [scaleProcs]string, root string, groups int, 
 	f := &fleet{t: t, members: make([][scaleProcs]*membership, groups), subscribe: subscribe}
 	for p := range scaleProcs {
 		s, err := ha.OpenSession(ha.SessionConfig{Servers: []string{addrs[p]}, Root: root, Timeout: scaleSessionTimeout,
-			Name: fmt.Sprintf("proc%d", p), Host: "bench", PID: os.Getpid(), Started: time.Now()})
+			Name: fmt.Sprintf("proc%d", p), ReserveName: true, Host: "bench", PID: os.Getpid(), Started: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,14 +115,15 @@ func (f *fleet) run(g, p int) *membership {
 	m := &membership{proc: p, group: g, done: make(chan error, 1)}
 	el, err := ha.NewElection(f.sessions[p], ha.ElectionConfig{Group: scaleGroupID(g), Role: "primary",
 		Region: "world", Margin: scaleMargin, Callbacks: ha.Callbacks{
-			OnStartedLeading: func(_ context.Context, term int64) {
+			StartDuty: func(_ context.Context, term int64) {
 				m.started.Store(time.Now().UnixNano())
 				m.lastTerm.Store(term)
 				m.starts.Add(1)
 			},
-			OnStoppedLeading: func(string) {
+			StopDuty: func(string) error {
 				m.stopCall.Store(time.Now().UnixNano())
 				m.stops.Add(1)
+				return nil
 			},
 		}})
 	if err != nil {

@@ -25,8 +25,8 @@ import (
 type takeoverTry struct {
 	from, to, third int // procs
 
-	active    time.Duration // successor's OnStartedLeading
-	dutyStop  time.Duration // old leader's OnStoppedLeading
+	active    time.Duration // successor's StartDuty
+	dutyStop  time.Duration // old leader's StopDuty
 	leftAt    time.Duration // old leader's Run returned
 	watches   uint64        // watch events delivered to elections, all three sessions
 	requests  uint64        // requests by all three sessions
@@ -190,7 +190,7 @@ func runTakeovers(t *testing.T, cfg takeoverConfig) takeoverResult {
 			active: since(next.started.Load()), dutyStop: since(old.stopCall.Load()), leftAt: since(old.stoppedAt.Load()),
 			watches: st1.WatchEvents - st0.WatchEvents, requests: st1.Requests - st0.Requests, writes: st1.Writes - st0.Writes,
 			oldTrans: transSince(old, t0), nextTrans: transSince(next, t0)}
-		// OnStartedLeading runs just before the election publishes its
+		// StartDuty runs just before the election publishes its
 		// new state.
 		testwait.Every(t, time.Second, time.Millisecond, "the new leader's state", func() bool { return next.el.State().Active() })
 		try.rule = digits.ReplaceAllString(next.el.State().Reason, "N")
@@ -325,7 +325,7 @@ func (r takeoverResult) report() string {
 	}
 	fmt.Fprintf(&b, "%d graceful handovers, one group of 3, %s; times from the cancel of the leader's Run, ms\n\n", n, mode)
 	b.WriteString("| step | median | p90 | min | max |\n|---|---|---|---|---|\n")
-	line("old leader's duty stopped (OnStoppedLeading called)", every(func(x takeoverTry) time.Duration { return x.dutyStop }))
+	line("old leader's duty stopped (StopDuty called)", every(func(x takeoverTry) time.Duration { return x.dutyStop }))
 	if r.traced {
 		line("release multi sent", wired(func(x takeoverTry) time.Duration { return x.releaseSent }))
 		line("release multi acknowledged", wired(func(x takeoverTry) time.Duration { return x.releaseAck }))
@@ -335,7 +335,7 @@ func (r takeoverResult) report() string {
 		line("claim multi sent", wired(func(x takeoverTry) time.Duration { return x.claimSent }))
 		line("claim multi acknowledged", wired(func(x takeoverTry) time.Duration { return x.claimAck }))
 	}
-	line("**successor active (OnStartedLeading)**", every(func(x takeoverTry) time.Duration { return x.active }))
+	line("**successor active (StartDuty)**", every(func(x takeoverTry) time.Duration { return x.active }))
 	line("old leader's Run returned (left the group)", every(func(x takeoverTry) time.Duration { return x.leftAt }))
 	if r.traced {
 		fmt.Fprintf(&b, "\nper step (differences of the above, per try), over the %d of %d tries whose successor's notification came before its claim (in the others a read already in flight showed it the release):\n\n| segment | median | p90 | min | max |\n|---|---|---|---|---|\n", ordered, n)

@@ -56,7 +56,7 @@ type scaleResult struct {
 	groups, memberships int
 
 	// Join: from starting every election to each group's first
-	// OnStartedLeading (the last group's is the figure).
+	// StartDuty (the last group's is the figure).
 	joinFirst, joinMedian, joinAll time.Duration
 	joinZK                         zkDelta
 	joinZKCPU, joinSelfCPU         float64 // share of one core over the join

@@ -1,6 +1,56 @@
 // Package ha elects one leader per HA group over ZooKeeper and tells the
 // rest of hanode, at every moment, whether this node may act as leader.
 //
+// # Using it
+//
+// A Session (OpenSession) is one process's ZooKeeper session; it can carry
+// elections of many groups. An Election (NewElection) is the session's
+// membership of one group, and Run is that membership's life: start it in a
+// goroutine, and cancel its context to stop the duty, release the lease and
+// leave. Run is the only code that changes the election's state; everything
+// else reads what it published or hands it a request:
+//
+//   - Callbacks run the duty: StartDuty when this node becomes active
+//     (with the term, a fencing token), StopDuty when that ends,
+//     LeaseExtended for a guard in another process, LeaderChanged, Fence.
+//   - Campaign waits until this node is active, Resign hands over to the
+//     next member, Observe and Leader tell who leads; State says whether
+//     this node may act right now, evaluated against the clock.
+//
+// Coming from etcd's client/v3/concurrency:
+//
+//	etcd                                  hanode (package ha)
+//	concurrency.NewSession(cli, ...)      OpenSession(SessionConfig{...})
+//	concurrency.NewElection(s, prefix)    NewElection(sess, ElectionConfig{Group: ...}), then go el.Run(ctx)
+//	(*Election).Campaign(ctx, val)        (*Election).Campaign(ctx): waits for Run to lead; no value
+//	  ctx cancelled: deletes the key        ctx cancelled: stops waiting; Run's ctx ends the candidacy
+//	(*Election).Resign(ctx)               (*Election).Resign(ctx): stop the duty, release, rejoin at the back
+//	(*Election).Observe(ctx)              (*Election).Observe(ctx) <-chan Leader (coalesces, like etcd's)
+//	(*Election).Leader(ctx)               (*Election).Leader() Leader (never blocks; Name "" when none)
+//	(*Election).Proclaim(ctx, val)        none: a member publishes its MemberInfo once
+//	(*Session).Done(), Ctx()              (*Session).Done(); the lease, not Done, ends leading
+//	ErrElectionNotLeader                  ErrNotLeader (Fenced)
+//
+// Coming from client-go's tools/leaderelection:
+//
+//	client-go                             hanode (package ha)
+//	NewLeaderElector(cfg); Run(ctx)       NewElection(sess, cfg); Run(ctx) error, once (ErrRunOnce)
+//	LeaseDuration                         SessionConfig.Timeout (the lease is the session timeout)
+//	RenewDeadline                         Timeout − ElectionConfig.Margin, from the last acknowledged extension
+//	OnStartedLeading(ctx), own goroutine  Callbacks.StartDuty(ctx, term): on Run's goroutine, must not block
+//	OnStoppedLeading(), even unstarted    Callbacks.StopDuty(reason) error: only after StartDuty; returns
+//	                                        once the duty stopped; an error means a stop not confirmed
+//	OnNewLeader(identity)                 Callbacks.LeaderChanged(Leader): on Run's goroutine, must not block
+//	IsLeader(), GetLeader()               State().Active(), Leader()
+//	ReleaseOnCancel                       always: a graceful stop releases once StopDuty returned nil
+//	(no fencing)                          the term, Callbacks.Fence, Fenced
+//
+// Several Elections share one Session, one per group: a session is one
+// member of a group (Run refuses a second with ErrAlreadyMember), so two
+// members of one group need two sessions, as two processes have. hanode run
+// also reserves its server name (SessionConfig.ReserveName); a library user
+// who only wants an election leaves it out.
+//
 // # Layout
 //
 // Under the root (ZK_ROOT, after any chroot of the connect string):
@@ -205,10 +255,11 @@
 // # Structure
 //
 // core*.go is the decision core, a pure state machine (no goroutines, no
-// I/O, no clock): events in, actions out. Election (election.go) runs one
-// core on a Session (session.go), which owns the ZooKeeper client, replaces
-// it when needed, reserves and defends the server name, and serves many
-// elections on one connection. zkio.go carries an Op to go-zookeeper. The
+// I/O, no clock): events in, actions out. Election (election.go; its
+// etcd-shaped face in campaign.go) runs one core on a Session (session.go),
+// which owns the ZooKeeper client, replaces it when needed, reserves and
+// defends the server name if asked to, and serves many elections on one
+// connection. zkio.go carries an Op to go-zookeeper. The
 // simulator (sim_test.go) runs cores against a simulated ZooKeeper with
 // seeded faults and checks the invariant after every step.
 //

@@ -18,60 +18,78 @@ import (
 // ElectionConfig configures an Election. Every field is required unless
 // noted.
 type ElectionConfig struct {
-	// Group is the HA_ID.
+	// Group is the HA group's id (hanode's HA_ID): the members of one group
+	// elect one leader among themselves.
 	Group string
-	// Role, Region and HTTP are published with the member; the name, host,
-	// pid and start time come from the session.
+	// Role is recorded with the group: a member with another role is
+	// refused (ErrGroupMismatch). Region and HTTP (optional) are published
+	// with the member, for status; the name, host, pid and start time come
+	// from the session.
 	Role   string
 	Region string
 	HTTP   string
 	// Margin is how long before the lease bound the node stops acting; it
-	// must exceed the time the duty needs to stop.
+	// must exceed the time the duty needs to stop (StopDuty).
 	Margin time.Duration
 	// FenceMaxTries is how many failed Fence calls in one term make this
 	// node step aside and rejoin at the back, so that another member may
-	// fence and lead (0: retry for ever).
+	// fence and lead (optional; 0: retry for ever).
 	FenceMaxTries int
-	// Callbacks connect the duty; all may be nil.
+	// Callbacks connect the duty (optional).
 	Callbacks Callbacks
 	// Logger receives every state change; nil means none. It should
 	// already carry the node's name.
 	Logger *zap.Logger
 }
 
-// Callbacks tell the duty when to run. OnStartedLeading, OnStoppedLeading
-// and OnLeaseExtended run on the election's goroutine, in order, never
-// concurrently; Fence runs on a goroutine of its own.
+// Callbacks connect the duty: the work only the leader may do. Their names
+// differ from client-go's LeaderCallbacks on purpose, because the contract
+// does too (the table in the package documentation compares them).
+// StartDuty, StopDuty, LeaseExtended and LeaderChanged run on the election's
+// goroutine, in order, never concurrently; StopDuty must return within
+// Margin, the others at once: while one runs, the election neither extends
+// the lease nor hears ZooKeeper. Fence runs on a goroutine of its own.
+// Every field may be nil.
 type Callbacks struct {
-	// OnStartedLeading runs when this node becomes active, after its claim
-	// is committed. It must not block. ctx is cancelled when leadership
-	// ends, just before OnStoppedLeading.
-	OnStartedLeading func(ctx context.Context, term int64)
-	// OnStoppedLeading runs when leadership ends for any reason (lease ran
-	// out, node lost, shutdown) and must return only once the duty has
-	// stopped, within the margin. It runs only after OnStartedLeading.
-	OnStoppedLeading func(reason string)
-	// OnStoppedLeadingE, when set, runs instead of OnStoppedLeading and
-	// reports a stop it could not confirm (a process of the duty may still
-	// run): the node then leaves without releasing, so the next leader
-	// waits out the lease as after a crash instead of starting at once.
-	OnStoppedLeadingE func(reason string) error
-	// OnLeaseExtended runs whenever an active node's lease is set or
-	// extended, with its end on this process's monotonic clock. It must not
-	// block. A duty guard in another process uses it to stop the duty on its
-	// own clock when the extensions stop coming (this process froze,
-	// starved or died).
-	OnLeaseExtended func(until time.Time)
+	// StartDuty runs when this node becomes active, after its claim is
+	// committed (and any fence done), with the term: a fencing token that
+	// grows with every leadership of the group. It must not block: start
+	// the work in a goroutine of your own. (Unlike client-go's
+	// OnStartedLeading, which client-go runs in its own goroutine and
+	// which may run for the whole leadership.) ctx is cancelled when the
+	// leadership ends, just before StopDuty.
+	StartDuty func(ctx context.Context, term int64)
+	// StopDuty runs when the leadership ends for any reason (lease ran out,
+	// membership lost, Resign, shutdown), and only after StartDuty: a node
+	// that never led never sees it (client-go's OnStoppedLeading runs
+	// whenever Run returns). It must return only once the duty has
+	// stopped, within Margin: nothing it started may still act. A non-nil
+	// error says the stop is unconfirmed (some of the duty may still run):
+	// the node then leaves without releasing the lease, so the next leader
+	// waits the lease out, as after a crash, instead of starting at once.
+	StopDuty func(reason string) error
+	// LeaseExtended runs whenever an active node's lease is set or
+	// extended, with its end on this process's monotonic clock; the first
+	// call comes just before StartDuty. A duty guard in another process
+	// uses it to stop the duty on its own clock when the extensions stop
+	// coming (this process froze, starved or died). Must not block.
+	LeaseExtended func(until time.Time)
+	// LeaderChanged runs whenever the group's leader, as this node sees
+	// it, changes (its name or its term; see Leader): client-go's
+	// OnNewLeader, but on the election's goroutine, so it must not block.
+	// It is for information, like Observe: whether this node may act is
+	// StartDuty's and State's to say.
+	LeaderChanged func(Leader)
 	// Fence, when set, runs before a new leader starts its duty whenever a
 	// previous leader may have acted: the node stays in PhaseFencing until
 	// Fence returns nil, and retries with backoff after an error. ctx ends
 	// when the node loses its claim.
-	Fence func(ctx context.Context, req core.FenceRequest) error
+	Fence func(ctx context.Context, req FenceRequest) error
 }
 
 // Election runs this process's membership of one HA group on a Session. Run
-// is the only code that changes its state; State may be called from any
-// goroutine and never blocks.
+// is the only code that changes its state, and runs once; State, Leader,
+// Campaign, Resign and Observe may be called from any goroutine.
 type Election struct {
 	s    *Session
 	cfg  ElectionConfig
@@ -80,17 +98,25 @@ type Election struct {
 
 	snap   atomic.Pointer[core.Snapshot]
 	events chan core.Event
-	quit   chan struct{}
-	local  []core.Event // events the owner raised itself, handled before others
+	quit   chan struct{} // closed when Run returns; doneErr is set by then
+	local  []core.Event  // events the owner raised itself, handled before others
 
 	dutyCancel  context.CancelFunc
 	fenceCancel context.CancelFunc
 	doneErr     error
 	finished    bool
+	started     atomic.Bool // Run was called
 
 	feedMu sync.Mutex
 	feeds  map[chan core.Transition]struct{}
 	fenced chan fencedReq
+
+	// Campaign, Resign, Observe and LeaderChanged (campaign.go).
+	resigns    chan resignReq
+	resigning  []resignReq // owned by Run: waiting for the membership to end
+	lastLeader Leader      // owned by Run: the value LeaderChanged last saw
+	changeMu   sync.Mutex
+	changed    chan struct{} // closed (and replaced) when phase or leader change
 
 	clock     *clockWatch                        // Run's detector of a stalled monotonic clock
 	clockLast atomic.Pointer[clockwatch.Reading] // its last reading, for State
@@ -111,7 +137,7 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 	}
 	e := &Election{s: s, cfg: cfg, log: log.With(zap.String("ha_id", cfg.Group)), core: c,
 		events: make(chan core.Event, 64), quit: make(chan struct{}), feeds: map[chan core.Transition]struct{}{},
-		fenced: make(chan fencedReq)}
+		fenced: make(chan fencedReq), resigns: make(chan resignReq), changed: make(chan struct{})}
 	e.clock = newClockWatch(cfg.Margin)
 	snap := c.Snapshot()
 	e.snap.Store(&snap)
@@ -144,7 +170,7 @@ func (e *Election) State() State {
 // Subscribe returns a feed of every transition from now on, in order, and
 // a function that ends the subscription. The feed never drops: a slow
 // reader delays nobody but itself (transitions queue for it).
-func (e *Election) Subscribe() (<-chan core.Transition, func()) {
+func (e *Election) Subscribe() (<-chan Transition, func()) {
 	in := make(chan core.Transition, 16)
 	out := make(chan core.Transition)
 	stop := make(chan struct{})
@@ -192,7 +218,7 @@ type fencedReq struct {
 // node still holds the group's lease: it checks that our member node exists
 // (every claim by another node needs it gone) and that the lease record is
 // as our last write left it. Ops may be Create, Delete, Set and Check.
-func (e *Election) Fenced(ctx context.Context, ops ...core.Op) error {
+func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
 	req := fencedReq{reply: make(chan []core.Op, 1)}
 	select {
 	case e.fenced <- req:
@@ -236,14 +262,27 @@ func (e *Election) DutyLost(term int64, reason string) {
 // for the lease instead).
 const shutdownBound = 3 * time.Second
 
-// Run joins the group and follows it until ctx ends; then it stops the
-// duty, releases the lease if it holds it, and leaves. It returns nil after
-// a shutdown, or a refusal (ErrNameInUse, ErrGroupMismatch) that makes
-// further tries pointless.
+// Run joins the group and follows it until ctx ends or the session ends;
+// then it stops the duty, releases the lease if it holds it, and leaves.
+// It returns nil after a shutdown, or a refusal (ErrNameInUse,
+// ErrGroupMismatch) that makes further tries pointless.
+//
+// An Election runs once: a second call, concurrent or later, returns
+// ErrRunOnce at once and changes nothing; to join again, make a new
+// Election. A session takes part in a group once at a time: Run returns
+// ErrAlreadyMember while another Election of the same group runs on it.
 func (e *Election) Run(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return ErrRunOnce
+	}
+	defer close(e.quit)
+	if !e.s.joinGroup(e.cfg.Group) {
+		e.doneErr = fmt.Errorf("%w: %s", ErrAlreadyMember, e.cfg.Group)
+		return e.doneErr
+	}
+	defer e.s.leaveGroup(e.cfg.Group)
 	notify, unsub := e.s.subscribe()
 	defer unsub()
-	defer close(e.quit)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	clockTick := time.NewTicker(clockCheckEvery(e.cfg.Margin))
@@ -281,6 +320,8 @@ func (e *Election) Run(ctx context.Context) error {
 		case req := <-e.fenced:
 			e.checkClock()
 			req.reply <- e.core.FenceChecks(time.Now())
+		case r := <-e.resigns:
+			e.resign(r)
 		case <-giveUp:
 			e.log.Warn("left the group without releasing: ZooKeeper did not answer in time")
 			e.finished = true
@@ -295,6 +336,10 @@ func (e *Election) Run(ctx context.Context) error {
 	if e.dutyCancel != nil { // cannot happen: the core stops the duty before it finishes
 		e.dutyCancel()
 	}
+	for _, r := range e.resigning {
+		close(r.done) // no longer a member, let alone the leader
+	}
+	e.resigning = nil
 	return e.doneErr
 }
 
@@ -319,8 +364,7 @@ func (e *Election) step(ev core.Event) {
 	for _, a := range acts {
 		e.execute(a)
 	}
-	snap := e.core.Snapshot()
-	e.snap.Store(&snap)
+	e.publish()
 }
 
 func (e *Election) post(ev core.Event) {
@@ -349,15 +393,15 @@ func (e *Election) execute(a core.Action) {
 	case core.ActStartDuty:
 		ctx, cancel := context.WithCancel(context.Background())
 		e.dutyCancel = cancel
-		if cb.OnLeaseExtended != nil {
-			cb.OnLeaseExtended(a.LeaseEnd) // the guard learns the lease before the duty exists
+		if cb.LeaseExtended != nil {
+			cb.LeaseExtended(a.LeaseEnd) // the guard learns the lease before the duty exists
 		}
-		if cb.OnStartedLeading != nil {
-			cb.OnStartedLeading(ctx, a.Term)
+		if cb.StartDuty != nil {
+			cb.StartDuty(ctx, a.Term)
 		}
 	case core.ActExtendDuty:
-		if cb.OnLeaseExtended != nil {
-			cb.OnLeaseExtended(a.LeaseEnd)
+		if cb.LeaseExtended != nil {
+			cb.LeaseExtended(a.LeaseEnd)
 		}
 	case core.ActStopDuty:
 		if e.dutyCancel != nil {
@@ -366,11 +410,8 @@ func (e *Election) execute(a core.Action) {
 		}
 		start := time.Now()
 		var err error
-		switch {
-		case cb.OnStoppedLeadingE != nil:
-			err = cb.OnStoppedLeadingE(a.Reason)
-		case cb.OnStoppedLeading != nil:
-			cb.OnStoppedLeading(a.Reason)
+		if cb.StopDuty != nil {
+			err = cb.StopDuty(a.Reason)
 		}
 		if err != nil {
 			e.log.Error("duty stop not confirmed; leaving without a release, the next leader waits out the lease",

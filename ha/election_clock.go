@@ -16,7 +16,7 @@ import (
 // stepped at, and, when the monotonic clock stalled since the last
 // observation, steps the core with EvClockStall at now and carries out its
 // actions (the holder stops its duty). It reports whether it did; the
-// caller stores the snapshot.
+// caller publishes the snapshot.
 func (e *Election) noticeStall(now time.Time) bool {
 	r := clockwatch.At(now)
 	by := e.clock.observe(now, r.Wall, r.Boot)
@@ -34,8 +34,7 @@ func (e *Election) noticeStall(now time.Time) bool {
 // noticed within clockCheckEvery even if nothing else happens.
 func (e *Election) checkClock() {
 	if e.noticeStall(time.Now()) {
-		snap := e.core.Snapshot()
-		e.snap.Store(&snap)
+		e.publish()
 	}
 }
 

@@ -51,6 +51,9 @@ type group struct {
 	fence   func(name string) func(context.Context, core.FenceRequest) error
 	// fenceMaxTries is ElectionConfig.FenceMaxTries of members started next.
 	fenceMaxTries int
+	// leaderChanged, when set, hears the LeaderChanged calls of members
+	// started next.
+	leaderChanged func(member string, l Leader)
 
 	mu      sync.Mutex
 	members []*member
@@ -73,20 +76,23 @@ func (g *group) startOn(name string, servers []string) *member {
 	m := &member{name: name, done: make(chan error, 1), terms: make(chan int64, 16)}
 	log := zaptest.NewLogger(g.t).Named(name)
 	sess, err := OpenSession(SessionConfig{Servers: servers, Root: g.root, Timeout: g.timeout, Name: name,
-		Host: "test-host", PID: os.Getpid(), Started: time.Now(), Logger: log})
+		ReserveName: true, Host: "test-host", PID: os.Getpid(), Started: time.Now(), Logger: log})
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	cfg := ElectionConfig{Group: g.haID, Role: g.role, Region: "world", Margin: testMargin, Logger: log, FenceMaxTries: g.fenceMaxTries,
 		Callbacks: Callbacks{
-			OnStartedLeading: func(_ context.Context, term int64) {
+			StartDuty: func(_ context.Context, term int64) {
 				m.starts.Add(1)
 				m.terms <- term
 			},
-			OnStoppedLeading: func(string) { m.stops.Add(1) },
+			StopDuty: func(string) error { m.stops.Add(1); return nil },
 		}}
 	if g.fence != nil {
 		cfg.Callbacks.Fence = g.fence(name)
+	}
+	if f := g.leaderChanged; f != nil {
+		cfg.Callbacks.LeaderChanged = func(l Leader) { f(name, l) }
 	}
 	el, err := NewElection(sess, cfg)
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 // Refusals: the cluster will not let this node take part. They are final for
 // the process (cmd/hanode exits with status 77); details are wrapped around them.
 var (
-	// ErrNameInUse: another live process holds this server name.
+	// ErrNameInUse: another live process holds this server name
+	// (SessionConfig.ReserveName).
 	ErrNameInUse = errors.New("ha: name in use")
 	// ErrGroupMismatch: the HA_ID is recorded with another role, region or
 	// session timeout (the lease every member waits out).
@@ -20,3 +21,15 @@ var (
 func IsRefusal(err error) bool {
 	return errors.Is(err, ErrNameInUse) || errors.Is(err, ErrGroupMismatch)
 }
+
+// Misuses of an Election, reported instead of a panic.
+var (
+	// ErrRunOnce: Run was called on an Election that already ran or runs.
+	ErrRunOnce = errors.New("ha: an Election runs once: Run was called before")
+	// ErrAlreadyMember: another Election of the same group runs on the
+	// session; a session is one member of a group at a time.
+	ErrAlreadyMember = errors.New("ha: the session is already a member of this group")
+	// ErrElectionDone: the election has ended (Run returned) before what
+	// was waited for happened (Campaign).
+	ErrElectionDone = errors.New("ha: election ended")
+)

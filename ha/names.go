@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// The server name reservation: names/<NAME>, an ephemeral node of the
-// process's session. It is made in every new session before any election
-// runs, and defended for the life of the session: when it is deleted or
+// The server name reservation (SessionConfig.ReserveName): names/<NAME>, an
+// ephemeral node of the process's session. It is made in every new session
+// before any election runs, and defended for the life of the session: when it is deleted or
 // overwritten the session claims it again. Between two live processes with
 // one name, the one that started first keeps it; the other is refused
 // (ErrNameInUse), even if the node was deleted by hand in between.

@@ -3,6 +3,8 @@ package ha
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,9 +23,18 @@ type SessionConfig struct {
 	// Timeout is the ZooKeeper session timeout asked for; it is also the
 	// lease duration of every election on the session.
 	Timeout time.Duration
-	// Name is the server name this process reserves (names/<Name>); Host,
-	// PID and Started identify the process in the reservation.
-	Name    string
+	// Name names this process to the others: every election on the session
+	// publishes it, and it is what Leader reports (optional: default
+	// "<Host>-<PID>"; required with ReserveName).
+	Name string
+	// ReserveName makes the session reserve Name for this process
+	// (names/<Name>, defended for the session's life) before any of its
+	// elections may join, so that no two live processes use one name: of
+	// two, the one that started later is refused with ErrNameInUse. hanode run reserves its NAME;
+	// a library user who only wants an election need not.
+	ReserveName bool
+	// Host, PID and Started identify the process (optional: default the
+	// host name, os.Getpid() and the time of OpenSession).
 	Host    string
 	PID     int
 	Started time.Time
@@ -35,8 +46,9 @@ type SessionConfig struct {
 
 // Session is one process's presence in ZooKeeper: it owns the client (and
 // replaces it when it has had no session for a session timeout), reserves
-// and defends the server name, and serves any number of elections over one
-// connection. Elections see it through sessionStatus and do.
+// and defends the server name if asked to, and serves any number of
+// elections, of different groups, over one connection. Elections see it
+// through sessionStatus and do.
 type Session struct {
 	cfg    SessionConfig
 	log    *zap.Logger
@@ -54,8 +66,9 @@ type Session struct {
 	done chan struct{}
 	err  error // set before done closes
 
-	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
+	mu     sync.Mutex
+	subs   map[chan struct{}]struct{}
+	groups map[string]bool // groups an election runs in (joinGroup)
 
 	// Owned by the session goroutine.
 	epoch        uint64
@@ -70,7 +83,7 @@ type Session struct {
 
 // sessionStatus is what elections read.
 type sessionStatus struct {
-	up    bool // a session exists and the name is reserved in it
+	up    bool // a session exists and the name is reserved in it (if asked)
 	id    int64
 	epoch uint64
 	cause string // why not up: "disconnected", "expired", "no quorum"
@@ -86,8 +99,8 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Root == "" || cfg.Root[0] != '/' {
 		errs = append(errs, fmt.Errorf("root %q must be an absolute znode path", cfg.Root))
 	}
-	if cfg.Name == "" || cfg.Host == "" {
-		errs = append(errs, errors.New("name and host are required"))
+	if cfg.ReserveName && cfg.Name == "" {
+		errs = append(errs, errors.New("a name is required to reserve it"))
 	}
 	if cfg.Timeout < MinLease {
 		errs = append(errs, fmt.Errorf("session timeout %s is below %s", cfg.Timeout, MinLease))
@@ -95,9 +108,7 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ha: session: %w", err)
 	}
-	if cfg.ACL == nil {
-		cfg.ACL = zk.WorldACL(zk.PermAll)
-	}
+	cfg = withDefaults(cfg)
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -105,7 +116,7 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 	s := &Session{
 		cfg: cfg, log: log, dialer: &negotiatedDialer{}, l: core.NewLayout(cfg.Root, ""),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		subs: map[chan struct{}]struct{}{}, events: make(chan func(), 64),
+		subs: map[chan struct{}]struct{}{}, groups: map[string]bool{}, events: make(chan func(), 64),
 	}
 	s.stat.Store(&sessionStatus{cause: "connecting"})
 	if err := s.connect(); err != nil {
@@ -116,12 +127,39 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 	return s, nil
 }
 
+// withDefaults fills in SessionConfig's optional fields.
+func withDefaults(cfg SessionConfig) SessionConfig {
+	if cfg.ACL == nil {
+		cfg.ACL = zk.WorldACL(zk.PermAll)
+	}
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+		if cfg.Host == "" {
+			cfg.Host = "localhost"
+		}
+	}
+	if cfg.PID == 0 {
+		cfg.PID = os.Getpid()
+	}
+	if cfg.Started.IsZero() {
+		cfg.Started = time.Now()
+	}
+	if cfg.Name == "" {
+		cfg.Name = cfg.Host + "-" + strconv.Itoa(cfg.PID)
+	}
+	return cfg
+}
+
+// Name is the name this process publishes (SessionConfig.Name, or its
+// default).
+func (s *Session) Name() string { return s.cfg.Name }
+
 // Done is closed when the session has ended for good: after Close, or when
 // the cluster refused it (Err says why).
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err is why the session ended: nil after Close, or a refusal
-// (ErrNameInUse). Valid once Done is closed.
+// (ErrNameInUse, only with ReserveName). Valid once Done is closed.
 func (s *Session) Err() error {
 	select {
 	case <-s.done:
@@ -202,6 +240,27 @@ func (s *Session) publish(st sessionStatus) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// joinGroup marks group as taken by an election on this session; false if
+// another election of it runs here. Two members of one group on one
+// session would take each other's member node for a leftover of their own
+// and delete it.
+func (s *Session) joinGroup(group string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.groups[group] {
+		return false
+	}
+	s.groups[group] = true
+	return true
+}
+
+// leaveGroup undoes joinGroup once the election has left the group.
+func (s *Session) leaveGroup(group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.groups, group)
 }
 
 // do performs op on the current client; it fails fast (ErrNotSent) without
@@ -329,7 +388,8 @@ func (s *Session) onState(ev zk.Event, dialNo uint64) {
 	s.refresh()
 }
 
-// refresh publishes the status, reserving the name first in a new session.
+// refresh publishes the status, reserving the name first in a new session
+// (with ReserveName).
 func (s *Session) refresh() {
 	s.updateZK()
 	conn := s.conn.Load()
@@ -338,7 +398,7 @@ func (s *Session) refresh() {
 		s.publish(sessionStatus{epoch: s.epoch, cause: s.orCause("disconnected")})
 		return
 	}
-	if s.nameSID != id {
+	if s.cfg.ReserveName && s.nameSID != id {
 		s.publish(sessionStatus{epoch: s.epoch, cause: "reserving name"})
 		s.reserveName(conn, id)
 		return

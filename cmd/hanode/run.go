@@ -89,7 +89,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	started := time.Now().UTC()
 	sess, err := ha.OpenSession(ha.SessionConfig{
 		Servers: cfg.ZKServers(), Root: cfg.ZKChroot() + cfg.ZKRoot, Timeout: cfg.ZKSessionTimeout,
-		Name: cfg.Name, Host: host, PID: os.Getpid(), Started: started, Logger: log,
+		Name: cfg.Name, ReserveName: true, Host: host, PID: os.Getpid(), Started: started, Logger: log,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -150,12 +150,12 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		Margin: cfg.LeaseMargin, FenceMaxTries: cfg.FenceMaxTries,
 		Logger: log,
 		Callbacks: ha.Callbacks{
-			OnStartedLeading: func(_ context.Context, term int64) { duty.Start(term) },
+			StartDuty: func(_ context.Context, term int64) { duty.Start(term) },
 			// An error (the duty's jail not confirmed empty) makes the node
 			// leave without a release: no successor starts at once.
-			OnStoppedLeadingE: duty.Stop,
-			OnLeaseExtended:   duty.ExtendUntil,
-			Fence:             fence,
+			StopDuty:      duty.Stop,
+			LeaseExtended: duty.ExtendUntil,
+			Fence:         fence,
 		},
 	})
 	if err != nil {
