@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/ha/internal/core"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -40,7 +41,7 @@ func TestResignHandsOverAndCampaignReturnsOnTheTakeover(t *testing.T) {
 		t.Fatalf("Campaign of an active node = %v, want nil at once", err)
 	}
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b a standby that sees a lead", func() bool {
+	testwait.For(t, 10*time.Second, "b a standby that sees a lead", func() bool {
 		return b.el.State().Phase == PhaseStandby && b.el.Leader().Name == "a"
 	})
 	if err := b.el.Resign(ctx); err != nil {
@@ -76,7 +77,7 @@ func TestResignHandsOverAndCampaignReturnsOnTheTakeover(t *testing.T) {
 	if l := b.el.Leader(); l.Name != "b" || l.Term <= term {
 		t.Fatalf("b's Leader = %+v after a's term %d", l, term)
 	}
-	waitFor(t, 10*time.Second, "a back in line as a standby", func() bool {
+	testwait.For(t, 10*time.Second, "a back in line as a standby", func() bool {
 		return a.el.State().Phase == PhaseStandby && a.el.Leader().Name == "b"
 	})
 	if g.waitLeader(5*time.Second) != b || a.starts.Load() != 1 {
@@ -110,9 +111,9 @@ func TestObserveAndLeaderChangedFollowTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b a standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "b a standby", func() bool { return b.el.State().Phase == PhaseStandby })
 	c := g.start("c") // behind b: it observes a, then b
-	waitFor(t, 20*time.Second, "c a standby that knows a leads", func() bool {
+	testwait.For(t, 20*time.Second, "c a standby that knows a leads", func() bool {
 		return c.el.State().Phase == PhaseStandby && c.el.Leader().Name == "a"
 	})
 
@@ -141,7 +142,7 @@ func TestObserveAndLeaderChangedFollowTheLeader(t *testing.T) {
 	for l, _ := receive("b"); l.Name != "b"; l, _ = receive("b") {
 	}
 	final := c.el.Leader()
-	waitFor(t, 5*time.Second, "c's LeaderChanged to reach b", func() bool {
+	testwait.For(t, 5*time.Second, "c's LeaderChanged to reach b", func() bool {
 		got := changesOf("c")
 		return len(got) > 0 && got[len(got)-1] == final
 	})
@@ -154,7 +155,7 @@ func TestObserveAndLeaderChangedFollowTheLeader(t *testing.T) {
 		}
 	}
 	// a, now at the back, may learn it only at its next listing.
-	waitFor(t, 4*g.timeout+5*time.Second, "a's and b's LeaderChanged to reach b", func() bool {
+	testwait.For(t, 4*g.timeout+5*time.Second, "a's and b's LeaderChanged to reach b", func() bool {
 		for _, m := range []string{"a", "b"} {
 			if got := changesOf(m); len(got) == 0 || got[len(got)-1] != final {
 				return false
@@ -349,7 +350,7 @@ func TestSessionWithoutANameReservation(t *testing.T) {
 		})
 		els = append(els, el)
 	}
-	waitFor(t, 20*time.Second, "one active member and one standby, both naming the leader", func() bool {
+	testwait.For(t, 20*time.Second, "one active member and one standby, both naming the leader", func() bool {
 		a, b := els[0].State(), els[1].State()
 		return a.Active() != b.Active() && (a.Active() || a.Phase == PhaseStandby) && (b.Active() || b.Phase == PhaseStandby) &&
 			els[0].Leader().Name == want && els[1].Leader().Name == want

@@ -254,12 +254,15 @@
 //
 // # Structure
 //
-// core*.go is the decision core, a pure state machine (no goroutines, no
-// I/O, no clock): events in, actions out. Election (election.go; its
+// ha/internal/core is the decision core, a pure state machine (no
+// goroutines, no I/O, no clock; its own test checks its imports): events
+// in, actions out. Its rules, lease arithmetic and znode codecs are there;
+// the internal/ path keeps them out of library users' reach. Election (election.go; its
 // etcd-shaped face in campaign.go) runs one core on a Session (session.go),
 // which owns the ZooKeeper client, replaces it when needed, reserves and
 // defends the server name if asked to, and serves many elections on one
-// connection. zkio.go carries an Op to go-zookeeper. The
+// connection. zkio.go carries an Op to go-zookeeper; cluster.go reads a
+// cluster for observers and judges it with the core's decoders. The
 // simulator (sim_test.go) runs cores against a simulated ZooKeeper with
 // seeded faults and checks the invariant after every step.
 //

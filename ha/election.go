@@ -404,74 +404,95 @@ func (e *Election) execute(a core.Action) {
 			cb.LeaseExtended(a.LeaseEnd)
 		}
 	case core.ActStopDuty:
-		if e.dutyCancel != nil {
-			e.dutyCancel()
-			e.dutyCancel = nil
-		}
-		start := time.Now()
-		var err error
-		if cb.StopDuty != nil {
-			err = cb.StopDuty(a.Reason)
-		}
-		if err != nil {
-			e.log.Error("duty stop not confirmed; leaving without a release, the next leader waits out the lease",
-				zap.Int64("term", e.core.Term()), zap.String("reason", a.Reason), zap.Duration("took", time.Since(start)), zap.Error(err))
-		} else {
-			e.log.Info("duty stopped", zap.Int64("term", e.core.Term()), zap.String("reason", a.Reason),
-				zap.Duration("took", time.Since(start)))
-		}
-		e.local = append(e.local, core.EvDutyStopped{Unconfirmed: err != nil})
+		e.stopDuty(a.Reason)
 	case core.ActFence:
-		ctx, cancel := context.WithCancel(context.Background())
-		e.fenceCancel = cancel
-		p := a.Req.Previous
-		cands := make([]string, len(a.Req.Candidates))
-		for i, m := range a.Req.Candidates {
-			cands[i] = fmt.Sprintf("%s@%s (term %d)", m.Name, m.Host, m.Term)
-		}
-		e.log.Info("fencing previous leader", zap.String("previous", p.Name), zap.String("previous_host", p.Host),
-			zap.Int64("previous_term", p.Term), zap.Bool("previous_known", a.Req.PreviousKnown),
-			zap.Strings("candidates", cands), zap.Int64("term", a.Req.Term))
-		go func() {
-			var err error
-			if cb.Fence != nil {
-				err = cb.Fence(ctx, a.Req)
-			}
-			e.post(core.EvFenced{Term: a.Req.Term, Err: err})
-		}()
+		e.fence(a.Req)
 	case core.ActCancelFence:
 		if e.fenceCancel != nil {
 			e.fenceCancel()
 			e.fenceCancel = nil
 		}
 	case core.ActTransition:
-		t := a.T
-		e.log.Info("state change", zap.String("from", string(t.From)), zap.String("to", string(t.To)),
-			zap.Int64("term", t.Term), zap.String("reason", t.Reason))
-		e.feedMu.Lock()
-		for ch := range e.feeds {
-			ch <- t // buffered; the subscriber's goroutine queues without bound
-		}
-		e.feedMu.Unlock()
+		e.transition(a.T)
 	case core.ActNotice:
-		n := a.N
-		fields := []zap.Field{zap.String("znode", n.Znode)}
-		if n.Fix != "" {
-			fields = append(fields, zap.String("fix", n.Fix))
-		}
-		switch n.Level {
-		case "error", "bug":
-			e.log.Error(n.Msg, fields...)
-		case "warn":
-			e.log.Warn(n.Msg, fields...)
-		default:
-			e.log.Info(n.Msg, fields...)
-		}
+		e.notice(a.N)
 	case core.ActDone:
 		if a.Err != nil {
 			e.doneErr = a.Err
 		}
 		e.finished = true
+	}
+}
+
+// stopDuty stops the duty (StopDuty) and tells the core whether the stop
+// was confirmed.
+func (e *Election) stopDuty(reason string) {
+	cb := e.cfg.Callbacks
+	if e.dutyCancel != nil {
+		e.dutyCancel()
+		e.dutyCancel = nil
+	}
+	start := time.Now()
+	var err error
+	if cb.StopDuty != nil {
+		err = cb.StopDuty(reason)
+	}
+	if err != nil {
+		e.log.Error("duty stop not confirmed; leaving without a release, the next leader waits out the lease",
+			zap.Int64("term", e.core.Term()), zap.String("reason", reason), zap.Duration("took", time.Since(start)), zap.Error(err))
+	} else {
+		e.log.Info("duty stopped", zap.Int64("term", e.core.Term()), zap.String("reason", reason),
+			zap.Duration("took", time.Since(start)))
+	}
+	e.local = append(e.local, core.EvDutyStopped{Unconfirmed: err != nil})
+}
+
+// fence runs Callbacks.Fence for req on a goroutine of its own.
+func (e *Election) fence(req core.FenceRequest) {
+	cb := e.cfg.Callbacks
+	ctx, cancel := context.WithCancel(context.Background())
+	e.fenceCancel = cancel
+	p := req.Previous
+	cands := make([]string, len(req.Candidates))
+	for i, m := range req.Candidates {
+		cands[i] = fmt.Sprintf("%s@%s (term %d)", m.Name, m.Host, m.Term)
+	}
+	e.log.Info("fencing previous leader", zap.String("previous", p.Name), zap.String("previous_host", p.Host),
+		zap.Int64("previous_term", p.Term), zap.Bool("previous_known", req.PreviousKnown),
+		zap.Strings("candidates", cands), zap.Int64("term", req.Term))
+	go func() {
+		var err error
+		if cb.Fence != nil {
+			err = cb.Fence(ctx, req)
+		}
+		e.post(core.EvFenced{Term: req.Term, Err: err})
+	}()
+}
+
+// transition logs a phase change and feeds every subscriber.
+func (e *Election) transition(t core.Transition) {
+	e.log.Info("state change", zap.String("from", string(t.From)), zap.String("to", string(t.To)),
+		zap.Int64("term", t.Term), zap.String("reason", t.Reason))
+	e.feedMu.Lock()
+	for ch := range e.feeds {
+		ch <- t // buffered; the subscriber's goroutine queues without bound
+	}
+	e.feedMu.Unlock()
+}
+
+// notice logs a core notice at its level.
+func (e *Election) notice(n core.Notice) {
+	fields := []zap.Field{zap.String("znode", n.Znode)}
+	if n.Fix != "" {
+		fields = append(fields, zap.String("fix", n.Fix))
+	}
+	switch n.Level {
+	case "error", "bug":
+		e.log.Error(n.Msg, fields...)
+	case "warn":
+		e.log.Warn(n.Msg, fields...)
+	default:
+		e.log.Info(n.Msg, fields...)
 	}
 }
 

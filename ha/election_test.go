@@ -16,6 +16,7 @@ import (
 
 	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/faultproxy"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -173,27 +174,12 @@ func (g *group) activeNames() []string {
 	return out
 }
 
-// waitFor polls cond every 5 ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tk.C:
-		}
-	}
-}
-
 // waitLeader waits until exactly one running member is active and every
 // other running member is a standby, and returns the leader.
 func (g *group) waitLeader(timeout time.Duration) *member {
 	g.t.Helper()
 	var leader *member
-	waitFor(g.t, timeout, "exactly one active member and the rest standby", func() bool {
+	testwait.For(g.t, timeout, "exactly one active member and the rest standby", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		leader = nil
@@ -262,7 +248,7 @@ func TestThreeMembersElectExactlyOneLeader(t *testing.T) {
 	if st.Term < 1 || st.Leader != leader.name || st.LeaseLeft <= 0 {
 		t.Fatalf("leader state %+v: want a term, itself as leader, a lease", st)
 	}
-	waitFor(t, 10*time.Second, "every member to list all three and name the leader", func() bool {
+	testwait.For(t, 10*time.Second, "every member to list all three and name the leader", func() bool {
 		for _, m := range []*member{a, b, c} {
 			if s := m.el.State(); len(s.Members) != 3 || s.Leader != leader.name {
 				return false
@@ -304,7 +290,7 @@ func TestStandbyTakesOverAtOnceWhenTheLeaderReleases(t *testing.T) {
 		t.Fatalf("new leader %s term %d, old term %d: terms must grow", second.name, second.el.State().Term, term1)
 	}
 	back := g.start(first.name + "-again")
-	waitFor(t, 10*time.Second, "the restarted member to be standby", func() bool {
+	testwait.For(t, 10*time.Second, "the restarted member to be standby", func() bool {
 		return back.el.State().Phase == PhaseStandby
 	})
 	if g.waitLeader(5*time.Second) != second {
@@ -325,13 +311,13 @@ func TestSilentLeaderIsReplacedBeforeItsSessionExpires(t *testing.T) {
 	a := g.startOn("a", []string{p.Addr()})
 	g.waitLeader(20 * time.Second)
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
 	if !a.el.State().Active() {
 		t.Fatal("a should lead")
 	}
 	cut := time.Now()
 	p.Stall()
-	waitFor(t, 10*time.Second, "b to take over", func() bool { return b.el.State().Active() })
+	testwait.For(t, 10*time.Second, "b to take over", func() bool { return b.el.State().Active() })
 	took := time.Since(cut)
 	// b claims W after the last extension it saw, which came at most one
 	// extension period before the cut: W - R <= took <= W (plus delays).
@@ -344,7 +330,7 @@ func TestSilentLeaderIsReplacedBeforeItsSessionExpires(t *testing.T) {
 		t.Fatal("a still active")
 	}
 	p.Heal()
-	waitFor(t, 20*time.Second, "a back as a standby", func() bool { return a.el.State().Phase == PhaseStandby })
+	testwait.For(t, 20*time.Second, "a back as a standby", func() bool { return a.el.State().Phase == PhaseStandby })
 }
 
 // TestLeaderNodeDeletedByAnotherClient: an operator deletes the leader's
@@ -363,14 +349,14 @@ func TestLeaderNodeDeletedByAnotherClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	waitFor(t, g.timeout, "the old leader to stop", func() bool { return !first.el.State().Active() })
+	testwait.For(t, g.timeout, "the old leader to stop", func() bool { return !first.el.State().Active() })
 	stopped := time.Since(deleted)
 	second := g.waitLeader(3 * g.timeout)
 	t.Logf("old leader stopped %s after the delete, a leader (%s) again after %s", stopped, second.name, time.Since(deleted))
 	if stopped > core.ExtendEvery(g.timeout, testMargin)+500*time.Millisecond {
 		t.Fatalf("the old leader went on %s after its node was deleted: it must stop at its next extension", stopped)
 	}
-	waitFor(t, 3*g.timeout, "both members listed by both", func() bool {
+	testwait.For(t, 3*g.timeout, "both members listed by both", func() bool {
 		return len(a.el.State().Members) == 2 && len(b.el.State().Members) == 2
 	})
 }
@@ -389,7 +375,7 @@ func TestTreeDeletedWhileAGroupRuns(t *testing.T) {
 	conn := admin(t, zkS.Addr)
 	deleteAll(t, conn, g.root)
 	deleted := time.Now()
-	waitFor(t, 5*time.Second, "the old leader to stop", func() bool { return !old.el.State().Active() })
+	testwait.For(t, 5*time.Second, "the old leader to stop", func() bool { return !old.el.State().Active() })
 	l := g.waitLeader(4 * g.timeout)
 	t.Logf("leader again %s after the tree was deleted", time.Since(deleted))
 	if l.el.State().Term <= term {
@@ -502,7 +488,7 @@ func TestNameDeletedByHandIsDefended(t *testing.T) {
 	if err := conn.Delete(p, -1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the name reserved again", func() bool {
+	testwait.For(t, 5*time.Second, "the name reserved again", func() bool {
 		ok, _, err := conn.Exists(p)
 		return err == nil && ok
 	})
@@ -566,7 +552,7 @@ func TestNoLeaderWhileZooKeeperIsDownAndOneWhenItReturns(t *testing.T) {
 
 	zkS.Stop(t)
 	down := time.Now()
-	waitFor(t, g.timeout+time.Second, "no member to be active once ZooKeeper is gone", func() bool {
+	testwait.For(t, g.timeout+time.Second, "no member to be active once ZooKeeper is gone", func() bool {
 		return len(g.activeNames()) == 0
 	})
 	t.Logf("leader stopped being active %s after ZooKeeper stopped", time.Since(down))
@@ -579,7 +565,7 @@ func TestNoLeaderWhileZooKeeperIsDownAndOneWhenItReturns(t *testing.T) {
 	}
 	zkS.Restart(t)
 	g.waitLeader(30 * time.Second)
-	waitFor(t, 10*time.Second, "all three members listed", func() bool {
+	testwait.For(t, 10*time.Second, "all three members listed", func() bool {
 		return len(late.el.State().Members) == 3
 	})
 }
@@ -635,7 +621,7 @@ func TestSeveralElectionsShareOneSession(t *testing.T) {
 			go func() { defer wg.Done(); _ = el.Run(ctx) }()
 		}
 	}
-	waitFor(t, 20*time.Second, "one leader in each of the three groups", func() bool {
+	testwait.For(t, 20*time.Second, "one leader in each of the three groups", func() bool {
 		for gi := range 3 {
 			a, b := els[0][gi].State(), els[1][gi].State()
 			if a.Active() == b.Active() || a.Phase != PhaseStandby && !a.Active() || b.Phase != PhaseStandby && !b.Active() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/faultproxy"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
 
@@ -79,12 +80,12 @@ func TestNewLeaderFencesThePreviousLeaderBeforeActing(t *testing.T) {
 		t.Fatalf("the first leader fenced %+v; want one call with the previous leader unknown", calls)
 	}
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
 
 	fl.setFail("b", true)
 	termA := a.el.State().Term
 	a.crash(t)
-	waitFor(t, 10*time.Second, "b to try fencing a twice", func() bool { return len(fl.callsBy("b")) >= 2 })
+	testwait.For(t, 10*time.Second, "b to try fencing a twice", func() bool { return len(fl.callsBy("b")) >= 2 })
 	if st := b.el.State(); st.Active() || b.starts.Load() != 0 || st.Phase != PhaseFencing {
 		t.Fatalf("b is %s (duty starts %d) while its fence fails", st.Phase, b.starts.Load())
 	}
@@ -94,15 +95,15 @@ func TestNewLeaderFencesThePreviousLeaderBeforeActing(t *testing.T) {
 		t.Fatalf("fence request %+v: want previous a at term %d and a larger term", req, termA)
 	}
 	fl.setFail("b", false)
-	waitFor(t, 20*time.Second, "b active once fencing succeeds", func() bool { return b.el.State().Active() })
+	testwait.For(t, 20*time.Second, "b active once fencing succeeds", func() bool { return b.el.State().Active() })
 	if got := b.el.State().Term; got != req.Term {
 		t.Fatalf("b leads in term %d, fenced for term %d", got, req.Term)
 	}
 
 	c := g.start("c")
-	waitFor(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
 	b.stop(t)
-	waitFor(t, 10*time.Second, "c active", func() bool { return c.el.State().Active() })
+	testwait.For(t, 10*time.Second, "c active", func() bool { return c.el.State().Active() })
 	if calls := fl.callsBy("c"); len(calls) != 0 {
 		t.Fatalf("c fenced %+v after b released", calls)
 	}
@@ -120,15 +121,15 @@ func TestFencingTargetSurvivesALeaderThatDiedWhileFencing(t *testing.T) {
 	a := g.start("a")
 	g.waitLeader(20 * time.Second)
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
 	c := g.start("c")
-	waitFor(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
 	termA := a.el.State().Term
 
 	a.crash(t)
-	waitFor(t, 10*time.Second, "b to try fencing a", func() bool { return len(fl.callsBy("b")) >= 1 })
+	testwait.For(t, 10*time.Second, "b to try fencing a", func() bool { return len(fl.callsBy("b")) >= 1 })
 	b.stop(t) // gracefully, but it never acted: it must not release over a
-	waitFor(t, 20*time.Second, "c active", func() bool { return c.el.State().Active() })
+	testwait.For(t, 20*time.Second, "c active", func() bool { return c.el.State().Active() })
 	calls := fl.callsBy("c")
 	if len(calls) == 0 || !calls[0].PreviousKnown || calls[0].Previous.Name != "a" || calls[0].Previous.Term != termA {
 		t.Fatalf("c fenced %+v; want a (term %d): b never acted", calls, termA)
@@ -154,7 +155,7 @@ func TestFencingNamesASilentLeaderWhoseRecordWasDeleted(t *testing.T) {
 	a := g.startOn("a", []string{p.Addr()})
 	g.waitLeader(20 * time.Second)
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
 	termA := a.el.State().Term
 
 	p.Stall()
@@ -162,7 +163,7 @@ func TestFencingNamesASilentLeaderWhoseRecordWasDeleted(t *testing.T) {
 	if err := conn.Delete(g.layout().LeaderNode(), -1); err != nil {
 		t.Fatalf("delete the leader record: %v", err)
 	}
-	waitFor(t, 20*time.Second, "b active", func() bool { return b.el.State().Active() })
+	testwait.For(t, 20*time.Second, "b active", func() bool { return b.el.State().Active() })
 	calls := fl.callsBy("b")
 	if len(calls) == 0 {
 		t.Fatal("b leads without fencing")
@@ -189,13 +190,13 @@ func TestFenceThatKeepsFailingStepsAside(t *testing.T) {
 	g.waitLeader(20 * time.Second)
 	fl.setFail("b", true)
 	b := g.start("b")
-	waitFor(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "b standby", func() bool { return b.el.State().Phase == PhaseStandby })
 	c := g.start("c")
-	waitFor(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
+	testwait.For(t, 10*time.Second, "c standby", func() bool { return c.el.State().Phase == PhaseStandby })
 	termA := a.el.State().Term
 
 	a.crash(t)
-	waitFor(t, 30*time.Second, "c to lead after b stepped aside", func() bool { return c.el.State().Active() })
+	testwait.For(t, 30*time.Second, "c to lead after b stepped aside", func() bool { return c.el.State().Active() })
 	if n := len(fl.callsBy("b")); n != 2 {
 		t.Errorf("b fenced %d times, want FenceMaxTries = 2", n)
 	}
