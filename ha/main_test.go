@@ -35,6 +35,10 @@ func zkServers() []string {
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if err := zktest.DockerReady(); err != nil {
+		if required, why := zktest.DockerRequired(); required {
+			fmt.Fprintf(os.Stderr, "ha: Docker is not available, and %s requires it: %v\n", why, err)
+			os.Exit(1)
+		}
 		skip := flag.Lookup("test.skip").Value.String()
 		if skip != "" {
 			skip += "|"

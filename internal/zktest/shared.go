@@ -8,11 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
@@ -20,22 +17,23 @@ import (
 // answer: tests that need ZooKeeper cannot run here.
 var ErrNoDocker = errors.New("zktest: the Docker engine does not answer")
 
-// DockerReady reports whether the Docker engine answers a ping within a few
-// seconds: nil, or an error wrapping ErrNoDocker. It says nothing of the
-// image (Start reports a missing one with a hint).
+// DockerReady reports whether the Docker engine answers (the same one
+// probe per test binary as RequireDocker): nil, or an error wrapping
+// ErrNoDocker. Where Docker is required (CI, RequireDockerEnv) the error
+// says so, and the caller must fail rather than leave tests out
+// (DockerRequired). It says nothing of the image (Start reports a missing
+// one with a hint).
 func DockerReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoDocker, err)
-	}
-	defer cli.Close()
-	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
-		return fmt.Errorf("%w: %w", ErrNoDocker, err)
+	docker.once.Do(func() { docker.err = probeDocker() })
+	if docker.err != nil {
+		return fmt.Errorf("%w: %w", ErrNoDocker, docker.err)
 	}
 	return nil
 }
+
+// DockerRequired reports whether a missing Docker engine must fail the run
+// rather than skip what needs it, and which variable says so.
+func DockerRequired() (bool, string) { return dockerRequired() }
 
 // StartShared starts a standalone server like Start, outside any test: the
 // caller stops it with the returned function (a TestMain, after m.Run).
