@@ -111,6 +111,11 @@ func New(cfg Config) *Metrics {
 	for _, v := range takeoverRules {
 		m.takeover.WithLabelValues(v)
 	}
+	for _, from := range []ha.Phase{ha.PhaseWaiting, ha.PhaseFencing} { // every activation: the rules count them
+		for _, rule := range []string{ReasonRuleA, ReasonRuleB, ReasonRuleC, ReasonRuleD} {
+			m.transitions.WithLabelValues(string(from), string(ha.PhaseActive), rule)
+		}
+	}
 	for _, v := range requestOps {
 		m.requests.WithLabelValues(v)
 	}
@@ -135,11 +140,24 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 
 // WatchState makes src the source of the group's gauges, read at every
-// scrape: the election (with its duty), or ha.Standalone.
-func (m *Metrics) WatchState(src ha.StateReader) { m.state.Store(&src) }
+// scrape: the election (with its duty), or ha.Standalone; nil: none.
+func (m *Metrics) WatchState(src ha.StateReader) {
+	if src == nil {
+		m.state.Store(nil)
+		return
+	}
+	m.state.Store(&src)
+}
 
-// WatchSession makes s the source of the ZooKeeper session's metrics.
-func (m *Metrics) WatchSession(s SessionReader) { m.session.Store(&s) }
+// WatchSession makes s the source of the ZooKeeper session's metrics; nil:
+// none.
+func (m *Metrics) WatchSession(s SessionReader) {
+	if s == nil {
+		m.session.Store(nil)
+		return
+	}
+	m.session.Store(&s)
+}
 
 // Follow counts the transitions of feed (Election.Subscribe) until it is
 // closed; run it on a goroutine of its own.
