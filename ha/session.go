@@ -42,6 +42,11 @@ type SessionConfig struct {
 	ACL []zk.ACL
 	// Logger receives session events; nil means none.
 	Logger *zap.Logger
+	// ObserveRequest, when set, is told of every request an election sends:
+	// its type (create, delete, set, get, children or multi) and how long
+	// the client took to answer, failures included. It runs on the sending
+	// goroutine and must not block. Metrics time requests through it.
+	ObserveRequest func(op string, took time.Duration)
 }
 
 // Session is one process's presence in ZooKeeper: it owns the client (and
@@ -59,7 +64,7 @@ type Session struct {
 	stat atomic.Pointer[sessionStatus]
 	zks  atomic.Pointer[ZKStatus] // for status readers: computed on each state change
 
-	requests, writes, watches atomic.Uint64
+	requests, writes, watches, replacements atomic.Uint64
 
 	wake chan struct{}
 	quit chan struct{}
@@ -207,11 +212,15 @@ type SessionStats struct {
 	Requests    uint64 // every request, reads and writes
 	Writes      uint64 // creates, deletes, sets and multis
 	WatchEvents uint64 // watch notifications delivered to elections
+	// Replacements counts clients replaced after a session timeout
+	// without a session (checkClient).
+	Replacements uint64
 }
 
 // Stats returns the session's counters so far.
 func (s *Session) Stats() SessionStats {
-	return SessionStats{Requests: s.requests.Load(), Writes: s.writes.Load(), WatchEvents: s.watches.Load()}
+	return SessionStats{Requests: s.requests.Load(), Writes: s.writes.Load(), WatchEvents: s.watches.Load(),
+		Replacements: s.replacements.Load()}
 }
 
 func (s *Session) status() sessionStatus { return *s.stat.Load() }
@@ -281,7 +290,11 @@ func (s *Session) do(op core.Op) (r core.Result, watch <-chan zk.Event, epoch ui
 		s.writes.Add(1)
 	}
 	before := s.dialer.dials.Load()
+	start := time.Now()
 	r, watch = do(conn, s.cfg.ACL, op)
+	if f := s.cfg.ObserveRequest; f != nil {
+		f(op.Kind.String(), time.Since(start))
+	}
 	if s.dialer.dials.Load() == before {
 		epoch = before
 	}
@@ -434,6 +447,7 @@ func (s *Session) checkClient() {
 		return
 	}
 	go old.Close() // may wait for a server that does not answer
+	s.replacements.Add(1)
 	s.lastSession = time.Now()
 	s.epoch = 0 // no connection's: nothing observed before counts, nothing matches until a new session
 	s.refresh()

@@ -55,7 +55,13 @@ type GuardConfig struct {
 	// answering active and step down. It runs on the Guard's goroutine and
 	// must not block. See Guard.
 	OnDutyLost func(term int64, reason string)
-	Logger     *zap.Logger
+	// OnStart and OnExit, when set, are told of each start of the wanted
+	// duty (the first of a term and every restart) and each time it ended
+	// on its own (its guard's death included), as SupervisorConfig's are.
+	// They run on the Guard's goroutine and must not block.
+	OnStart func(term int64, pgid int)
+	OnExit  func(term int64, exit string)
+	Logger  *zap.Logger
 }
 
 // Guard is the coordinator's end of a duty guard. One owner goroutine runs
@@ -427,13 +433,17 @@ func (g *Guard) handle(p *guardProc, line string) {
 		p.pgid = pgid
 		g.log.Debug("duty guard reported the duty started", zap.Int("guard_pid", p.pid), zap.Int64("term", term), zap.Int("pgid", pgid))
 		g.mu.Lock()
-		if w := g.want; w.on && !w.lost && w.term == term {
+		wanted := g.want.on && !g.want.lost && g.want.term == term
+		if wanted {
 			if g.report.State == DutyRestarting {
 				g.report.Restarts++
 			}
 			g.report.started(time.Now())
 		}
 		g.mu.Unlock()
+		if f := g.cfg.OnStart; wanted && f != nil {
+			f(term, pgid)
+		}
 		if term != p.term || p.started {
 			return // a restart of the duty within its term, or a stale report
 		}
@@ -446,10 +456,14 @@ func (g *Guard) handle(p *guardProc, line string) {
 		}
 	case "exited":
 		g.mu.Lock()
-		if w := g.want; w.on && !w.lost && w.term == term {
+		wanted := g.want.on && !g.want.lost && g.want.term == term
+		if wanted {
 			g.report.exited(time.Now(), rest, g.cfg.RestartGrace)
 		}
 		g.mu.Unlock()
+		if f := g.cfg.OnExit; wanted && f != nil {
+			f(term, rest)
+		}
 	case "failed":
 		if term == p.term {
 			g.lose(term, rest)
@@ -580,9 +594,13 @@ func (g *Guard) replace(why string) {
 	case w.until == 0 || monoUntil(w.until) <= 0:
 		g.lose(w.term, "the duty guard died and the lease has run out")
 	default:
+		exit := "the duty guard died (" + why + ")"
 		g.mu.Lock()
-		g.report.exited(time.Now(), "the duty guard died ("+why+")", g.cfg.RestartGrace)
+		g.report.exited(time.Now(), exit, g.cfg.RestartGrace)
 		g.mu.Unlock()
+		if f := g.cfg.OnExit; f != nil {
+			f(w.term, exit)
+		}
 		g.log.Warn("restarting the duty guard with the duty of the same term",
 			zap.Int64("term", w.term), zap.Duration("lease_left", monoUntil(w.until)))
 	}

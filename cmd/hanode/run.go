@@ -13,6 +13,7 @@ import (
 
 	"github.com/hanode/hanode/conf"
 	"github.com/hanode/hanode/ha"
+	"github.com/hanode/hanode/metrics"
 	"github.com/hanode/hanode/ping"
 	"github.com/hanode/hanode/roles"
 )
@@ -68,6 +69,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	}
 
 	id := ping.Identity{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region, HAID: cfg.HAID, NetID: cfg.NetID, Version: version}
+	m := metrics.New(metrics.Config{HAID: cfg.HAID, Name: cfg.Name, Role: cfg.Role, Version: version})
 	jailer, err := newJailer(cfg, log)
 	if err != nil {
 		_ = ln.Close()
@@ -80,8 +82,9 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			Env: os.Environ(), Logger: log.Named("duty"),
 			Jailer: jailer, Forking: cfg.ActiveCmdMode == "forking",
 			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow, RestartGrace: cfg.ActiveRestartGrace,
+			OnStart: m.DutyStarted, OnExit: m.DutyExited,
 		})
-		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode())
+		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m)
 	}
 
 	// One ZooKeeper session for the process: it reserves the server name
@@ -90,12 +93,14 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	sess, err := ha.OpenSession(ha.SessionConfig{
 		Servers: cfg.ZKServers(), Root: cfg.ZKChroot() + cfg.ZKRoot, Timeout: cfg.ZKSessionTimeout,
 		Name: cfg.Name, ReserveName: true, Host: host, PID: os.Getpid(), Started: started, Logger: log,
+		ObserveRequest: m.ObserveRequest,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
 	defer sess.Close()
+	m.WatchSession(sess)
 
 	// In a group the duty runs under a guard process that holds its own copy
 	// of the lease: it stops the duty even if this process freezes or dies.
@@ -122,6 +127,8 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			Jailer:       jailer,
 			// Called only after Start, by which time el is set.
 			OnDutyLost: func(term int64, reason string) { el.DutyLost(term, reason) },
+			OnStart:    m.DutyStarted,
+			OnExit:     m.DutyExited,
 			Logger:     log.Named("duty"),
 		})
 		if err := guard.Ready(); err != nil {
@@ -145,6 +152,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 			return roles.Fence(ctx, fc, req.Term, prev)
 		}
 	}
+	fence = m.Fence(fence)
 	el, err = ha.NewElection(sess, ha.ElectionConfig{
 		Group: cfg.HAID, Role: cfg.Role, Region: cfg.Region, HTTP: httpAddr,
 		Margin: cfg.LeaseMargin, FenceMaxTries: cfg.FenceMaxTries,
@@ -168,7 +176,11 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	if report != nil {
 		state = withDuty{el, report}
 	}
-	go func() { srvDone <- ping.Serve(srvCtx, ln, ping.New(id, state, log.Named("http")), log.Named("http")) }()
+	m.WatchState(state)
+	feed, unsubscribe := el.Subscribe() // before Run: every transition counts
+	defer unsubscribe()
+	go m.Follow(feed)
+	go func() { srvDone <- ping.Serve(srvCtx, ln, httpHandler(id, state, m, log), log.Named("http")) }()
 
 	// The election stops the duty and leaves the group before it returns;
 	// the HTTP server goes last so balancers see "standby", not a refused
@@ -200,7 +212,7 @@ func (nopDuty) ExtendUntil(time.Time) {}
 
 // runStandalone serves a node with no HA group: always active, duty always on.
 func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor,
-	grace time.Duration, contain roles.Containment) error {
+	grace time.Duration, contain roles.Containment, m *metrics.Metrics) error {
 	log.Info("state change", zap.String("from", string(ha.PhaseStarting)), zap.String("to", string(ha.PhaseActive)),
 		zap.Int64("term", 0), zap.String("reason", "standalone: no HA_ID"))
 	var state ha.StateReader = ha.Standalone(time.Now().UTC(), "standalone: no HA_ID")
@@ -208,13 +220,22 @@ func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id pin
 	if duty.Configured() {
 		state = withDuty{state, func() ha.DutyState { return supervisorState(duty.Status(), begun, grace, contain) }}
 	}
+	m.WatchState(state)
 	duty.Start(0)
-	err := ping.Serve(ctx, ln, ping.New(id, state, log.Named("http")), log.Named("http"))
+	err := ping.Serve(ctx, ln, httpHandler(id, state, m, log), log.Named("http"))
 	if serr := duty.Stop("shutdown"); serr != nil {
 		log.Error("duty did not stop", zap.Error(serr))
 	}
 	log.Info("hanode stopped", zap.Error(err))
 	return err
+}
+
+// httpHandler is the node's HTTP side: the ping and status routes, and
+// the metrics at /metrics.
+func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log *zap.Logger) *ping.Handler {
+	h := ping.New(id, state, log.Named("http"))
+	h.Handle(ping.PathMetrics, m.Handler())
+	return h
 }
 
 // newJailer resolves DUTY_CONTAINMENT for this process when it runs

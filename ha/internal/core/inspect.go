@@ -84,7 +84,8 @@ func (c *Core) String() string {
 	w.part("hold").f("term", h.term).f("leaseSend", h.leaseSend).f("extBusy", h.extBusy).f("extN", h.extN).
 		f("extLost", h.extLost).f("repair", deref(h.repair)).f("activateDue", h.activateDue).f("releaseDue", deref(h.releaseDue)).
 		f("activated", h.activated).f("duty", h.duty).f("claimBusy", h.claimBusy).
-		f("claiming", fmt.Sprintf("{rule:%s term:%d fence:%v cands:%d}", h.claiming.rule, h.claiming.rec.Term, h.claiming.fence, len(h.claiming.cands))).
+		f("claiming", fmt.Sprintf("{rule:%s term:%d fence:%v cands:%d seen:%s}", h.claiming.rule, h.claiming.rec.Term, h.claiming.fence,
+			len(h.claiming.cands), stamp(h.claiming.seen))).
 		f("lookAfterClaim", h.lookAfterClaim).
 		f("fence", fmt.Sprintf("{busy:%v tries:%d term:%d retryAt:%s backoff:%s}", h.fence.busy, h.fence.tries, h.fence.term, stamp(h.fence.retryAt), h.fence.backoff)).
 		f("afterStop", deref(h.afterStop)).f("stopUnsure", h.stopUnsure)

@@ -63,7 +63,11 @@ func (c *Core) setPhase(to Phase, reason string) {
 		return
 	}
 	c.pub.phase, c.pub.since = to, c.now
-	c.emit(ActTransition{T: Transition{From: from, To: to, Term: c.Term(), Reason: reason, At: c.now}})
+	t := Transition{From: from, To: to, Term: c.Term(), Reason: reason, At: c.now}
+	if to == PhaseActive {
+		t.Evidence = c.hold.claiming.seen // active is entered only after a claim
+	}
+	c.emit(ActTransition{T: t})
 }
 
 // allowed lists the moves between phases. Active is entered only from

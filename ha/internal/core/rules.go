@@ -330,7 +330,7 @@ func (c *Core) claim(rule claimRule) {
 	c.hold.claimBusy = true
 	c.own.writes++
 	c.own.writeSeq++
-	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands}
+	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands, seen: c.evidence(rule)}
 	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
 	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))
 }
@@ -342,6 +342,21 @@ type claimInfo struct {
 	data  []byte
 	fence bool
 	cands []LeaderInfo // whom to fence: FenceRequest.Candidates
+	seen  time.Time    // Transition.Evidence of the activation it leads to
+}
+
+// evidence is when we observed what a claim by rule rests on: it times
+// the takeover (Transition.Evidence) and decides nothing.
+func (c *Core) evidence(rule claimRule) time.Time {
+	switch rule {
+	case ruleB:
+		return c.now // the release was read in this step
+	case ruleC:
+		return c.view.candSince
+	case ruleD:
+		return c.pred.obs
+	}
+	return time.Time{}
 }
 
 // standbyReason explains a member's position.

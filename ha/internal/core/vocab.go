@@ -246,6 +246,15 @@ type Transition struct {
 	Term     int64
 	Reason   string
 	At       time.Time
+	// Evidence, on a move to PhaseActive, is when this node observed what
+	// its claim rests on, so At - Evidence is how long the takeover took
+	// as this node saw it: rule D, the read of the silent leader's node at
+	// the version it kept from then on (its last extension, seen here);
+	// rule C, the last such read of a lowest member that then vanished,
+	// else the first look that showed no member below; rule B, the read
+	// of the release. Zero for rule A (our own lease) and on every other
+	// transition. On this node's clock, like At.
+	Evidence time.Time
 }
 
 // Notice is an operator-facing problem or repair.
