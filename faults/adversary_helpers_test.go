@@ -86,12 +86,32 @@ type memberZnode struct {
 	Data []byte
 }
 
+// read runs a read of path, again while the adversary's own connection is
+// down (a restarted server may drop it once more after its session came
+// back): the scenarios fault hanode, not the adversary's client. A read is
+// idempotent, so trying it again changes nothing.
+func (a *adversary) read(path string, do func() error) error {
+	a.t.Helper()
+	var err error
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err = do()
+		lost := errors.Is(err, zk.ErrNoServer) || errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrClosing)
+		if !lost || time.Now().After(deadline) {
+			return err
+		}
+		a.t.Logf("adversary: read %s: %v; again once its session is back", path, err)
+		a.ready(5 * time.Second)
+	}
+}
+
 // memberZnodes lists members/ (each child read once), ordered by the
 // sequence suffix. Children deleted while it reads are left out.
 func (a *adversary) memberZnodes(haID string) []memberZnode {
 	a.t.Helper()
 	dir := a.members(haID)
-	children, _, err := a.conn.Children(dir)
+	var children []string
+	err := a.read(dir, func() (err error) { children, _, err = a.conn.Children(dir); return err })
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
 	}
@@ -101,7 +121,9 @@ func (a *adversary) memberZnodes(haID string) []memberZnode {
 	var out []memberZnode
 	for _, ch := range children {
 		p := dir + "/" + ch
-		data, st, err := a.conn.Get(p)
+		var data []byte
+		var st *zk.Stat
+		err := a.read(p, func() (err error) { data, st, err = a.conn.Get(p); return err })
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		}
@@ -165,7 +187,9 @@ type advRecord struct {
 // record.
 func (a *adversary) record(haID string) (advRecord, []byte, *zk.Stat, bool) {
 	a.t.Helper()
-	data, st, err := a.conn.Get(a.leader(haID))
+	var data []byte
+	var st *zk.Stat
+	err := a.read(a.leader(haID), func() (err error) { data, st, err = a.conn.Get(a.leader(haID)); return err })
 	if errors.Is(err, zk.ErrNoNode) {
 		return advRecord{}, nil, nil, false
 	}
