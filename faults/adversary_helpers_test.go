@@ -93,16 +93,18 @@ type memberZnode struct {
 func (a *adversary) read(path string, do func() error) error {
 	a.t.Helper()
 	var err error
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err = do()
-		lost := errors.Is(err, zk.ErrNoServer) || errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrClosing)
-		if !lost || time.Now().After(deadline) {
-			return err
+	lost := func() bool {
+		return errors.Is(err, zk.ErrNoServer) || errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrClosing)
+	}
+	_ = testwait.Poll(15*time.Second, 50*time.Millisecond, func() bool {
+		if err = do(); !lost() {
+			return true
 		}
 		a.t.Logf("adversary: read %s: %v; again once its session is back", path, err)
 		a.ready(5 * time.Second)
-	}
+		return false
+	})
+	return err
 }
 
 // memberZnodes lists members/ (each child read once), ordered by the
