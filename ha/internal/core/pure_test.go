@@ -5,6 +5,9 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,5 +68,30 @@ func TestCoreIsPure(t *testing.T) {
 	}
 	if files < 10 {
 		t.Fatalf("read only %d files: run from the package directory", files)
+	}
+}
+
+// TestCoreDependsOnNoIO walks every package the core depends on, however
+// indirectly (`go list -deps`): none may be a network, process, randomness
+// or logging package, nor any module outside the standard library. (fmt
+// and encoding/json bring os and syscall along; the core calls nothing of
+// them, which TestCoreIsPure's import list keeps so.)
+func TestCoreDependsOnNoIO(t *testing.T) {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	banned := []string{"net", "os/exec", "os/signal", "crypto", "math/rand", "log", "context"}
+	self := "github.com/hanode/hanode/ha/internal/core"
+	for _, p := range strings.Fields(string(out)) {
+		for _, b := range banned {
+			if p == b || strings.HasPrefix(p, b+"/") {
+				t.Errorf("the core depends on %s", p)
+			}
+		}
+		if strings.Contains(strings.SplitN(p, "/", 2)[0], ".") && p != self {
+			t.Errorf("the core depends on %s, outside the standard library", p)
+		}
 	}
 }
