@@ -62,6 +62,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzNamesAreZnodeNames -fuzztime=$(FUZZTIME) ./conf
 	$(GO) test -run='^$$' -fuzz=FuzzParseMember -fuzztime=$(FUZZTIME) ./ha
 
+## package: the Debian package dist/hanode_<version>_amd64.deb (scripts/package.sh,
+## packaging/; nfpm runs as a Go tool, compiled on first use)
+.PHONY: package
+package:
+	@VERSION=$(VERSION) GO=$(GO) bash scripts/package.sh
+
 ## demo: a three-node primary group on this machine; the leader is killed, a standby takes over
 demo: build zk-image
 	@bash scripts/demo.sh
@@ -92,4 +98,4 @@ bench-ping:
 	@bash scripts/bench-ping.sh rss
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo dist
