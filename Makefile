@@ -72,6 +72,11 @@ package:
 demo: build zk-image
 	@bash scripts/demo.sh
 
+## demo-stop: end a demo left running (DEMO_KEEP=1) or interrupted
+.PHONY: demo-stop
+demo-stop:
+	@bash scripts/demo.sh stop
+
 ## bench: failover times and ping handler cost (BENCH_ROUNDS failovers each; see BENCHMARKS.md)
 BENCH_ROUNDS ?= 30
 bench: build zk-image
