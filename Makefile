@@ -62,9 +62,20 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzNamesAreZnodeNames -fuzztime=$(FUZZTIME) ./conf
 	$(GO) test -run='^$$' -fuzz=FuzzParseMember -fuzztime=$(FUZZTIME) ./ha
 
+## package: the Debian package dist/hanode_<version>_amd64.deb (scripts/package.sh,
+## packaging/; nfpm runs as a Go tool, compiled on first use)
+.PHONY: package
+package:
+	@VERSION=$(VERSION) GO=$(GO) bash scripts/package.sh
+
 ## demo: a three-node primary group on this machine; the leader is killed, a standby takes over
 demo: build zk-image
 	@bash scripts/demo.sh
+
+## demo-stop: end a demo left running (DEMO_KEEP=1) or interrupted
+.PHONY: demo-stop
+demo-stop:
+	@bash scripts/demo.sh stop
 
 ## bench: failover times and ping handler cost (BENCH_ROUNDS failovers each; see BENCHMARKS.md)
 BENCH_ROUNDS ?= 30
@@ -92,4 +103,4 @@ bench-ping:
 	@bash scripts/bench-ping.sh rss
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo dist

@@ -22,7 +22,7 @@ func Dial(ctx context.Context, servers []string, sessionTimeout time.Duration, l
 	if log == nil {
 		log = zap.NewNop()
 	}
-	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zap.NewStdLog(log.Named("zk"))))
+	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger(log)))
 	if err != nil {
 		return nil, fmt.Errorf("ha: connect: %w", err)
 	}

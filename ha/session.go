@@ -314,7 +314,7 @@ func (s *Session) deliveredOn(epoch uint64) uint64 {
 // connect starts a new client; its events reach the session goroutine.
 func (s *Session) connect() error {
 	conn, _, err := zk.Connect(s.cfg.Servers, s.cfg.Timeout,
-		zk.WithLogger(zap.NewStdLog(s.log.Named("zk"))),
+		zk.WithLogger(zkLogger(s.log)),
 		zk.WithDialer(s.dialer.dial),
 		zk.WithEventCallback(s.onEvent))
 	if err != nil {

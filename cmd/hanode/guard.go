@@ -59,11 +59,11 @@ func newGuardCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(level, format)
+			base, err := newLogger(level, format)
 			if err != nil {
 				return usageError{err}
 			}
-			log = log.Named("guard").With(zap.String("name", name), zap.Int("pid", os.Getpid()))
+			log := base.Named("guard").With(zap.String("name", name), zap.Int("pid", os.Getpid()))
 			_ = os.WriteFile("/proc/self/comm", []byte(guardComm), 0) // a name is a convenience only
 			ctx, cancel := notifySignals(cmd.Context(), log)
 			defer cancel()
@@ -84,9 +84,20 @@ func newGuardCmd() *cobra.Command {
 				unix.CloseOnExec(3)
 				out = os.NewFile(3, "duty-stdout")
 			}
+			dutyLog := base.Named("duty").With(zap.String("name", name))
+			stdout, err := newChildLog(dutyLog, format, "stdout", out)
+			if err != nil {
+				return err
+			}
+			defer stdout.Close(childLogDrain)
+			stderr, err := newChildLog(dutyLog, format, "stderr", os.Stderr)
+			if err != nil {
+				return err
+			}
+			defer stderr.Close(childLogDrain)
 			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, roles.SupervisorConfig{
 				Command: command, StopTimeout: stop, Name: name, Role: role, HAID: haID,
-				Env: os.Environ(), Stdout: out, Stderr: os.Stderr, Logger: log,
+				Env: os.Environ(), Stdout: stdout.w, Stderr: stderr.w, Logger: log,
 				Jailer: jailer, Forking: forking, MaxRestarts: maxRestarts, RestartWindow: window,
 			})
 		},

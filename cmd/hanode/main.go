@@ -73,6 +73,8 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hanode",
 		Short:         "ZooKeeper HA-group coordinator: one active copy per group, warm standbys",
+		Long:          rootLong,
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// As cobra's own check: suggest commands one or two edits away.
@@ -92,7 +94,9 @@ func newRootCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newStatusCmd(), newCheckConfigCmd(), newVersionCmd(), newGuardCmd())
+	root.SetVersionTemplate("hanode {{.Version}}\n") // as `hanode version`
+	root.AddCommand(newRunCmd(), newStatusCmd(), newCheckConfigCmd(), newVersionCmd(), newGuardCmd(),
+		newGenManCmd(), newWatchCmd())
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {
@@ -105,6 +109,22 @@ func newRootCmd() *cobra.Command {
 	}
 	return root
 }
+
+// rootLong is the root command's help, and the DESCRIPTION of hanode(1).
+const rootLong = `hanode coordinates HA groups over ZooKeeper: several copies of a server run
+the same role, and in each group exactly one copy is active and runs the
+active duty (ACTIVE_CMD); the others are warm standbys. Load balancers ask
+every copy who is active on its ping endpoints.
+
+"hanode run" runs one member; it reads /etc/default/hanode (or --env-file),
+then the environment (HANODE_ and the key), then its flags, later wins.
+"hanode check-config" prints every effective setting and where it came from,
+"hanode status" reads the groups from ZooKeeper, and "hanode watch" follows
+the members' states as they change.
+
+Exit status: 0 after a shutdown, 1 on a runtime failure (restartable),
+77 when the cluster refused the node (name in use, group mismatch) and
+78 for a bad configuration or usage; neither is fixed by a restart.`
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

@@ -76,10 +76,17 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		return err
 	}
 	if !cfg.HA() {
+		stdout, stderr, err := childLogs(log.Named("duty"), cfg.LogFormat)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stdout.Close(childLogDrain)
+		defer stderr.Close(childLogDrain)
 		duty := roles.NewSupervisor(roles.SupervisorConfig{
 			Command: cfg.ActiveCmd, StopTimeout: cfg.ActiveStopTimeout,
 			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID,
-			Env: os.Environ(), Logger: log.Named("duty"),
+			Env: os.Environ(), Logger: log.Named("duty"), Stdout: stdout.w, Stderr: stderr.w,
 			Jailer: jailer, Forking: cfg.ActiveCmdMode == "forking",
 			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow, RestartGrace: cfg.ActiveRestartGrace,
 			OnStart: m.DutyStarted, OnExit: m.DutyExited,
@@ -141,8 +148,14 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	}
 	var fence func(context.Context, ha.FenceRequest) error
 	if cfg.FenceCmd != "" {
+		output, err := newChildLog(log.Named("fence"), cfg.LogFormat, "output", os.Stderr)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer output.Close(childLogDrain)
 		fc := roles.FenceConfig{Command: cfg.FenceCmd, Timeout: cfg.FenceTimeout,
-			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ(), Jailer: jailer}
+			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ(), Jailer: jailer, Output: output.w}
 		fence = func(ctx context.Context, req ha.FenceRequest) error {
 			p := req.Previous
 			prev := roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term, Known: req.PreviousKnown}
@@ -321,8 +334,27 @@ func advertised(addr net.Addr, hostname string) string {
 	return tcp.String()
 }
 
+// childLogDrain bounds how long hanode, as it exits, waits for its
+// children's last lines to be logged.
+const childLogDrain = 500 * time.Millisecond
+
+// childLogs are a standalone duty's stdout and stderr (see childLog).
+func childLogs(log *zap.Logger, format string) (stdout, stderr *childLog, err error) {
+	if stdout, err = newChildLog(log, format, "stdout", os.Stdout); err != nil {
+		return nil, nil, err
+	}
+	if stderr, err = newChildLog(log, format, "stderr", os.Stderr); err != nil {
+		stdout.Close(0)
+		return nil, nil, err
+	}
+	return stdout, stderr, nil
+}
+
 // newLogger builds the process logger from LOG_LEVEL and LOG_FORMAT, which
-// conf has validated.
+// conf has validated. No entry carries a stack trace but a panic's: every
+// error hanode logs is a condition of its environment (ZooKeeper away, a
+// duty that would not stop), which the message and fields describe, and a
+// stack would only bury them.
 func newLogger(level, format string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -339,5 +371,6 @@ func newLogger(level, format string) (*zap.Logger, error) {
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	cfg.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder // "2.8s", as in /v2/status
 	cfg.OutputPaths = []string{"stderr"}
-	return cfg.Build()
+	cfg.DisableStacktrace = true
+	return cfg.Build(zap.AddStacktrace(zapcore.DPanicLevel))
 }

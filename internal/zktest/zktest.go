@@ -166,6 +166,8 @@ type Options struct {
 	// here) means no cap, so many clients on one host are never refused
 	// (ZooKeeper's own default is 60).
 	MaxClientCnxns int
+	// Image is the image to run instead of Image()'s (empty: Image()).
+	Image string
 }
 
 func (o Options) tick() int {
@@ -189,7 +191,10 @@ func Start(t testing.TB) *Server {
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	RequireDocker(t)
-	img := Image()
+	img := o.Image
+	if img == "" {
+		img = Image()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dockerOpTime+readyTimeout)
 	defer cancel()
 	if err := requireImage(ctx, img); err != nil {
