@@ -135,14 +135,13 @@ func TestHAProxySendsTrafficOnlyToTheActiveNode(t *testing.T) {
 	answers := cl.all()
 	spans := chk.DutySpans()
 	checkServedByRunningDuties(t, answers, spans)
-	// Outside the failovers no request failed.
+	// Outside the failovers no request failed. A request in flight at the
+	// fault is one of the failover's.
 	for _, a := range answers {
 		if a.ok() {
 			continue
 		}
-		inFailover := slices.ContainsFunc(windows, func(w [2]time.Time) bool {
-			return !a.sent.Before(w[0]) && a.sent.Before(w[1])
-		})
+		inFailover := slices.ContainsFunc(windows, func(w [2]time.Time) bool { return inRound(a, w[0], w[1]) })
 		if !inFailover {
 			t.Errorf("a request sent at %s, outside every failover, failed: %s", a.sent.Format("15:04:05.000"), a.failure())
 		}
@@ -272,14 +271,14 @@ func measureRound(chk *nodetest.Checker, watch *haproxytest.Watch, cl *client, o
 	}
 	var lastOld, firstNew time.Time
 	for _, a := range cl.all() {
-		if a.sent.Before(at) && !a.ok() || a.sent.After(settled) {
-			continue
-		}
-		if !a.sent.Before(at) {
+		if inRound(a, at, settled) {
 			r.sent++
 			if !a.ok() {
 				r.failed++
 			}
+		}
+		if a.sent.After(settled) {
+			continue // a later round's
 		}
 		switch {
 		case a.ok() && a.name == old.Name() && a.served.After(lastOld):
@@ -291,6 +290,13 @@ func measureRound(chk *nodetest.Checker, watch *haproxytest.Watch, cl *client, o
 	r.firstReq = firstNew.Sub(firstOK)
 	r.gap = firstNew.Sub(lastOld)
 	return r
+}
+
+// inRound reports whether a belongs to the failover from the fault at to
+// settled: answered after the fault (sent before it, it was in flight) and
+// sent before settled.
+func inRound(a answer, at, settled time.Time) bool {
+	return !a.recv.Before(at) && a.sent.Before(settled)
 }
 
 // checkServedByRunningDuties fails the test for an answer not served by a
