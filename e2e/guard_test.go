@@ -370,12 +370,13 @@ func TestGuardKilledLeaderKeepsLeadingWithOneDuty(t *testing.T) {
 	}
 }
 
-// TestSignalHUPIsIgnoredByHanodeAndItsGuard: SIGHUP (a terminal's hangup)
-// to the leader's hanode, to its duty guard and to a standby. Each logs
-// that it ignored the signal and goes on: the same node leads in the same
+// TestSignalHUPLeavesHanodeAndItsGuardRunning: SIGHUP (a terminal's hangup,
+// or systemctl reload) to the leader's hanode, to its duty guard and to a
+// standby. hanode logs that it reloads its configuration, the guard that it
+// ignored the signal, and each goes on: the same node leads in the same
 // term, its duty keeps beating from the same process group, and the
 // standby stays a standby.
-func TestSignalHUPIsIgnoredByHanodeAndItsGuard(t *testing.T) {
+func TestSignalHUPLeavesHanodeAndItsGuardRunning(t *testing.T) {
 	zk := zktest.Start(t)
 	nodes := startBeatingGroup(t, zk.Addr, loopDuty, false)
 	chk := nodetest.NewChecker(t, nodes...)
@@ -393,15 +394,20 @@ func TestSignalHUPIsIgnoredByHanodeAndItsGuard(t *testing.T) {
 		t.Fatalf("SIGHUP to the duty guard: %v", err)
 	}
 	standby.Signal(syscall.SIGHUP)
-	// hanode's own lines carry no "logger" field; its guard's say "guard".
+	// hanode's own lines carry no "logger" field and say it reloads; its
+	// guard's say "guard" and that it ignored the signal.
 	waitIgnored := func(n *nodetest.Node, logger any, what string) {
 		t.Helper()
-		testwait.For(t, 5*time.Second, what+" to log the ignored SIGHUP", func() bool {
+		msg := "signal received; reloading the configuration"
+		if logger != nil {
+			msg = "signal ignored"
+		}
+		testwait.For(t, 5*time.Second, what+" to log the SIGHUP", func() bool {
 			if !n.Running() {
 				return true // reported below
 			}
 			for _, e := range n.LogEntries() {
-				if e.Msg == "signal ignored" && e.Fields["signal"] == "SIGHUP" && e.Fields["logger"] == logger {
+				if e.Msg == msg && e.Fields["signal"] == "SIGHUP" && e.Fields["logger"] == logger {
 					return true
 				}
 			}

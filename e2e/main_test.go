@@ -13,10 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/haproxytest"
 	"github.com/hanode/hanode/internal/nodetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(nodetest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := nodetest.Main(m)
+	haproxytest.Cleanup()
+	os.Exit(code)
+}
 
 // Generous bounds: the numbers belong in bench/, these only catch hangs.
 const (

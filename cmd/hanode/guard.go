@@ -65,7 +65,11 @@ func newGuardCmd() *cobra.Command {
 			}
 			log := base.Named("guard").With(zap.String("name", name), zap.Int("pid", os.Getpid()))
 			_ = os.WriteFile("/proc/self/comm", []byte(guardComm), 0) // a name is a convenience only
-			ctx, cancel := notifySignals(cmd.Context(), log)
+			// NOTIFY_SOCKET and the watchdog's variables are hanode's
+			// alone (notify.go): neither the guard nor the duty speaks
+			// for the unit.
+			unsetNotifyVars()
+			ctx, cancel := notifySignals(cmd.Context(), log, nil)
 			defer cancel()
 			want, err := roles.ParseContainment(containment)
 			if err != nil {

@@ -29,7 +29,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), cfg)
+			return run(cmd.Context(), cfg, func() (*conf.Config, error) { return loadConfig(cmd) })
 		},
 	}
 	addConfigFlags(cmd.Flags())
@@ -40,15 +40,22 @@ func newRunCmd() *cobra.Command {
 // run wires the parts: listener first (a busy port fails before anything
 // joins the group), then the duty supervisor, then the elector or the
 // standalone state, with the ping server reading state from either.
-func run(ctx context.Context, cfg *conf.Config) error {
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+// reload reads the configuration again, for SIGHUP.
+func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, error)) error {
+	log, level, err := newLevelLogger(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("name", cfg.Name))
-	ctx, stopSignals := notifySignals(ctx, log)
+	// systemd (notify.go): STOPPING=1 as soon as a shutdown starts, and in
+	// any case before the process exits.
+	sd := newNotifier(log)
+	defer sd.Stopping()
+	ctx, stopSignals := notifySignals(ctx, log, newReloader(cfg, reload, level, log, sd).reload)
 	defer stopSignals()
+	defer context.AfterFunc(ctx, sd.Stopping)()
+	watchdog := watchdogInterval(log)
 
 	ln, err := ping.Listen(ctx, cfg.HTTPListen)
 	if err != nil {
@@ -86,12 +93,12 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		duty := roles.NewSupervisor(roles.SupervisorConfig{
 			Command: cfg.ActiveCmd, StopTimeout: cfg.ActiveStopTimeout,
 			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID,
-			Env: os.Environ(), Logger: log.Named("duty"), Stdout: stdout.w, Stderr: stderr.w,
+			Env: childEnv(), Logger: log.Named("duty"), Stdout: stdout.w, Stderr: stderr.w,
 			Jailer: jailer, Forking: cfg.ActiveCmdMode == "forking",
 			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow, RestartGrace: cfg.ActiveRestartGrace,
 			OnStart: m.DutyStarted, OnExit: m.DutyExited,
 		})
-		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m)
+		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m, sd, watchdog)
 	}
 
 	// One ZooKeeper session for the process: it reserves the server name
@@ -155,7 +162,7 @@ func run(ctx context.Context, cfg *conf.Config) error {
 		}
 		defer output.Close(childLogDrain)
 		fc := roles.FenceConfig{Command: cfg.FenceCmd, Timeout: cfg.FenceTimeout,
-			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: os.Environ(), Jailer: jailer, Output: output.w}
+			Name: cfg.Name, Role: cfg.Role, HAID: cfg.HAID, Env: childEnv(), Jailer: jailer, Output: output.w}
 		fence = func(ctx context.Context, req ha.FenceRequest) error {
 			p := req.Previous
 			prev := roles.Previous{Name: p.Name, Host: p.Host, HTTP: p.HTTP, Term: p.Term, Known: req.PreviousKnown}
@@ -195,10 +202,30 @@ func run(ctx context.Context, cfg *conf.Config) error {
 	go m.Follow(feed)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, httpHandler(id, state, m, log), log.Named("http")) }()
 
+	// systemd hears of every transition, and the watchdog asks the
+	// election's goroutine; a stuck one gets no more pings. The limit is
+	// half the watchdog's: a duty's stop (within LEASE_MARGIN) must fit.
+	sdFeed, sdUnsubscribe := el.Subscribe()
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		sd.follow(sdFeed, el.State, time.Second)
+	}()
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	wdDone := make(chan struct{})
+	go func() {
+		defer close(wdDone)
+		sd.Watchdog(wdCtx, watchdog, electionAlive(el, watchdog/2))
+	}()
+
 	// The election stops the duty and leaves the group before it returns;
 	// the HTTP server goes last so balancers see "standby", not a refused
 	// port, while the member leaves.
 	runErr := el.Run(ctx)
+	stopWatchdog()
+	sdUnsubscribe()
+	<-wdDone
+	<-followed
 	stopSrv()
 	if err := <-srvDone; err != nil && runErr == nil {
 		runErr = err
@@ -223,9 +250,10 @@ func (nopDuty) Start(int64)           {}
 func (nopDuty) Stop(string) error     { return nil }
 func (nopDuty) ExtendUntil(time.Time) {}
 
-// runStandalone serves a node with no HA group: always active, duty always on.
+// runStandalone serves a node with no HA group: always active, duty always
+// on, ready for systemd once it serves.
 func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor,
-	grace time.Duration, contain roles.Containment, m *metrics.Metrics) error {
+	grace time.Duration, contain roles.Containment, m *metrics.Metrics, sd *notifier, watchdog time.Duration) error {
 	log.Info("state change", zap.String("from", string(ha.PhaseStarting)), zap.String("to", string(ha.PhaseActive)),
 		zap.Int64("term", 0), zap.String("reason", "standalone: no HA_ID"))
 	var state ha.StateReader = ha.Standalone(time.Now().UTC(), "standalone: no HA_ID")
@@ -235,6 +263,16 @@ func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id pin
 	}
 	m.WatchState(state)
 	duty.Start(0)
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	wdDone := make(chan struct{})
+	go func() {
+		defer close(wdDone)
+		sd.Watchdog(wdCtx, watchdog, func() (bool, string) { return true, "standalone: serving" })
+	}()
+	defer func() { stopWatchdog(); <-wdDone }()
+	// The listener is bound: connections wait in its backlog until Serve
+	// accepts them.
+	sd.Status("active (standalone: no HA_ID)", true)
 	err := ping.Serve(ctx, ln, httpHandler(id, state, m, log), log.Named("http"))
 	if serr := duty.Stop("shutdown"); serr != nil {
 		log.Error("duty did not stop", zap.Error(serr))
@@ -356,21 +394,30 @@ func childLogs(log *zap.Logger, format string) (stdout, stderr *childLog, err er
 // duty that would not stop), which the message and fields describe, and a
 // stack would only bury them.
 func newLogger(level, format string) (*zap.Logger, error) {
+	log, _, err := newLevelLogger(level, format)
+	return log, err
+}
+
+// newLevelLogger is newLogger that also returns the level, which a reload
+// changes.
+func newLevelLogger(level, format string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, err
+		return nil, zap.AtomicLevel{}, err
 	}
 	cfg := zap.NewProductionConfig()
 	if format == "console" {
 		cfg = zap.NewDevelopmentConfig()
 		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
 	}
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	atom := zap.NewAtomicLevelAt(lvl)
+	cfg.Level = atom
 	cfg.Sampling = nil // every state change must be logged
 	cfg.EncoderConfig.TimeKey = "ts"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	cfg.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder // "2.8s", as in /v2/status
 	cfg.OutputPaths = []string{"stderr"}
 	cfg.DisableStacktrace = true
-	return cfg.Build(zap.AddStacktrace(zapcore.DPanicLevel))
+	log, err := cfg.Build(zap.AddStacktrace(zapcore.DPanicLevel))
+	return log, atom, err
 }

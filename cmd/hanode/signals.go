@@ -14,10 +14,12 @@ import (
 // (`hanode run` and `hanode duty-guard`) and returns a context cancelled on
 // SIGTERM or SIGINT, which start an orderly shutdown.
 //
-//   - SIGHUP is logged and ignored. Its default action would end the process
-//     at once (exit 129): no handover, and the group would wait a whole
-//     session timeout. hanode does not reload its configuration: a restart
-//     applies changes.
+//   - SIGHUP calls reload (`hanode run`: read the configuration again and
+//     apply what can change at run time), one call at a time, on the
+//     signal goroutine. With reload nil (the duty guard) it is logged and
+//     ignored. Either way the process goes on: SIGHUP's default action
+//     would end it at once (exit 129), with no handover, and the group
+//     would wait a whole session timeout.
 //   - SIGPIPE is made harmless: a write to a closed stdout or stderr (a log
 //     pipe whose reader went away) returns EPIPE instead of killing the
 //     process. zap drops a line it cannot write (it reports that to the same
@@ -30,7 +32,7 @@ import (
 // duty through exec), so the duty starts with every default action. stop
 // restores the default actions of SIGTERM, SIGINT and SIGHUP and cancels the
 // context.
-func notifySignals(parent context.Context, log *zap.Logger) (ctx context.Context, stop context.CancelFunc) {
+func notifySignals(parent context.Context, log *zap.Logger, reload func()) (ctx context.Context, stop context.CancelFunc) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -53,8 +55,13 @@ func notifySignals(parent context.Context, log *zap.Logger) (ctx context.Context
 				log.Info("signal received; shutting down", zap.String("signal", signalName(s)))
 				cancel()
 			case <-hup:
-				log.Warn("signal ignored", zap.String("signal", "SIGHUP"),
-					zap.String("reason", "hanode does not reload its configuration; restart it to apply changes"))
+				if reload == nil {
+					log.Warn("signal ignored", zap.String("signal", "SIGHUP"),
+						zap.String("reason", "this process has no configuration to reload"))
+					continue
+				}
+				log.Info("signal received; reloading the configuration", zap.String("signal", "SIGHUP"))
+				reload()
 			case <-pipe:
 				if !pipeLogged { // stderr may be the broken one: say it once
 					pipeLogged = true

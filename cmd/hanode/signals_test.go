@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func brokenStderrHelper(mode string) int {
 		return 2
 	}
 	if mode == "handled" {
-		_, stop := notifySignals(context.Background(), log)
+		_, stop := notifySignals(context.Background(), log, nil)
 		defer stop()
 	}
 	fmt.Fprintln(os.Stderr, "ready")
@@ -57,18 +58,35 @@ func brokenStderrHelper(mode string) int {
 	return 0
 }
 
-// TestSignalsSIGHUPIsLoggedAndIgnored: a hangup neither ends the process
-// nor cancels the context; it is logged with the reason.
+// TestSignalsSIGHUPIsLoggedAndIgnored: without a reload (the duty guard), a
+// hangup neither ends the process nor cancels the context; it is logged
+// with the reason.
 func TestSignalsSIGHUPIsLoggedAndIgnored(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	ctx, stop := notifySignals(context.Background(), zap.New(core))
+	ctx, stop := notifySignals(context.Background(), zap.New(core), nil)
 	defer stop()
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	testwait.For(t, 5*time.Second, "SIGHUP to be logged", func() bool { return logs.FilterMessage("signal ignored").Len() == 1 })
 	e := logs.FilterMessage("signal ignored").All()[0]
 	assert.Equal(t, zapcore.WarnLevel, e.Level)
 	assert.Equal(t, "SIGHUP", e.ContextMap()["signal"])
-	assert.Contains(t, e.ContextMap()["reason"], "does not reload")
+	assert.Contains(t, e.ContextMap()["reason"], "no configuration to reload")
+	assert.NoError(t, ctx.Err(), "SIGHUP cancelled the context")
+}
+
+// TestSignalsSIGHUPReloads: with a reload (`hanode run`), each hangup calls
+// it once, logged, and the process goes on.
+func TestSignalsSIGHUPReloads(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	var reloads atomic.Int32
+	ctx, stop := notifySignals(context.Background(), zap.New(core), func() { reloads.Add(1) })
+	defer stop()
+	for want := int32(1); want <= 2; want++ {
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+		testwait.For(t, 5*time.Second, fmt.Sprintf("reload %d", want), func() bool { return reloads.Load() == want })
+	}
+	assert.Equal(t, 2, logs.FilterMessage("signal received; reloading the configuration").FilterField(zap.String("signal", "SIGHUP")).Len())
+	assert.Zero(t, logs.FilterMessage("signal ignored").Len())
 	assert.NoError(t, ctx.Err(), "SIGHUP cancelled the context")
 }
 
@@ -77,7 +95,7 @@ func TestSignalsTERMAndINTStartAShutdown(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(signalName(sig), func(t *testing.T) {
 			core, logs := observer.New(zapcore.InfoLevel)
-			ctx, stop := notifySignals(context.Background(), zap.New(core))
+			ctx, stop := notifySignals(context.Background(), zap.New(core), nil)
 			defer stop()
 			require.NoError(t, syscall.Kill(os.Getpid(), sig))
 			select {
@@ -94,7 +112,7 @@ func TestSignalsTERMAndINTStartAShutdown(t *testing.T) {
 
 // TestSignalsStopCancelsTheContext: stop releases everything at once.
 func TestSignalsStopCancelsTheContext(t *testing.T) {
-	ctx, stop := notifySignals(context.Background(), nil)
+	ctx, stop := notifySignals(context.Background(), nil, nil)
 	stop()
 	stop() // idempotent
 	assert.Error(t, ctx.Err())
@@ -107,7 +125,7 @@ func TestSignalsLeaveTheDutyDefaultActions(t *testing.T) {
 	if ignored(t, os.Getpid(), syscall.SIGHUP) || ignored(t, os.Getpid(), syscall.SIGPIPE) {
 		t.Skip("the test itself runs with SIGHUP or SIGPIPE ignored (nohup?)")
 	}
-	_, stop := notifySignals(context.Background(), nil)
+	_, stop := notifySignals(context.Background(), nil, nil)
 	defer stop()
 	out, err := exec.Command("/bin/sh", "-c", "grep '^SigIgn:' /proc/self/status").Output()
 	require.NoError(t, err)
