@@ -348,6 +348,7 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 		c.onResign(ev.Reason)
 	}
 	c.advance()
+	c.markLeader()
 	return c.out
 }
 

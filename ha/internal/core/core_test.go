@@ -501,3 +501,25 @@ func TestCoreStringPrintsTheWholeState(t *testing.T) {
 		t.Errorf("String() prints an address or a raw time:\n%s", s)
 	}
 }
+
+// TestCoreMarksTheLeaderWithoutANewListing: a claim moves the group's
+// leader with no new listing of the members; the published members mark
+// the new leader at once, as Snapshot's Leader names it.
+func TestCoreMarksTheLeaderWithoutANewListing(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.join(0)
+	r.look([]string{own}, nil, 0)
+	if s := r.c.Snapshot(); len(s.Members) != 1 || s.Members[0].Leader || s.Leader != "" {
+		t.Fatalf("before the claim: leader %q, members %+v", s.Leader, s.Members)
+	}
+	r.after(ctW)
+	q, ok := r.claim()
+	if !ok {
+		t.Fatal("no claim at W")
+	}
+	r.answer(q, Result{Multi: []Result{{Stat: Stat{Version: 1}}, {}}})
+	s := r.c.Snapshot()
+	if s.Leader != "a" || len(s.Members) != 1 || !s.Members[0].Leader {
+		t.Fatalf("after the claim: leader %q, members %+v; want a, marked", s.Leader, s.Members)
+	}
+}

@@ -244,7 +244,6 @@ type order struct {
 func (c *Core) orderMembers(lk lookState, obs time.Time) (o order, ok bool) {
 	c.view.ignored = nil
 	o.idx = -1
-	holder := recordHolder(c.rec.r, c.rec.kind)
 	for _, m := range SortMembers(lk.names) {
 		info, known := c.view.infos[m.Node]
 		if !known && m.Node != c.own.node {
@@ -286,7 +285,7 @@ func (c *Core) orderMembers(lk lookState, obs time.Time) (o order, ok bool) {
 		} else {
 			c.view.seenTerm = max(c.view.seenTerm, plausibleTerm(info.data.SeenTerm), plausibleTerm(info.data.LeaseTerm))
 		}
-		o.members = append(o.members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq, Leader: holder != "" && holder == m.Node})
+		o.members = append(o.members, Member{MemberInfo: info.data.MemberInfo, Seq: m.Seq}) // Leader: markLeader
 		o.names = append(o.names, m.Node)
 		if o.idx < 0 {
 			c.view.seenBelow[m.Node] = true

@@ -33,16 +33,51 @@ func (c *Core) Snapshot() Snapshot {
 	if c.Active(c.now) {
 		s.LeaseEnd = c.leaseEnd()
 	}
-	if recordHolder(c.rec.r, c.rec.kind) != "" {
-		s.Leader = c.rec.r.Name
-	}
-	if c.role == roleMember && c.view.position == 1 && c.pred.lowest && c.pred.holds && c.pred.name != "" {
-		s.Leader = c.pred.name // the holder's own node says so, read at its last extension
-	}
-	if c.role == roleHolder {
-		s.Leader = c.cfg.Self.Name
-	}
+	_, s.Leader = c.leader()
 	return s
+}
+
+// leader names the member this core takes for the group's leader: its
+// member node and server name ("" when none). The one place that decides
+// it, for Snapshot's Leader and the members' Leader marks alike: this node
+// while it holds the lease; the lowest member when its own node, read at
+// its last extension, says it holds; else whom the leader record names
+// (recordHolder, the rule every reader of a group uses).
+func (c *Core) leader() (node, name string) {
+	switch {
+	case c.role == roleHolder:
+		return c.own.node, c.cfg.Self.Name
+	case c.role == roleMember && c.view.position == 1 && c.pred.lowest && c.pred.holds && c.pred.name != "":
+		return c.pred.node, c.pred.name
+	}
+	if n := recordHolder(c.rec.r, c.rec.kind); n != "" {
+		return n, c.rec.r.Name
+	}
+	return "", ""
+}
+
+// markLeader keeps the members' Leader marks on leader(), after every
+// Step: a claim, a release or a record read moves the leader without a
+// new listing. The slice is rebuilt only when the mark moves (snapshots
+// keep the old one).
+func (c *Core) markLeader() {
+	node, _ := c.leader()
+	ok := true
+	for i, m := range c.view.members {
+		if i < len(c.view.names) && m.Leader != (node != "" && c.view.names[i] == node) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return
+	}
+	marked := make([]Member, len(c.view.members))
+	for i, m := range c.view.members {
+		m.Leader = i < len(c.view.names) && node != "" && c.view.names[i] == node
+		marked[i] = m
+	}
+	c.view.members = marked
 }
 
 // setPhase changes phase and reason, and emits the transition when the phase
