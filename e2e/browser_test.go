@@ -47,7 +47,7 @@ func findBrowser(t *testing.T) string {
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
-	fmt.Fprintln(os.Stderr, "=== SKIP "+t.Name()+": "+msg)
+	fmt.Fprintf(os.Stderr, "\n*** %s SKIPPED: %s\n\n", t.Name(), msg)
 	t.Skip(msg)
 	return ""
 }
