@@ -1,8 +1,13 @@
 package ping
 
 import (
+	"bufio"
+	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -114,4 +119,110 @@ func BenchmarkPingSEWire(b *testing.B) {
 			out, _ = ws.answer(tk, out[:0], &req, false, time.Now())
 		}
 	})
+}
+
+// BenchmarkPage is one GET / of the status page: a standby's view of a
+// three-member group, rendered whole (about 12 KB with its CSS and script).
+func BenchmarkPage(b *testing.B) {
+	h := New(testID, ha.StateFunc(groupState), nil)
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	w := &discardWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		h.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+	b.ReportMetric(float64(w.n), "bytes/page")
+}
+
+// BenchmarkLiveEvent is one event of the live stream: the page's live part
+// rendered and framed as a server-sent event.
+func BenchmarkLiveEvent(b *testing.B) {
+	s := stream{w: io.Discard, id: testID}
+	st, now := groupState(), time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.send(st, now, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.buf.Len()), "bytes/event")
+}
+
+// BenchmarkLivePoll is what an open page costs its node every streamPoll
+// while nothing changes: one State and a comparison.
+func BenchmarkLivePoll(b *testing.B) {
+	s := stream{w: io.Discard, id: testID}
+	src, now := ha.StateFunc(groupState), time.Now()
+	if err := s.send(src.State(), now, true); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.send(src.State(), now, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPingWhilePagesAreOpen is a balancer's probe over a keep-alive
+// loopback connection to Serve (request written, answer read), on an
+// active node with no status page open and with maxStreams pages open,
+// each sent an event every leaseRefresh and polling every streamPoll.
+func BenchmarkPingWhilePagesAreOpen(b *testing.B) {
+	for _, pages := range []int{0, maxStreams} {
+		b.Run("pages="+strconv.Itoa(pages), func(b *testing.B) {
+			st := groupState()
+			st.Phase, st.LeaseLeft = ha.PhaseActive, 2*time.Second
+			st.Duty = nil
+			ln, err := Listen(b.Context(), "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(b.Context())
+			done := make(chan error, 1)
+			go func() { done <- Serve(ctx, ln, New(testID, ha.StateFunc(func() ha.State { return st }), nil), nil) }()
+			defer func() {
+				cancel()
+				<-done
+			}()
+			base := "http://" + ln.Addr().String()
+			for range pages {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+PathEvents, nil)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil || res.StatusCode != http.StatusOK {
+					b.Fatalf("page stream: %v %v", err, res)
+				}
+				go func() {
+					_, _ = io.Copy(io.Discard, res.Body)
+					_ = res.Body.Close()
+				}()
+			}
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			probe := []byte("GET /v2/ping/net/1/se/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: HAProxy\r\n\r\n")
+			br := bufio.NewReader(c)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.Write(probe); err != nil {
+					b.Fatal(err)
+				}
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+			}
+		})
+	}
 }

@@ -8,6 +8,8 @@
 //	/v2/ping/net/:netid/     200 "ok" when active, else 200 "standby"
 //	/v2/ping/net/:netid/se/  200 "ok" when active, else 503 "standby"
 //	/v2/status               200, indented JSON (see Status)
+//	/                        200, the status page, HTML for people (page.go)
+//	/v2/status/events        the page's live stream, server-sent events (live.go)
 //
 // The ping bodies are exactly "ok" or "standby" with no trailing newline,
 // text/plain; charset=UTF-8, with Content-Length and Cache-Control: no-store.
@@ -17,8 +19,9 @@
 // body.
 //
 // Handlers see the elector only through ha.StateReader: every request calls
-// State exactly once, so one answer is consistent, and nothing is cached, so a
-// change is visible to the next request. A handler never talks to ZooKeeper.
+// State exactly once (a live stream, once per poll), so one answer is
+// consistent, and nothing is cached, so a change is visible to the next
+// request. A handler never talks to ZooKeeper.
 // Only the ha phase "active" answers "ok"; standby, starting, disconnected and
 // any phase this package does not know answer "standby".
 //

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -59,7 +60,10 @@ var (
 // src is asked for the state once per answered request and must not block. A
 // nil log discards. New panics if src is nil. An empty id.NetID matches no
 // request, so every ping answers 404; New logs a warning then.
-func New(id Identity, src ha.StateReader, log *zap.Logger) *Handler {
+//
+// The Handler also serves the status page at / and its live stream
+// (page.go, live.go); opts configure the stream.
+func New(id Identity, src ha.StateReader, log *zap.Logger, opts ...Option) *Handler {
 	if src == nil {
 		panic("ping: New: nil StateReader")
 	}
@@ -69,7 +73,10 @@ func New(id Identity, src ha.StateReader, log *zap.Logger) *Handler {
 	if id.NetID == "" {
 		log.Warn("ping: empty net id, every ping will answer 404")
 	}
-	h := &handler{id: id, src: src, log: log}
+	h := &handler{id: id, src: src, log: log, now: time.Now, streams: newStreams(maxStreams)}
+	for _, o := range opts {
+		o(h)
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -81,11 +88,13 @@ func New(id Identity, src ha.StateReader, log *zap.Logger) *Handler {
 	e.Match(methods, PathPing, h.ping(http.StatusOK))
 	e.Match(methods, PathPingSE, h.ping(http.StatusServiceUnavailable))
 	e.Match(methods, PathStatus, h.status)
+	e.Match(methods, PathPage, h.page)
+	e.Match(methods, PathEvents, h.events)
 	// echo answers OPTIONS on a known path with 204. HAProxy's
 	// "option httpchk <uri>" probes with OPTIONS by default, and a 2xx there
 	// would mark every node, standby included, up. Refuse it like any other
 	// method.
-	for _, p := range []string{PathPing, PathPingSE, PathStatus} {
+	for _, p := range []string{PathPing, PathPingSE, PathStatus, PathPage, PathEvents} {
 		e.OPTIONS(p, methodNotAllowed)
 	}
 	return &Handler{h: h, echo: e, route: newRoute(id.NetID)}
@@ -112,6 +121,11 @@ type handler struct {
 	id  Identity
 	src ha.StateReader
 	log *zap.Logger
+	now func() time.Time
+
+	// subscribe feeds the live stream this node's transitions (nil: none).
+	subscribe func() (<-chan ha.Transition, func())
+	streams   *streams
 }
 
 // ping answers "ok" (200) when the node is active and "standby" with

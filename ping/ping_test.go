@@ -102,7 +102,6 @@ func TestUnknownPathsAndNetsAnswer404(t *testing.T) {
 		"/v2/ping/net/",       // no netid segment at all
 		"/v2/ping/",           // prefix only
 		"/v2/status/",         // status has no trailing slash
-		"/",                   // root
 		"/favicon.ico",        // browsers
 		"/V2/PING/NET/1/",     // paths are case-sensitive
 	} {

@@ -125,6 +125,9 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger
 	ws := &wireServer{tr: tr, handoff: handoff, log: log}
 	if ph, ok := h.(*Handler); ok {
 		ws.route, ws.h = ph.route, ph.h
+		// Live streams never end by themselves: end them as the shutdown
+		// begins, or they would hold it for its whole grace period.
+		srv.RegisterOnShutdown(ph.h.streams.close)
 	}
 	addr := ln.Addr().String()
 

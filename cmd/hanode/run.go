@@ -200,7 +200,9 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	feed, unsubscribe := el.Subscribe() // before Run: every transition counts
 	defer unsubscribe()
 	go m.Follow(feed)
-	go func() { srvDone <- ping.Serve(srvCtx, ln, httpHandler(id, state, m, log), log.Named("http")) }()
+	// The status page's live stream hears of each transition as it happens.
+	h := httpHandler(id, state, m, log, ping.WithTransitions(el.Subscribe))
+	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the
 	// election's goroutine; a stuck one gets no more pings. The limit is
@@ -281,10 +283,10 @@ func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id pin
 	return err
 }
 
-// httpHandler is the node's HTTP side: the ping and status routes, and
-// the metrics at /metrics.
-func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log *zap.Logger) *ping.Handler {
-	h := ping.New(id, state, log.Named("http"))
+// httpHandler is the node's HTTP side: the ping and status routes, the
+// status page, and the metrics at /metrics.
+func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log *zap.Logger, opts ...ping.Option) *ping.Handler {
+	h := ping.New(id, state, log.Named("http"), opts...)
 	h.Handle(ping.PathMetrics, m.Handler())
 	return h
 }
