@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/containerd/errdefs"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
@@ -46,17 +45,9 @@ func StartShared() (*Server, func(), error) {
 	}
 	s := &Server{image: img, logger: tclog.NewNoopLogger(), testName: "shared"}
 	stop := func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.ctr == nil {
-			return
+		if err := s.remove(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), dockerOpTime)
-		defer cancel()
-		if err := s.ctr.Terminate(ctx); err != nil && !errdefs.IsNotFound(err) {
-			fmt.Fprintf(os.Stderr, "zktest: remove container of %s: %v\n", s, err)
-		}
-		s.ctr, s.running = nil, false
 	}
 	if err := s.createFresh(ctx); err != nil {
 		stop()

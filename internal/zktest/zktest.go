@@ -473,17 +473,26 @@ func officialEnv() map[string]string {
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 func (s *Server) terminate(t testing.TB) {
+	if err := s.remove(); err != nil {
+		t.Error(err)
+	}
+}
+
+// remove removes s's container, if it has one.
+func (s *Server) remove() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctr == nil {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dockerOpTime)
 	defer cancel()
-	if err := s.ctr.Terminate(ctx); err != nil && !errdefs.IsNotFound(err) {
-		t.Errorf("zktest: remove container of %s: %v", s, err)
+	var err error
+	if e := s.ctr.Terminate(ctx); e != nil && !errdefs.IsNotFound(e) {
+		err = fmt.Errorf("zktest: remove container of %s: %w", s, e)
 	}
 	s.ctr, s.running = nil, false
+	return err
 }
 
 // waitReady waits until s serves: any mode standalone, leader or follower for a
