@@ -36,7 +36,7 @@ import (
 // Summary is what scrapeload prints when it stops.
 type Summary struct {
 	Seconds  float64        `json:"seconds"`
-	Running  float64        `json:"running_seconds"` // of Seconds, not paused
+	Running  float64        `json:"running_seconds"` // of Seconds, not paused (a pause counts once no request is under way)
 	Codes    map[string]int `json:"codes"`           // answers by status code
 	Errors   int            `json:"errors"`          // requests that failed without an answer
 	Bytes    int64          `json:"bytes"`           // body bytes of the 200 answers
@@ -212,7 +212,8 @@ type gate struct {
 	paused bool
 	busy   int           // requests under way
 	idle   chan struct{} // signalled when busy drops to 0 while paused
-	// ran is the time spent open before opened, the last opening.
+	// ran is the time spent running (open, or paused with requests still
+	// under way) before opened, the last opening.
 	ran    time.Duration
 	opened time.Time
 }
@@ -282,23 +283,26 @@ func (g *gate) leave() {
 // pause closes the gate and waits until no request is under way.
 func (g *gate) pause(ctx context.Context) {
 	g.mu.Lock()
-	if !g.paused {
-		g.paused, g.open = true, make(chan struct{})
-		g.ran += time.Since(g.opened)
+	if g.paused {
+		g.mu.Unlock()
+		return
 	}
+	g.paused, g.open = true, make(chan struct{})
 	select { // a stale signal from an earlier pause
 	case <-g.idle:
 	default:
 	}
 	busy := g.busy
 	g.mu.Unlock()
-	if busy == 0 {
-		return
+	if busy > 0 {
+		select {
+		case <-ctx.Done():
+		case <-g.idle:
+		}
 	}
-	select {
-	case <-ctx.Done():
-	case <-g.idle:
-	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ran += time.Since(g.opened) // the requests under way ran till now
 }
 
 func (g *gate) resume() {
@@ -310,7 +314,8 @@ func (g *gate) resume() {
 	}
 }
 
-// running is how long the gate has been open.
+// running is how long the scrapers have run: open, or paused with
+// requests under way.
 func (g *gate) running() time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
