@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// descs describe the metrics read from the sources at every scrape, with
+// descs describe the metrics read from the sources at every gather, with
 // the node's constant labels.
 type descs struct {
 	active, term, lease, members, zkState, replaced *prometheus.Desc
@@ -42,7 +42,7 @@ func (c constCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// groupCollector reads the group's state once per scrape.
+// groupCollector reads the group's state once per gather.
 type groupCollector struct{ m *Metrics }
 
 func (c groupCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -84,7 +84,7 @@ var (
 	}
 )
 
-// sessionCollector reads the ZooKeeper session once per scrape; it reports
+// sessionCollector reads the ZooKeeper session once per gather; it reports
 // nothing without one (a standalone node).
 type sessionCollector struct{ m *Metrics }
 

@@ -1,6 +1,6 @@
 // Package metrics exports a node's state to Prometheus: GET /metrics on the
 // node's HTTP port (ping mounts Handler). It reads the election the way the
-// status page does, through ha.StateReader at every scrape, and counts what
+// status page does, through ha.StateReader at every gather, and counts what
 // happens between scrapes from the transitions feed (Election.Subscribe),
 // the session's request hook (ha.SessionConfig.ObserveRequest), the duty's
 // start and exit callbacks (roles) and the fence. It imports ha and never
@@ -43,4 +43,9 @@
 //
 // The Go runtime's and the process's standard metrics (go_*, process_*)
 // are served too, without the constant labels.
+//
+// Handler gathers at most once a second for each kind of scrape and serves
+// every scrape of that kind in between from that snapshot (snapshot.go), so
+// many scrapers cost a node no more than one; a scrape shows the node as of
+// at most a second before.
 package metrics

@@ -48,10 +48,10 @@ const (
 
 // Metrics is one node's registry and instruments. Its methods are safe for
 // concurrent use; the sources (WatchState, WatchSession) are read at every
-// scrape and may be set at any time.
+// gather and may be set at any time.
 type Metrics struct {
 	reg *prometheus.Registry
-	d   descs // of the gauges read at each scrape
+	d   descs // of the gauges read at each gather
 
 	state   atomic.Pointer[ha.StateReader]
 	session atomic.Pointer[SessionReader]
@@ -84,7 +84,7 @@ func New(cfg Config) *Metrics {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The constant labels go into each description rather than through
 	// prometheus.WrapRegistererWith, which rebuilds every description at
-	// every scrape.
+	// every gather.
 	node := prometheus.Labels{"ha_id": cfg.HAID, "name": cfg.Name, "role": cfg.Role}
 	m := &Metrics{reg: reg, d: newDescs(node)}
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_transitions_total", ConstLabels: node,
@@ -130,9 +130,14 @@ func New(cfg Config) *Metrics {
 }
 
 // Handler serves the metrics in Prometheus's text format (and OpenMetrics
-// or gzip when the scraper asks). At most a few scrapes run at once; more
-// are refused with 503 rather than queued.
-func (m *Metrics) Handler() http.Handler {
+// or gzip when the scraper asks) from a snapshot at most a second old,
+// rendered at most once a second for each kind of scrape however many
+// scrapers ask (snapshot.go). At most a few renders run at once; more are
+// refused with 503 rather than queued.
+func (m *Metrics) Handler() http.Handler { return newSnapshots(m.render(), snapshotMaxAge, time.Now) }
+
+// render answers every scrape with a new gather.
+func (m *Metrics) render() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4, Timeout: 5 * time.Second})
 }
 
@@ -140,7 +145,7 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 
 // WatchState makes src the source of the group's gauges, read at every
-// scrape: the election (with its duty), or ha.Standalone; nil: none.
+// gather: the election (with its duty), or ha.Standalone; nil: none.
 func (m *Metrics) WatchState(src ha.StateReader) {
 	if src == nil {
 		m.state.Store(nil)

@@ -112,6 +112,9 @@ type limits struct {
 	releaseAfter  int
 	releaseEvery  time.Duration
 	release       func()
+	// pace spaces the starts of requests other than pings (pace.go); 0:
+	// none.
+	pace time.Duration
 }
 
 // tracker knows every open connection of one Serve call.

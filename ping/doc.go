@@ -35,5 +35,8 @@
 // longest for its request is closed to let a new one in, unfinished requests
 // and idle connections time out, and memory goes back to the OS after a
 // burst (conns.go). A client holding thousands of half-sent requests open
-// neither grows the process nor keeps a balancer's probe out.
+// neither grows the process nor keeps a balancer's probe out. Requests other
+// than pings are paced, at most one per 2 ms, each waiting for its turn
+// (pace.go): a client asking /metrics or the status page in a loop gets its
+// answers at that pace and cannot take the CPU the pings need.
 package ping

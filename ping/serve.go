@@ -76,6 +76,7 @@ func defaultLimits() limits {
 		releaseAfter:  releaseAfter,
 		releaseEvery:  releaseEvery,
 		release:       releaseMemory,
+		pace:          paceGap,
 	}
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
@@ -112,8 +113,10 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger
 	}
 	tr := newTracker(lim, log)
 	handoff := newHandoffListener(ln.Addr())
+	quit := make(chan struct{}) // closed as the shutdown begins
+	var quitOnce sync.Once
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           pace(h, lim.pace, quit),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -122,6 +125,7 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger
 		ErrorLog:          errLog,
 		ConnState:         tr.connState,
 	}
+	srv.RegisterOnShutdown(func() { quitOnce.Do(func() { close(quit) }) })
 	ws := &wireServer{tr: tr, handoff: handoff, log: log}
 	if ph, ok := h.(*Handler); ok {
 		ws.route, ws.h = ph.route, ph.h
