@@ -233,7 +233,7 @@ func statusLine(p ha.Phase, term int64, leader, reason string) string {
 }
 
 // follow reports each transition of feed to systemd until the feed
-// closes, and between transitions, every refresh, what state says when
+// closes or the node stops, and between transitions, every refresh, what state says when
 // its line changed: a standby learns its leader, or a new term, without a
 // transition of its own.
 func (n *notifier) follow(feed <-chan ha.Transition, state func() ha.State, refresh time.Duration) {
@@ -260,5 +260,8 @@ func (n *notifier) follow(feed <-chan ha.Transition, state func() ha.State, refr
 		}
 		last = line
 		n.Status(line, joined(phase))
+		if phase == ha.PhaseStopped {
+			return // the last word: run waits for it before it unsubscribes
+		}
 	}
 }

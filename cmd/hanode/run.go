@@ -225,6 +225,13 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	// port, while the member leaves.
 	runErr := el.Run(ctx)
 	stopWatchdog()
+	// The last transitions (stopped) are queued in the feed by now: let
+	// systemd hear them before the feed ends (bounded: a follower that
+	// never sees "stopped" must not hold the exit up).
+	select {
+	case <-followed:
+	case <-time.After(time.Second):
+	}
 	sdUnsubscribe()
 	<-wdDone
 	<-followed
