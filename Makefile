@@ -102,5 +102,14 @@ bench-outage: build
 bench-ping:
 	@bash scripts/bench-ping.sh rss
 
+## bench-scrape: a node's CPU, RSS and ping latency under 256 scrapers of
+## /metrics and of the status page, in a loop and once a second (BENCHMARKS.md,
+## "Scrapes and the status page under load"; SCRAPE_ROUNDS rounds of about 3 min;
+## SCRAPE_PIN=0 leaves the processes unpinned, HANODE_BIN=... measures another build)
+SCRAPE_ROUNDS ?= 1
+.PHONY: bench-scrape
+bench-scrape:
+	$(GO) test ./bench/scrape -run '^$$' -bench . -benchtime $(SCRAPE_ROUNDS)x -timeout 60m
+
 clean:
 	rm -rf bin .demo dist
