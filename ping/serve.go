@@ -52,7 +52,8 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 // the connection to an http.Server serving h at the first request it does not
 // answer. It caps and times out connections so that a client holding many of
 // them open cannot grow the process's memory or lock balancers out (see
-// conns.go).
+// conns.go), and it paces the requests net/http serves, pings excepted, so
+// that clients asking in a loop cannot take the CPU pings need (pace.go).
 //
 // It returns nil after a shutdown that ctx asked for and that finished in
 // time. It returns an error if serving failed before ctx ended (for example,
