@@ -225,7 +225,7 @@ func (c *cpuShare) burst(tb testing.TB, pid int, p *pinger, least time.Duration)
 	for range pingBurst {
 		took = append(took, p.ping(tb))
 	}
-	time.Sleep(least - time.Since(wall0))
+	time.Sleep(least - time.Since(wall0)) // the measured window itself: the node's CPU share is read over at least this much wall time, not a synchronisation
 	c.cpu += cpuTime(tb, pid) - cpu0
 	c.wall += time.Since(wall0)
 	return took
