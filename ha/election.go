@@ -211,39 +211,87 @@ func (e *Election) Subscribe() (<-chan Transition, func()) {
 var ErrNotLeader = errors.New("ha: not the leader")
 
 type fencedReq struct {
-	reply chan []core.Op
+	reply chan fenceReply
 }
 
-// Fenced performs ops in one ZooKeeper multi that succeeds only while this
-// node still holds the group's lease: it checks that our member node exists
-// (every claim by another node needs it gone) and that the lease record is
-// as our last write left it. Ops may be Create, Delete, Set and Check.
-func (e *Election) Fenced(ctx context.Context, ops ...Op) error {
-	req := fencedReq{reply: make(chan []core.Op, 1)}
+type fenceReply struct {
+	term   int64
+	checks []core.Op
+	wait   bool
+}
+
+// Fenced makes one term-fenced write: build's ops, in one ZooKeeper multi
+// after checks that succeed only while this node still holds the group's
+// lease (our member node at the version our last lease extension left, the
+// lease record as our last write of it left it; see Core.Fence). build gets
+// the term the write is fenced by, to record it in what it writes; it may
+// be called again, with the then current term, when a lease extension
+// raced the write. Ops may be Create, Delete, Set and Check. Fenced returns
+// the term the write landed in, ErrNotLeader (wrapped) when this node does
+// not lead or its lease moved on, ErrOutcomeUnknown (wrapped) when the
+// connection broke with the write outstanding, or another error when one of
+// build's ops failed (ZooKeeper applied none of them).
+func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int64, error) {
+	for {
+		f, err := e.fenceOf(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if f.wait {
+			// An extension is in flight: our member node's next version is
+			// not known yet. It is answered within a round trip.
+			t := time.NewTimer(5 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return 0, ctx.Err()
+			}
+			continue
+		}
+		ops := build(f.term)
+		r, _, _ := e.s.do(core.Op{Kind: core.OpMulti, Ops: append(f.checks, ops...)})
+		if r.Err == core.ErrNone {
+			return f.term, nil
+		}
+		i, _ := core.FailedOp(r)
+		if i == 0 && r.Multi[0].Err == core.ErrBadVersion {
+			// Our member node moved on: an extension landed first, or our
+			// lease did. Ask the core which.
+			if g, err := e.fenceOf(ctx); err == nil && (g.wait || g.checks[0].Version != f.checks[0].Version) {
+				continue
+			}
+		}
+		if i >= 0 && i < len(f.checks) {
+			return 0, fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
+		}
+		if r.Err == core.ErrLost {
+			return 0, fmt.Errorf("%w: %s", ErrOutcomeUnknown, r.Detail)
+		}
+		return 0, fmt.Errorf("ha: fenced write: %s", r.Detail)
+	}
+}
+
+// fenceOf asks Run for the term and checks of a fenced write.
+func (e *Election) fenceOf(ctx context.Context) (fenceReply, error) {
+	req := fencedReq{reply: make(chan fenceReply, 1)}
 	select {
 	case e.fenced <- req:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fenceReply{}, ctx.Err()
 	case <-e.quit:
-		return ErrNotLeader
+		return fenceReply{}, ErrNotLeader
 	}
-	var checks []core.Op
+	var f fenceReply
 	select {
-	case checks = <-req.reply:
+	case f = <-req.reply:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fenceReply{}, ctx.Err()
 	}
-	if checks == nil {
-		return ErrNotLeader
+	if f.checks == nil && !f.wait {
+		return fenceReply{}, ErrNotLeader
 	}
-	r, _, _ := e.s.do(core.Op{Kind: core.OpMulti, Ops: append(checks, ops...)})
-	if r.Err == core.ErrNone {
-		return nil
-	}
-	if i, _ := core.FailedOp(r); i >= 0 && i < len(checks) {
-		return fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
-	}
-	return fmt.Errorf("ha: fenced write: %s", r.Detail)
+	return f, nil
 }
 
 // DutyLost tells the election that the duty of term died and could not be
@@ -319,7 +367,8 @@ func (e *Election) Run(ctx context.Context) error {
 			e.checkClock()
 		case req := <-e.fenced:
 			e.checkClock()
-			req.reply <- e.core.FenceChecks(time.Now())
+			term, checks, wait := e.core.Fence(time.Now())
+			req.reply <- fenceReply{term: term, checks: checks, wait: wait}
 		case r := <-e.resigns:
 			e.resign(r)
 		case <-giveUp:

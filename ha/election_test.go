@@ -642,7 +642,7 @@ func TestFencedWriteFailsOnceTheLeaseMovedOn(t *testing.T) {
 	leader := g.waitLeader(20 * time.Second)
 	ctx := context.Background()
 	kv := "/hanode-kv"
-	if err := leader.el.Fenced(ctx, core.Op{Kind: core.OpCreate, Path: kv, Data: []byte("1")}); err != nil {
+	if err := fenced(ctx, leader.el, core.Op{Kind: core.OpCreate, Path: kv, Data: []byte("1")}); err != nil {
 		t.Fatalf("fenced write by the leader: %v", err)
 	}
 	var other *member
@@ -651,14 +651,19 @@ func TestFencedWriteFailsOnceTheLeaseMovedOn(t *testing.T) {
 			other = m
 		}
 	}
-	if err := other.el.Fenced(ctx, core.Op{Kind: core.OpSet, Path: kv, Data: []byte("2"), Version: -1}); !errors.Is(err, ErrNotLeader) {
+	if err := fenced(ctx, other.el, core.Op{Kind: core.OpSet, Path: kv, Data: []byte("2"), Version: -1}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("fenced write by a standby = %v, want ErrNotLeader", err)
 	}
 	leader.stop(t)
 	g.waitLeader(10 * time.Second)
-	if err := leader.el.Fenced(ctx, core.Op{Kind: core.OpSet, Path: kv, Data: []byte("3"), Version: -1}); !errors.Is(err, ErrNotLeader) {
+	if err := fenced(ctx, leader.el, core.Op{Kind: core.OpSet, Path: kv, Data: []byte("3"), Version: -1}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("fenced write by the old leader = %v, want ErrNotLeader", err)
 	}
+}
+
+func fenced(ctx context.Context, el *Election, ops ...Op) error {
+	_, err := el.Fenced(ctx, func(int64) []Op { return ops })
+	return err
 }
 
 // TestTransitionsReachEverySubscriberInOrder: the one feed of transitions.

@@ -33,3 +33,8 @@ var (
 	// was waited for happened (Campaign).
 	ErrElectionDone = errors.New("ha: election ended")
 )
+
+// ErrOutcomeUnknown: a fenced write's connection broke with the write
+// outstanding; ZooKeeper may or may not have applied it. Read back what it
+// wrote (a version or the term in the data) before writing again.
+var ErrOutcomeUnknown = errors.New("ha: the write may or may not have been applied")

@@ -483,16 +483,25 @@ func (c *Core) Term() int64 {
 	return c.view.seenTerm
 }
 
-// FenceChecks are the ops that make a write fenced by our lease (Check ops
-// to put first in a multi), nil when we do not lead at now.
-func (c *Core) FenceChecks(now time.Time) []Op {
-	if !c.Active(now) {
-		return nil
+// Fence is what makes a write fenced by our lease: the term it is fenced
+// by and the Check ops to put first in its multi. The checks hold our member
+// node at the version our last lease extension left (so a node whose lease
+// was not extended since, or whose member node ZooKeeper forgot and someone
+// recreated, cannot write) and the lease record at the version our last
+// write of it left (every claim by another node changes it). checks is nil
+// when we do not lead at now; wait is true when we lead but an extension is
+// in flight, so our member node's version is not known: ask again shortly.
+func (c *Core) Fence(now time.Time) (term int64, checks []Op, wait bool) {
+	if !c.Active(now) || !c.rec.mineOK {
+		return 0, nil, false
 	}
-	return []Op{
-		{Kind: OpCheck, Path: c.l.MemberNode(c.own.node), Version: -1},
+	if !c.own.sure || c.hold.extLost != nil {
+		return c.hold.term, nil, true
+	}
+	return c.hold.term, []Op{
+		{Kind: OpCheck, Path: c.l.MemberNode(c.own.node), Version: c.own.ver},
 		{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.rec.mine},
-	}
+	}, false
 }
 
 // DutyOff reports that no duty runs or is being stopped.
