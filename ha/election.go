@@ -35,6 +35,22 @@ type ElectionConfig struct {
 	// node step aside and rejoin at the back, so that another member may
 	// fence and lead (optional; 0: retry for ever).
 	FenceMaxTries int
+	// Policy is the group's election policy (optional): PolicyFirstCome
+	// (the default, "") or PolicyPriority. Every member of a group must use
+	// the same (ErrGroupMismatch otherwise).
+	Policy string
+	// Priority orders who should lead under PolicyPriority: lower is
+	// preferred (optional; 0). Members with a worse priority step behind a
+	// better one; the holder keeps the lease unless Preempt.
+	Priority int
+	// Preempt (PolicyPriority only): the holder hands over gracefully
+	// (as Resign) to a member with a better priority once it has been in
+	// the group for PreemptDelay.
+	Preempt      bool
+	PreemptDelay time.Duration
+	// NoFailover: this node joins, follows and serves reads, but never
+	// leads.
+	NoFailover bool
 	// Callbacks connect the duty (optional).
 	Callbacks Callbacks
 	// Logger receives every state change; nil means none. It should
@@ -118,6 +134,10 @@ type Election struct {
 	changeMu   sync.Mutex
 	changed    chan struct{} // closed (and replaced) when phase or leader change
 
+	healthMu   sync.Mutex
+	health     *core.EvHealth // the latest verdict Run has not taken
+	healthKick chan struct{}  // one pending kick for Run
+
 	clock     *clockWatch                        // Run's detector of a stalled monotonic clock
 	clockLast atomic.Pointer[clockwatch.Reading] // its last reading, for State
 }
@@ -129,15 +149,17 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 		log = zap.NewNop()
 	}
 	self := MemberInfo{Name: s.cfg.Name, Role: cfg.Role, Region: cfg.Region, Host: s.cfg.Host, HTTP: cfg.HTTP,
-		PID: s.cfg.PID, Started: s.cfg.Started}
+		PID: s.cfg.PID, Started: s.cfg.Started, Priority: cfg.Priority, NoFailover: cfg.NoFailover}
 	c, err := core.New(core.Config{Root: s.cfg.Root, Group: cfg.Group, Self: self, Lease: s.cfg.Timeout,
-		Margin: cfg.Margin, NewGUID: newGUID, Fencing: cfg.Callbacks.Fence != nil, FenceMaxTries: cfg.FenceMaxTries})
+		Margin: cfg.Margin, NewGUID: newGUID, Fencing: cfg.Callbacks.Fence != nil, FenceMaxTries: cfg.FenceMaxTries,
+		Policy: cfg.Policy, Preempt: cfg.Preempt, PreemptDelay: cfg.PreemptDelay})
 	if err != nil {
 		return nil, err
 	}
 	e := &Election{s: s, cfg: cfg, log: log.With(zap.String("ha_id", cfg.Group)), core: c,
 		events: make(chan core.Event, 64), quit: make(chan struct{}), feeds: map[chan core.Transition]struct{}{},
-		fenced: make(chan fencedReq), resigns: make(chan resignReq), changed: make(chan struct{})}
+		fenced: make(chan fencedReq), resigns: make(chan resignReq), changed: make(chan struct{}),
+		healthKick: make(chan struct{}, 1)}
 	e.clock = newClockWatch(cfg.Margin)
 	snap := c.Snapshot()
 	e.snap.Store(&snap)
@@ -294,6 +316,32 @@ func (e *Election) fenceOf(ctx context.Context) (fenceReply, error) {
 	return f, nil
 }
 
+// SetHealth tells the election the verdict of this node's health check
+// (roles.Health decides it from HEALTH_CMD): an unhealthy node leaves the
+// line, a leader handing over gracefully first, and joins again at the back
+// once healthy. It never blocks; the latest verdict wins.
+func (e *Election) SetHealth(ok bool, reason string) {
+	e.healthMu.Lock()
+	e.health = &core.EvHealth{OK: ok, Reason: reason}
+	e.healthMu.Unlock()
+	select {
+	case e.healthKick <- struct{}{}:
+	default: // Run has a kick pending: it reads the latest verdict
+	}
+}
+
+// takeHealth is the verdict SetHealth left since Run last took one.
+func (e *Election) takeHealth() (core.EvHealth, bool) {
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	h := e.health
+	e.health = nil
+	if h == nil {
+		return core.EvHealth{}, false
+	}
+	return *h, true
+}
+
 // DutyLost tells the election that the duty of term died and could not be
 // kept running: the node hands over to another member. It never blocks.
 func (e *Election) DutyLost(term int64, reason string) {
@@ -371,6 +419,10 @@ func (e *Election) Run(ctx context.Context) error {
 			req.reply <- fenceReply{term: term, checks: checks, wait: wait}
 		case r := <-e.resigns:
 			e.resign(r)
+		case <-e.healthKick:
+			if h, ok := e.takeHealth(); ok {
+				e.step(h)
+			}
 		case <-giveUp:
 			e.log.Warn("left the group without releasing: ZooKeeper did not answer in time")
 			e.finished = true

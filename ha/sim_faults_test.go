@@ -137,6 +137,8 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		if h := s.holder(); h != nil && h.running && h.core != nil && h.adv.pausedUntil <= s.now {
 			h.at(s.now, func() { h.step(core.EvResign{Reason: "switchover"}) })
 		}
+	case fUnhealthy:
+		s.unhealthy(n, length)
 	case fDutyLost:
 		// The holder's duty dies and its guard gives up restarting it.
 		if h := s.holder(); h != nil && h.duty && !h.dutyStopping && h.adv.pausedUntil <= s.now {

@@ -37,6 +37,8 @@ var mutations = []mutation{
 	{"rule B takes a release first read after a reconnect", func(c *simConfig) { c.weaken |= core.WeakRuleBAnyRelease }},
 	{"a holder writes in a new epoch before a look", func(c *simConfig) { c.weaken |= core.WeakNoRevalidate }},
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
+	{"a NOFAILOVER or unhealthy member claims", func(c *simConfig) { c.weaken |= core.WeakNoFailoverClaims }},
+	{"an unhealthy holder keeps its lease", func(c *simConfig) { c.weaken |= core.WeakHolderIgnoresHealth }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of

@@ -70,6 +70,7 @@ const (
 	fDutyLost
 	fForgedLowMember
 	fResign
+	fUnhealthy       // the node's health check fails for a while (sim_candidacy_test.go)
 	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
 	fEnsembleElection
 	fSessionMove
@@ -79,7 +80,7 @@ const (
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign", "unhealthy",
 	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }
@@ -112,6 +113,8 @@ type simConfig struct {
 	replicated bool // a ZooKeeper ensemble, not one server (sim_ensemble_test.go)
 	// fenceMaxTries: failed fences after which a holder steps aside (0: never).
 	fenceMaxTries int
+
+	cand simCandidacy // election policy, priorities, never-lead nodes (sim_candidacy_test.go)
 }
 
 // randomConfig draws a scenario from a seed.
@@ -139,6 +142,7 @@ func randomConfig(seed int64) simConfig {
 	cfg.extremeClocks = adv.Intn(2) == 0
 	cfg.stopFull = adv.Intn(2) == 0
 	cfg.fenceMaxTries = []int{0, 2, 3}[adv.Intn(3)]
+	cfg.cand = randomCandidacy(seed, cfg.nodes, lease)
 	cfg.settle = simSettle(cfg)
 	cfg.replicated = replicatedSeed(seed)
 	return cfg
@@ -154,7 +158,7 @@ func simSettle(cfg simConfig) time.Duration {
 	if cfg.fencing && cfg.fenceFail > 0 {
 		d += 10 * time.Second // a fence that failed until the heal retries after its backoff (at most 10 s)
 	}
-	return d
+	return d + cfg.cand.settle(cfg.lease)
 }
 
 type simEvent struct {
@@ -324,6 +328,8 @@ func (s *sim) run() string {
 			states = append(states, "zk: "+strings.Join(s.zk.Paths(), " "))
 			s.violate("liveness: %d active nodes %s after the faults healed at %.3fs\n%s", len(active), s.settle(),
 				s.healAt.Seconds(), strings.Join(states, "\n"))
+		default:
+			s.checkPreferred(active[0])
 		}
 	}
 	return s.fail
@@ -343,14 +349,18 @@ func (s *sim) start(n *simNode, after time.Duration) {
 		}
 		n.inc++
 		n.running = true
-		n.sid, n.connected, n.watches, n.requeue = 0, false, map[string][]uint64{}, nil
+		// connecting too: an attempt scheduled by the last incarnation
+		// never runs (n.at drops it), and would block every new one.
+		n.sid, n.connected, n.connecting, n.watches, n.requeue = 0, false, false, map[string][]uint64{}, nil
 		s.inflight[n] = map[uint64]*flight{}
 		self := core.MemberInfo{Name: n.name, Role: "primary", Region: "world", Host: "host-" + n.name, PID: 100 + n.inc,
-			Started: n.local(s.now)}
+			Started: n.local(s.now), Priority: s.cfg.cand.priority(n.idx), NoFailover: s.cfg.cand.noFailover == n.idx+1}
+		n.unhealthy = false
 		guid := rand.New(rand.NewSource(s.rng.Int63()))
 		c, err := core.New(core.Config{Root: s.root, Group: s.group, Self: self, Lease: s.cfg.lease,
 			Margin: s.cfg.margin, Fencing: s.cfg.fencing, FenceMaxTries: s.cfg.fenceMaxTries,
 			UnsafeTrustVanish: s.cfg.broken, Weaken: s.cfg.weaken,
+			Policy: s.cfg.cand.policy, Preempt: s.cfg.cand.preempt, PreemptDelay: s.cfg.cand.preemptDelay,
 			Wall:    func() time.Time { return n.local(s.now).Add(n.adv.wallAhead) },
 			NewGUID: func() string { return fmt.Sprintf("%016x%016x", guid.Uint64(), guid.Uint64()) }})
 		if err != nil {
@@ -614,6 +624,7 @@ func (s *sim) check() {
 				s.bound(n.adv.leaseSent).Seconds())
 		}
 	}
+	s.checkCandidacy(act)
 	if len(act) > 1 {
 		var who []string
 		for _, n := range act {

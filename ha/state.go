@@ -54,6 +54,15 @@ const (
 	DriftAllowance = core.DriftAllowance
 )
 
+// The election policies (ElectionConfig.Policy).
+const (
+	// PolicyFirstCome: the member that joined first leads; no preemption.
+	PolicyFirstCome = core.PolicyFirstCome
+	// PolicyPriority: the member with the lowest Priority that may lead
+	// should lead (ElectionConfig.Priority, Preempt).
+	PolicyPriority = core.PolicyPriority
+)
+
 // The phases (see core.Phase... for each one's meaning).
 const (
 	PhaseStarting     = core.PhaseStarting
@@ -62,6 +71,7 @@ const (
 	PhaseFencing      = core.PhaseFencing
 	PhaseActive       = core.PhaseActive
 	PhaseDisconnected = core.PhaseDisconnected
+	PhaseUnhealthy    = core.PhaseUnhealthy
 	PhaseStopped      = core.PhaseStopped
 )
 

@@ -28,6 +28,15 @@ type Config struct {
 	// step aside and rejoin at the back, so another member, whose fence
 	// may work, gets its turn (0: retry for ever).
 	FenceMaxTries int
+	// Policy is the group's election policy: PolicyFirstCome ("" means
+	// it) or PolicyPriority (policy.go). It is recorded in the group record;
+	// a member with another is refused.
+	Policy string
+	// Preempt (PolicyPriority): a holder hands over gracefully to a member
+	// with a better priority that has been in the group for PreemptDelay.
+	Preempt      bool
+	PreemptDelay time.Duration
+
 	// NewGUID returns the 32-hex-digit guid of a member node (required:
 	// the driver draws it from crypto/rand, the simulator from its seed).
 	NewGUID func() string
@@ -65,6 +74,15 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Lease < MinLease {
 		errs = append(errs, fmt.Errorf("lease %s is below the minimum %s", cfg.Lease, MinLease))
+	}
+	if cfg.Policy != "" && cfg.Policy != PolicyFirstCome && cfg.Policy != PolicyPriority {
+		errs = append(errs, fmt.Errorf("policy %q must be %s or %s", cfg.Policy, PolicyFirstCome, PolicyPriority))
+	}
+	if cfg.Preempt && cfg.Policy != PolicyPriority {
+		errs = append(errs, fmt.Errorf("preempt needs policy %s", PolicyPriority))
+	}
+	if cfg.PreemptDelay < 0 {
+		errs = append(errs, fmt.Errorf("preempt delay %s is negative", cfg.PreemptDelay))
 	}
 	if cfg.Margin <= 0 || cfg.Margin >= cfg.Lease {
 		errs = append(errs, fmt.Errorf("margin %s must be positive and below the lease %s", cfg.Margin, cfg.Lease))
@@ -128,6 +146,7 @@ type Core struct {
 	pred predecessor  // the member we watch (standby observations)
 	hold holding      // the lease, the duty and the fence (holder)
 	pace pacing       // retries after failures
+	cand candidacy    // may we lead, and should someone else first (policy.go)
 	pub  published    // what readers see
 }
 
@@ -346,6 +365,8 @@ func (c *Core) Step(now time.Time, ev Event) []Action {
 		c.onClockStall(ev.By)
 	case EvResign:
 		c.onResign(ev.Reason)
+	case EvHealth:
+		c.onHealth(ev)
 	}
 	c.advance()
 	c.markLeader()
@@ -390,6 +411,10 @@ func (c *Core) advance() {
 	}
 	switch c.role {
 	case roleOut:
+		if c.cand.unhealthy != "" && c.own.joining == joinStart {
+			c.setPhase(PhaseUnhealthy, c.cand.unhealthy) // out until healthy again
+			return
+		}
 		c.advanceJoin()
 	case roleMember:
 		c.advanceMember()
@@ -438,6 +463,7 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 			at(c.hold.fence.retryAt)
 		}
 		at(relist)
+		at(c.preemptAt())
 	case roleMember:
 		at(c.claimAt())
 		at(c.sweepAt())

@@ -32,6 +32,14 @@ var CoverPoints = []string{
 	"stop: record term cannot grow",
 	"stop: record with a higher term",
 	"stop: clock stalled",
+	"stop: unhealthy",
+	"stop: unhealthy while fencing",
+	"release asked: unhealthy",
+	"candidacy: health failing",
+	"candidacy: health recovered",
+	"candidacy: unhealthy member leaves the line",
+	"candidacy: member steps behind a better one",
+	"candidacy: holder hands over to a better member",
 }
 
 // CoverHook, when set (tests only), hears every cover call. It must be safe

@@ -90,6 +90,8 @@ func (c *Core) String() string {
 		f("fence", fmt.Sprintf("{busy:%v tries:%d term:%d retryAt:%s backoff:%s}", h.fence.busy, h.fence.tries, h.fence.term, stamp(h.fence.retryAt), h.fence.backoff)).
 		f("afterStop", deref(h.afterStop)).f("stopUnsure", h.stopUnsure)
 	w.part("pace").f("retryAt", c.pace.retryAt).f("backoff", c.pace.backoff)
+	cd := c.cand
+	w.part("cand").f("unhealthy", cd.unhealthy).f("quitting", cd.quitting).f("better", cd.better).f("betterSince", cd.betterSince)
 	u := c.pub
 	w.part("pub").f("phase", u.phase).f("reason", u.reason).f("since", u.since).f("noticed", u.noticed)
 	return w.b.String()

@@ -47,7 +47,15 @@ func (c *Core) advanceJoin() {
 
 func (c *Core) groupRecord() []byte {
 	return MustJSON(groupRecord{HAID: c.cfg.Group, Role: c.cfg.Self.Role, Region: c.cfg.Self.Region,
-		LeaseMS: c.cfg.Lease.Milliseconds(), Created: c.now.UTC()})
+		LeaseMS: c.cfg.Lease.Milliseconds(), Policy: c.policy(), Created: c.now.UTC()})
+}
+
+// policy is the election policy as the group record spells it.
+func (c *Core) policy() string {
+	if c.cfg.Policy == PolicyPriority {
+		return PolicyPriority
+	}
+	return ""
 }
 
 func (c *Core) onJoinReply(p pending, r Result) {
@@ -150,6 +158,12 @@ func (c *Core) onGroupRecord(r Result) {
 		return
 	}
 	lease := time.Duration(g.LeaseMS) * time.Millisecond
+	if g.Policy != c.policy() {
+		c.refuse(fmt.Errorf("%w: HA_ID %q is recorded with ELECTION_POLICY=%s, this node has ELECTION_POLICY=%s (every member "+
+			"of a group must use the same policy; to change it, stop all the group's members and delete %s)",
+			ErrGroupMismatch, c.cfg.Group, policyName(g.Policy), policyName(c.policy()), gn))
+		return
+	}
 	if g.Role != c.cfg.Self.Role || g.Region != c.cfg.Self.Region || lease != c.cfg.Lease {
 		c.refuse(fmt.Errorf("%w: HA_ID %q is recorded with role=%s region=%s ZK_SESSION_TIMEOUT=%s, this node has "+
 			"role=%s region=%s ZK_SESSION_TIMEOUT=%s (every member of a group must agree: the session timeout is the "+

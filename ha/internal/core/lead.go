@@ -177,6 +177,9 @@ func (c *Core) advanceHolder() {
 			c.extend()
 		}
 	}
+	if c.advanceHolderCandidacy() {
+		return
+	}
 	if !c.hold.activated {
 		if !c.hold.fence.busy && !c.hold.activateDue && !c.now.Before(c.hold.fence.retryAt) {
 			c.startFence()

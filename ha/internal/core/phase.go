@@ -25,6 +25,9 @@ const (
 	PhaseActive Phase = "active"
 	// PhaseDisconnected: no healthy ZooKeeper session, or the lease lapsed.
 	PhaseDisconnected Phase = "disconnected"
+	// PhaseUnhealthy: the node's health check fails: it left the line (a
+	// leader hands over first) and joins again, at the back, once healthy.
+	PhaseUnhealthy Phase = "unhealthy"
 	// PhaseStopped: the election ended (shutdown or refusal).
 	PhaseStopped Phase = "stopped"
 )
@@ -39,10 +42,12 @@ type MemberInfo struct {
 	HTTP    string    `json:"http,omitempty"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
-	// Priority and Health are reserved for candidacy policies; zero values
-	// mean "default priority" and "healthy".
-	Priority int    `json:"priority,omitempty"`
-	Health   string `json:"health,omitempty"`
+	// Priority orders who should lead under PolicyPriority (lower is
+	// preferred); NoFailover marks a member that never leads (policy.go).
+	// Health is reserved; "" means healthy.
+	Priority   int    `json:"priority,omitempty"`
+	NoFailover bool   `json:"nofailover,omitempty"`
+	Health     string `json:"health,omitempty"`
 	// SeenTerm is the highest term this member had observed when it joined,
 	// so a new leader can keep terms growing even if ZooKeeper lost its data.
 	SeenTerm int64 `json:"seen_term,omitempty"`

@@ -128,6 +128,8 @@ func (c *Core) idlePhase() Phase {
 		return PhaseDisconnected
 	case c.role == roleHolder && !c.hold.activated:
 		return PhaseFencing
+	case c.role == roleOut && c.cand.unhealthy != "":
+		return PhaseUnhealthy
 	case c.role == roleOut:
 		if c.pub.phase == PhaseStarting {
 			return PhaseStarting

@@ -271,6 +271,7 @@ func (c *Core) lose(reason string) {
 	c.view.look = lookState{}
 	c.hold.claimBusy, c.hold.extBusy = false, false
 	c.own.joining = joinStart
+	c.cand.quitting = false
 	if !c.Active(c.now) && c.pub.phase != PhaseStopped {
 		c.setPhase(c.idlePhase(), reason)
 	}

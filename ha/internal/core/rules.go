@@ -74,6 +74,9 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 	if c.role != roleMember || !c.sess.up || c.view.position < 0 || !c.own.sure || c.view.look.id != 0 || c.view.lookDue {
 		return ruleNone, time.Time{}, false
 	}
+	if !c.mayLead() && !c.cfg.Weaken.has(WeakNoFailoverClaims) {
+		return ruleNone, time.Time{}, false // NOFAILOVER, or unhealthy
+	}
 	if c.rec.maxed || c.nextTerm() >= MaxTerm {
 		return ruleNone, time.Time{}, false // refused: see Snapshot.Problem
 	}
@@ -107,6 +110,9 @@ func (c *Core) advanceMember() {
 	if c.memberBusy() {
 		return
 	}
+	if c.view.position >= 0 && c.advanceCandidacy() {
+		return
+	}
 	if c.view.position > 0 && c.pred.node != "" && c.pred.watch == 0 {
 		c.watchPred()
 	}
@@ -136,7 +142,8 @@ func (c *Core) advanceMember() {
 
 // memberBusy: something is in flight that any decision must wait for.
 func (c *Core) memberBusy() bool {
-	return c.view.look.id != 0 || c.hold.claimBusy || c.own.writes > 0 || c.hold.afterStop != nil || c.pred.fastRead != 0
+	return c.view.look.id != 0 || c.hold.claimBusy || c.own.writes > 0 || c.hold.afterStop != nil || c.pred.fastRead != 0 ||
+		c.cand.quitting
 }
 
 // sweepAt is when the unreadable nodes below us may be deleted (zero:

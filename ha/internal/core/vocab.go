@@ -171,6 +171,15 @@ type EvShutdown struct{}
 // that does not hold the lease ignores it.
 type EvResign struct{ Reason string }
 
+// EvHealth reports the node's health check verdict (HEALTH_CMD after
+// HEALTH_FAILURES failures or HEALTH_RECOVERIES successes): an unhealthy
+// node leaves the line (a holder hands over first) and joins again at the
+// back once healthy (policy.go).
+type EvHealth struct {
+	OK     bool
+	Reason string
+}
+
 // EvClockStall reports that this node's monotonic clock, the one Step's now
 // comes from, missed By of real time since the driver last read it (the
 // wall or boot clock ran ahead of it: the host was paused or suspended, or
@@ -180,6 +189,7 @@ type EvResign struct{ Reason string }
 type EvClockStall struct{ By time.Duration }
 
 func (EvSession) isEvent()     {}
+func (EvHealth) isEvent()      {}
 func (EvReply) isEvent()       {}
 func (EvWatch) isEvent()       {}
 func (EvTick) isEvent()        {}

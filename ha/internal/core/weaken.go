@@ -41,6 +41,12 @@ const (
 	// WeakNoRevalidate lets a holder write in a new epoch before a look
 	// has shown it still lowest with its node as it left it.
 	WeakNoRevalidate
+	// WeakNoFailoverClaims lets a member that may not lead (NOFAILOVER,
+	// unhealthy) claim like any other.
+	WeakNoFailoverClaims
+	// WeakHolderIgnoresHealth lets a holder told that its health check
+	// fails keep the lease.
+	WeakHolderIgnoresHealth
 )
 
 func (w Weakening) has(x Weakening) bool { return w&x != 0 }

@@ -62,10 +62,13 @@ func (l Layout) Parents() []string {
 // its first member. A node whose role, region or lease differs is refused:
 // every member must wait out the same lease (ha/doc.go).
 type groupRecord struct {
-	HAID    string    `json:"ha_id"`
-	Role    string    `json:"role"`
-	Region  string    `json:"region"`
-	LeaseMS int64     `json:"lease_ms"`
+	HAID    string `json:"ha_id"`
+	Role    string `json:"role"`
+	Region  string `json:"region"`
+	LeaseMS int64  `json:"lease_ms"`
+	// Policy is the election policy ("" is PolicyFirstCome, as written
+	// before policies existed).
+	Policy  string    `json:"policy,omitempty"`
 	Created time.Time `json:"created"`
 }
 
