@@ -25,6 +25,12 @@ import (
 // told where the node stands (keepalived's issue #1884 was a notify script
 // not run again after a flap, leaving the node in the wrong state).
 //
+// Each run is a one-shot command (runOnce): whatever it leaves running is
+// killed when it exits. Under ContainSubreaper a process orphaned by a hook
+// and one orphaned by STANDBY_CMD cannot be told apart (both are re-parented
+// to hanode): the end of either may kill the other's orphans. A cgroup
+// keeps them apart; commands that stay in the foreground need neither.
+//
 // A hook should be idempotent: it may be told of a state twice in a row
 // (A→B, B→A, A→B with the middle dropped), and should act on HANODE_TO, the
 // state reached, rather than on the difference between two runs.
