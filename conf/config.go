@@ -50,8 +50,14 @@ const (
 	KeyFenceCmd            = "FENCE_CMD"
 	KeyFenceTimeout        = "FENCE_TIMEOUT"
 	KeyFenceMaxTries       = "FENCE_MAX_TRIES"
-	KeyLogLevel            = "LOG_LEVEL"
-	KeyLogFormat           = "LOG_FORMAT"
+	// Transition hooks and the standby's command (issue 16).
+	KeyNotifyCmd          = "NOTIFY_CMD"
+	KeyNotifyTimeout      = "NOTIFY_TIMEOUT"
+	KeyStandbyCmd         = "STANDBY_CMD"
+	KeyStandbyStopTimeout = "STANDBY_STOP_TIMEOUT"
+
+	KeyLogLevel  = "LOG_LEVEL"
+	KeyLogFormat = "LOG_FORMAT"
 )
 
 // EnvPrefix starts the name of every environment variable that sets a key.
@@ -95,6 +101,10 @@ var keys = []keyInfo{
 	{name: KeyFenceCmd, emptyIsValue: true, command: true, usage: "shell command a new leader runs to fence the previous one before its duty starts"},
 	{name: KeyFenceTimeout, def: "30s", usage: "how long FENCE_CMD may run before it counts as failed"},
 	{name: KeyFenceMaxTries, def: "3", usage: "failed FENCE_CMD runs in one term after which the node steps aside so another member may try"},
+	{name: KeyNotifyCmd, emptyIsValue: true, command: true, usage: "shell command run on every change of this server's state, in order, with HANODE_FROM, HANODE_TO, HANODE_TERM, HANODE_LEADER, HANODE_REASON"},
+	{name: KeyNotifyTimeout, def: "30s", usage: "how long one NOTIFY_CMD run may take before it is killed"},
+	{name: KeyStandbyCmd, emptyIsValue: true, command: true, usage: "shell command run only while this server is a standby of a healthy group, stopped before ACTIVE_CMD starts"},
+	{name: KeyStandbyStopTimeout, def: "5s", usage: "SIGTERM, then SIGKILL to STANDBY_CMD after this; a takeover's duty waits for that stop"},
 	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
 }
@@ -144,6 +154,13 @@ type Config struct {
 	// FenceMaxTries is how many failed FENCE_CMD runs in one term make the
 	// node step aside so another member may try (>= 1).
 	FenceMaxTries int
+
+	// NotifyCmd (NOTIFY_CMD) runs on every transition, each run bounded by
+	// NotifyTimeout (> 0). StandbyCmd (STANDBY_CMD) runs while the server
+	// is a standby, stopped within StandbyStopTimeout (> 0) plus the kill
+	// before the duty starts. Empty commands: none.
+	NotifyCmd, StandbyCmd             string
+	NotifyTimeout, StandbyStopTimeout time.Duration
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
@@ -245,6 +262,14 @@ func (c *Config) value(key string) string {
 		return c.FenceTimeout.String()
 	case KeyFenceMaxTries:
 		return strconv.Itoa(c.FenceMaxTries)
+	case KeyNotifyCmd:
+		return c.NotifyCmd
+	case KeyNotifyTimeout:
+		return c.NotifyTimeout.String()
+	case KeyStandbyCmd:
+		return c.StandbyCmd
+	case KeyStandbyStopTimeout:
+		return c.StandbyStopTimeout.String()
 	case KeyLogLevel:
 		return c.LogLevel
 	case KeyLogFormat:

@@ -57,6 +57,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 		"name", "role", "region", "ha-id", "zk", "zk-session-timeout", "zk-root", "net-id",
 		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
 		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
+		"notify-cmd", "notify-timeout", "standby-cmd", "standby-stop-timeout",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -130,6 +131,10 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyFenceCmd, "", ""},
 		{KeyFenceTimeout, "30s", "default"},
 		{KeyFenceMaxTries, "3", "default"},
+		{KeyNotifyCmd, "", ""},
+		{KeyNotifyTimeout, "30s", "default"},
+		{KeyStandbyCmd, "", ""},
+		{KeyStandbyStopTimeout, "5s", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
 	}, c.Settings())

@@ -111,6 +111,19 @@ func Validate(raw []Setting) (*Config, error) {
 		}
 		c.FenceTimeout = d
 	}
+	c.NotifyCmd = v.command(KeyNotifyCmd)
+	c.StandbyCmd = v.command(KeyStandbyCmd)
+	for _, d := range []struct {
+		key string
+		to  *time.Duration
+	}{{KeyNotifyTimeout, &c.NotifyTimeout}, {KeyStandbyStopTimeout, &c.StandbyStopTimeout}} {
+		if got, ok := v.duration(d.key); ok {
+			if got <= 0 {
+				v.fail(d.key, "must be positive")
+			}
+			*d.to = got
+		}
+	}
 	c.LogLevel = v.oneOf(KeyLogLevel, "debug", "info", "warn", "error")
 	c.LogFormat = v.oneOf(KeyLogFormat, "json", "console")
 	c.ActiveCmdMode = v.oneOf(KeyActiveCmdMode, "simple", "forking")
@@ -164,6 +177,13 @@ func Validate(raw []Setting) (*Config, error) {
 		c.notices = append(c.notices, Notice{Kind: NoticeWarning, Key: KeyZK, Value: zk.Value, Source: zk.Source,
 			Msg: unset + ": this server joins no HA group and does not use ZooKeeper; it runs standalone and is always active. " +
 				"Set HA_ID to the group's id, or remove ZK"})
+	}
+
+	if !c.HA() && c.StandbyCmd != "" {
+		// Valid (the same env file may serve a group later), but it never runs.
+		sc := v.get(KeyStandbyCmd)
+		c.notices = append(c.notices, Notice{Kind: NoticeWarning, Key: KeyStandbyCmd, Value: sc.Value, Source: sc.Source,
+			Msg: "STANDBY_CMD never runs without HA_ID: a standalone server is always active"})
 	}
 
 	if len(v.errs) > 0 {

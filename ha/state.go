@@ -114,6 +114,42 @@ type State struct {
 	// Duty is the node's duty as whoever runs it reports it; nil when the
 	// node has none (no ACTIVE_CMD). The election does not fill it.
 	Duty *DutyState `json:"duty,omitempty"`
+	// Standby is STANDBY_CMD as its runner reports it; nil when the node
+	// has none. The election does not fill it.
+	Standby *StandbyState `json:"standby,omitempty"`
+	// Hook is the latest NOTIFY_CMD run; nil when the node has none.
+	Hook *HookState `json:"hook,omitempty"`
+}
+
+// StandbyState is what a node's STANDBY_CMD runner reports (see roles).
+type StandbyState struct {
+	// State is running, restarting, stopped or failed.
+	State      string    `json:"state"`
+	Restarts   int       `json:"restarts"`
+	LastExit   string    `json:"last_exit,omitempty"`
+	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+	// Held is true once STANDBY_CMD is confirmed stopped for the current
+	// leadership: an active node answers ok only then.
+	Held bool `json:"held"`
+	// Problem is a stop that could not be confirmed ("" if none).
+	Problem string `json:"problem,omitempty"`
+}
+
+// HookState is the latest NOTIFY_CMD run (see roles).
+type HookState struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Term int64  `json:"term"`
+	// Exit is "exit status 0", "timed out after 30s", ...
+	Exit string `json:"exit"`
+	OK   bool   `json:"ok"`
+	// At is when it started (zero: none ran yet); Took how long it ran.
+	At   time.Time     `json:"at,omitzero"`
+	Took time.Duration `json:"took_ns"`
+	// Queued counts the transitions waiting for their hook; Dropped those
+	// dropped so far because the queue was full.
+	Queued  int   `json:"queued"`
+	Dropped int64 `json:"dropped"`
 }
 
 // DutyState is what a node's duty runner reports (see roles).
@@ -134,9 +170,9 @@ type DutyState struct {
 // Active reports whether the node may act as leader right now: it holds
 // the lease and its duty, if it has one, runs (or is within its restart
 // grace). A leader whose duty is down answers standby: no "ok" without a
-// duty.
+// duty. Nor while its STANDBY_CMD may still run.
 func (s State) Active() bool {
-	return s.Phase == PhaseActive && (s.Duty == nil || s.Duty.Serving)
+	return s.Phase == PhaseActive && (s.Duty == nil || s.Duty.Serving) && (s.Standby == nil || s.Standby.Held)
 }
 
 // StateReader is the one thing HTTP handlers and duties need from an elector.

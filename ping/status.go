@@ -48,6 +48,43 @@ type Status struct {
 	// Duty is the node's ACTIVE_CMD as it runs now; null when the node
 	// has none. An active node whose duty is not serving answers standby.
 	Duty *StatusDuty `json:"duty"`
+	// Standby is the node's STANDBY_CMD; null when it has none.
+	Standby *StatusStandby `json:"standby"`
+	// Hook is the node's latest NOTIFY_CMD run; null when it has none.
+	Hook *StatusHook `json:"hook"`
+}
+
+// StatusStandby describes the node's STANDBY_CMD.
+type StatusStandby struct {
+	// State is running, restarting, stopped or failed.
+	State    string `json:"state"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit"`
+	// LastExitAt is RFC 3339 with nanoseconds in UTC; "" when it never
+	// ended on its own.
+	LastExitAt string `json:"last_exit_at"`
+	// Held is true once it is confirmed stopped for the current
+	// leadership: an active node answers ok only then.
+	Held bool `json:"held"`
+	// Problem is a stop that could not be confirmed ("" if none).
+	Problem string `json:"problem"`
+}
+
+// StatusHook describes the latest NOTIFY_CMD run.
+type StatusHook struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Term int64  `json:"term"`
+	// Exit is how it ended ("exit status 0", "timed out after 30s"); ""
+	// when none ran yet.
+	Exit string `json:"exit"`
+	OK   bool   `json:"ok"`
+	// At is when it started, RFC 3339 with nanoseconds in UTC ("" when
+	// none ran yet); Took is a Go duration string.
+	At      string `json:"at"`
+	Took    string `json:"took"`
+	Queued  int    `json:"queued"`
+	Dropped int64  `json:"dropped"`
 }
 
 // StatusDuty describes the node's duty.
@@ -123,6 +160,19 @@ func NewStatus(id Identity, st ha.State) Status {
 			Containment: d.Containment, Serving: d.Serving}
 		if !d.LastExitAt.IsZero() {
 			s.Duty.LastExitAt = d.LastExitAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if sb := st.Standby; sb != nil {
+		s.Standby = &StatusStandby{State: sb.State, Restarts: sb.Restarts, LastExit: sb.LastExit, Held: sb.Held, Problem: sb.Problem}
+		if !sb.LastExitAt.IsZero() {
+			s.Standby.LastExitAt = sb.LastExitAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if h := st.Hook; h != nil {
+		s.Hook = &StatusHook{From: h.From, To: h.To, Term: h.Term, Exit: h.Exit, OK: h.OK, Took: h.Took.String(),
+			Queued: h.Queued, Dropped: h.Dropped}
+		if !h.At.IsZero() {
+			s.Hook.At = h.At.UTC().Format(time.RFC3339Nano)
 		}
 	}
 	for _, ig := range st.Ignored {

@@ -9,10 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // FenceConfig configures FENCE_CMD, run by a new leader before its duty
@@ -82,7 +79,7 @@ func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) erro
 	if out == nil {
 		out = os.Stderr
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", cfg.Command)
+	cmd := exec.Command("/bin/sh", "-c", cfg.Command)
 	var base []string
 	for _, kv := range cfg.Env {
 		if !strings.HasPrefix(kv, "HANODE_PREV_") { // none inherited: the list is ours alone
@@ -91,33 +88,9 @@ func Fence(ctx context.Context, cfg FenceConfig, term int64, prev Previous) erro
 	}
 	cmd.Env = setEnv(base, fenceEnv(cfg, term, prev)...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	jl, err := cfg.Jailer.start(cmd)
-	if err != nil {
-		return fmt.Errorf("roles: FENCE_CMD: %w", err)
-	}
-	pid := cmd.Process.Pid
 	// Whatever the command left running is killed before the fence
 	// counts: nothing of it acts after it (its jail, or its group).
-	done := make(chan struct{})
-	go func() { // the jail's kill needs the shell unreaped (its pid names its group)
-		defer close(done)
-		var info unix.Siginfo
-		for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
-		}
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	killErr := jl.kill(pid, time.Now().Add(KillGrace))
-	err = cmd.Wait()
-	disown(pid)
-	if killErr == nil {
-		jl.release()
-	}
+	err, _ := runOnce(ctx, cmd, cfg.Jailer)
 	switch {
 	case err == nil:
 		return nil

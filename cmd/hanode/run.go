@@ -82,6 +82,14 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		_ = ln.Close()
 		return err
 	}
+	// NOTIFY_CMD (hooks.go): every transition, standalone or in a group.
+	hooks, hooksDone, err := newHooks(cfg, jailer, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer hooksDone()
+	defer hooks.Close(hookDrain(cfg)) // a no-op once closed below
 	if !cfg.HA() {
 		stdout, stderr, err := childLogs(log.Named("duty"), cfg.LogFormat)
 		if err != nil {
@@ -98,7 +106,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow, RestartGrace: cfg.ActiveRestartGrace,
 			OnStart: m.DutyStarted, OnExit: m.DutyExited,
 		})
-		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m, sd, watchdog)
+		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m, sd, watchdog, hooks, hookDrain(cfg))
 	}
 
 	// One ZooKeeper session for the process: it reserves the server name
@@ -119,6 +127,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	// In a group the duty runs under a guard process that holds its own copy
 	// of the lease: it stops the duty even if this process freezes or dies.
 	var el *ha.Election
+	var gate *roles.Standby // STANDBY_CMD's gate in front of the duty; nil: none
 	duty := noDuty
 	var report func() ha.DutyState
 	if cfg.ActiveCmd != "" {
@@ -140,10 +149,15 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 			RestartGrace: cfg.ActiveRestartGrace,
 			Jailer:       jailer,
 			// Called only after Start, by which time el is set.
-			OnDutyLost: func(term int64, reason string) { el.DutyLost(term, reason) },
-			OnStart:    m.DutyStarted,
-			OnExit:     m.DutyExited,
-			Logger:     log.Named("duty"),
+			OnDutyLost: func(term int64, reason string) {
+				if gate != nil { // STANDBY_CMD waits for the lost duty's confirmed stop
+					gate.DutyLost(term)
+				}
+				el.DutyLost(term, reason)
+			},
+			OnStart: m.DutyStarted,
+			OnExit:  m.DutyExited,
+			Logger:  log.Named("duty"),
 		})
 		if err := guard.Ready(); err != nil {
 			_ = ln.Close()
@@ -152,6 +166,18 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		defer func() { _ = guard.Close() }()
 		duty = guard
 		report = func() ha.DutyState { return dutyState(guard.Duty(), cfg.ActiveRestartGrace, jailer.Mode()) }
+	}
+	// STANDBY_CMD (hooks.go): the duty starts only once it is confirmed
+	// stopped, and it starts only once the duty is.
+	gate, standbyDone, err := newStandby(cfg, jailer, duty, func(term int64, reason string) { el.DutyLost(term, reason) }, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer standbyDone()
+	if gate != nil {
+		defer gate.Close() // a no-op once closed below
+		duty = gatedDuty{gate: gate, inner: duty}
 	}
 	var fence func(context.Context, ha.FenceRequest) error
 	if cfg.FenceCmd != "" {
@@ -196,9 +222,20 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	if report != nil {
 		state = withDuty{el, report}
 	}
+	if gate != nil || hooks.Configured() {
+		state = withHooks{src: state, standby: gate, hooks: hooks}
+	}
 	m.WatchState(state)
 	feed, unsubscribe := el.Subscribe() // before Run: every transition counts
 	defer unsubscribe()
+	hookFeed, hookUnsubscribe := el.Subscribe()
+	hooksFollowed := make(chan struct{})
+	go followHooks(hookFeed, hooks, cfg.Name, func() string { return el.Leader().Name }, hooksFollowed)
+	if gate != nil {
+		standbyFeed, standbyUnsubscribe := el.Subscribe()
+		defer standbyUnsubscribe()
+		go followStandby(standbyFeed, gate)
+	}
 	go m.Follow(feed)
 	// The status page's live stream hears of each transition as it happens.
 	h := httpHandler(id, state, m, log, ping.WithTransitions(el.Subscribe))
@@ -235,6 +272,19 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	sdUnsubscribe()
 	<-wdDone
 	<-followed
+	// NOTIFY_CMD hears "stopped" too (bounded like systemd's follower), and
+	// the queued hooks get one NOTIFY_TIMEOUT; STANDBY_CMD, if it runs,
+	// stops with the node.
+	select {
+	case <-hooksFollowed:
+	case <-time.After(time.Second):
+	}
+	hookUnsubscribe()
+	<-hooksFollowed
+	hooks.Close(hookDrain(cfg))
+	if gate != nil {
+		gate.Close()
+	}
 	stopSrv()
 	if err := <-srvDone; err != nil && runErr == nil {
 		runErr = err
@@ -262,13 +312,21 @@ func (nopDuty) ExtendUntil(time.Time) {}
 // runStandalone serves a node with no HA group: always active, duty always
 // on, ready for systemd once it serves.
 func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor,
-	grace time.Duration, contain roles.Containment, m *metrics.Metrics, sd *notifier, watchdog time.Duration) error {
+	grace time.Duration, contain roles.Containment, m *metrics.Metrics, sd *notifier, watchdog time.Duration,
+	hooks *roles.Hooks, drain time.Duration) error {
+	const reason = "standalone: no HA_ID"
 	log.Info("state change", zap.String("from", string(ha.PhaseStarting)), zap.String("to", string(ha.PhaseActive)),
-		zap.Int64("term", 0), zap.String("reason", "standalone: no HA_ID"))
-	var state ha.StateReader = ha.Standalone(time.Now().UTC(), "standalone: no HA_ID")
+		zap.Int64("term", 0), zap.String("reason", reason))
+	// Its one transition, and at the end "stopped", reach NOTIFY_CMD as a
+	// group member's do.
+	hooks.Notify(roles.HookEvent{From: string(ha.PhaseStarting), To: string(ha.PhaseActive), Leader: id.Name, Reason: reason, At: time.Now()})
+	var state ha.StateReader = ha.Standalone(time.Now().UTC(), reason)
 	begun := time.Now()
 	if duty.Configured() {
 		state = withDuty{state, func() ha.DutyState { return supervisorState(duty.Status(), begun, grace, contain) }}
+	}
+	if hooks.Configured() {
+		state = withHooks{src: state, hooks: hooks}
 	}
 	m.WatchState(state)
 	duty.Start(0)
@@ -286,6 +344,10 @@ func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id pin
 	if serr := duty.Stop("shutdown"); serr != nil {
 		log.Error("duty did not stop", zap.Error(serr))
 	}
+	log.Info("state change", zap.String("from", string(ha.PhaseActive)), zap.String("to", string(ha.PhaseStopped)),
+		zap.Int64("term", 0), zap.String("reason", "shutdown"))
+	hooks.Notify(roles.HookEvent{From: string(ha.PhaseActive), To: string(ha.PhaseStopped), Reason: "shutdown", At: time.Now()})
+	hooks.Close(drain)
 	log.Info("hanode stopped", zap.Error(err))
 	return err
 }
@@ -299,11 +361,11 @@ func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log
 }
 
 // newJailer resolves DUTY_CONTAINMENT for this process when it runs
-// commands (ACTIVE_CMD or FENCE_CMD), says which containment is in force,
+// commands (ACTIVE_CMD, FENCE_CMD, NOTIFY_CMD or STANDBY_CMD), says which containment is in force,
 // and ends what a dead hanode of this cgroup left behind. It refuses to
 // start when DUTY_CONTAINMENT=cgroup cannot be had.
 func newJailer(cfg *conf.Config, log *zap.Logger) (*roles.Jailer, error) {
-	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" {
+	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && cfg.NotifyCmd == "" && cfg.StandbyCmd == "" {
 		return nil, nil
 	}
 	want, err := roles.ParseContainment(cfg.DutyContainment)
