@@ -48,6 +48,9 @@ type Status struct {
 	// Duty is the node's ACTIVE_CMD as it runs now; null when the node
 	// has none. An active node whose duty is not serving answers standby.
 	Duty *StatusDuty `json:"duty"`
+	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), present
+	// only on a node that has some.
+	Jobs []StatusJob `json:"jobs,omitempty"`
 }
 
 // StatusDuty describes the node's duty.
@@ -147,7 +150,11 @@ func NewStatus(id Identity, st ha.State) Status {
 // status answers the node's status as indented JSON (it is read by people
 // more than by programs, and asked rarely), with a trailing newline.
 func (h *handler) status(c echo.Context) error {
-	b, err := json.MarshalIndent(NewStatus(h.id, h.src.State()), "", "  ")
+	st := NewStatus(h.id, h.src.State())
+	if h.jobs != nil {
+		st.Jobs = h.jobs.Jobs()
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err // unreachable: Status holds only strings, numbers and bools
 	}

@@ -112,7 +112,7 @@ func newGuardCmd() *cobra.Command {
 			defer stderr.Close(childLogDrain)
 			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, roles.SupervisorConfig{
 				Command: command, StopTimeout: stop, Name: name, Role: role, HAID: haID,
-				Env: append(os.Environ(), env...), Stdout: stdout.w, Stderr: stderr.w, Logger: log,
+				Env: withEnv(os.Environ(), env), Stdout: stdout.w, Stderr: stderr.w, Logger: log,
 				Jailer: jailer, Forking: forking, MaxRestarts: maxRestarts, RestartWindow: window, Once: once,
 			})
 		},
