@@ -241,3 +241,69 @@ func TestJobWithAOneSecondPeriodRunsEachPeriodOnceAcrossTenFailovers(t *testing.
 	mustContain(t, "hanode status", stdout, "JOB", "tick", "every 1s", leader.Name())
 	chk.Assert(t)
 }
+
+// TestJobRunningWhenLeadershipEndsIsStopped: a job's run (a 60 s sleep,
+// with a child of its own) is stopped with the leadership, every process
+// of it, within the lease margin; the next leader does not run that period
+// again, and records its outcome as unknown (its leader could not record
+// it).
+func TestJobRunningWhenLeadershipEndsIsStopped(t *testing.T) {
+	zk := zktest.Start(t)
+	pids := filepath.Join(t.TempDir(), "pids.log")
+	nodes := nodetest.StartGroup(t, nodetest.GroupOptions{ZK: zk.Addr, Names: []string{"a", "b"}, Env: map[string]string{
+		"JOB_LONG_CMD":   `sleep 60 & echo "$HANODE_JOB_PERIOD $HANODE_TERM $! $$" >> ` + nodetest.ShellQuote(pids) + `; wait`,
+		"JOB_LONG_EVERY": "1s",
+	}})
+	chk := nodetest.NewChecker(t, nodes...)
+	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
+	term := activeTerm(t, leader)
+	var period string
+	var procs []int
+	testwait.For(t, 5*time.Second, "the leader's job run to start", func() bool {
+		b, _ := os.ReadFile(pids)
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 4 && f[1] == strconv.FormatInt(term, 10) {
+				period = f[0]
+				sleepPID, _ := strconv.Atoi(f[2])
+				shellPID, _ := strconv.Atoi(f[3])
+				procs = []int{sleepPID, shellPID}
+				return true
+			}
+		}
+		return false
+	})
+	fault := leader.Term()
+	margin := nodetest.DefaultSessionTimeout * 3 / 10
+	testwait.For(t, margin, "every process of the run to be gone within the lease margin", func() bool {
+		for _, pid := range procs {
+			if p, ok := readProc(pid); ok && p.alive() {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("the run of period %s stopped %v after SIGTERM to its leader", period, time.Since(fault).Round(time.Millisecond))
+	next, _ := chk.WaitTakeover(fault, leader, gracefulBound+2*time.Second)
+	nextTerm := activeTerm(t, next)
+	testwait.For(t, 10*time.Second, "the next leader's own run", func() bool {
+		b, _ := os.ReadFile(pids)
+		return strings.Contains(string(b), " "+strconv.FormatInt(nextTerm, 10)+" ")
+	})
+	settled := false
+	for _, e := range next.LogEntries() {
+		settled = settled || e.Msg == "job period finished" && e.Fields["state"] == "unknown" && e.Term == term
+	}
+	if !settled {
+		t.Errorf("%s did not record the interrupted run of term %d as unknown", next, term)
+	}
+	b, _ := os.ReadFile(pids)
+	if n := strings.Count(string(b), period+" "); n != 1 {
+		t.Errorf("period %s ran %d times:\n%s", period, n, b)
+	}
+	stdout, _, code := cli(t, "status", "--zk", zk.Addr, "--json")
+	if code != 0 || !strings.Contains(stdout, `"name": "long"`) {
+		t.Errorf("hanode status --json (exit %d) does not show the job:\n%s", code, stdout)
+	}
+	chk.Assert(t)
+}
