@@ -115,7 +115,7 @@ func lookupKey(name string) (keyInfo, bool) {
 			return k, true
 		}
 	}
-	return keyInfo{}, false
+	return lookupJobKey(name) // JOB_<NAME>_CMD, ... (jobs.go)
 }
 
 // flagName turns ZK_SESSION_TIMEOUT into zk-session-timeout.
@@ -161,12 +161,15 @@ type Config struct {
 	// before the duty starts. Empty commands: none.
 	NotifyCmd, StandbyCmd             string
 	NotifyTimeout, StandbyStopTimeout time.Duration
+	// Jobs are the scheduled jobs (JOB_<NAME>_*, jobs.go), sorted by name.
+	Jobs []Job
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
 
 	sources map[string]string // key -> where its effective value came from
 	notices []Notice
+	jobKeys []Setting // the JOB_* keys, for Settings
 }
 
 // Notices returns what an operator should know about this configuration
@@ -217,7 +220,7 @@ func (c *Config) Settings() []Setting {
 	for _, k := range keys {
 		out = append(out, Setting{Key: k.name, Value: c.value(k.name), Source: c.sources[k.name]})
 	}
-	return out
+	return append(out, c.jobKeys...)
 }
 
 func (c *Config) value(key string) string {
@@ -415,6 +418,11 @@ func Load(opts LoadOptions) (*Config, error) {
 	for _, k := range keys {
 		if merged.Exists(k.name) {
 			raw = append(raw, Setting{Key: k.name, Value: merged.String(k.name), Source: sources[k.name]})
+		}
+	}
+	for _, key := range slices.Sorted(slices.Values(merged.Keys())) {
+		if _, _, job := jobKey(key); job {
+			raw = append(raw, Setting{Key: key, Value: merged.String(key), Source: sources[key]})
 		}
 	}
 	cfg, err := Validate(raw)

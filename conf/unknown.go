@@ -87,6 +87,9 @@ const unusedMsg = "not a hanode key, ignored"
 // is two from ZK_SESSION_TIMEOUT, FETCH_TIMEOUT two from FENCE_TIMEOUT).
 // When several keys match, the nearest wins, then the first in table order.
 func resembles(name string) (key string, caseOnly, ok bool) {
+	if key, caseOnly, ok := resemblesJobKey(name); ok { // JOB_<NAME>_CMND (jobs.go)
+		return key, caseOnly, true
+	}
 	lower := strings.ToLower(name)
 	n := utf8.RuneCountInString(lower)
 	best := 2 // more than any limit: no key yet

@@ -142,6 +142,7 @@ func Validate(raw []Setting) (*Config, error) {
 		}
 		c.ActiveRestartGrace = d
 	}
+	c.Jobs = v.jobs(c.HA()) // before timing: a job's stop must fit in the margin too
 	v.timing(c)
 	if c.ActiveCmdMode == "forking" && c.DutyContainment == "none" {
 		dc := v.get(KeyDutyContainment)
@@ -192,6 +193,7 @@ func Validate(raw []Setting) (*Config, error) {
 	for _, k := range keys {
 		c.sources[k.name] = v.get(k.name).Source
 	}
+	c.jobKeys = v.jobSettings()
 	return c, nil
 }
 
@@ -549,7 +551,7 @@ func (v *validation) timing(c *Config) {
 		marginOK = false
 	}
 
-	guarded := c.HA() && c.ActiveCmd != ""
+	guarded := c.HA() && (c.ActiveCmd != "" || len(c.Jobs) > 0) // a job's run has a guard too
 	stop, stopOK := v.duration(KeyActiveStopTimeout)
 	if _, set := v.vals[KeyActiveStopTimeout]; !set && marginOK {
 		var source string

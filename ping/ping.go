@@ -126,6 +126,8 @@ type handler struct {
 	// subscribe feeds the live stream this node's transitions (nil: none).
 	subscribe func() (<-chan ha.Transition, func())
 	streams   *streams
+	// jobs reports the scheduled jobs for /v2/status (nil: none; jobs.go).
+	jobs JobsReader
 }
 
 // ping answers "ok" (200) when the node is active and "standby" with

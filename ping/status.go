@@ -52,6 +52,9 @@ type Status struct {
 	Standby *StatusStandby `json:"standby"`
 	// Hook is the node's latest NOTIFY_CMD run; null when it has none.
 	Hook *StatusHook `json:"hook"`
+	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), present
+	// only on a node that has some.
+	Jobs []StatusJob `json:"jobs,omitempty"`
 }
 
 // StatusStandby describes the node's STANDBY_CMD.
@@ -197,7 +200,11 @@ func NewStatus(id Identity, st ha.State) Status {
 // status answers the node's status as indented JSON (it is read by people
 // more than by programs, and asked rarely), with a trailing newline.
 func (h *handler) status(c echo.Context) error {
-	b, err := json.MarshalIndent(NewStatus(h.id, h.src.State()), "", "  ")
+	st := NewStatus(h.id, h.src.State())
+	if h.jobs != nil {
+		st.Jobs = h.jobs.Jobs()
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err // unreachable: Status holds only strings, numbers and bools
 	}

@@ -123,6 +123,12 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 	// flight) have nobody else to end them.
 	gone := func() error {
 		err := stop("coordinator gone")
+		if cfg.Once {
+			// A run-once guard (a job's run) is one of several guards of
+			// one coordinator, closed after every run: it ends only its
+			// own jail. The duty's guard ends the siblings.
+			return err
+		}
 		for _, dir := range cfg.Jailer.EndSiblings(time.Now().Add(KillGrace)) {
 			log.Warn("ended what the gone coordinator was running", zap.String("cgroup", dir))
 		}

@@ -62,6 +62,12 @@ type GuardConfig struct {
 	OnStart func(term int64, pgid int)
 	OnExit  func(term int64, exit string)
 	Logger  *zap.Logger
+	// Once is for a guard that runs its command once (a scheduled job's
+	// run, `duty-guard --once`): whatever ends the run other than a Stop
+	// (the guard's death, its copy of the lease running out) loses the
+	// run (OnDutyLost) instead of starting the command again, so that a
+	// period is never run twice.
+	Once bool
 }
 
 // Guard is the coordinator's end of a duty guard. One owner goroutine runs
@@ -482,6 +488,9 @@ func (g *Guard) handle(p *guardProc, line string) {
 			if g.proc == p {
 				g.disarmConfirm()
 			}
+			if g.cfg.Once {
+				g.lose(term, "the lease ran out: the guard stopped the run")
+			}
 		}
 	case "refused":
 		if term == p.term {
@@ -582,7 +591,7 @@ func (g *Guard) replace(why string) {
 		if err != nil {
 			g.log.Error("duty guard's session not confirmed gone", zap.Error(err))
 		}
-		if time.Since(p.spawned) > time.Second { // keep the next takeover fast, but do not loop
+		if !g.cfg.Once && time.Since(p.spawned) > time.Second { // keep the next takeover fast, but do not loop
 			if err := g.spawn(); err != nil {
 				g.log.Error("duty guard not restarted", zap.Error(err))
 			}
@@ -593,6 +602,8 @@ func (g *Guard) replace(why string) {
 		g.lose(w.term, "the duty guard died before it reported the duty started")
 	case w.until == 0 || monoUntil(w.until) <= 0:
 		g.lose(w.term, "the duty guard died and the lease has run out")
+	case g.cfg.Once:
+		g.lose(w.term, "the run's guard died ("+why+"); a run is never started twice")
 	default:
 		exit := "the duty guard died (" + why + ")"
 		g.mu.Lock()

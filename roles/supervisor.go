@@ -83,6 +83,9 @@ type SupervisorConfig struct {
 	// ended when the jail is empty. It needs a Jailer that is not
 	// ContainNone.
 	Forking bool
+	// Once runs the command once per Start (a scheduled job's run): its
+	// exit ends the run, is reported to OnExit, and is not restarted.
+	Once bool
 }
 
 // The duty states of DutyStatus.State.
@@ -387,6 +390,8 @@ func (a *activation) publish() {
 		st.State, st.Running, st.PID = DutyRunning, true, a.child.pid
 	case a.failed:
 		st.State = DutyFailed
+	case a.s.cfg.Once:
+		st.State = DutyStopped // the run ended; nothing is restarted
 	}
 	a.s.status.Store(&st)
 }
@@ -504,6 +509,10 @@ func startedOK(p *proc) bool {
 // up when it failed more than MaxRestarts times within RestartWindow.
 func (a *activation) exited() {
 	cfg := a.s.cfg
+	if cfg.Once {
+		a.s.log.Info("run ended; a run-once command is not restarted", zap.Int64("term", a.term), zap.String("exit", a.lastExit))
+		return
+	}
 	now := time.Now()
 	if cfg.MaxRestarts > 0 {
 		a.exits = append(a.exits, now)

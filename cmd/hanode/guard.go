@@ -20,6 +20,10 @@ type guardOptions struct {
 	containment                           roles.Containment // resolved: cgroup, subreaper or none
 	forking                               bool
 	maxRestarts                           int
+	// once and env are for a scheduled job's run: the command runs once
+	// (its exit ends the run), with env (KEY=value) added.
+	once bool
+	env  []string
 }
 
 // args are the guard's command-line arguments.
@@ -30,6 +34,12 @@ func (o guardOptions) args() []string {
 		"--restart-window", o.restartWindow.String()}
 	if o.forking {
 		a = append(a, "--forking")
+	}
+	if o.once {
+		a = append(a, "--once")
+	}
+	for _, kv := range o.env {
+		a = append(a, "--env", kv)
 	}
 	return a
 }
@@ -50,8 +60,9 @@ func newGuardCmd() *cobra.Command {
 	var (
 		command, name, role, haID, level, format, containment string
 		stop, window                                          time.Duration
-		forking                                               bool
+		forking, once                                         bool
 		maxRestarts                                           int
+		env                                                   []string
 	)
 	cmd := &cobra.Command{
 		Use:    "duty-guard",
@@ -101,8 +112,8 @@ func newGuardCmd() *cobra.Command {
 			defer stderr.Close(childLogDrain)
 			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, roles.SupervisorConfig{
 				Command: command, StopTimeout: stop, Name: name, Role: role, HAID: haID,
-				Env: os.Environ(), Stdout: stdout.w, Stderr: stderr.w, Logger: log,
-				Jailer: jailer, Forking: forking, MaxRestarts: maxRestarts, RestartWindow: window,
+				Env: withEnv(os.Environ(), env), Stdout: stdout.w, Stderr: stderr.w, Logger: log,
+				Jailer: jailer, Forking: forking, MaxRestarts: maxRestarts, RestartWindow: window, Once: once,
 			})
 		},
 	}
@@ -118,5 +129,7 @@ func newGuardCmd() *cobra.Command {
 	f.BoolVar(&forking, "forking", false, "the command starts a daemon and exits 0 (ACTIVE_CMD_MODE=forking)")
 	f.IntVar(&maxRestarts, "max-restarts", 0, "ACTIVE_MAX_RESTARTS (0: no bound)")
 	f.DurationVar(&window, "restart-window", time.Minute, "ACTIVE_RESTART_WINDOW")
+	f.BoolVar(&once, "once", false, "run the command once: its exit ends the run (a scheduled job's run)")
+	f.StringArrayVar(&env, "env", nil, "KEY=value added to the command's environment (repeatable)")
 	return cmd
 }

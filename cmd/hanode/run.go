@@ -199,16 +199,24 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		}
 	}
 	fence = m.Fence(fence)
+	// Leader-only scheduled jobs (JOB_*): each run recorded in ZooKeeper
+	// before it starts, under a guard of its own (jobs.go).
+	jobList, err := scheduledJobs(cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	var jobs *roles.Jobs // set once el exists, before Run calls anything
 	el, err = ha.NewElection(sess, ha.ElectionConfig{
 		Group: cfg.HAID, Role: cfg.Role, Region: cfg.Region, HTTP: httpAddr,
 		Margin: cfg.LeaseMargin, FenceMaxTries: cfg.FenceMaxTries,
 		Logger: log,
 		Callbacks: ha.Callbacks{
-			StartDuty: func(_ context.Context, term int64) { duty.Start(term) },
+			StartDuty: func(ctx context.Context, term int64) { duty.Start(term); jobs.Start(ctx, term) },
 			// An error (the duty's jail not confirmed empty) makes the node
 			// leave without a release: no successor starts at once.
-			StopDuty:      duty.Stop,
-			LeaseExtended: duty.ExtendUntil,
+			StopDuty:      func(reason string) error { return stopBoth(reason, duty, jobs) },
+			LeaseExtended: func(until time.Time) { duty.ExtendUntil(until); jobs.ExtendUntil(until) },
 			Fence:         fence,
 		},
 	})
@@ -216,6 +224,10 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		_ = ln.Close()
 		return err
 	}
+	jobs = roles.NewJobs(roles.JobsConfig{Jobs: jobList, Store: el, Guard: jobGuard(cfg, jailer), Logger: log.Named("jobs")})
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	defer stopJobs()
+	go jobs.Refresh(jobsCtx)
 	srvDone := make(chan error, 1)
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	var state ha.StateReader = el
@@ -238,7 +250,11 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	}
 	go m.Follow(feed)
 	// The status page's live stream hears of each transition as it happens.
-	h := httpHandler(id, state, m, log, ping.WithTransitions(el.Subscribe))
+	opts := []ping.Option{ping.WithTransitions(el.Subscribe)}
+	if len(jobList) > 0 {
+		opts = append(opts, ping.WithJobs(jobsStatus(jobs)))
+	}
+	h := httpHandler(id, state, m, log, opts...)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the
@@ -365,7 +381,7 @@ func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log
 // and ends what a dead hanode of this cgroup left behind. It refuses to
 // start when DUTY_CONTAINMENT=cgroup cannot be had.
 func newJailer(cfg *conf.Config, log *zap.Logger) (*roles.Jailer, error) {
-	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && cfg.NotifyCmd == "" && cfg.StandbyCmd == "" {
+	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && cfg.NotifyCmd == "" && cfg.StandbyCmd == "" && len(cfg.Jobs) == 0 {
 		return nil, nil
 	}
 	want, err := roles.ParseContainment(cfg.DutyContainment)

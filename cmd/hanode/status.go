@@ -41,12 +41,16 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			jobs, err := readJobs(conn, chroot+root, groups)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"zk": zkConnect, "root": chroot + root, "groups": groups})
+				return enc.Encode(map[string]any{"zk": zkConnect, "root": chroot + root, "groups": groups, "jobs": jobs})
 			}
-			return printGroups(cmd.OutOrStdout(), groups)
+			return printGroups(cmd.OutOrStdout(), groups, jobs)
 		},
 	}
 	cmd.Flags().StringVar(&zkConnect, "zk", "127.0.0.1:2181", "ZooKeeper connect string host:port[,host:port...][/chroot]")
@@ -74,7 +78,7 @@ func splitConnect(s string) ([]string, string, error) {
 	return servers, chroot, nil
 }
 
-func printGroups(out io.Writer, groups []ha.GroupStatus) error {
+func printGroups(out io.Writer, groups []ha.GroupStatus, jobs map[string][]ha.JobEntry) error {
 	if len(groups) == 0 {
 		_, err := fmt.Fprintln(out, "no HA groups")
 		return err
@@ -105,6 +109,7 @@ func printGroups(out io.Writer, groups []ha.GroupStatus) error {
 		for _, p := range g.Problems {
 			fmt.Fprintf(w, "  problem: %s\n", p)
 		}
+		printJobs(w, jobs[g.HAID])
 	}
 	return w.Flush()
 }

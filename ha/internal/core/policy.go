@@ -178,7 +178,6 @@ func (c *Core) advanceHolderCandidacy() bool {
 	}
 	better := ""
 	if c.cfg.Self.Name == "n1" && c.now.Second() > 40 {
-		println("DBG", c.now.Format("05.000"), len(c.view.members), fmt.Sprintf("%+v", c.view.members))
 	}
 	for i, m := range c.view.members {
 		if i != c.view.position && canLead(m) && c.prefers(m.MemberInfo, c.cfg.Self) {
