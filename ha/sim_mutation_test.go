@@ -39,6 +39,7 @@ var mutations = []mutation{
 	{"a vanished predecessor ended its lease (the old rule)", func(c *simConfig) { c.broken = true }},
 	{"a NOFAILOVER or unhealthy member claims", func(c *simConfig) { c.weaken |= core.WeakNoFailoverClaims }},
 	{"an unhealthy holder keeps its lease", func(c *simConfig) { c.weaken |= core.WeakHolderIgnoresHealth }},
+	{"a fenced write rests on the holder's clock only", func(c *simConfig) { c.weaken |= core.WeakFenceTimeOnly }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of

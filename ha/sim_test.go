@@ -217,9 +217,10 @@ type sim struct {
 
 	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
 
-	plan           advPlan // armed sensitive-point faults (sim_adversary_test.go)
-	resumeOverlaps int     // duties started while an older one was paused with its host
-	serverGen      int     // bumped when the server stops: its connections die with it
+	fenced         simFenced // the fenced writes applied (sim_fenced_test.go)
+	plan           advPlan   // armed sensitive-point faults (sim_adversary_test.go)
+	resumeOverlaps int       // duties started while an older one was paused with its host
+	serverGen      int       // bumped when the server stops: its connections die with it
 }
 
 func newSim(cfg simConfig) *sim {
@@ -368,6 +369,8 @@ func (s *sim) start(n *simNode, after time.Duration) {
 			return
 		}
 		n.core = c
+		n.writer = writerState{} // a new process remembers nothing
+		s.armWriter(n)
 		s.tracef("%s: process started", n.name)
 		n.lastSession = s.now
 		n.step(core.EvSession{Up: false})
@@ -423,10 +426,13 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 
 // apply executes an op at the server for session sid.
 func (s *sim) apply(sid int64, op core.Op) core.Result {
+	before, existed := s.beforeFenced(op)
 	res, evs := s.zk.Apply(sid, simOp(op), s.now)
 	s.dispatch(evs)
 	s.armExpiry()
-	return simResult(res)
+	r := simResult(res)
+	s.afterFenced(op, before, existed, r)
+	return r
 }
 
 func simOp(op core.Op) simzk.Op {
@@ -691,6 +697,7 @@ type simStats struct {
 	leaderMaxLeases             float64
 	leaderMaxSeed               int64
 	faults, claims              map[string]int
+	fenced                      simFenced // counts only
 	ens                         ensStats
 }
 
@@ -700,6 +707,8 @@ func (st *simStats) add(s *sim) {
 	st.steps += s.steps
 	st.duties += s.duties
 	st.fences += s.fences
+	st.fenced.applied += s.fenced.applied
+	st.fenced.refused += s.fenced.refused
 	st.simulated += s.now
 	if s.leaderAt > 0 {
 		st.leaderMax = max(st.leaderMax, s.leaderAt-s.healAt)
@@ -760,9 +769,9 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	t.Logf("branches reached (claims, releases, stops):\n%s", strings.Join(lines, "\n"))
-	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s",
+	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s; %s",
 		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
-		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens)
+		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens, st.fenced.summary())
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d scenarios failed; seeds %v", len(failed), n, failed[:min(len(failed), 20)])
 	}

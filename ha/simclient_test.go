@@ -55,6 +55,7 @@ type simNode struct {
 	dutyTerm     int64
 	dutyDeadline time.Time // local
 	dutyStopping bool
+	writer       writerState              // its fenced writes (sim_fenced_test.go)
 	unhealthy    bool                     // the core was told its health check fails (sim_candidacy_test.go)
 	coreWaits    bool                     // the core asked for the stop and waits for EvDutyStopped
 	handedAt     map[uint64]time.Duration // when each reply reached the core

@@ -47,6 +47,9 @@ const (
 	// WeakHolderIgnoresHealth lets a holder told that its health check
 	// fails keep the lease.
 	WeakHolderIgnoresHealth
+	// WeakFenceTimeOnly makes a fenced write rest on the holder's clock
+	// alone: Fence hands out no checks, only the term.
+	WeakFenceTimeOnly
 )
 
 func (w Weakening) has(x Weakening) bool { return w&x != 0 }
