@@ -104,6 +104,10 @@ type State struct {
 	// Duty is the node's duty as whoever runs it reports it; nil when the
 	// node has none (no ACTIVE_CMD). The election does not fill it.
 	Duty *DutyState `json:"duty,omitempty"`
+	// Cycle is the highest cluster-wide polling cycle the node has seen
+	// (N 0: none yet); nil when it follows none. The election does not
+	// fill it (Cycle.Current does).
+	Cycle *CycleInfo `json:"cycle,omitempty"`
 }
 
 // DutyState is what a node's duty runner reports (see roles).

@@ -48,6 +48,9 @@ type Status struct {
 	// Duty is the node's ACTIVE_CMD as it runs now; null when the node
 	// has none. An active node whose duty is not serving answers standby.
 	Duty *StatusDuty `json:"duty"`
+	// Cycle is the highest cluster-wide polling cycle this node has seen
+	// (n 0 before the first); null when the node follows none (standalone).
+	Cycle *StatusCycle `json:"cycle"`
 }
 
 // StatusDuty describes the node's duty.
@@ -124,6 +127,9 @@ func NewStatus(id Identity, st ha.State) Status {
 		if !d.LastExitAt.IsZero() {
 			s.Duty.LastExitAt = d.LastExitAt.UTC().Format(time.RFC3339Nano)
 		}
+	}
+	if st.Cycle != nil {
+		s.Cycle = NewStatusCycle(*st.Cycle)
 	}
 	for _, ig := range st.Ignored {
 		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})
