@@ -57,6 +57,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 		"name", "role", "region", "ha-id", "zk", "zk-session-timeout", "zk-root", "net-id",
 		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
 		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
+		"poll-interval", "cycle-cmd",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -132,6 +133,8 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyFenceMaxTries, "3", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
+		{KeyPollInterval, "", ""},
+		{KeyCycleCmd, "", ""},
 	}, c.Settings())
 	assert.Equal(t, "", c.EnvFile)
 }
