@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -43,6 +44,7 @@ type Cycle struct {
 	seen    cycleSeen
 	epoch   uint64        // the connection that delivered seen.last (0: none current)
 	changed chan struct{} // closed (and replaced) when seen.highest grows
+	snap    atomic.Pointer[CycleInfo]
 }
 
 // NewCycle checks cfg and returns a Cycle on s that has not started.
@@ -55,8 +57,15 @@ func NewCycle(s *Session, cfg CycleConfig) (*Cycle, error) {
 		log = zap.NewNop()
 	}
 	p := cyclePath(s.cfg.Root)
-	return &Cycle{s: s, cfg: cfg, log: log.With(zap.String("znode", p)), path: p, changed: make(chan struct{})}, nil
+	c := &Cycle{s: s, cfg: cfg, log: log.With(zap.String("znode", p)), path: p, changed: make(chan struct{})}
+	c.snap.Store(&CycleInfo{})
+	return c, nil
 }
+
+// Snapshot is the highest cycle seen (N 0 before the first) as a shared,
+// immutable value: it costs a status reader no lock and no allocation.
+// Do not modify it.
+func (c *Cycle) Snapshot() *CycleInfo { return c.snap.Load() }
 
 // Current is the highest cycle this node has seen; ok is false before the
 // first.
@@ -193,6 +202,8 @@ func (c *Cycle) fold(r cycleRead, epoch uint64, now time.Time) {
 	seen, news := observeCycle(c.seen, r, now)
 	c.seen, c.epoch = seen, epoch
 	if seen.highest.N != prev.N {
+		h := seen.highest
+		c.snap.Store(&h)
 		close(c.changed)
 		c.changed = make(chan struct{})
 	}

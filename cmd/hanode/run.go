@@ -190,18 +190,29 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		_ = ln.Close()
 		return err
 	}
+	// The cluster-wide polling cycle (cycle.go): followed by every node of
+	// a group, advanced by a primary group's leader with POLL_INTERVAL.
+	cycle, err := newNodeCycle(cfg, sess, el, jailer, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer cycle.stop() // after the election has left: its CYCLE_CMD is killed
+	cycle.start()
 	srvDone := make(chan error, 1)
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	var state ha.StateReader = el
 	if report != nil {
 		state = withDuty{el, report}
 	}
+	state = withCycle{state, cycle.cyc}
 	m.WatchState(state)
 	feed, unsubscribe := el.Subscribe() // before Run: every transition counts
 	defer unsubscribe()
 	go m.Follow(feed)
 	// The status page's live stream hears of each transition as it happens.
 	h := httpHandler(id, state, m, log, ping.WithTransitions(el.Subscribe))
+	h.HandleCycle(cycle.cyc)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the
@@ -299,11 +310,11 @@ func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log
 }
 
 // newJailer resolves DUTY_CONTAINMENT for this process when it runs
-// commands (ACTIVE_CMD or FENCE_CMD), says which containment is in force,
+// commands (ACTIVE_CMD, FENCE_CMD or, in a group, CYCLE_CMD), says which containment is in force,
 // and ends what a dead hanode of this cgroup left behind. It refuses to
 // start when DUTY_CONTAINMENT=cgroup cannot be had.
 func newJailer(cfg *conf.Config, log *zap.Logger) (*roles.Jailer, error) {
-	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" {
+	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && (cfg.CycleCmd == "" || !cfg.HA()) {
 		return nil, nil
 	}
 	want, err := roles.ParseContainment(cfg.DutyContainment)
