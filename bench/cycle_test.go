@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"github.com/hanode/hanode/internal/nodetest"
 	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
+	"github.com/hanode/hanode/ping"
 )
 
 // cycleStamp is one CYCLE_CMD run: the node, the cycle, the advancer's
@@ -72,7 +75,7 @@ func BenchmarkCycleSignal(b *testing.B) {
 	log := filepath.Join(b.TempDir(), "cycles.log")
 	cmd := `echo "$HANODE_NAME $HANODE_CYCLE $HANODE_CYCLE_STARTED $(date +%s.%N)" >> ` + log
 	var names []string
-	var primaries []*nodetest.Node
+	var primaries, all9 []*nodetest.Node
 	for _, g := range []struct{ role, id, interval string }{
 		{"monitor", "nsg-monitor-ha", ""}, {"compute", "nsg-compute-ha", ""}, {"primary", "nsg-primary-ha", "1s"},
 	} {
@@ -86,6 +89,7 @@ func BenchmarkCycleSignal(b *testing.B) {
 		if g.role == "primary" {
 			primaries = nodes
 		}
+		all9 = append(all9, nodes...)
 	}
 	// The advancer: the primary group's leader (no failover here).
 	leaderName := func() string {
@@ -115,10 +119,22 @@ func BenchmarkCycleSignal(b *testing.B) {
 	testwait.For(b, 60*time.Second, "cycle 2 run on every node", func() bool { return complete(first) })
 	advancer := leaderName()
 	next := first
+	var polled []time.Duration // the same signal to a long poll of /v2/cycle on every node
 	for b.Loop() {
+		arrivals := make(chan time.Duration, len(all9))
+		for _, n := range all9 {
+			go func() { arrivals <- longPoll(n, next) }()
+		}
 		next++
 		testwait.Every(b, 10*time.Second, 20*time.Millisecond, fmt.Sprintf("cycle %d run on every node", next),
 			func() bool { return complete(next) })
+		for range all9 {
+			d := <-arrivals
+			if d < 0 {
+				b.Fatalf("a long poll of /v2/cycle after %d failed", next-1)
+			}
+			polled = append(polled, d)
+		}
 	}
 	if l := leaderName(); l != advancer || l == "" {
 		b.Fatalf("the primary group's leader changed during the run: %q, then %q", advancer, l)
@@ -162,9 +178,32 @@ func BenchmarkCycleSignal(b *testing.B) {
 			b.Errorf("%s ran CYCLE_CMD %d times for %d cycles", name, byNode[name], cycles)
 		}
 	}
+	b.Logf("long polls of /v2/cycle (%d): median %v p99 %v max %v", len(polled), q(polled, .5), q(polled, .99), q(polled, 1))
 	b.ReportMetric(0, "ns/op") // an iteration is one interval by construction
 	b.ReportMetric(ms(q(all, .5)), "signal-p50-ms")
 	b.ReportMetric(ms(q(all, .99)), "signal-p99-ms")
 	b.ReportMetric(ms(q(watchers, .5)), "watcher-p50-ms")
 	b.ReportMetric(ms(q(watchers, .99)), "watcher-p99-ms")
+	b.ReportMetric(ms(q(polled, .5)), "longpoll-p50-ms")
+	b.ReportMetric(ms(q(polled, .99)), "longpoll-p99-ms")
+}
+
+// longPoll waits on n's /v2/cycle for the cycle after prev and returns how
+// long after its start stamp the answer arrived (-1 on failure).
+func longPoll(n *nodetest.Node, prev int64) time.Duration {
+	resp, err := http.Get(n.URL(fmt.Sprintf("/v2/cycle?after=%d&wait=10s", prev)))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var c ping.StatusCycle
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || c.N != prev+1 {
+		return -1
+	}
+	arrived := time.Now()
+	started, err := time.Parse(time.RFC3339Nano, c.Started)
+	if err != nil {
+		return -1
+	}
+	return arrived.Sub(started)
 }
