@@ -26,6 +26,8 @@ import (
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/hanode/hanode/roles/catalog"
 )
 
 // The configuration keys, as written in the env file.
@@ -58,6 +60,9 @@ const (
 
 	KeyLogLevel  = "LOG_LEVEL"
 	KeyLogFormat = "LOG_FORMAT"
+	// The cluster-wide polling cycle (issue 16).
+	KeyPollInterval = "POLL_INTERVAL"
+	KeyCycleCmd     = "CYCLE_CMD"
 )
 
 // EnvPrefix starts the name of every environment variable that sets a key.
@@ -107,6 +112,8 @@ var keys = []keyInfo{
 	{name: KeyStandbyStopTimeout, def: "5s", usage: "SIGTERM, then SIGKILL to STANDBY_CMD after this; a takeover's duty waits for that stop"},
 	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
+	{name: KeyPollInterval, emptyIsValue: true, usage: "the cluster-wide polling cycle's interval, advanced by the primary group's leader (1s to 24h); empty means no cycle"},
+	{name: KeyCycleCmd, emptyIsValue: true, command: true, usage: "shell command run on every node once for each polling cycle, with HANODE_CYCLE and HANODE_CYCLE_STARTED"},
 }
 
 func lookupKey(name string) (keyInfo, bool) {
@@ -163,6 +170,11 @@ type Config struct {
 	NotifyTimeout, StandbyStopTimeout time.Duration
 	// Jobs are the scheduled jobs (JOB_<NAME>_*, jobs.go), sorted by name.
 	Jobs []Job
+	// PollInterval is how often the primary group's leader advances the
+	// cluster-wide polling cycle; 0 means it does not (POLL_INTERVAL).
+	PollInterval time.Duration
+	// CycleCmd is run on every node once for each cycle (CYCLE_CMD).
+	CycleCmd string
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
@@ -185,6 +197,13 @@ func (c *Config) Standalone() bool { return c.ZK == "" || c.ZK == "embedded" }
 // HA reports whether the server belongs to an HA group (HA_ID set). After
 // validation this implies an external ZooKeeper.
 func (c *Config) HA() bool { return c.HAID != "" }
+
+// PrimaryRole reports whether ROLE includes primary: such a group's leader
+// advances the cluster-wide polling cycle (POLL_INTERVAL).
+func (c *Config) PrimaryRole() bool {
+	set, err := catalog.Parse(c.Role)
+	return err == nil && set.Has(catalog.Primary)
+}
 
 // ZKServers returns the host:port list of the ZooKeeper ensemble, nil when
 // Standalone.
@@ -277,6 +296,13 @@ func (c *Config) value(key string) string {
 		return c.LogLevel
 	case KeyLogFormat:
 		return c.LogFormat
+	case KeyPollInterval:
+		if c.PollInterval == 0 {
+			return ""
+		}
+		return c.PollInterval.String()
+	case KeyCycleCmd:
+		return c.CycleCmd
 	}
 	return ""
 }

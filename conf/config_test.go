@@ -58,6 +58,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
 		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
 		"notify-cmd", "notify-timeout", "standby-cmd", "standby-stop-timeout",
+		"poll-interval", "cycle-cmd",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -137,6 +138,8 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyStandbyStopTimeout, "5s", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
+		{KeyPollInterval, "", ""},
+		{KeyCycleCmd, "", ""},
 	}, c.Settings())
 	assert.Equal(t, "", c.EnvFile)
 }

@@ -144,6 +144,7 @@ func Validate(raw []Setting) (*Config, error) {
 	}
 	c.Jobs = v.jobs(c.HA()) // before timing: a job's stop must fit in the margin too
 	v.timing(c)
+	v.cycle(c)
 	if c.ActiveCmdMode == "forking" && c.DutyContainment == "none" {
 		dc := v.get(KeyDutyContainment)
 		v.fail(KeyActiveCmdMode, fmt.Sprintf("needs a containment that sees the daemon, but DUTY_CONTAINMENT=%s (from %s): "+
@@ -613,4 +614,37 @@ func (v *validation) leaseRule() string {
 		"the active lease ends LEASE_MARGIN before the ZooKeeper session could expire, "+
 		"and the active command must stop within that margin, so that it has stopped before another server can take over",
 		show(KeyActiveStopTimeout), show(KeyLeaseMargin), show(KeyZKSessionTimeout))
+}
+
+// Bounds of POLL_INTERVAL.
+const (
+	minPollInterval = time.Second
+	maxPollInterval = 24 * time.Hour
+)
+
+// cycle checks the cluster-wide polling cycle's keys (POLL_INTERVAL,
+// CYCLE_CMD). Both need an HA group (a ZooKeeper session); POLL_INTERVAL
+// acts only in a group whose role includes primary. Either set where it
+// cannot act is a warning, not an error: the node runs, without it.
+func (v *validation) cycle(c *Config) {
+	c.CycleCmd = v.command(KeyCycleCmd)
+	if d, ok := v.duration(KeyPollInterval); ok {
+		if d < minPollInterval || d > maxPollInterval {
+			v.fail(KeyPollInterval, fmt.Sprintf("must be from %s to %s (empty: no polling cycle)", minPollInterval, maxPollInterval))
+		}
+		c.PollInterval = d
+	}
+	warn := func(key, msg string) {
+		s := v.get(key)
+		c.notices = append(c.notices, Notice{Kind: NoticeWarning, Key: key, Value: s.Value, Source: s.Source, Msg: msg})
+	}
+	switch {
+	case !c.HA() && c.PollInterval > 0:
+		warn(KeyPollInterval, "no polling cycle without an HA group: only the leader of a primary group advances it (set HA_ID and ZK)")
+	case c.PollInterval > 0 && !c.PrimaryRole():
+		warn(KeyPollInterval, fmt.Sprintf("ROLE=%s does not include primary: only the leader of a primary group advances the cycle, so this has no effect", c.Role))
+	}
+	if !c.HA() && c.CycleCmd != "" {
+		warn(KeyCycleCmd, "never run: a node without an HA group does not follow the polling cycle (set HA_ID and ZK)")
+	}
 }

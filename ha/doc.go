@@ -62,6 +62,11 @@
 //	                              holder's lease extensions are writes of it
 //	groups/<HA_ID>/leader         persistent: the lease record (term, holder,
 //	                              state: fencing, active or released)
+//	cycle                         persistent: the cluster-wide polling cycle
+//	                              (n, started, term, group, by), advanced by
+//	                              the primary group's leader by a fenced
+//	                              compare-and-set; every node watches it
+//	                              (cycle.go)
 //
 // Members are ordered by sequence number. A standby watches only its
 // predecessor, so a departure wakes one node. Anything under members/ that

@@ -119,6 +119,10 @@ type State struct {
 	Standby *StandbyState `json:"standby,omitempty"`
 	// Hook is the latest NOTIFY_CMD run; nil when the node has none.
 	Hook *HookState `json:"hook,omitempty"`
+	// Cycle is the highest cluster-wide polling cycle the node has seen
+	// (N 0: none yet); nil when it follows none. The election does not
+	// fill it (Cycle.Current does).
+	Cycle *CycleInfo `json:"cycle,omitempty"`
 }
 
 // StandbyState is what a node's STANDBY_CMD runner reports (see roles).

@@ -52,6 +52,9 @@ type Status struct {
 	Standby *StatusStandby `json:"standby"`
 	// Hook is the node's latest NOTIFY_CMD run; null when it has none.
 	Hook *StatusHook `json:"hook"`
+	// Cycle is the highest cluster-wide polling cycle this node has seen
+	// (n 0 before the first); null when the node follows none (standalone).
+	Cycle *StatusCycle `json:"cycle"`
 	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), present
 	// only on a node that has some.
 	Jobs []StatusJob `json:"jobs,omitempty"`
@@ -177,6 +180,9 @@ func NewStatus(id Identity, st ha.State) Status {
 		if !h.At.IsZero() {
 			s.Hook.At = h.At.UTC().Format(time.RFC3339Nano)
 		}
+	}
+	if st.Cycle != nil {
+		s.Cycle = NewStatusCycle(*st.Cycle)
 	}
 	for _, ig := range st.Ignored {
 		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})

@@ -228,6 +228,15 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
 	go jobs.Refresh(jobsCtx)
+	// The cluster-wide polling cycle (cycle.go): followed by every node of
+	// a group, advanced by a primary group's leader with POLL_INTERVAL.
+	cycle, err := newNodeCycle(cfg, sess, el, jailer, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer cycle.stop() // after the election has left: its CYCLE_CMD is killed
+	cycle.start()
 	srvDone := make(chan error, 1)
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	var state ha.StateReader = el
@@ -237,6 +246,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	if gate != nil || hooks.Configured() {
 		state = withHooks{src: state, standby: gate, hooks: hooks}
 	}
+	state = withCycle{state, cycle.cyc}
 	m.WatchState(state)
 	feed, unsubscribe := el.Subscribe() // before Run: every transition counts
 	defer unsubscribe()
@@ -255,6 +265,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		opts = append(opts, ping.WithJobs(jobsStatus(jobs)))
 	}
 	h := httpHandler(id, state, m, log, opts...)
+	h.HandleCycle(cycle.cyc)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the
@@ -377,11 +388,12 @@ func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log
 }
 
 // newJailer resolves DUTY_CONTAINMENT for this process when it runs
-// commands (ACTIVE_CMD, FENCE_CMD, NOTIFY_CMD or STANDBY_CMD), says which containment is in force,
+// commands (ACTIVE_CMD, FENCE_CMD, NOTIFY_CMD, STANDBY_CMD, JOB_*_CMD or, in a group, CYCLE_CMD), says which containment is in force,
 // and ends what a dead hanode of this cgroup left behind. It refuses to
 // start when DUTY_CONTAINMENT=cgroup cannot be had.
 func newJailer(cfg *conf.Config, log *zap.Logger) (*roles.Jailer, error) {
-	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && cfg.NotifyCmd == "" && cfg.StandbyCmd == "" && len(cfg.Jobs) == 0 {
+	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && cfg.NotifyCmd == "" && cfg.StandbyCmd == "" && len(cfg.Jobs) == 0 &&
+		(cfg.CycleCmd == "" || !cfg.HA()) {
 		return nil, nil
 	}
 	want, err := roles.ParseContainment(cfg.DutyContainment)
