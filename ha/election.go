@@ -120,6 +120,8 @@ type Election struct {
 
 	clock     *clockWatch                        // Run's detector of a stalled monotonic clock
 	clockLast atomic.Pointer[clockwatch.Reading] // its last reading, for State
+
+	kv *stateArea // the group's state area (kv.go), followed while Run runs
 }
 
 // NewElection checks cfg and returns an election on s that has not started.
@@ -139,6 +141,7 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 		events: make(chan core.Event, 64), quit: make(chan struct{}), feeds: map[chan core.Transition]struct{}{},
 		fenced: make(chan fencedReq), resigns: make(chan resignReq), changed: make(chan struct{})}
 	e.clock = newClockWatch(cfg.Margin)
+	e.kv = newStateArea(e)
 	snap := c.Snapshot()
 	e.snap.Store(&snap)
 	return e, nil
@@ -329,6 +332,7 @@ func (e *Election) Run(ctx context.Context) error {
 		return e.doneErr
 	}
 	defer e.s.leaveGroup(e.cfg.Group)
+	defer e.kv.start()() // the state area is followed while Run runs
 	notify, unsub := e.s.subscribe()
 	defer unsub()
 	timer := time.NewTimer(time.Hour)
