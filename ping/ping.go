@@ -126,6 +126,9 @@ type handler struct {
 	// subscribe feeds the live stream this node's transitions (nil: none).
 	subscribe func() (<-chan ha.Transition, func())
 	streams   *streams
+
+	// store is the group's state area (MountState; nil: not mounted).
+	store StateStore
 }
 
 // ping answers "ok" (200) when the node is active and "standby" with

@@ -37,8 +37,9 @@ type Status struct {
 	LeaseLeft string         `json:"lease_left"`
 	Members   []StatusMember `json:"members"`
 	// Ignored lists znodes under the group's members/ that take no part in
-	// the election (foreign, hand-made or damaged), each with why; empty
-	// when there are none.
+	// the election (foreign, hand-made or damaged), and under its state/
+	// that hold no state record (their reason starts "state: "), each with
+	// why; empty when there are none.
 	Ignored []StatusIgnored `json:"ignored"`
 	// Problem is what an operator must repair for the group to lead again
 	// (a leader record whose term cannot grow), naming the znode and the
@@ -147,7 +148,9 @@ func NewStatus(id Identity, st ha.State) Status {
 // status answers the node's status as indented JSON (it is read by people
 // more than by programs, and asked rarely), with a trailing newline.
 func (h *handler) status(c echo.Context) error {
-	b, err := json.MarshalIndent(NewStatus(h.id, h.src.State()), "", "  ")
+	st := NewStatus(h.id, h.src.State())
+	st.Ignored = append(st.Ignored, h.stateIgnored()...) // the state area's (state.go)
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err // unreachable: Status holds only strings, numbers and bools
 	}

@@ -202,6 +202,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	go m.Follow(feed)
 	// The status page's live stream hears of each transition as it happens.
 	h := httpHandler(id, state, m, log, ping.WithTransitions(el.Subscribe))
+	// The group's state area: read on any member, written by the leader.
+	h.MountState(el)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the
