@@ -278,3 +278,21 @@ func TestStatusListsForeignStateZnodes(t *testing.T) {
 	rec := send(t, h, http.MethodGet, "/v2/state", "")
 	assert.Contains(t, rec.Body.String(), `"ignored":[{"znode":"/hanode/groups/ha-1/state/junk","reason":"no header line"}]`)
 }
+
+// BenchmarkStateGet: the handler's own cost of GET /v2/state/:key, without
+// the server's pacing (Serve starts such requests at most one per 2 ms).
+//
+//	go test ./ping -run '^$' -bench BenchmarkStateGet -benchmem
+func BenchmarkStateGet(b *testing.B) {
+	store := newFakeStore(true)
+	h := stateNode(store, ha.PhaseStandby, "nsg-b")
+	store.entries["epoch"] = ha.StateEntry{Key: "epoch", Value: []byte(strings.Repeat("v", 100)), Term: 7, By: "nsg-b", Version: 9, Size: 150}
+	req := httptest.NewRequest(http.MethodGet, "/v2/state/epoch", nil)
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+}
