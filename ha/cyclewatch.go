@@ -310,7 +310,6 @@ func (s *Session) readWatch(path string) (r cycleRead, watch <-chan zk.Event, ep
 	}
 	before := s.dialer.dials.Load()
 	for range 3 { // created or deleted between the two calls: look again
-		s.requests.Add(1)
 		start := time.Now()
 		data, st, ch, gerr := conn.GetW(path)
 		s.observe("get", start)
@@ -321,7 +320,6 @@ func (s *Session) readWatch(path string) (r cycleRead, watch <-chan zk.Event, ep
 		if !errors.Is(gerr, zk.ErrNoNode) {
 			return cycleRead{}, nil, 0, fmt.Errorf("ha: read %s: %w", path, gerr)
 		}
-		s.requests.Add(1)
 		start = time.Now()
 		ok, _, ch, eerr := conn.ExistsW(path)
 		s.observe("exists", start)
@@ -340,11 +338,4 @@ func (s *Session) readWatch(path string) (r cycleRead, watch <-chan zk.Event, ep
 		epoch = before
 	}
 	return r, watch, epoch, nil
-}
-
-// observe tells SessionConfig.ObserveRequest of a request begun at start.
-func (s *Session) observe(op string, start time.Time) {
-	if f := s.cfg.ObserveRequest; f != nil {
-		f(op, time.Since(start))
-	}
 }

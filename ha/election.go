@@ -140,6 +140,8 @@ type Election struct {
 
 	clock     *clockWatch                        // Run's detector of a stalled monotonic clock
 	clockLast atomic.Pointer[clockwatch.Reading] // its last reading, for State
+
+	kv *stateArea // the group's state area (kv.go), followed while Run runs
 }
 
 // NewElection checks cfg and returns an election on s that has not started.
@@ -161,6 +163,7 @@ func NewElection(s *Session, cfg ElectionConfig) (*Election, error) {
 		fenced: make(chan fencedReq), resigns: make(chan resignReq), changed: make(chan struct{}),
 		healthKick: make(chan struct{}, 1)}
 	e.clock = newClockWatch(cfg.Margin)
+	e.kv = newStateArea(e)
 	snap := c.Snapshot()
 	e.snap.Store(&snap)
 	return e, nil
@@ -377,6 +380,7 @@ func (e *Election) Run(ctx context.Context) error {
 		return e.doneErr
 	}
 	defer e.s.leaveGroup(e.cfg.Group)
+	defer e.kv.start()() // the state area is followed while Run runs
 	notify, unsub := e.s.subscribe()
 	defer unsub()
 	timer := time.NewTimer(time.Hour)

@@ -128,6 +128,9 @@ type handler struct {
 	streams   *streams
 	// jobs reports the scheduled jobs for /v2/status (nil: none; jobs.go).
 	jobs JobsReader
+
+	// store is the group's state area (MountState; nil: not mounted).
+	store StateStore
 }
 
 // ping answers "ok" (200) when the node is active and "standby" with

@@ -37,8 +37,9 @@ type Status struct {
 	LeaseLeft string         `json:"lease_left"`
 	Members   []StatusMember `json:"members"`
 	// Ignored lists znodes under the group's members/ that take no part in
-	// the election (foreign, hand-made or damaged), each with why; empty
-	// when there are none.
+	// the election (foreign, hand-made or damaged), and under its state/
+	// that hold no state record (their reason starts "state: "), each with
+	// why; empty when there are none.
 	Ignored []StatusIgnored `json:"ignored"`
 	// Problem is what an operator must repair for the group to lead again
 	// (a leader record whose term cannot grow), naming the znode and the
@@ -210,6 +211,7 @@ func (h *handler) status(c echo.Context) error {
 	if h.jobs != nil {
 		st.Jobs = h.jobs.Jobs()
 	}
+	st.Ignored = append(st.Ignored, h.stateIgnored()...) // the state area's (state.go)
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err // unreachable: Status holds only strings, numbers and bools

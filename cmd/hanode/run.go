@@ -266,6 +266,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	}
 	h := httpHandler(id, state, m, log, opts...)
 	h.HandleCycle(cycle.cyc)
+	// The group's state area: read on any member, written by the leader.
+	h.MountState(el)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the
