@@ -239,11 +239,7 @@ type fencedReq struct {
 	reply chan fenceReply
 }
 
-type fenceReply struct {
-	term   int64
-	checks []core.Op
-	wait   bool
-}
+type fenceReply = core.FenceBasis
 
 // Fenced makes one term-fenced write: build's ops, in one ZooKeeper multi
 // after checks that succeed only while this node still holds the group's
@@ -262,7 +258,7 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 		if err != nil {
 			return 0, err
 		}
-		if f.wait {
+		if f.Wait {
 			// An extension is in flight: our member node's next version is
 			// not known yet. It is answered within a round trip.
 			t := time.NewTimer(5 * time.Millisecond)
@@ -274,20 +270,20 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			}
 			continue
 		}
-		ops := build(f.term)
-		r, _, _ := e.s.do(core.Op{Kind: core.OpMulti, Ops: append(f.checks, ops...)})
+		ops := build(f.Term)
+		r, _, _ := e.s.doIn(f.Epoch, core.Op{Kind: core.OpMulti, Ops: append(f.Checks, ops...)})
 		if r.Err == core.ErrNone {
-			return f.term, nil
+			return f.Term, nil
 		}
 		i, _ := core.FailedOp(r)
 		if i == 0 && r.Multi[0].Err == core.ErrBadVersion {
 			// Our member node moved on: an extension landed first, or our
 			// lease did. Ask the core which.
-			if g, err := e.fenceOf(ctx); err == nil && (g.wait || g.checks[0].Version != f.checks[0].Version) {
+			if g, err := e.fenceOf(ctx); err == nil && (g.Wait || g.Checks[0].Version != f.Checks[0].Version) {
 				continue
 			}
 		}
-		if i >= 0 && i < len(f.checks) {
+		if i >= 0 && i < len(f.Checks) {
 			return 0, fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
 		}
 		if r.Err == core.ErrLost {
@@ -313,7 +309,7 @@ func (e *Election) fenceOf(ctx context.Context) (fenceReply, error) {
 	case <-ctx.Done():
 		return fenceReply{}, ctx.Err()
 	}
-	if f.checks == nil && !f.wait {
+	if f.Checks == nil && !f.Wait {
 		return fenceReply{}, ErrNotLeader
 	}
 	return f, nil
@@ -419,8 +415,7 @@ func (e *Election) Run(ctx context.Context) error {
 			e.checkClock()
 		case req := <-e.fenced:
 			e.checkClock()
-			term, checks, wait := e.core.Fence(time.Now())
-			req.reply <- fenceReply{term: term, checks: checks, wait: wait}
+			req.reply <- e.core.Fence(time.Now())
 		case r := <-e.resigns:
 			e.resign(r)
 		case <-e.healthKick:

@@ -301,6 +301,18 @@ func (s *Session) do(op core.Op) (r core.Result, watch <-chan zk.Event, epoch ui
 	return r, watch, epoch
 }
 
+// doIn is do for a request whose premises hold on connection epoch only
+// (a fenced write's checks): refused, ErrNotSent, when another connection
+// was dialed since. (A freeze between this test and the request reaching
+// go-zookeeper's queue still lets it out on the next connection of the same
+// session; ha/doc.go, "Fenced writes", says what that leaves.)
+func (s *Session) doIn(epoch uint64, op core.Op) (core.Result, <-chan zk.Event, uint64) {
+	if s.dialer.dials.Load() != epoch {
+		return core.Result{Err: core.ErrNotSent, Detail: "the connection the write was fenced on has been replaced"}, nil, 0
+	}
+	return s.do(op)
+}
+
 // deliveredOn is the epoch of a watch notification received now, set by a
 // request answered in epoch: that one if no connection was dialed since,
 // else 0 (unknown: it may come from a later connection's re-set watches).

@@ -44,6 +44,7 @@ type simFenced struct {
 	periods, cycles     map[int64]bool // applied in this history
 	periodMax, cycleMax int64
 	applied, refused    int
+	notSent             int // their connection was replaced before the send
 }
 
 // writerState is one process's memory of what it wrote and saw.
@@ -73,10 +74,11 @@ func (s *sim) fencedWrite(n *simNode) {
 	if n.core == nil {
 		return
 	}
-	term, checks, wait := n.core.Fence(n.local(s.now))
-	if checks == nil || wait {
+	fb := n.core.Fence(n.local(s.now))
+	if fb.Checks == nil || fb.Wait {
 		return
 	}
+	term, checks := fb.Term, fb.Checks
 	own := n.core.OwnNode()
 	own = own[strings.LastIndex(own, "/")+1:] // our member node's name
 	var ops []core.Op
@@ -120,12 +122,20 @@ func (s *sim) fencedWrite(n *simNode) {
 	op := core.Op{Kind: core.OpMulti, Ops: append(checks, ops...)}
 	s.fenced.next++
 	id := fencedIDBase + s.fenced.next
+	send := func() {
+		// As Session.doIn: never on a later connection than the checks'.
+		if n.epoch != fb.Epoch {
+			s.fenced.notSent++
+			return
+		}
+		n.send(id, op)
+	}
 	if s.rng.Intn(8) == 0 {
 		// Frozen between the checks and the send.
-		n.at(s.now+s.dur(0, 2*s.cfg.lease), func() { n.send(id, op) })
+		n.at(s.now+s.dur(0, 2*s.cfg.lease), send)
 		return
 	}
-	n.send(id, op)
+	send()
 }
 
 // parents creates the missing parents of path under the group.
@@ -207,5 +217,5 @@ func (s *sim) afterFenced(op core.Op, before []byte, existed bool, res core.Resu
 
 // summary is for the run's statistics.
 func (f simFenced) summary() string {
-	return fmt.Sprintf("fenced writes applied %d, refused %d", f.applied, f.refused)
+	return fmt.Sprintf("fenced writes applied %d, refused %d, not sent (connection replaced) %d", f.applied, f.refused, f.notSent)
 }

@@ -709,6 +709,7 @@ func (st *simStats) add(s *sim) {
 	st.fences += s.fences
 	st.fenced.applied += s.fenced.applied
 	st.fenced.refused += s.fenced.refused
+	st.fenced.notSent += s.fenced.notSent
 	st.simulated += s.now
 	if s.leaderAt > 0 {
 		st.leaderMax = max(st.leaderMax, s.leaderAt-s.healAt)

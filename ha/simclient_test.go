@@ -466,7 +466,18 @@ func (n *simNode) tryConnect() {
 		if s.ens != nil {
 			zx = s.ens.zxid(n)
 		}
-		n.connecting = true // until the answer arrives
+		n.connecting = true // until the answer arrives, or the attempt times out
+		n.at(s.now+s.cfg.lease/3+time.Second, func() {
+			// go-zookeeper gives up on a connect whose answer does not
+			// come (lost with a server that went down, or held by a cut)
+			// and dials again; a late answer is dropped with the attempt.
+			if n.connecting && !n.connected && n.conn == conn {
+				n.conn++
+				n.connecting = false
+				s.tracef("%s: no answer to the connect; dialing again", n.name)
+				n.scheduleConnect(0)
+			}
+		})
 		n.deliverOn(conn, false, func() {
 			n.connecting = false
 			n.connected, n.lastSession, n.lastZxid = true, s.now, zx

@@ -509,17 +509,30 @@ func (c *Core) Term() int64 {
 	return c.view.seenTerm
 }
 
-// Fence is what makes a write fenced by our lease: the term it is fenced
-// by and the Check ops to put first in its multi. The checks hold our member
-// node at the version our last lease extension left (so a node whose lease
-// was not extended since, or whose member node ZooKeeper forgot and someone
-// recreated, cannot write) and the lease record at the version our last
-// write of it left (every claim by another node changes it). checks is nil
-// when we do not lead at now; wait is true when we lead but an extension is
-// in flight, so our member node's version is not known: ask again shortly.
-func (c *Core) Fence(now time.Time) (term int64, checks []Op, wait bool) {
+// FenceBasis is what makes a write fenced by our lease (Fence).
+type FenceBasis struct {
+	// Term is the term the write is fenced by.
+	Term int64
+	// Checks go first in the write's multi: our member node at the version
+	// our last lease extension left (so a node whose lease was not extended
+	// since, or whose member node ZooKeeper forgot and someone recreated,
+	// cannot write) and the lease record at the version our last write of
+	// it left (every claim by another node changes it). Nil when we do not
+	// lead.
+	Checks []Op
+	// Epoch is the connection the checks hold for: the write must go out
+	// on it, never on a later one (after a reconnect ZooKeeper may be a
+	// restored state in which the same versions mean something else).
+	Epoch uint64
+	// Wait: we lead, but a write of our node is in flight or this epoch is
+	// not revalidated yet; ask again shortly.
+	Wait bool
+}
+
+// Fence returns the basis of a fenced write made now.
+func (c *Core) Fence(now time.Time) FenceBasis {
 	if !c.Active(now) || !c.rec.mineOK {
-		return 0, nil, false
+		return FenceBasis{}
 	}
 	if !c.own.sure || c.hold.extLost != nil || c.hold.extBusy || c.own.writes > 0 || c.own.revalidate {
 		// A write of our node is in flight (an extension): the version
@@ -528,15 +541,15 @@ func (c *Core) Fence(now time.Time) (term int64, checks []Op, wait bool) {
 		// has shown our node and the record as we left them: ZooKeeper
 		// may have been restored to a state where the versions we know
 		// mean something else (the holder writes nothing either).
-		return c.hold.term, nil, true
+		return FenceBasis{Term: c.hold.term, Wait: true}
 	}
 	if c.cfg.Weaken.has(WeakFenceTimeOnly) {
-		return c.hold.term, []Op{}, false
+		return FenceBasis{Term: c.hold.term, Checks: []Op{}, Epoch: c.sess.epoch}
 	}
-	return c.hold.term, []Op{
+	return FenceBasis{Term: c.hold.term, Epoch: c.sess.epoch, Checks: []Op{
 		{Kind: OpCheck, Path: c.l.MemberNode(c.own.node), Version: c.own.ver},
 		{Kind: OpCheck, Path: c.l.LeaderNode(), Version: c.rec.mine},
-	}, false
+	}}
 }
 
 // DutyOff reports that no duty runs or is being stopped.
