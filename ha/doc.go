@@ -62,6 +62,11 @@
 //	                              holder's lease extensions are writes of it
 //	groups/<HA_ID>/leader         persistent: the lease record (term, holder,
 //	                              state: fencing, active or released)
+//	groups/<HA_ID>/jobs/<name>    persistent: a scheduled job's latest period
+//	                              (term, by, state), written by a fenced
+//	                              compare-and-set before the run (jobs.go)
+//	groups/<HA_ID>/state/<key>    persistent: a value the leader published
+//	                              (term, by, value), by a fenced write (kv.go)
 //	cycle                         persistent: the cluster-wide polling cycle
 //	                              (n, started, term, group, by), advanced by
 //	                              the primary group's leader by a fenced
@@ -226,12 +231,56 @@
 //   - Balancers: a load balancer polling the ping endpoints every P sees a
 //     leader's "ok" up to P after the leader stopped: P must be well under
 //     M, or the balancer must also fence (or check the term).
+//   - Fenced writes: as stated in "Fenced writes".
 //   - No forged records: nobody writes a leader record naming a member that
 //     did not write it at that version, copies a holder's node name into
 //     the record, or recreates a member node under its exact name with the
 //     data it last wrote; digest ACLs keep other clients out. Everything
 //     else other clients do (deleting or overwriting any node, valid records
 //     with other terms, copied member data) is in the fault model.
+//
+// # Who leads: candidacy
+//
+// The rules above say when a member may claim; which member should lead is
+// candidacy (core/policy.go), and none of it touches the rules. A member
+// that may not lead (NoFailover, or unhealthy: SetHealth) never claims. A
+// member that should lead before another gets there by the others stepping
+// out of its way: a member with a better one behind it in the line
+// (PolicyPriority: a lower Priority; or any member that may lead, when it
+// may not) deletes its own member node and joins again at the back; an
+// unhealthy member does the same and stays out until healthy; an unhealthy
+// holder, or (Preempt) one that has seen a better member for PreemptDelay,
+// hands over as Resign does: stop, release, rejoin. Deleting one's own node
+// and a release after the duty stopped are moves every member may make at
+// any moment under the rules; so for candidacy too
+//
+//	stop(X)  ≤  s_X + D/(1−ρ)  <  o_Y + W/(1+ρ)  ≤  start(Y)
+//
+// holds as argued, and a preemption never overlaps (the release comes after
+// the stop). The steps back end: the best member never steps back. The
+// policy is recorded in the group record; a member with another is refused
+// (ErrGroupMismatch).
+//
+// # Fenced writes
+//
+// What a leader writes beyond the election (the cycle, job periods, state)
+// goes through Fenced: one multi whose first ops check our member node at
+// the version our last acknowledged extension left and the lease record at
+// the version our last write of it left, sent only on the connection those
+// versions were read on. Every claim by another member changes the record,
+// and rule D deletes our node: so a write of term t never lands after a
+// claim of a later term,
+//
+//	zxid(write of term t)  <  zxid(claim of term t' > t)
+//
+// and a reader can tell each value's term. A leader whose lease ended but
+// that nobody has replaced yet may still land a write: it is ordered before
+// the next claim, which is what readers rely on. Not covered: a write that
+// go-zookeeper carries to a later connection of the same session (queued
+// across a reconnect, or frozen between Session.doIn's test and the send)
+// and lands in a ZooKeeper restored to an older state in which another
+// client has brought both versions back to what we expect: a forgery of
+// our own member node, which digest ACLs rule out ("What is assumed").
 //
 // # Terms
 //

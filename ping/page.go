@@ -294,23 +294,44 @@ func renderLive(buf *bytes.Buffer, id Identity, st ha.State, now time.Time) erro
 	return assets().tmpl.ExecuteTemplate(buf, "live", newPageView(id, st, now))
 }
 
-var pageBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// pageMaxAge is how old a page answered from the last rendering may be: a
+// person cannot tell a tenth of a second, and the live stream carries every
+// change as it happens. A page in a loop then costs the node its answer,
+// not a rendering (BENCHMARKS.md, "Scrapes and the status page under load").
+const pageMaxAge = 100 * time.Millisecond
+
+// pageCache is the last rendering of the status page.
+type pageCache struct {
+	mu   sync.Mutex
+	at   time.Time // when it was rendered; zero: never
+	body []byte    // never changed once stored: readers keep the slice
+}
 
 // page answers the status page.
 func (h *handler) page(c echo.Context) error {
-	buf := pageBufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= 64<<10 {
-			buf.Reset()
-			pageBufs.Put(buf)
-		}
-	}()
-	buf.Reset()
-	if err := renderPage(buf, h.id, h.src.State(), h.now()); err != nil {
+	body, err := h.pageBody(h.now())
+	if err != nil {
 		return err
 	}
 	pageHeaders(c.Response().Header())
-	return write(c, http.StatusOK, echo.MIMETextHTMLCharsetUTF8, buf.Bytes())
+	return write(c, http.StatusOK, echo.MIMETextHTMLCharsetUTF8, body)
+}
+
+// pageBody is the page as rendered at most pageMaxAge before now.
+func (h *handler) pageBody(now time.Time) ([]byte, error) {
+	pc := &h.pageCache
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if !pc.at.IsZero() && now.Sub(pc.at) < pageMaxAge && !now.Before(pc.at) {
+		return pc.body, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(pc.body))
+	if err := renderPage(&buf, h.id, h.src.State(), now); err != nil {
+		return nil, err
+	}
+	pc.at, pc.body = now, buf.Bytes()
+	return pc.body, nil
 }
 
 // pageHeaders are the status page's security headers.

@@ -238,3 +238,30 @@ func TestMemberLinksOnlyToAHostAndPort(t *testing.T) {
 		assert.Equal(t, want, memberLink(addr), addr)
 	}
 }
+
+// TestPageIsRenderedAtMostEveryPageMaxAge: a page asked again within
+// pageMaxAge is the rendering already made (a loop of page requests costs
+// answers, not renderings); once it is older, the next request renders the
+// state then.
+func TestPageIsRenderedAtMostEveryPageMaxAge(t *testing.T) {
+	st := groupState()
+	renders := 0
+	h := New(testID, ha.StateFunc(func() ha.State { renders++; return st }), nil)
+	now := pageNow
+	h.h.now = func() time.Time { return now }
+	first := do(t, h, http.MethodGet, "/").Body.String()
+	require.Contains(t, first, `<dd id="node-leader">nsg-b</dd>`)
+
+	st.Leader = "nsg-c"
+	now = now.Add(pageMaxAge - time.Millisecond)
+	assert.Equal(t, first, do(t, h, http.MethodGet, "/").Body.String(), "within pageMaxAge: the same rendering")
+	assert.Equal(t, 1, renders)
+
+	now = now.Add(time.Millisecond)
+	assert.Contains(t, do(t, h, http.MethodGet, "/").Body.String(), `<dd id="node-leader">nsg-c</dd>`)
+	assert.Equal(t, 2, renders)
+
+	now = now.Add(-time.Second) // a clock stepped back: render again, never serve the future
+	assert.Contains(t, do(t, h, http.MethodGet, "/").Body.String(), `<dd id="node-leader">nsg-c</dd>`)
+	assert.Equal(t, 3, renders)
+}

@@ -122,6 +122,8 @@ type handler struct {
 	src ha.StateReader
 	log *zap.Logger
 	now func() time.Time
+	// pageCache holds the status page's last rendering (page.go).
+	pageCache pageCache
 
 	// subscribe feeds the live stream this node's transitions (nil: none).
 	subscribe func() (<-chan ha.Transition, func())
