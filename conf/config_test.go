@@ -328,7 +328,7 @@ func TestShippedEnvFilesValidate(t *testing.T) {
 		return err
 	}))
 	require.Contains(t, paths, filepath.Join(root, "hanode"))
-	require.Len(t, paths, 6)
+	require.Len(t, paths, 12)
 
 	loaded := map[string]*Config{}
 	for _, path := range paths {
