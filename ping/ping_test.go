@@ -260,7 +260,7 @@ func TestStatusOfActiveHANode(t *testing.T) {
 	assert.JSONEq(t, `{
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "ha-1", "net_id": "1", "version": "1.2.3",
-		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "standby": null, "hook": null,
+		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "standby": null, "hook": null, "jobs": [],
 		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "cycle": null,
 		"since": "2026-03-01T11:30:00.123456789Z", "lease_left": "2.5s",
 		"members": [
@@ -290,7 +290,7 @@ func TestStatusOfStandaloneNode(t *testing.T) {
 	assert.JSONEq(t, `{
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "", "net_id": "1", "version": "1.2.3",
-		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "standby": null, "hook": null,
+		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "standby": null, "hook": null, "jobs": [],
 		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "cycle": null,
 		"since": "2026-03-01T12:00:00Z", "lease_left": "0s", "ignored": [], "problem": "",
 		"members": [],

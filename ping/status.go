@@ -56,9 +56,9 @@ type Status struct {
 	// Cycle is the highest cluster-wide polling cycle this node has seen
 	// (n 0 before the first); null when the node follows none (standalone).
 	Cycle *StatusCycle `json:"cycle"`
-	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), present
-	// only on a node that has some.
-	Jobs []StatusJob `json:"jobs,omitempty"`
+	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), each
+	// with its last run as recorded in ZooKeeper; empty when it has none.
+	Jobs []StatusJob `json:"jobs"`
 }
 
 // StatusStandby describes the node's STANDBY_CMD.
@@ -208,8 +208,9 @@ func NewStatus(id Identity, st ha.State) Status {
 // more than by programs, and asked rarely), with a trailing newline.
 func (h *handler) status(c echo.Context) error {
 	st := NewStatus(h.id, h.src.State())
+	st.Jobs = []StatusJob{}
 	if h.jobs != nil {
-		st.Jobs = h.jobs.Jobs()
+		st.Jobs = append(st.Jobs, h.jobs.Jobs()...)
 	}
 	st.Ignored = append(st.Ignored, h.stateIgnored()...) // the state area's (state.go)
 	b, err := json.MarshalIndent(st, "", "  ")
