@@ -9,11 +9,9 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // CycleConfig configures CYCLE_CMD, run on every node of the cluster once
@@ -154,34 +152,10 @@ func runCycleCmd(ctx context.Context, cfg CycleConfig, n int64, started time.Tim
 	if out == nil {
 		out = os.Stderr
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", cfg.Command)
+	cmd := exec.Command("/bin/sh", "-c", cfg.Command)
 	cmd.Env = setEnv(cfg.Env, cycleEnv(cfg, n, started)...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	jl, err := cfg.Jailer.start(cmd)
-	if err != nil {
-		return fmt.Errorf("roles: CYCLE_CMD: %w", err)
-	}
-	pid := cmd.Process.Pid
-	done := make(chan struct{})
-	go func() { // the jail's kill needs the shell unreaped (its pid names its group)
-		defer close(done)
-		var info unix.Siginfo
-		for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
-		}
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	killErr := jl.kill(pid, time.Now().Add(KillGrace))
-	err = cmd.Wait()
-	disown(pid)
-	if killErr == nil {
-		jl.release()
-	}
+	err, killErr := runOnce(ctx, cmd, cfg.Jailer)
 	switch {
 	case killErr != nil:
 		return fmt.Errorf("roles: CYCLE_CMD left processes that could not be killed: %w", killErr)

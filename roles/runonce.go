@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// runOnce runs cmd, a one-shot command (FENCE_CMD, NOTIFY_CMD), to its end
+// runOnce runs cmd, a one-shot command (FENCE_CMD, NOTIFY_CMD, CYCLE_CMD), to its end
 // in a jail of j (nil: its process group only), and returns what cmd.Wait
 // said. When ctx ends first the whole jail is SIGKILLed. Either way,
 // whatever the command left running (a background job, a daemon) is killed
