@@ -7,7 +7,7 @@ import (
 // descs describe the metrics read from the sources at every gather, with
 // the node's constant labels.
 type descs struct {
-	active, term, lease, members, zkState, replaced *prometheus.Desc
+	active, term, lease, members, cycle, zkState, replaced *prometheus.Desc
 }
 
 func newDescs(node prometheus.Labels) descs {
@@ -20,6 +20,8 @@ func newDescs(node prometheus.Labels) descs {
 			"How long this node's lease has left; 0 when it holds none.", nil, node),
 		members: prometheus.NewDesc("hanode_members",
 			"Members of the group in this node's last listing.", nil, node),
+		cycle: prometheus.NewDesc("hanode_cycle",
+			"The highest cluster-wide polling cycle this node has seen (ZK_ROOT/cycle); absent when it follows none.", nil, node),
 		zkState: prometheus.NewDesc("hanode_zk_session_state",
 			"1 for the ZooKeeper client's state, 0 for every other state.", []string{"state"}, node),
 		replaced: prometheus.NewDesc("hanode_zk_client_replacements_total",
@@ -51,18 +53,22 @@ func (c groupCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- d.term
 	ch <- d.lease
 	ch <- d.members
+	ch <- d.cycle
 }
 
 func (c groupCollector) Collect(ch chan<- prometheus.Metric) {
 	var active, term, lease, members float64
+	d := c.m.d
 	if src := c.m.state.Load(); src != nil {
 		st := (*src).State()
 		if st.Active() {
 			active = 1
 		}
 		term, lease, members = float64(st.Term), st.LeaseLeft.Seconds(), float64(len(st.Members))
+		if st.Cycle != nil {
+			ch <- prometheus.MustNewConstMetric(d.cycle, prometheus.GaugeValue, float64(st.Cycle.N))
+		}
 	}
-	d := c.m.d
 	ch <- prometheus.MustNewConstMetric(d.active, prometheus.GaugeValue, active)
 	ch <- prometheus.MustNewConstMetric(d.term, prometheus.GaugeValue, term)
 	ch <- prometheus.MustNewConstMetric(d.lease, prometheus.GaugeValue, lease)

@@ -63,6 +63,7 @@ type Metrics struct {
 	dutyExits   prometheus.Counter
 	dutyRestart prometheus.Counter
 	fenceRuns   *prometheus.CounterVec
+	jobRuns     *prometheus.CounterVec
 	fenceTime   prometheus.Histogram
 
 	dutyMu   sync.Mutex
@@ -108,6 +109,9 @@ func New(cfg Config) *Metrics {
 		Help: "FENCE_CMD runs by result: ok, failed (or timed out), canceled (the claim ended first)."}, []string{"result"})
 	m.fenceTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hanode_fence_seconds", ConstLabels: node,
 		Help: "How long each FENCE_CMD run took.", Buckets: fenceBuckets})
+	m.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hanode_job_runs_total", ConstLabels: node,
+		Help: "Runs of the scheduled jobs (JOB_<NAME>_*) this node started, by job and by how they ended."},
+		[]string{"job", "result"})
 	for _, v := range takeoverRules {
 		m.takeover.WithLabelValues(v)
 	}
@@ -125,7 +129,7 @@ func New(cfg Config) *Metrics {
 	info := prometheus.MustNewConstMetric(prometheus.NewDesc("hanode_build_info", "Always 1; the version is a label.", nil,
 		prometheus.Labels{"ha_id": cfg.HAID, "name": cfg.Name, "role": cfg.Role, "version": cfg.Version}), prometheus.GaugeValue, 1)
 	reg.MustRegister(m.transitions, m.takeover, m.requests, m.dutyStarts, m.dutyExits, m.dutyRestart,
-		m.fenceRuns, m.fenceTime, groupCollector{m}, sessionCollector{m}, constCollector{info})
+		m.fenceRuns, m.fenceTime, m.jobRuns, groupCollector{m}, sessionCollector{m}, constCollector{info})
 	return m
 }
 
@@ -205,6 +209,11 @@ func (m *Metrics) DutyExited(term int64, _ string) {
 	m.dutyMu.Unlock()
 	m.dutyExits.Inc()
 }
+
+// JobRun counts a scheduled job's run that ended in state (roles.Jobs'
+// OnResult). Job names come from the configuration, so the labels stay
+// bounded.
+func (m *Metrics) JobRun(job, state string) { m.jobRuns.WithLabelValues(job, state).Inc() }
 
 // FenceFunc is the election's fence (ha.Callbacks.Fence).
 type FenceFunc = func(context.Context, ha.FenceRequest) error

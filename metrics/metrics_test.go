@@ -95,6 +95,11 @@ func TestGaugesAreReadFromTheStateAtEachScrape(t *testing.T) {
 	st = ha.State{Phase: ha.PhaseStandby, Term: 42}
 	mustSample(t, m, "hanode_active", nil, 0)
 	mustSample(t, m, "hanode_lease_seconds_left", nil, 0)
+	if _, ok := sample(t, m, "hanode_cycle", nil); ok {
+		t.Error("a node that follows no cycle reports one")
+	}
+	st.Cycle = &ha.CycleInfo{N: 17}
+	mustSample(t, m, "hanode_cycle", labels, 17)
 
 	m = New(Config{Name: "s", Role: "compute"})
 	m.WatchState(ha.Standalone(time.Now(), "standalone: no HA_ID"))
@@ -189,6 +194,18 @@ func TestSessionDutyAndFenceAreCounted(t *testing.T) {
 	mustSample(t, m, "hanode_fence_runs_total", map[string]string{"result": "failed"}, 1)
 	mustSample(t, m, "hanode_fence_runs_total", map[string]string{"result": "canceled"}, 1)
 	mustSample(t, m, "hanode_fence_seconds", nil, 3)
+}
+
+// TestJobRunsAreCountedByJobAndResult: each ended run of a scheduled job.
+func TestJobRunsAreCountedByJobAndResult(t *testing.T) {
+	m := New(node)
+	m.JobRun("report", "ok")
+	m.JobRun("report", "ok")
+	m.JobRun("report", "failed")
+	m.JobRun("discovery", "ok")
+	mustSample(t, m, "hanode_job_runs_total", map[string]string{"job": "report", "result": "ok"}, 2)
+	mustSample(t, m, "hanode_job_runs_total", map[string]string{"job": "report", "result": "failed"}, 1)
+	mustSample(t, m, "hanode_job_runs_total", map[string]string{"job": "discovery", "result": "ok"}, 1)
 }
 
 // TestEveryZooKeeperStateHasALabel: each state go-zookeeper reports maps

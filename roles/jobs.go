@@ -63,7 +63,10 @@ type JobsConfig struct {
 	// Refresh is how often the records are read again for status, on
 	// every node (default 5s).
 	Refresh time.Duration
-	Logger  *zap.Logger
+	// OnResult, when set, hears how each run this node started ended
+	// (ha.JobOK, ha.JobFailed, ...): for metrics.
+	OnResult func(job, state string)
+	Logger   *zap.Logger
 }
 
 // JobStatus is one job as this node knows it, for status.
@@ -337,6 +340,9 @@ func (j *Jobs) loop(act *jobsActivation, job Job) {
 		res, ok := j.run(act, job, d.Run, term, log)
 		if !ok {
 			return // Stop began: the run was not started
+		}
+		if f := j.cfg.OnResult; f != nil {
+			f(job.Name, res.State)
 		}
 		if err := j.cfg.Store.FinishPeriod(ctx, job.Name, d.Run, term, res); err != nil {
 			log.Info("job result not recorded (leadership moved on?)", zap.Time("period", d.Run),

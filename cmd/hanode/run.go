@@ -224,7 +224,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		_ = ln.Close()
 		return err
 	}
-	jobs = roles.NewJobs(roles.JobsConfig{Jobs: jobList, Store: el, Guard: jobGuard(cfg, jailer), Logger: log.Named("jobs")})
+	jobs = roles.NewJobs(roles.JobsConfig{Jobs: jobList, Store: el, Guard: jobGuard(cfg, jailer), OnResult: m.JobRun,
+		Logger: log.Named("jobs")})
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	defer stopJobs()
 	go jobs.Refresh(jobsCtx)
