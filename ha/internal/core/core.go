@@ -477,7 +477,16 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 // the holder's record through its extensions), so this only refreshes what
 // status shows of the members behind us. It is most of an idle group's
 // reads, hence three leases.
-func (c *Core) relistEvery() time.Duration { return 3 * c.cfg.Lease }
+//
+// A holder that preempts (Preempt) lists every lease instead: a better
+// member that joins is seen within a lease, so the hand-over comes within
+// PreemptDelay plus a lease of its joining.
+func (c *Core) relistEvery() time.Duration {
+	if c.cfg.Preempt && c.role == roleHolder {
+		return c.cfg.Lease
+	}
+	return 3 * c.cfg.Lease
+}
 
 // leaseEnd is when the holder stops acting: the send time of its last
 // acknowledged write plus D minus M.

@@ -177,8 +177,6 @@ func (c *Core) advanceHolderCandidacy() bool {
 		return false
 	}
 	better := ""
-	if c.cfg.Self.Name == "n1" && c.now.Second() > 40 {
-	}
 	for i, m := range c.view.members {
 		if i != c.view.position && canLead(m) && c.prefers(m.MemberInfo, c.cfg.Self) {
 			better = fmt.Sprintf("%s (priority %d, this node %d)", m.Name, m.Priority, c.cfg.Self.Priority)

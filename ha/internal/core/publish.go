@@ -135,7 +135,7 @@ func (c *Core) idlePhase() Phase {
 			return PhaseStarting
 		}
 		return PhaseStandby
-	case c.view.position == 0:
+	case c.view.position == 0 && c.mayLead():
 		return PhaseWaiting
 	}
 	return PhaseStandby

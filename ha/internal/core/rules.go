@@ -368,6 +368,9 @@ func (c *Core) evidence(rule claimRule) time.Time {
 
 // standbyReason explains a member's position.
 func (c *Core) standbyReason() string {
+	if c.cfg.Self.NoFailover {
+		return "never leads (NOFAILOVER)"
+	}
 	if c.view.position == 0 {
 		rule, at, ok := c.pickRule()
 		switch {
