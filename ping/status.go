@@ -52,6 +52,13 @@ type Status struct {
 	Standby *StatusStandby `json:"standby"`
 	// Hook is the node's latest NOTIFY_CMD run; null when it has none.
 	Hook *StatusHook `json:"hook"`
+	// Health is the node's health check (health.go); null when it has
+	// none. Candidacy is its place in the election policy; null outside a
+	// group. LeaderNote says why leader is "" ("no leader: every member
+	// unhealthy or gone"); "" when there is a leader or nothing to say.
+	Health     *StatusHealth    `json:"health"`
+	Candidacy  *StatusCandidacy `json:"candidacy"`
+	LeaderNote string           `json:"leader_note"`
 	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), present
 	// only on a node that has some.
 	Jobs []StatusJob `json:"jobs,omitempty"`
@@ -178,6 +185,7 @@ func NewStatus(id Identity, st ha.State) Status {
 			s.Hook.At = h.At.UTC().Format(time.RFC3339Nano)
 		}
 	}
+	s.Health, s.Candidacy, s.LeaderNote = statusHealth(st.Health), statusCandidacy(st.Candidacy), st.LeaderNote
 	for _, ig := range st.Ignored {
 		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})
 	}
