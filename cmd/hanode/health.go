@@ -158,6 +158,13 @@ func (w withHealth) State() ha.State {
 	if c.NoFailover && (st.Phase == ha.PhaseStandby || st.Phase == ha.PhaseWaiting) {
 		st.Reason += " (NOFAILOVER: this node never leads)"
 	}
+	if st.Leader != "" && (st.Phase == ha.PhaseStandby || st.Phase == ha.PhaseWaiting) && !listed(st.Members, st.Leader) &&
+		!anyMayLead(st.Members) {
+		// The leader record names a leader that is no member any more (it
+		// crashed), and no member left may take over, so the record will
+		// name it for good: it leads nothing.
+		st.Leader = ""
+	}
 	st.LeaderNote = leaderNote(st, look)
 	return st
 }
@@ -198,6 +205,26 @@ func leaderNote(st ha.State, look *groupLook) string {
 			never, plural(never, "member", "members"), plural(never, "leads", "lead"))
 	}
 	return "no leader: every member unhealthy or gone"
+}
+
+// listed reports whether a member of ms is named name.
+func listed(ms []ha.Member, name string) bool {
+	for _, m := range ms {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// anyMayLead reports whether a member of ms may lead (is not NOFAILOVER).
+func anyMayLead(ms []ha.Member) bool {
+	for _, m := range ms {
+		if !m.NoFailover {
+			return true
+		}
+	}
+	return false
 }
 
 func plural(n int, one, many string) string {

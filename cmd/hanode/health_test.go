@@ -79,4 +79,15 @@ func TestWithHealthShowsTheGroupReadOutOfTheLine(t *testing.T) {
 	st = nf.State()
 	assert.Equal(t, "lowest member (NOFAILOVER: this node never leads)", st.Reason)
 	assert.Contains(t, st.LeaderNote, "every member that may lead is unhealthy or gone")
+
+	gone := withHealth{src: ha.StateFunc(func() ha.State {
+		return ha.State{Phase: ha.PhaseWaiting, Leader: "b", Members: []ha.Member{mem("n", true)}}
+	}), candidacy: ha.CandidacyState{NoFailover: true}}
+	st = gone.State()
+	assert.Empty(t, st.Leader, "the record names a leader that is gone, and nobody left may take over")
+	assert.Equal(t, "no leader: every member that may lead is unhealthy or gone (1 NOFAILOVER member never leads)", st.LeaderNote)
+	taking := withHealth{src: ha.StateFunc(func() ha.State {
+		return ha.State{Phase: ha.PhaseStandby, Leader: "b", Members: []ha.Member{mem("a", false)}}
+	})}
+	assert.Equal(t, "b", taking.State().Leader, "a member may take over: the election's view stands")
 }
