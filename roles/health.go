@@ -49,6 +49,9 @@ const (
 	HealthUnhealthy = "unhealthy" // out of the line until it recovers
 )
 
+// DefaultHealthInterval is HealthConfig.Interval's default (HEALTH_INTERVAL's).
+const DefaultHealthInterval = 10 * time.Second
+
 // HealthConfig configures the health check of one node.
 type HealthConfig struct {
 	// Command is HEALTH_CMD, run via /bin/sh -c every Interval; exit status
@@ -56,7 +59,7 @@ type HealthConfig struct {
 	// node unhealthy (it recovers after Recoveries quiet intervals).
 	Command string
 	// Interval is the time from the start of one check to the start of the
-	// next (> 0).
+	// next (default DefaultHealthInterval).
 	Interval time.Duration
 	// Timeout bounds one check: past it the check's whole jail is killed
 	// and the check counts as failed (0: Interval).
@@ -174,6 +177,9 @@ type Health struct {
 
 // NewHealth starts the runner: with a Command its first check at once.
 func NewHealth(cfg HealthConfig) *Health {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultHealthInterval
+	}
 	if cfg.Timeout <= 0 || cfg.Timeout > cfg.Interval {
 		cfg.Timeout = cfg.Interval
 	}
