@@ -57,6 +57,17 @@ const (
 	KeyNotifyTimeout      = "NOTIFY_TIMEOUT"
 	KeyStandbyCmd         = "STANDBY_CMD"
 	KeyStandbyStopTimeout = "STANDBY_STOP_TIMEOUT"
+	// Election policies and health-gated candidacy (issue 16; health.go).
+	KeyElectionPolicy   = "ELECTION_POLICY"
+	KeyPriority         = "PRIORITY"
+	KeyPreempt          = "PREEMPT"
+	KeyPreemptDelay     = "PREEMPT_DELAY"
+	KeyNoFailover       = "NOFAILOVER"
+	KeyHealthCmd        = "HEALTH_CMD"
+	KeyHealthInterval   = "HEALTH_INTERVAL"
+	KeyHealthTimeout    = "HEALTH_TIMEOUT"
+	KeyHealthFailures   = "HEALTH_FAILURES"
+	KeyHealthRecoveries = "HEALTH_RECOVERIES"
 
 	KeyLogLevel  = "LOG_LEVEL"
 	KeyLogFormat = "LOG_FORMAT"
@@ -110,6 +121,16 @@ var keys = []keyInfo{
 	{name: KeyNotifyTimeout, def: "30s", usage: "how long one NOTIFY_CMD run may take before it is killed"},
 	{name: KeyStandbyCmd, emptyIsValue: true, command: true, usage: "shell command run only while this server is a standby of a healthy group, stopped before ACTIVE_CMD starts"},
 	{name: KeyStandbyStopTimeout, def: "5s", usage: "SIGTERM, then SIGKILL to STANDBY_CMD after this; a takeover's duty waits for that stop"},
+	{name: KeyElectionPolicy, def: "first-come", usage: "who leads: first-come (the member that joined first, no preemption) or priority (the lowest PRIORITY); the same on every member of a group"},
+	{name: KeyPriority, def: "0", usage: "with ELECTION_POLICY=priority: this member's priority, lower is preferred (may be negative)"},
+	{name: KeyPreempt, def: "false", usage: "with ELECTION_POLICY=priority: the leader hands over gracefully to a preferred member that has been in the group for PREEMPT_DELAY"},
+	{name: KeyPreemptDelay, def: "30s", usage: "how long a preferred member must have been in the group before the leader hands over to it (PREEMPT=true)"},
+	{name: KeyNoFailover, def: "false", usage: "true: this member joins, follows and serves reads, but never leads"},
+	{name: KeyHealthCmd, emptyIsValue: true, command: true, usage: "shell command run every HEALTH_INTERVAL; after HEALTH_FAILURES failures in a row the member leaves the line (a leader hands over first)"},
+	{name: KeyHealthInterval, def: "10s", usage: "time between the starts of two HEALTH_CMD runs (and the quiet interval after a lost duty)"},
+	{name: KeyHealthTimeout, usage: "a HEALTH_CMD run taking longer is killed and counts as failed (default min(HEALTH_INTERVAL, 10s))"},
+	{name: KeyHealthFailures, def: "3", usage: "failed health checks in a row after which the member leaves the line"},
+	{name: KeyHealthRecoveries, def: "2", usage: "passing health checks in a row after which an unhealthy member joins again, at the back"},
 	{name: KeyLogLevel, def: "info", usage: "log level: debug, info, warn or error"},
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
 	{name: KeyPollInterval, emptyIsValue: true, usage: "the cluster-wide polling cycle's interval, advanced by the primary group's leader (1s to 24h); empty means no cycle"},
@@ -175,6 +196,9 @@ type Config struct {
 	PollInterval time.Duration
 	// CycleCmd is run on every node once for each cycle (CYCLE_CMD).
 	CycleCmd string
+	// Candidacy and health (ELECTION_POLICY, PRIORITY, PREEMPT,
+	// PREEMPT_DELAY, NOFAILOVER, HEALTH_*; health.go).
+	Candidacy
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
@@ -292,6 +316,9 @@ func (c *Config) value(key string) string {
 		return c.StandbyCmd
 	case KeyStandbyStopTimeout:
 		return c.StandbyStopTimeout.String()
+	case KeyElectionPolicy, KeyPriority, KeyPreempt, KeyPreemptDelay, KeyNoFailover, KeyHealthCmd, KeyHealthInterval,
+		KeyHealthTimeout, KeyHealthFailures, KeyHealthRecoveries:
+		return c.candidacyValue(key)
 	case KeyLogLevel:
 		return c.LogLevel
 	case KeyLogFormat:

@@ -59,6 +59,8 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
 		"notify-cmd", "notify-timeout", "standby-cmd", "standby-stop-timeout",
 		"poll-interval", "cycle-cmd",
+		"election-policy", "priority", "preempt", "preempt-delay", "nofailover",
+		"health-cmd", "health-interval", "health-timeout", "health-failures", "health-recoveries",
 	}, names)
 	assert.Contains(t, fs.Lookup("zk-session-timeout").Usage, "env HANODE_ZK_SESSION_TIMEOUT; default 10s")
 }
@@ -136,6 +138,16 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyNotifyTimeout, "30s", "default"},
 		{KeyStandbyCmd, "", ""},
 		{KeyStandbyStopTimeout, "5s", "default"},
+		{KeyElectionPolicy, "first-come", "default"},
+		{KeyPriority, "0", "default"},
+		{KeyPreempt, "false", "default"},
+		{KeyPreemptDelay, "30s", "default"},
+		{KeyNoFailover, "false", "default"},
+		{KeyHealthCmd, "", ""},
+		{KeyHealthInterval, "10s", "default"},
+		{KeyHealthTimeout, "10s", "default (min(HEALTH_INTERVAL, 10s))"},
+		{KeyHealthFailures, "3", "default"},
+		{KeyHealthRecoveries, "2", "default"},
 		{KeyLogLevel, "info", "default"},
 		{KeyLogFormat, "json", "default"},
 		{KeyPollInterval, "", ""},

@@ -142,7 +142,8 @@ func Validate(raw []Setting) (*Config, error) {
 		}
 		c.ActiveRestartGrace = d
 	}
-	c.Jobs = v.jobs(c.HA()) // before timing: a job's stop must fit in the margin too
+	c.Candidacy = v.candidacy(c) // health.go
+	c.Jobs = v.jobs(c.HA())      // before timing: a job's stop must fit in the margin too
 	v.timing(c)
 	v.cycle(c)
 	if c.ActiveCmdMode == "forking" && c.DutyContainment == "none" {

@@ -123,6 +123,13 @@ type State struct {
 	// (N 0: none yet); nil when it follows none. The election does not
 	// fill it (Cycle.Current does).
 	Cycle *CycleInfo `json:"cycle,omitempty"`
+	// Health is the node's health check and Candidacy its place in the
+	// election policy (health.go); nil when the node has none. The
+	// election fills neither. LeaderNote says why Leader is "" (see
+	// health.go), "" when there is a leader or nothing to say.
+	Health     *HealthState    `json:"health,omitempty"`
+	Candidacy  *CandidacyState `json:"candidacy,omitempty"`
+	LeaderNote string          `json:"leader_note,omitempty"`
 }
 
 // StandbyState is what a node's STANDBY_CMD runner reports (see roles).

@@ -260,8 +260,8 @@ func TestStatusOfActiveHANode(t *testing.T) {
 	assert.JSONEq(t, `{
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "ha-1", "net_id": "1", "version": "1.2.3",
-		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "standby": null, "hook": null, "jobs": [],
-		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "cycle": null,
+		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "standby": null, "hook": null,
+		"cycle": null, "jobs": [], "health": null, "candidacy": null, "leader_note": "",
 		"since": "2026-03-01T11:30:00.123456789Z", "lease_left": "2.5s",
 		"members": [
 			{"name": "nsg-a", "host": "10.0.0.1", "http": "http://10.0.0.1:9100", "state": "active", "seq": 3},
@@ -290,8 +290,8 @@ func TestStatusOfStandaloneNode(t *testing.T) {
 	assert.JSONEq(t, `{
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "", "net_id": "1", "version": "1.2.3",
-		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "standby": null, "hook": null, "jobs": [],
-		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "cycle": null,
+		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "standby": null, "hook": null,
+		"cycle": null, "jobs": [], "health": null, "candidacy": null, "leader_note": "",
 		"since": "2026-03-01T12:00:00Z", "lease_left": "0s", "ignored": [], "problem": "",
 		"members": [],
 		"zk": {"connected": false, "session_id": "", "state": ""}

@@ -59,6 +59,13 @@ type Status struct {
 	// Jobs are the node's scheduled jobs (JOB_<NAME>_*; jobs.go), each
 	// with its last run as recorded in ZooKeeper; empty when it has none.
 	Jobs []StatusJob `json:"jobs"`
+	// Health is the node's health check (health.go); null when it has
+	// none. Candidacy is its place in the election policy; null outside a
+	// group. LeaderNote says why leader is "" ("no leader: every member
+	// unhealthy or gone"); "" when there is a leader or nothing to say.
+	Health     *StatusHealth    `json:"health"`
+	Candidacy  *StatusCandidacy `json:"candidacy"`
+	LeaderNote string           `json:"leader_note"`
 }
 
 // StatusStandby describes the node's STANDBY_CMD.
@@ -185,6 +192,7 @@ func NewStatus(id Identity, st ha.State) Status {
 	if st.Cycle != nil {
 		s.Cycle = NewStatusCycle(*st.Cycle)
 	}
+	s.Health, s.Candidacy, s.LeaderNote = statusHealth(st.Health), statusCandidacy(st.Candidacy), st.LeaderNote
 	for _, ig := range st.Ignored {
 		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})
 	}

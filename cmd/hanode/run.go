@@ -127,7 +127,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	// In a group the duty runs under a guard process that holds its own copy
 	// of the lease: it stops the duty even if this process freezes or dies.
 	var el *ha.Election
-	var gate *roles.Standby // STANDBY_CMD's gate in front of the duty; nil: none
+	var gate *roles.Standby  // STANDBY_CMD's gate in front of the duty; nil: none
+	var health *roles.Health // the health check (health.go); nil: none
 	duty := noDuty
 	var report func() ha.DutyState
 	if cfg.ActiveCmd != "" {
@@ -154,6 +155,9 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 					gate.DutyLost(term)
 				}
 				el.DutyLost(term, reason)
+				if health != nil { // a lost duty is a failed health check
+					health.Fail(reason)
+				}
 			},
 			OnStart: m.DutyStarted,
 			OnExit:  m.DutyExited,
@@ -169,7 +173,12 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	}
 	// STANDBY_CMD (hooks.go): the duty starts only once it is confirmed
 	// stopped, and it starts only once the duty is.
-	gate, standbyDone, err := newStandby(cfg, jailer, duty, func(term int64, reason string) { el.DutyLost(term, reason) }, log)
+	gate, standbyDone, err := newStandby(cfg, jailer, duty, func(term int64, reason string) {
+		el.DutyLost(term, reason)
+		if health != nil {
+			health.Fail(reason)
+		}
+	}, log)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -207,10 +216,13 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		return err
 	}
 	var jobs *roles.Jobs // set once el exists, before Run calls anything
+	cand := candidacyOf(cfg)
 	el, err = ha.NewElection(sess, ha.ElectionConfig{
 		Group: cfg.HAID, Role: cfg.Role, Region: cfg.Region, HTTP: httpAddr,
 		Margin: cfg.LeaseMargin, FenceMaxTries: cfg.FenceMaxTries,
-		Logger: log,
+		Policy: cand.Policy, Priority: cand.Priority, Preempt: cand.Preempt, PreemptDelay: cand.PreemptDelay,
+		NoFailover: cand.NoFailover,
+		Logger:     log,
 		Callbacks: ha.Callbacks{
 			StartDuty: func(ctx context.Context, term int64) { duty.Start(term); jobs.Start(ctx, term) },
 			// An error (the duty's jail not confirmed empty) makes the node
@@ -238,6 +250,17 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	}
 	defer cycle.stop() // after the election has left: its CYCLE_CMD is killed
 	cycle.start()
+	// HEALTH_CMD (health.go): its verdict takes the node out of the line
+	// and back; out of it, the status reads who leads from ZooKeeper.
+	health, healthDone, err := newHealth(cfg, jailer, el.SetHealth, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer healthDone()
+	if health != nil {
+		defer health.Close() // a no-op once closed below
+	}
 	srvDone := make(chan error, 1)
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	var state ha.StateReader = el
@@ -248,6 +271,13 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 		state = withHooks{src: state, standby: gate, hooks: hooks}
 	}
 	state = withCycle{state, cycle.cyc}
+	looker := &groupLooker{read: el.ReadGroup}
+	lookFeed, lookUnsubscribe := el.Subscribe()
+	defer lookUnsubscribe()
+	lookCtx, stopLook := context.WithCancel(context.Background())
+	defer stopLook()
+	go looker.follow(lookCtx, lookFeed)
+	state = withHealth{src: state, health: health, candidacy: cand, look: looker}
 	m.WatchState(state)
 	feed, unsubscribe := el.Subscribe() // before Run: every transition counts
 	defer unsubscribe()
@@ -314,6 +344,9 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	hooks.Close(hookDrain(cfg))
 	if gate != nil {
 		gate.Close()
+	}
+	if health != nil {
+		health.Close()
 	}
 	stopSrv()
 	if err := <-srvDone; err != nil && runErr == nil {
@@ -396,7 +429,7 @@ func httpHandler(id ping.Identity, state ha.StateReader, m *metrics.Metrics, log
 // start when DUTY_CONTAINMENT=cgroup cannot be had.
 func newJailer(cfg *conf.Config, log *zap.Logger) (*roles.Jailer, error) {
 	if cfg.ActiveCmd == "" && cfg.FenceCmd == "" && cfg.NotifyCmd == "" && cfg.StandbyCmd == "" && len(cfg.Jobs) == 0 &&
-		(cfg.CycleCmd == "" || !cfg.HA()) {
+		(cfg.CycleCmd == "" || !cfg.HA()) && cfg.HealthCmd == "" {
 		return nil, nil
 	}
 	want, err := roles.ParseContainment(cfg.DutyContainment)
