@@ -21,7 +21,9 @@ var version = "dev"
 // (README.md, "Exit status"). The two final ones are sysexits(3) codes, which
 // nothing else in a Go program uses: the Go runtime exits 2 on a panic, a
 // fatal error and SIGQUIT (its goroutine dump), and that must stay
-// restartable, so no code of hanode's own may be 2.
+// restartable, so no code of hanode's own may be 2. The one exception is
+// hanode status's verdict (status.go), whose codes the issue fixes: it is
+// never run by systemd, and 2 there means two active members.
 const (
 	exitOK      = 0
 	exitFailure = 1  // runtime failure (cannot listen, ZooKeeper error): restart
@@ -39,6 +41,12 @@ func execute(args []string) int {
 	root.SetArgs(args)
 	err := root.Execute()
 	code := exitStatus(err)
+	if shown, writeErr := asShown(err); shown { // hanode status reported it on stdout
+		if writeErr != nil {
+			fmt.Fprintf(os.Stderr, "hanode: %v\n", writeErr)
+		}
+		return code
+	}
 	switch code {
 	case exitOK:
 	case exitRefused:
@@ -51,9 +59,12 @@ func execute(args []string) int {
 
 // exitStatus is the exit status for the error a command returned.
 func exitStatus(err error) int {
+	var verdict verdictError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &verdict): // hanode status: 1 no active, 2 two or more (status.go)
+		return verdict.code
 	case errors.As(err, new(usageError)) || errors.Is(err, conf.ErrInvalid):
 		return exitConfig
 	case ha.IsRefusal(err):
@@ -124,7 +135,9 @@ the members' states as they change.
 
 Exit status: 0 after a shutdown, 1 on a runtime failure (restartable),
 77 when the cluster refused the node (name in use, group mismatch) and
-78 for a bad configuration or usage; neither is fixed by a restart.`
+78 for a bad configuration or usage; neither is fixed by a restart.
+"hanode status" exits 0 when every group has exactly one active member,
+1 when a group has none and 2 when a group has two or more.`
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
