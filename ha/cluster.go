@@ -19,21 +19,39 @@ type GroupStatus = core.GroupStatus
 // Dial opens a ZooKeeper session for tools (not for election) and waits,
 // bounded by ctx, until the session is established.
 func Dial(ctx context.Context, servers []string, sessionTimeout time.Duration, log *zap.Logger) (*zk.Conn, error) {
+	return DialAccess(ctx, servers, sessionTimeout, log, Access{})
+}
+
+// DialAccess is Dial with access: over TLS if a.TLS is set, and
+// authenticated with a.Secrets' credentials before it returns (a tool
+// only reads, so nothing is converted or proved).
+func DialAccess(ctx context.Context, servers []string, sessionTimeout time.Duration, log *zap.Logger, a Access) (*zk.Conn, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger(log)))
+	d := &negotiatedDialer{tls: a.TLS, log: log}
+	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger(log)), zk.WithDialer(d.dial))
 	if err != nil {
 		return nil, fmt.Errorf("ha: connect: %w", err)
 	}
 	for {
 		select {
 		case ev := <-events:
-			if ev.State == zk.StateHasSession {
-				return conn, nil
+			if ev.State != zk.StateHasSession {
+				continue
 			}
+			for _, c := range a.credentials() {
+				if err := conn.AddAuth("digest", c); err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("ha: authenticate: %w", err)
+				}
+			}
+			return conn, nil
 		case <-ctx.Done():
 			conn.Close()
+			if last := d.tlsLastErr.Load(); last != nil {
+				return nil, fmt.Errorf("ha: no ZooKeeper session with %v (%s): %w", servers, *last, ctx.Err())
+			}
 			return nil, fmt.Errorf("ha: no ZooKeeper session with %v: %w", servers, ctx.Err())
 		}
 	}

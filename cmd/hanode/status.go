@@ -21,6 +21,7 @@ func newStatusCmd() *cobra.Command {
 		asJSON    bool
 		timeout   time.Duration
 	)
+	af := &accessFlags{}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Read ZooKeeper and print every HA group: members, leader, term",
@@ -30,9 +31,13 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			access, err := af.access()
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			conn, err := ha.Dial(ctx, servers, 10*time.Second, nil)
+			conn, err := ha.DialAccess(ctx, servers, 10*time.Second, nil, access)
 			if err != nil {
 				return err
 			}
@@ -57,6 +62,7 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().StringVar(&root, "zk-root", "/hanode", "hanode's root znode (ZK_ROOT)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up when ZooKeeper does not answer within this")
+	af.bind(cmd.Flags())
 	return cmd
 }
 
