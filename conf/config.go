@@ -135,6 +135,15 @@ var keys = []keyInfo{
 	{name: KeyLogFormat, def: "json", usage: "log format: json or console"},
 	{name: KeyPollInterval, emptyIsValue: true, usage: "the cluster-wide polling cycle's interval, advanced by the primary group's leader (1s to 24h); empty means no cycle"},
 	{name: KeyCycleCmd, emptyIsValue: true, command: true, usage: "shell command run on every node once for each polling cycle, with HANODE_CYCLE and HANODE_CYCLE_STARTED"},
+	// Access to ZooKeeper (secret.go, issue 18).
+	{name: KeySecretFile, usage: "file holding the cluster's shared secret, the same on every node: every znode hanode creates is protected by a digest ACL derived from it (mode 600)"},
+	{name: KeySecret, usage: "the cluster's shared secret itself (prefer CLUSTER_SHARED_SECRET_FILE); never printed"},
+	{name: KeySecretOldFile, usage: "during a rotation of the secret, file holding the other secret, accepted next to the current one"},
+	{name: KeySecretOld, usage: "during a rotation, the other secret itself (prefer CLUSTER_SHARED_SECRET_OLD_FILE); never printed"},
+	{name: KeyZKACLOpen, usage: "yes: keep the tree open to clients without the secret (only while a secret is being introduced, one node at a time)"},
+	{name: KeyZKTLSCA, usage: "PEM file of the CA that signed the ZooKeeper servers' certificates: connect over TLS (ZooKeeper's secureClientPort)"},
+	{name: KeyZKTLSCert, usage: "PEM file of this node's client certificate for ZooKeeper over TLS"},
+	{name: KeyZKTLSKey, usage: "PEM file of the key of ZK_TLS_CERT (mode 600)"},
 }
 
 func lookupKey(name string) (keyInfo, bool) {
@@ -202,6 +211,14 @@ type Config struct {
 
 	// EnvFile is the env file actually read, "" if none.
 	EnvFile string
+
+	// Access to ZooKeeper (secret.go): the shared secrets (Secrets, never
+	// printed), the files they came from, ZK_ACL_OPEN, and the PEM files of
+	// TLS (any set: TLS).
+	secrets                      []hidden
+	secretFiles                  map[string]string
+	ZKACLOpen                    bool
+	ZKTLSCA, ZKTLSCert, ZKTLSKey string
 
 	sources map[string]string // key -> where its effective value came from
 	notices []Notice
@@ -331,6 +348,9 @@ func (c *Config) value(key string) string {
 	case KeyCycleCmd:
 		return c.CycleCmd
 	}
+	if v, ok := c.accessValue(key); ok {
+		return v
+	}
 	return ""
 }
 
@@ -355,10 +375,14 @@ type LoadOptions struct {
 }
 
 // BindFlags registers one string flag per key (--name, --ha-id,
-// --zk-session-timeout, ...) and nothing else. Durations are strings too, so
+// --zk-session-timeout, ...) but the secrets themselves (their _FILE keys
+// have flags), and nothing else. Durations are strings too, so
 // that a bad value is reported by Load together with every other problem.
 func BindFlags(fs *pflag.FlagSet) {
 	for _, k := range keys {
+		if k.name == KeySecret || k.name == KeySecretOld {
+			continue // on a command line, any user could read it (ps): the _FILE flag instead
+		}
 		usage := fmt.Sprintf("%s (env %s%s", k.usage, EnvPrefix, k.name)
 		if k.def != "" {
 			usage += "; default " + k.def

@@ -58,6 +58,8 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 		"http-listen", "active-cmd", "active-stop-timeout", "lease-margin", "fence-cmd", "fence-timeout", "log-level", "log-format",
 		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
 		"notify-cmd", "notify-timeout", "standby-cmd", "standby-stop-timeout",
+		// Access to ZooKeeper: the secrets themselves have no flag (ps shows a command line).
+		"cluster-shared-secret-file", "cluster-shared-secret-old-file", "zk-acl-open", "zk-tls-ca", "zk-tls-cert", "zk-tls-key",
 		"poll-interval", "cycle-cmd",
 		"election-policy", "priority", "preempt", "preempt-delay", "nofailover",
 		"health-cmd", "health-interval", "health-timeout", "health-failures", "health-recoveries",
@@ -152,6 +154,14 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyLogFormat, "json", "default"},
 		{KeyPollInterval, "", ""},
 		{KeyCycleCmd, "", ""},
+		{KeySecretFile, "", ""},
+		{KeySecret, "", ""},
+		{KeySecretOldFile, "", ""},
+		{KeySecretOld, "", ""},
+		{KeyZKACLOpen, "", ""},
+		{KeyZKTLSCA, "", ""},
+		{KeyZKTLSCert, "", ""},
+		{KeyZKTLSKey, "", ""},
 	}, c.Settings())
 	assert.Equal(t, "", c.EnvFile)
 }

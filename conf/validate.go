@@ -30,6 +30,9 @@ func (e *FieldError) Error() string {
 	if e.Source == "" {
 		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
 	}
+	if isSecretKey(e.Key) {
+		return fmt.Sprintf("%s=%s (from %s): %s", e.Key, hiddenValue, e.Source, e.Msg)
+	}
 	return fmt.Sprintf("%s=%s (from %s): %s", e.Key, shownValue(e.Value), e.Source, e.Msg)
 }
 
@@ -146,6 +149,7 @@ func Validate(raw []Setting) (*Config, error) {
 	c.Jobs = v.jobs(c.HA())      // before timing: a job's stop must fit in the margin too
 	v.timing(c)
 	v.cycle(c)
+	v.access(c)
 	if c.ActiveCmdMode == "forking" && c.DutyContainment == "none" {
 		dc := v.get(KeyDutyContainment)
 		v.fail(KeyActiveCmdMode, fmt.Sprintf("needs a containment that sees the daemon, but DUTY_CONTAINMENT=%s (from %s): "+

@@ -2,8 +2,10 @@ package ha
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"time"
 
@@ -19,21 +21,54 @@ type GroupStatus = core.GroupStatus
 // Dial opens a ZooKeeper session for tools (not for election) and waits,
 // bounded by ctx, until the session is established.
 func Dial(ctx context.Context, servers []string, sessionTimeout time.Duration, log *zap.Logger) (*zk.Conn, error) {
+	return DialAccess(ctx, servers, sessionTimeout, log, Access{})
+}
+
+// Authenticate adds a's credentials to conn (a tool's own client: a
+// Session does this itself).
+func Authenticate(conn *zk.Conn, a Access) error {
+	for _, c := range a.credentials() {
+		if err := conn.AddAuth("digest", c); err != nil {
+			return fmt.Errorf("ha: authenticate: %w", err)
+		}
+	}
+	return nil
+}
+
+// TLSClient runs the client side of a TLS handshake with address over c
+// (a tool's own dialer: a Session's dialer does this itself).
+func TLSClient(c net.Conn, cfg *tls.Config, address string, timeout time.Duration) (net.Conn, error) {
+	return tlsHandshake(c, cfg, address, timeout)
+}
+
+// DialAccess is Dial with access: over TLS if a.TLS is set, and
+// authenticated with a.Secrets' credentials before it returns (a tool
+// only reads, so nothing is converted or proved).
+func DialAccess(ctx context.Context, servers []string, sessionTimeout time.Duration, log *zap.Logger, a Access) (*zk.Conn, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger(log)))
+	d := &negotiatedDialer{tls: a.TLS, log: log}
+	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(zkLogger(log)), zk.WithDialer(d.dial))
 	if err != nil {
 		return nil, fmt.Errorf("ha: connect: %w", err)
 	}
 	for {
 		select {
 		case ev := <-events:
-			if ev.State == zk.StateHasSession {
-				return conn, nil
+			if ev.State != zk.StateHasSession {
+				continue
 			}
+			if err := Authenticate(conn, a); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
 		case <-ctx.Done():
 			conn.Close()
+			if last := d.tlsLastErr.Load(); last != nil {
+				return nil, fmt.Errorf("ha: no ZooKeeper session with %v (%s): %w", servers, *last, ctx.Err())
+			}
 			return nil, fmt.Errorf("ha: no ZooKeeper session with %v: %w", servers, ctx.Err())
 		}
 	}

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 )
 
 // negotiatedDialer wraps connections to read the session timeout the server
@@ -17,6 +19,13 @@ import (
 // version, timeout in ms, session id, password). go-zookeeper keeps that value
 // private, and the lease must not assume more time than the server gives.
 type negotiatedDialer struct {
+	// tls, when set, makes every connection TLS (Access.TLS); a failed
+	// handshake is logged to log, once until another error or a success
+	// (go-zookeeper only logs it at debug level, and retries every second).
+	tls        *tls.Config
+	log        *zap.Logger
+	tlsLastErr atomic.Pointer[string]
+
 	timeoutMs atomic.Int32
 	// closed is true when the server closed the last connection in order
 	// (EOF) before its first reply: what a server without quorum does. A
@@ -54,6 +63,16 @@ func (d *negotiatedDialer) dial(network, address string, timeout time.Duration) 
 	c, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if d.tls != nil {
+		if c, err = tlsHandshake(c, d.tls, address, timeout); err != nil {
+			msg := err.Error()
+			if old := d.tlsLastErr.Swap(&msg); d.log != nil && (old == nil || *old != msg) {
+				d.log.Warn("TLS handshake with ZooKeeper failed", zap.String("server", address), zap.Error(err))
+			}
+			return nil, err
+		}
+		d.tlsLastErr.Store(nil)
 	}
 	d.closed.Store(false)
 	d.dials.Add(1)

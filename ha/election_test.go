@@ -55,6 +55,8 @@ type group struct {
 	// leaderChanged, when set, hears the LeaderChanged calls of members
 	// started next.
 	leaderChanged func(member string, l Leader)
+	// access is the Access of members started next (access_test.go).
+	access Access
 
 	mu      sync.Mutex
 	members []*member
@@ -77,7 +79,7 @@ func (g *group) startOn(name string, servers []string) *member {
 	m := &member{name: name, done: make(chan error, 1), terms: make(chan int64, 16)}
 	log := zaptest.NewLogger(g.t).Named(name)
 	sess, err := OpenSession(SessionConfig{Servers: servers, Root: g.root, Timeout: g.timeout, Name: name,
-		ReserveName: true, Host: "test-host", PID: os.Getpid(), Started: time.Now(), Logger: log})
+		ReserveName: true, Host: "test-host", PID: os.Getpid(), Started: time.Now(), Logger: log, Access: g.access})
 	if err != nil {
 		g.t.Fatal(err)
 	}

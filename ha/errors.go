@@ -15,11 +15,15 @@ var (
 	// ErrGroupMismatch: the HA_ID is recorded with another role, region or
 	// session timeout (the lease every member waits out).
 	ErrGroupMismatch = core.ErrGroupMismatch
+	// ErrAccessDenied: ZooKeeper denied this node's credentials access to
+	// its own tree: a wrong secret, or none where the tree is protected
+	// (Access).
+	ErrAccessDenied = errors.New("ha: ZooKeeper denied access to the hanode tree")
 )
 
 // IsRefusal reports whether err is one of the refusals above.
 func IsRefusal(err error) bool {
-	return errors.Is(err, ErrNameInUse) || errors.Is(err, ErrGroupMismatch)
+	return errors.Is(err, ErrNameInUse) || errors.Is(err, ErrGroupMismatch) || errors.Is(err, ErrAccessDenied)
 }
 
 // Misuses of an Election, reported instead of a panic.

@@ -38,8 +38,13 @@ type SessionConfig struct {
 	Host    string
 	PID     int
 	Started time.Time
-	// ACL applies to every znode created; nil means open (world:anyone).
+	// ACL applies to every znode created; nil means open (world:anyone),
+	// or, with Access.Secrets, the secrets' digest ACL (set one or the
+	// other).
 	ACL []zk.ACL
+	// Access is how the session authenticates and protects the tree (shared
+	// secrets) and whether it dials with TLS (optional: open, plain TCP).
+	Access Access
 	// Logger receives session events; nil means none.
 	Logger *zap.Logger
 	// ObserveRequest, when set, is told of every request an election sends:
@@ -84,6 +89,10 @@ type Session struct {
 	cause        string
 	connOnly     bool
 	events       chan func()
+	// Access (access.go): the client whose credentials were added and the
+	// one whose access was proved; the tree is converted once.
+	authAdded, authConn *zk.Conn
+	authBusy, converted bool
 }
 
 // sessionStatus is what elections read.
@@ -110,6 +119,12 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Timeout < MinLease {
 		errs = append(errs, fmt.Errorf("session timeout %s is below %s", cfg.Timeout, MinLease))
 	}
+	if err := cfg.Access.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.ACL != nil && len(cfg.Access.Secrets) > 0 {
+		errs = append(errs, errors.New("ACL and Access.Secrets are exclusive: the secrets make the ACL"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ha: session: %w", err)
 	}
@@ -119,7 +134,7 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 		log = zap.NewNop()
 	}
 	s := &Session{
-		cfg: cfg, log: log, dialer: &negotiatedDialer{}, l: core.NewLayout(cfg.Root, ""),
+		cfg: cfg, log: log, dialer: &negotiatedDialer{tls: cfg.Access.TLS, log: log}, l: core.NewLayout(cfg.Root, ""),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		subs: map[chan struct{}]struct{}{}, groups: map[string]bool{}, events: make(chan func(), 64),
 	}
@@ -134,6 +149,9 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 
 // withDefaults fills in SessionConfig's optional fields.
 func withDefaults(cfg SessionConfig) SessionConfig {
+	if cfg.ACL == nil {
+		cfg.ACL = cfg.Access.acl()
+	}
 	if cfg.ACL == nil {
 		cfg.ACL = zk.WorldACL(zk.PermAll)
 	}
@@ -421,6 +439,12 @@ func (s *Session) refresh() {
 	id := conn.SessionID()
 	if conn.State() != zk.StateHasSession {
 		s.publish(sessionStatus{epoch: s.epoch, cause: s.orCause("disconnected")})
+		return
+	}
+	if s.authConn != conn {
+		// Before anything else on a new client: its credentials, proved.
+		s.publish(sessionStatus{epoch: s.epoch, cause: "authenticating"})
+		s.authenticate(conn)
 		return
 	}
 	if s.cfg.ReserveName && s.nameSID != id {

@@ -112,7 +112,16 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	// One ZooKeeper session for the process: it reserves the server name
 	// and carries the election (and, later, every other user of ZooKeeper).
 	started := time.Now().UTC()
+	// Shared secret and TLS (access.go, issue 18).
+	access, err := zkAccess(cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	log.Info("zookeeper access", zap.Bool("tls", access.TLS != nil), zap.Strings("secret_fingerprints", fingerprints(access)),
+		zap.Bool("acl_open", len(access.Secrets) == 0 || access.KeepOpen))
 	sess, err := ha.OpenSession(ha.SessionConfig{
+		Access:  access,
 		Servers: cfg.ZKServers(), Root: cfg.ZKChroot() + cfg.ZKRoot, Timeout: cfg.ZKSessionTimeout,
 		Name: cfg.Name, ReserveName: true, Host: host, PID: os.Getpid(), Started: started, Logger: log,
 		ObserveRequest: m.ObserveRequest,
@@ -320,7 +329,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	// The election stops the duty and leaves the group before it returns;
 	// the HTTP server goes last so balancers see "standby", not a refused
 	// port, while the member leaves.
-	runErr := el.Run(ctx)
+	runErr := withAccessHint(el.Run(ctx))
 	stopWatchdog()
 	// The last transitions (stopped) are queued in the feed by now: let
 	// systemd hear them before the feed ends (bounded: a follower that

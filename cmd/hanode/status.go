@@ -34,6 +34,7 @@ func newStatusCmd() *cobra.Command {
 		timeout       time.Duration
 		memberTimeout time.Duration
 	)
+	af := &accessFlags{}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show every HA group's members as each reports itself, and who really serves",
@@ -53,7 +54,7 @@ group has none (or ZooKeeper cannot be read), 2 when a group has two or more;
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			rep, err := readStatus(cmd, timeout, memberTimeout)
+			rep, err := readStatus(cmd, af, timeout, memberTimeout)
 			if err != nil {
 				if asJSON {
 					return shownError{err, writeJSON(out, map[string]string{"error": err.Error()})}
@@ -79,11 +80,12 @@ group has none (or ZooKeeper cannot be read), 2 when a group has two or more;
 	f.BoolVar(&asJSON, "json", false, "print one JSON document (errors too: {\"error\": ...})")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "give up when ZooKeeper does not answer within this")
 	f.DurationVar(&memberTimeout, "member-timeout", 2*time.Second, "how long each member has to answer its /v2/status")
+	af.bind(f)
 	return cmd
 }
 
 // readStatus reads the configuration, ZooKeeper and every member.
-func readStatus(cmd *cobra.Command, timeout, memberTimeout time.Duration) (statusReport, error) {
+func readStatus(cmd *cobra.Command, af *accessFlags, timeout, memberTimeout time.Duration) (statusReport, error) {
 	if timeout <= 0 || memberTimeout <= 0 {
 		return statusReport{}, usageError{fmt.Errorf("--timeout %s and --member-timeout %s must be positive", timeout, memberTimeout)}
 	}
@@ -93,10 +95,14 @@ func readStatus(cmd *cobra.Command, timeout, memberTimeout time.Duration) (statu
 		return statusReport{}, err
 	}
 	root := cfg.ZKChroot() + cfg.ZKRoot
+	access, err := af.access()
+	if err != nil {
+		return statusReport{}, err
+	}
 
 	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	defer cancel()
-	conn, err := dialStatus(ctx, cfg.ZKServers())
+	conn, err := dialStatus(ctx, cfg.ZKServers(), access)
 	if err != nil {
 		return statusReport{}, err
 	}

@@ -329,7 +329,7 @@ func TestStatusDialFailsFast(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), tc.wait)
 			defer cancel()
 			start := time.Now()
-			conn, err := dialStatus(ctx, tc.servers)
+			conn, err := dialStatus(ctx, tc.servers, ha.Access{})
 			took := time.Since(start)
 			if conn != nil {
 				conn.Close()

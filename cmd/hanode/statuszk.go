@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/hanode/hanode/ha"
 )
 
 // statusSessionTimeout is the session hanode status asks for; it only
@@ -34,10 +35,20 @@ const statusSessionTimeout = 10 * time.Second
 //
 // The hook for ZooKeeper credentials (issue 18's ACLs): once conf.Client
 // carries them, add them here with conn.AddAuth before the first read.
-func dialStatus(ctx context.Context, servers []string) (*zk.Conn, error) {
+func dialStatus(ctx context.Context, servers []string, access ha.Access) (*zk.Conn, error) {
 	t := &dialTracker{tried: map[string]string{}, failed: make(chan struct{}, 1)}
 	hosts := &zk.DNSHostProvider{}
-	conn, events, err := zk.Connect(servers, statusSessionTimeout, zk.WithDialer(t.dial), zk.WithHostProvider(hosts),
+	dial := t.dial
+	if access.TLS != nil {
+		dial = func(network, address string, timeout time.Duration) (net.Conn, error) {
+			c, err := t.dial(network, address, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return ha.TLSClient(c, access.TLS, address, timeout)
+		}
+	}
+	conn, events, err := zk.Connect(servers, statusSessionTimeout, zk.WithDialer(dial), zk.WithHostProvider(hosts),
 		zk.WithLogger(quietZKLogger{}))
 	if err != nil {
 		return nil, fmt.Errorf("ZooKeeper %s: %w", strings.Join(servers, ","), err)
@@ -46,6 +57,10 @@ func dialStatus(ctx context.Context, servers []string) (*zk.Conn, error) {
 		select {
 		case ev := <-events:
 			if ev.State == zk.StateHasSession {
+				if err := ha.Authenticate(conn, access); err != nil {
+					t.close(conn)
+					return nil, err
+				}
 				return conn, nil
 			}
 		case <-t.failed:

@@ -28,6 +28,7 @@ func newWatchCmd() *cobra.Command {
 		haID      string
 		duration  time.Duration
 	)
+	af := &accessFlags{}
 	cmd := &cobra.Command{
 		Use:   "watch [URL...]",
 		Short: "Poll every member's /v2/status and print each state change as it is seen",
@@ -63,7 +64,11 @@ as a client sees it, to within the polling interval.`,
 				if err != nil {
 					return usageError{err}
 				}
-				o.members = zkMembers(servers, chroot+root, haID)
+				access, err := af.access()
+				if err != nil {
+					return err
+				}
+				o.members = zkMembers(servers, chroot+root, haID, access)
 				o.refresh = time.Second
 			}
 			err := watch(ctx, cmd.OutOrStdout(), o)
@@ -80,6 +85,7 @@ as a client sees it, to within the polling interval.`,
 	f.DurationVar(&o.interval, "interval", 20*time.Millisecond, "how often each member is asked")
 	f.DurationVar(&duration, "for", 0, "stop after this long (default: until interrupted)")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per change")
+	af.bind(f)
 	return cmd
 }
 
@@ -102,11 +108,11 @@ func statusURL(s string) string {
 }
 
 // zkMembers lists the status URLs of the members published in ZooKeeper.
-func zkMembers(servers []string, root, haID string) func(context.Context) ([]string, error) {
+func zkMembers(servers []string, root, haID string, access ha.Access) func(context.Context) ([]string, error) {
 	return func(ctx context.Context) ([]string, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		conn, err := ha.Dial(ctx, servers, 10*time.Second, nil)
+		conn, err := ha.DialAccess(ctx, servers, 10*time.Second, nil, access)
 		if err != nil {
 			return nil, err
 		}

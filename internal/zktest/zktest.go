@@ -139,6 +139,9 @@ func requireImage(ctx context.Context, img string) error {
 type Server struct {
 	// Addr is the client address on the host, "127.0.0.1:PORT".
 	Addr string
+	// SecureAddr is the secure client port's address on the host, for a
+	// server started with Options.TLS ("" otherwise; see TLS).
+	SecureAddr string
 	// ID is the member's myid (1..n) in an ensemble, 0 for a standalone server.
 	ID int
 
@@ -149,7 +152,9 @@ type Server struct {
 	logger   tclog.Logger
 	testName string
 
-	opts Options
+	opts       Options
+	tls        *serverTLS // Options.TLS: the certificates (tls.go)
+	securePort int
 
 	mu      sync.Mutex
 	ctr     testcontainers.Container
@@ -168,6 +173,10 @@ type Options struct {
 	MaxClientCnxns int
 	// Image is the image to run instead of Image()'s (empty: Image()).
 	Image string
+	// TLS adds ZooKeeper's secure client port (SecureAddr), which requires
+	// a client certificate; the CA and a client certificate are made for
+	// the test (Server.TLS). The local image only.
+	TLS bool
 }
 
 func (o Options) tick() int {
@@ -201,6 +210,16 @@ func StartWith(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{image: img, logger: tclog.TestLogger(t), testName: t.Name(), opts: o}
+	if o.TLS {
+		if err := s.checkTLSOptions(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := newServerTLS(t.TempDir())
+		if err != nil {
+			t.Fatalf("zktest: certificates: %v", err)
+		}
+		s.tls = st
+	}
 	t.Cleanup(func() { s.terminate(t) })
 	if err := s.createFresh(ctx); err != nil {
 		t.Fatalf("zktest: start %s: %v", img, err)
@@ -352,6 +371,12 @@ func (s *Server) createFresh(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if s.tls != nil {
+			if s.securePort, err = freePort(); err != nil {
+				return err
+			}
+			s.SecureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.securePort))
+		}
 		s.mu.Lock()
 		s.port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -411,10 +436,15 @@ func (s *Server) request() testcontainers.ContainerRequest {
 			hc.PortBindings = network.PortMap{
 				network.MustParsePort(clientPort): {{HostIP: loopback, HostPort: port}},
 			}
+			if s.tls != nil {
+				hc.PortBindings[network.MustParsePort(securePort)] = []network.PortBinding{{HostIP: loopback, HostPort: strconv.Itoa(s.securePort)}}
+			}
 		},
 	}
 	local := isLocalImage(s.image)
 	switch {
+	case s.ens == nil && s.tls != nil:
+		s.tlsRequest(&req)
 	case s.ens == nil && local:
 		// ZooKeeperServerMain's arguments: port datadir [ticktime [maxcnxns]].
 		req.Cmd = []string{"2181", dataDir, strconv.Itoa(s.opts.tick()), strconv.Itoa(s.opts.MaxClientCnxns)}
