@@ -12,6 +12,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/hanode/hanode/conf"
 	"github.com/hanode/hanode/ha"
 )
 
@@ -33,13 +34,19 @@ import (
 // Without NOTIFY_SOCKET nothing is sent. The variables systemd addresses to
 // the main process are kept from every process hanode starts (childEnv).
 
-// notifyVars are the variables systemd gives the unit's main process only.
-var notifyVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+// notifyVars are the variables systemd gives the unit's main process only;
+// secretVars hold the cluster's shared secret (HANODE_CLUSTER_SHARED_SECRET,
+// ..._OLD), which no command hanode runs may read.
+var (
+	notifyVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+	secretVars = []string{conf.EnvPrefix + conf.KeySecret, conf.EnvPrefix + conf.KeySecretOld}
+)
 
-// childEnv is os.Environ() without notifyVars: a duty guard, a duty or a
-// FENCE_CMD must not speak for the unit (a duty that is itself a notify
-// daemon would tell systemd it is ready, and NotifyAccess=main would log a
-// refusal each time).
+// childEnv is os.Environ() without notifyVars and secretVars: a duty
+// guard, a duty or a FENCE_CMD must not speak for the unit (a duty that is
+// itself a notify daemon would tell systemd it is ready, and
+// NotifyAccess=main would log a refusal each time), nor learn the secret
+// that guards the ZooKeeper tree.
 func childEnv() []string {
 	return withoutNotifyVars(os.Environ())
 }
@@ -48,7 +55,7 @@ func withoutNotifyVars(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(notifyVars, k) {
+		if !slices.Contains(notifyVars, k) && !slices.Contains(secretVars, k) {
 			out = append(out, kv)
 		}
 	}

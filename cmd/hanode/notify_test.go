@@ -188,10 +188,10 @@ func TestNotifierSendsToTheSocket(t *testing.T) {
 }
 
 // TestChildEnvDropsNotifyVars: a child of hanode gets neither NOTIFY_SOCKET
-// nor the watchdog's variables, and everything else.
+// nor the watchdog's variables nor the shared secret, and everything else.
 func TestChildEnvDropsNotifyVars(t *testing.T) {
 	got := withoutNotifyVars([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/x", "WATCHDOG_USEC=1", "WATCHDOG_PID=2",
-		"NOTIFY_SOCKETS=kept", "HOME=/root"})
+		"NOTIFY_SOCKETS=kept", "HANODE_CLUSTER_SHARED_SECRET=s3cret", "HANODE_CLUSTER_SHARED_SECRET_OLD=old", "HOME=/root"})
 	assert.Equal(t, []string{"PATH=/bin", "NOTIFY_SOCKETS=kept", "HOME=/root"}, got)
 }
 
