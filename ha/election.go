@@ -275,6 +275,19 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 		if r.Err == core.ErrNone {
 			return f.Term, nil
 		}
+		if r.Err == core.ErrNotSent {
+			// No session now, or not the connection the checks were taken
+			// on: nothing reached ZooKeeper. Ask the core again, after a
+			// pause (it may say we still lead while the session is away).
+			t := time.NewTimer(5 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return 0, ctx.Err()
+			}
+			continue
+		}
 		i, _ := core.FailedOp(r)
 		if i == 0 && r.Multi[0].Err == core.ErrBadVersion {
 			// Our member node moved on: an extension landed first, or our
