@@ -475,8 +475,9 @@ func TestAdversaryForeignMemberNodes(t *testing.T) {
 		t.Fatalf("create the ephemeral foreign node: %v", err)
 	}
 	ignored := append([]string{persistent, signed, foreign}, junk...)
-	if code, out := hanodeStatus(t, server.Addr); code != 0 || !containsAll(out, ignored...) {
-		t.Errorf("hanode status exited %d, want 0 and every foreign node listed as ignored:\n%s", code, out)
+	// No member yet, so no active: hanode status says so with exit 1.
+	if code, out := hanodeStatus(t, server.Addr); code != 1 || !containsAll(out, ignored...) {
+		t.Errorf("hanode status exited %d, want 1 (no active) and every foreign node listed as ignored:\n%s", code, out)
 	}
 
 	start := time.Now()
@@ -562,8 +563,8 @@ func TestAdversaryTermCannotGrow(t *testing.T) {
 		t.Errorf("%s was rewritten while members refused to lead: %s (want the operator's term %s kept for the operator)", path, raw, poison)
 	}
 	code, out := hanodeStatus(t, server.Addr)
-	if code != 0 || !strings.Contains(out, "leader record "+path) || !strings.Contains(out, "cannot grow") {
-		t.Errorf("hanode status exited %d, want 0 and the refusal naming %s:\n%s", code, path, out)
+	if code != 1 || !strings.Contains(out, "leader record "+path) || !strings.Contains(out, "cannot grow") {
+		t.Errorf("hanode status exited %d, want 1 (no active) and the refusal naming %s:\n%s", code, path, out)
 	}
 	var reasons []string
 	for _, n := range c.nodes {
