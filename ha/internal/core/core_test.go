@@ -153,6 +153,7 @@ func (r *rig) look(names []string, rec []byte, recVer int32) {
 	} else {
 		r.answer(q, Result{Data: rec, Stat: Stat{Version: recVer}})
 	}
+	r.answer(r.take(OpGet, "/groups/g"), Result{Data: MustJSON(groupRecord{HAID: "g", Role: "primary", LeaseMS: ctD.Milliseconds()})})
 }
 
 func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
