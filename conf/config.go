@@ -144,6 +144,8 @@ var keys = []keyInfo{
 	{name: KeyZKTLSCA, usage: "PEM file of the CA that signed the ZooKeeper servers' certificates: connect over TLS (ZooKeeper's secureClientPort)"},
 	{name: KeyZKTLSCert, usage: "PEM file of this node's client certificate for ZooKeeper over TLS"},
 	{name: KeyZKTLSKey, usage: "PEM file of the key of ZK_TLS_CERT (mode 600)"},
+	{name: KeyAdminTokenFile, usage: "file holding the bearer token of the admin API (POST /v2/admin/..., hanode pause/resume); without one the admin API is off (mode 600)"},
+	{name: KeyAdminToken, usage: "the admin API's bearer token itself (prefer ADMIN_TOKEN_FILE); never printed"},
 }
 
 func lookupKey(name string) (keyInfo, bool) {
@@ -216,6 +218,7 @@ type Config struct {
 	// printed), the files they came from, ZK_ACL_OPEN, and the PEM files of
 	// TLS (any set: TLS).
 	secrets                      []hidden
+	adminToken                   hidden
 	secretFiles                  map[string]string
 	ZKACLOpen                    bool
 	ZKTLSCA, ZKTLSCert, ZKTLSKey string
@@ -380,7 +383,7 @@ type LoadOptions struct {
 // that a bad value is reported by Load together with every other problem.
 func BindFlags(fs *pflag.FlagSet) {
 	for _, k := range keys {
-		if k.name == KeySecret || k.name == KeySecretOld {
+		if k.name == KeySecret || k.name == KeySecretOld || k.name == KeyAdminToken {
 			continue // on a command line, any user could read it (ps): the _FILE flag instead
 		}
 		usage := fmt.Sprintf("%s (env %s%s", k.usage, EnvPrefix, k.name)

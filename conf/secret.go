@@ -19,7 +19,14 @@ const (
 	KeyZKTLSCA       = "ZK_TLS_CA"
 	KeyZKTLSCert     = "ZK_TLS_CERT"
 	KeyZKTLSKey      = "ZK_TLS_KEY"
+	// The admin API's bearer token (issue 18).
+	KeyAdminToken     = "ADMIN_TOKEN"
+	KeyAdminTokenFile = "ADMIN_TOKEN_FILE"
 )
+
+// AdminToken is the admin API's bearer token, "" when none is set (the
+// API is off).
+func (c *Config) AdminToken() string { return string(c.adminToken) }
 
 // minSecretLen is the length below which a secret is warned about: the
 // digest ACL is only as strong as the secret is hard to guess.
@@ -53,11 +60,11 @@ func (c *Config) TLS() bool { return c.ZKTLSCA != "" || c.ZKTLSCert != "" || c.Z
 // away.
 func isSecretKey(name string) bool {
 	name = strings.TrimPrefix(name, EnvPrefix)
-	if name == KeySecret || name == KeySecretOld {
+	if name == KeySecret || name == KeySecretOld || name == KeyAdminToken {
 		return true
 	}
 	key, _, near := resembles(name)
-	return near && (key == KeySecret || key == KeySecretOld)
+	return near && (key == KeySecret || key == KeySecretOld || key == KeyAdminToken)
 }
 
 // access checks the keys of access to ZooKeeper.
@@ -101,6 +108,8 @@ func (v *validation) access(c *Config) {
 		}
 		c.ZKACLOpen = open
 	}
+	c.adminToken = v.secret(KeyAdminToken, KeyAdminTokenFile, warn)
+	c.secretFiles[KeyAdminTokenFile] = v.get(KeyAdminTokenFile).Value
 	c.ZKTLSCA = v.readable(KeyZKTLSCA)
 	c.ZKTLSCert = v.readable(KeyZKTLSCert)
 	c.ZKTLSKey = v.readable(KeyZKTLSKey)
@@ -231,14 +240,14 @@ func (v *validation) readable(key string) string {
 // secret.
 func (c *Config) accessValue(key string) (string, bool) {
 	switch key {
-	case KeySecret, KeySecretOld:
+	case KeySecret, KeySecretOld, KeyAdminToken:
 		// Set or not is all check-config says; which of the two forms
 		// was used shows in the other key.
 		if c.sources[key] != "" && c.sources[key] != "default" {
 			return hiddenValue, true
 		}
 		return "", true
-	case KeySecretFile, KeySecretOldFile:
+	case KeySecretFile, KeySecretOldFile, KeyAdminTokenFile:
 		return c.secretFiles[key], true
 	case KeyZKACLOpen:
 		switch {

@@ -261,6 +261,16 @@
 // policy is recorded in the group record; a member with another is refused
 // (ErrGroupMismatch).
 //
+// # Pause
+//
+// A paused group (the group record's "paused", Election.Pause) withholds
+// takeovers: rules B, C and D claim nothing while a member's look read the
+// group paused, and each such claim checks the group record at the version
+// its look read unpaused, so a pause applied while a claim is on its way
+// makes that claim fail. Rule A (the holder's own lapsed lease) is no
+// takeover and goes on. Withholding claims is always safe; the resume lets
+// the rules run again as before (core/pause.go).
+//
 // # Fenced writes
 //
 // What a leader writes beyond the election (the cycle, job periods, state)

@@ -176,7 +176,7 @@ func (e *Election) State() State {
 	s := e.snap.Load()
 	now := time.Now()
 	st := State{Phase: s.Phase, Reason: s.Reason, Since: s.Since, Term: s.Term, Leader: s.Leader,
-		Members: s.Members, Ignored: s.Ignored, Problem: s.Problem, ZK: e.s.ZK()}
+		Members: s.Members, Ignored: s.Ignored, Problem: s.Problem, ZK: e.s.ZK(), Paused: s.Paused}
 	if st.Phase == PhaseActive {
 		if by := e.stalledSince(); by > 0 {
 			st.Phase, st.Reason = PhaseDisconnected, stallReason(by)

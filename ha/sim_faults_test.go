@@ -139,6 +139,8 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		}
 	case fUnhealthy:
 		s.unhealthy(n, length)
+	case fPause:
+		s.pause(length)
 	case fDutyLost:
 		// The holder's duty dies and its guard gives up restarting it.
 		if h := s.holder(); h != nil && h.duty && !h.dutyStopping && h.adv.pausedUntil <= s.now {

@@ -40,6 +40,7 @@ var mutations = []mutation{
 	{"a NOFAILOVER or unhealthy member claims", func(c *simConfig) { c.weaken |= core.WeakNoFailoverClaims }},
 	{"an unhealthy holder keeps its lease", func(c *simConfig) { c.weaken |= core.WeakHolderIgnoresHealth }},
 	{"a fenced write rests on the holder's clock only", func(c *simConfig) { c.weaken |= core.WeakFenceTimeOnly }},
+	{"a paused group takes over all the same", func(c *simConfig) { c.weaken |= core.WeakIgnorePause }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of

@@ -71,6 +71,7 @@ const (
 	fForgedLowMember
 	fResign
 	fUnhealthy       // the node's health check fails for a while (sim_candidacy_test.go)
+	fPause           // an operator pauses the group for a while (sim_pause_test.go)
 	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
 	fEnsembleElection
 	fSessionMove
@@ -80,7 +81,7 @@ const (
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign", "unhealthy",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign", "unhealthy", "pause",
 	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }
@@ -427,11 +428,13 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 // apply executes an op at the server for session sid.
 func (s *sim) apply(sid int64, op core.Op) core.Result {
 	before, existed := s.beforeFenced(op)
+	takeover := s.beforeTakeover(op)
 	res, evs := s.zk.Apply(sid, simOp(op), s.now)
 	s.dispatch(evs)
 	s.armExpiry()
 	r := simResult(res)
 	s.afterFenced(op, before, existed, r)
+	s.afterTakeover(takeover, r)
 	return r
 }
 

@@ -111,6 +111,9 @@ type State struct {
 	// (damaged data hanode will not repair, a refusal to lead), "" if none.
 	Problem string   `json:"problem,omitempty"`
 	ZK      ZKStatus `json:"zk"`
+	// Paused is the group's maintenance mode as this node last read it
+	// (Election.Pause); nil: not paused.
+	Paused *PauseInfo `json:"paused,omitempty"`
 	// Duty is the node's duty as whoever runs it reports it; nil when the
 	// node has none (no ACTIVE_CMD). The election does not fill it.
 	Duty *DutyState `json:"duty,omitempty"`

@@ -122,6 +122,11 @@ type handler struct {
 	src ha.StateReader
 	log *zap.Logger
 	now func() time.Time
+	// admin serves the admin API (admin.go; nil: not mounted); adminToken
+	// is the SHA-256 of its bearer token, adminOn whether one is set.
+	admin      Admin
+	adminToken [32]byte
+	adminOn    bool
 	// pageCache holds the status page's last rendering (page.go).
 	pageCache pageCache
 

@@ -261,7 +261,7 @@ func TestStatusOfActiveHANode(t *testing.T) {
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "ha-1", "net_id": "1", "version": "1.2.3",
 		"state": "active", "reason": "lowest member", "cause": "", "leader": "nsg-a", "term": 7, "duty": null, "standby": null, "hook": null,
-		"cycle": null, "jobs": [], "health": null, "candidacy": null, "leader_note": "",
+		"cycle": null, "jobs": [], "health": null, "candidacy": null, "leader_note": "", "paused": null,
 		"since": "2026-03-01T11:30:00.123456789Z", "lease_left": "2.5s",
 		"members": [
 			{"name": "nsg-a", "host": "10.0.0.1", "http": "http://10.0.0.1:9100", "state": "active", "seq": 3},
@@ -291,7 +291,7 @@ func TestStatusOfStandaloneNode(t *testing.T) {
 		"name": "nsg-a", "role": "primary", "region": "eu-west",
 		"ha_id": "", "net_id": "1", "version": "1.2.3",
 		"state": "active", "reason": "standalone", "cause": "", "leader": "", "term": 0, "duty": null, "standby": null, "hook": null,
-		"cycle": null, "jobs": [], "health": null, "candidacy": null, "leader_note": "",
+		"cycle": null, "jobs": [], "health": null, "candidacy": null, "leader_note": "", "paused": null,
 		"since": "2026-03-01T12:00:00Z", "lease_left": "0s", "ignored": [], "problem": "",
 		"members": [],
 		"zk": {"connected": false, "session_id": "", "state": ""}

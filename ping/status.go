@@ -66,6 +66,10 @@ type Status struct {
 	Health     *StatusHealth    `json:"health"`
 	Candidacy  *StatusCandidacy `json:"candidacy"`
 	LeaderNote string           `json:"leader_note"`
+	// Paused is the group's maintenance mode (hanode pause): who paused it,
+	// when (RFC 3339 UTC) and why; null when the group is not paused. While
+	// paused no member takes over from another.
+	Paused *StatusPaused `json:"paused"`
 }
 
 // StatusStandby describes the node's STANDBY_CMD.
@@ -99,6 +103,13 @@ type StatusHook struct {
 	Took    string `json:"took"`
 	Queued  int    `json:"queued"`
 	Dropped int64  `json:"dropped"`
+}
+
+// StatusPaused is a paused group's pause.
+type StatusPaused struct {
+	By     string `json:"by"`
+	At     string `json:"at"`
+	Reason string `json:"reason"`
 }
 
 // StatusDuty describes the node's duty.
@@ -193,6 +204,9 @@ func NewStatus(id Identity, st ha.State) Status {
 		s.Cycle = NewStatusCycle(*st.Cycle)
 	}
 	s.Health, s.Candidacy, s.LeaderNote = statusHealth(st.Health), statusCandidacy(st.Candidacy), st.LeaderNote
+	if p := st.Paused; p != nil {
+		s.Paused = &StatusPaused{By: p.By, At: p.At.UTC().Format(time.RFC3339Nano), Reason: p.Reason}
+	}
 	for _, ig := range st.Ignored {
 		s.Ignored = append(s.Ignored, StatusIgnored{Znode: ig.Znode, Reason: ig.Reason})
 	}

@@ -39,7 +39,7 @@ import (
 // ..._OLD), which no command hanode runs may read.
 var (
 	notifyVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
-	secretVars = []string{conf.EnvPrefix + conf.KeySecret, conf.EnvPrefix + conf.KeySecretOld}
+	secretVars = []string{conf.EnvPrefix + conf.KeySecret, conf.EnvPrefix + conf.KeySecretOld, conf.EnvPrefix + conf.KeyAdminToken}
 )
 
 // childEnv is os.Environ() without notifyVars and secretVars: a duty

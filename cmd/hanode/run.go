@@ -308,6 +308,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	h.HandleCycle(cycle.cyc)
 	// The group's state area: read on any member, written by the leader.
 	h.MountState(el)
+	// The admin API (pause, resume): only with ADMIN_TOKEN.
+	h.MountAdmin(el, cfg.AdminToken())
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the

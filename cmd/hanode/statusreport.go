@@ -238,6 +238,10 @@ func printStatus(out io.Writer, rep statusReport, now time.Time) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, g := range rep.Groups {
 		fmt.Fprintf(w, "HA_ID %s  role %s  region %s  leader %s  %s\n", g.HAID, g.Role, g.Region, leaderText(g, now), g.Verdict)
+		if p := g.Paused; p != nil {
+			fmt.Fprintf(w, "  PAUSED by %s %s: %s (no takeover until hanode resume)\n", p.By, sinceAgo(p.At.UTC().Format(time.RFC3339Nano), now),
+				dash(p.Reason))
+		}
 		fmt.Fprintln(w, "  \tSEQ\tNAME\tSTATE\tPING\tTERM\tSINCE\tLEASE LEFT\tHEALTH\tHOST\tHTTP")
 		for _, m := range g.Members {
 			a := m.Reported

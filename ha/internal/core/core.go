@@ -209,12 +209,13 @@ type groupView struct {
 	// kept after they are gone: the members that may have acted, when the
 	// leader record cannot say (fenceCandidates).
 	belowInfo  map[string]LeaderInfo
-	position   int       // our index among members, -1 unknown
-	unreadable []unread  // nodes below us in the order whose data is not a member record
-	sweepable  []unread  // those we may delete (no readable member below us)
-	vacated    time.Time // bound left by a lowest predecessor that vanished unchanged
-	candSince  time.Time // first look in this epoch showing us lowest (rule C)
-	seenTerm   int64     // the highest term seen anywhere
+	position   int        // our index among members, -1 unknown
+	unreadable []unread   // nodes below us in the order whose data is not a member record
+	sweepable  []unread   // those we may delete (no readable member below us)
+	vacated    time.Time  // bound left by a lowest predecessor that vanished unchanged
+	candSince  time.Time  // first look in this epoch showing us lowest (rule C)
+	seenTerm   int64      // the highest term seen anywhere
+	grp        groupState // the group record: pause (pause.go)
 }
 
 // recordState is the leader record as last read (or written by us).

@@ -27,6 +27,10 @@ type rig struct {
 	reqs []ActRequest // requests not yet answered, in order
 	acts []Action     // every action, in order
 	n    int          // guid counter
+	// group, when set, is how a member's looks find the group record
+	// (pause.go): every such read is answered with it at once. Nil: left
+	// to the script.
+	group *Result
 }
 
 func newRig(t *testing.T, name string) *rig { t.Helper(); return newWeakRig(t, name, 0) }
@@ -41,6 +45,7 @@ func newWeakRig(t *testing.T, name string, w Weakening) *rig {
 		t.Fatal(err)
 	}
 	r.c = c
+	r.group = &Result{Data: MustJSON(groupRecord{HAID: "g", Role: "primary", LeaseMS: ctD.Milliseconds()})}
 	return r
 }
 
@@ -52,6 +57,16 @@ func (r *rig) step(ev Event) {
 		r.acts = append(r.acts, a)
 		if q, ok := a.(ActRequest); ok {
 			r.reqs = append(r.reqs, q)
+		}
+	}
+	if r.group == nil || r.c.role == roleOut {
+		return // a joining core's read of the group record is the script's
+	}
+	for i, q := range r.reqs {
+		if q.Op.Kind == OpGet && q.Op.Path == "/h/groups/g" {
+			r.reqs = append(r.reqs[:i], r.reqs[i+1:]...)
+			r.answer(q, *r.group)
+			return
 		}
 	}
 }
@@ -155,6 +170,19 @@ func (r *rig) look(names []string, rec []byte, recVer int32) {
 	}
 }
 
+// leaderOp is the op of a multi on the leader record.
+func leaderOp(ops []Op) Op {
+	for _, o := range ops {
+		if strings.HasSuffix(o.Path, "/leader") {
+			return o
+		}
+	}
+	return Op{}
+}
+
+// isPauseCheck: o is a takeover claim's check of the group record (pause.go).
+func isPauseCheck(o Op) bool { return o.Kind == OpCheck && strings.HasSuffix(o.Path, "/groups/g") }
+
 func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
 	r := newRig(t, "a")
 	own := r.join(0)
@@ -172,9 +200,9 @@ func TestCoreFirstMemberOfAnEmptyGroupWaitsWBeforeClaiming(t *testing.T) {
 		t.Fatalf("no claim at W; outstanding %v", r.pending())
 	}
 	ops := q.Op.Ops
-	if len(ops) != 2 || ops[0].Kind != OpSet || !strings.HasSuffix(ops[0].Path, own) || ops[0].Version != 0 ||
-		ops[1].Kind != OpCreate || !strings.HasSuffix(ops[1].Path, "/leader") {
-		t.Fatalf("claim %+v: want Set(own, 0) and Create(leader)", ops)
+	if len(ops) != 3 || ops[0].Kind != OpSet || !strings.HasSuffix(ops[0].Path, own) || ops[0].Version != 0 ||
+		ops[1].Kind != OpCreate || !strings.HasSuffix(ops[1].Path, "/leader") || !isPauseCheck(ops[2]) {
+		t.Fatalf("claim %+v: want Set(own, 0), Create(leader) and Check(group)", ops)
 	}
 	rec, kind, _ := DecodeLeader(ops[1].Data)
 	if kind != RecOK || rec.HolderNode != own || rec.Term < r.now.UnixMilli() {
@@ -315,9 +343,9 @@ func TestCoreSecondMemberTakesOverAFrozenHolderWAfterItsLastExtension(t *testing
 		t.Fatalf("no claim W after the last extension; outstanding %v", r.pending())
 	}
 	ops := q.Op.Ops
-	if len(ops) != 3 || ops[0].Kind != OpDelete || !strings.HasSuffix(ops[0].Path, holder) || ops[0].Version != 5 ||
-		ops[2].Kind != OpSet || ops[2].Version != 3 {
-		t.Fatalf("claim %+v: want Delete(holder, 5), Set(own), Set(leader, 3)", ops)
+	if len(ops) != 4 || ops[0].Kind != OpDelete || !strings.HasSuffix(ops[0].Path, holder) || ops[0].Version != 5 ||
+		ops[2].Kind != OpSet || ops[2].Version != 3 || !isPauseCheck(ops[3]) {
+		t.Fatalf("claim %+v: want Delete(holder, 5), Set(own), Set(leader, 3), Check(group)", ops)
 	}
 	if r.now.Sub(read) != ctW {
 		t.Fatalf("claimed %s after the read, want W = %s", r.now.Sub(read), ctW)

@@ -40,6 +40,8 @@ var CoverPoints = []string{
 	"candidacy: unhealthy member leaves the line",
 	"candidacy: member steps behind a better one",
 	"candidacy: holder hands over to a better member",
+	"pause: seen",
+	"pause: resume seen",
 }
 
 // CoverHook, when set (tests only), hears every cover call. It must be safe

@@ -150,7 +150,7 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 				t.Fatalf("claimed by %s, want %s", r.c.hold.claiming.rule, tc.rule)
 			}
 			ops := q.Op.Ops
-			wrote, _, _ := DecodeLeader(ops[len(ops)-1].Data)
+			wrote, _, _ := DecodeLeader(leaderOp(ops).Data)
 			if wrote.State != RecFencing {
 				t.Fatalf("claim wrote state %q, want fencing", wrote.State)
 			}

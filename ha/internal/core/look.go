@@ -107,6 +107,7 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 		}
 		c.view.look.waiting++
 		c.request(pending{p: pLookRec, look: c.view.look.id}, Op{Kind: OpGet, Path: c.l.LeaderNode()})
+		c.lookGroup()
 	case pLookGet:
 		c.view.look.waiting--
 		switch r.Err {
@@ -116,6 +117,12 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 			delete(c.view.infos, p.node)
 			c.view.look.names = without(c.view.look.names, p.node)
 		default:
+			failed()
+			return
+		}
+	case pLookGroup:
+		c.view.look.waiting--
+		if !c.onLookGroup(id, r) {
 			failed()
 			return
 		}

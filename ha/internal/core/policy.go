@@ -172,7 +172,7 @@ func (c *Core) advanceHolderCandidacy() bool {
 		c.stepDown(c.cand.unhealthy, afterStop{write: writeRelease, leave: true, then: then})
 		return true
 	}
-	if !c.cfg.Preempt || !c.hold.activated || c.hold.duty != dutyOn {
+	if !c.cfg.Preempt || !c.hold.activated || c.hold.duty != dutyOn || c.paused() {
 		c.cand.better = ""
 		return false
 	}

@@ -19,6 +19,9 @@ type Snapshot struct {
 	Members  []Member
 	Ignored  []Ignored
 	Problem  string
+	// Paused is the group's pause as this member last read it (nil: not
+	// paused, or not known).
+	Paused *PauseInfo
 }
 
 // Snapshot returns the core's published state. Members and Ignored are
@@ -34,6 +37,7 @@ func (c *Core) Snapshot() Snapshot {
 		s.LeaseEnd = c.leaseEnd()
 	}
 	_, s.Leader = c.leader()
+	s.Paused = c.view.grp.paused
 	return s
 }
 
@@ -135,7 +139,7 @@ func (c *Core) idlePhase() Phase {
 			return PhaseStarting
 		}
 		return PhaseStandby
-	case c.view.position == 0 && c.mayLead():
+	case c.view.position == 0 && c.mayLead() && !c.paused():
 		return PhaseWaiting
 	}
 	return PhaseStandby

@@ -33,6 +33,7 @@ const (
 	pOwnWatch                        // read and watch our own node (member)
 	pFastRec                         // read the record after our lowest predecessor left
 	pRecFix                          // watch a record we refuse to lead over, for its fix
+	pLookGroup                       // a look: the group record (pause), with a watch
 )
 
 // pending is an outstanding request.
@@ -116,7 +117,7 @@ func (c *Core) onReply(ev EvReply) {
 	switch p.p {
 	case pGroupGet, pEnsure, pGroupRepair, pCreate, pFind:
 		c.onJoinReply(p, r)
-	case pLookChildren, pLookGet, pLookRec:
+	case pLookChildren, pLookGet, pLookRec, pLookGroup:
 		c.onLookReply(ev.ID, p, r)
 	case pPredWatch:
 		c.onPredRead(ev.ID, p, r)
@@ -178,6 +179,10 @@ func (c *Core) onWatch(ev EvWatch) {
 	case ev.ID == c.rec.fixWatch:
 		c.rec.fixWatch = 0
 		c.wantLook()
+	case ev.ID == c.view.grp.watch:
+		// Paused or resumed (or rewritten): read it now.
+		c.view.grp.watch = 0
+		c.lookWanted()
 	case ev.ID == c.own.watch:
 		// Someone deleted or wrote our node (a standby's node changes only
 		// by our claim): look now, reading it, rather than at the next relist.
@@ -236,6 +241,7 @@ func (c *Core) newEpoch() {
 	}
 	c.pred.watch, c.pred.obs, c.pred.lowest = 0, time.Time{}, false
 	c.own.watch, c.rec.fixWatch = 0, 0
+	c.view.grp = groupState{} // read again, in this epoch
 	c.view.vacated, c.view.candSince = time.Time{}, time.Time{}
 	clear(c.view.seenBelow)
 	c.rec.firstOK = false

@@ -81,9 +81,13 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 		return ruleNone, time.Time{}, false // refused: see Snapshot.Problem
 	}
 	rec := c.rec.kind == RecOK
-	switch {
-	case c.view.position == 0 && rec && c.rec.r.HolderNode == c.own.node && c.recOurs() && c.ownProof():
+	if c.view.position == 0 && rec && c.rec.r.HolderNode == c.own.node && c.recOurs() && c.ownProof() {
 		return ruleA, c.now, true
+	}
+	if c.paused() {
+		return ruleNone, time.Time{}, false // no takeover while paused (pause.go)
+	}
+	switch {
 	case c.view.position == 0 && rec && c.releaseSeen():
 		return ruleB, c.now, true
 	case c.view.position == 0 && !c.view.candSince.IsZero():
@@ -334,6 +338,11 @@ func (c *Core) claim(rule claimRule) {
 	} else {
 		ops = append(ops, Op{Kind: OpSet, Path: c.l.LeaderNode(), Data: MustJSON(rec), Version: c.rec.ver})
 	}
+	if check, ok := c.pauseCheck(); ok && rule != ruleA {
+		// Last, so the ops' indices above stay as the replies expect:
+		// a pause written meanwhile makes the takeover fail.
+		ops = append(ops, check)
+	}
 	c.hold.claimBusy = true
 	c.own.writes++
 	c.own.writeSeq++
@@ -370,6 +379,9 @@ func (c *Core) evidence(rule claimRule) time.Time {
 func (c *Core) standbyReason() string {
 	if c.cfg.Self.NoFailover {
 		return "never leads (NOFAILOVER)"
+	}
+	if c.paused() {
+		return c.pauseReason()
 	}
 	if c.view.position == 0 {
 		rule, at, ok := c.pickRule()

@@ -48,6 +48,8 @@ type GroupStatus struct {
 	Ignored []Ignored `json:"ignored,omitempty"`
 	// Problems lists damaged records, each naming its znode.
 	Problems []string `json:"problems,omitempty"`
+	// Paused is the group's maintenance mode (pause.go); nil: not paused.
+	Paused *PauseInfo `json:"paused,omitempty"`
 }
 
 // recordHolder is the member node the leader record says holds the lease,
@@ -74,7 +76,7 @@ func Describe(v GroupView) GroupStatus {
 		gs.Problems = append(gs.Problems, fmt.Sprintf("group record %s is not usable (%s); the next member to join rewrites it",
 			l.GroupNode(), Quote(v.Group.Data)))
 	}
-	gs.Role, gs.Region = g.Role, g.Region
+	gs.Role, gs.Region, gs.Paused = g.Role, g.Region, g.Paused
 
 	var rec LeaderRecord
 	kind := RecAbsent

@@ -50,6 +50,8 @@ const (
 	// WeakFenceTimeOnly makes a fenced write rest on the holder's clock
 	// alone: Fence hands out no checks, only the term.
 	WeakFenceTimeOnly
+	// WeakIgnorePause takes no notice of a paused group: takeovers go on.
+	WeakIgnorePause
 )
 
 func (w Weakening) has(x Weakening) bool { return w&x != 0 }

@@ -68,8 +68,10 @@ type groupRecord struct {
 	LeaseMS int64  `json:"lease_ms"`
 	// Policy is the election policy ("" is PolicyFirstCome, as written
 	// before policies existed).
-	Policy  string    `json:"policy,omitempty"`
-	Created time.Time `json:"created"`
+	Policy string `json:"policy,omitempty"`
+	// Paused is the group's maintenance mode (pause.go); nil: not paused.
+	Paused  *PauseInfo `json:"paused,omitempty"`
+	Created time.Time  `json:"created"`
 }
 
 // Leader record states.

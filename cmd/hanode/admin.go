@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hanode/hanode/conf"
+	"github.com/hanode/hanode/ping"
+)
+
+// The admin commands ask this host's node, through the admin API it serves
+// (ping/admin.go): one implementation for the CLI and HTTP. They read the
+// node's env file, so an operator types neither an address nor a token.
+
+func newPauseCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "pause",
+		Short: "Pause the group's failover (maintenance): no member takes over until hanode resume",
+		Long: `pause puts this node's HA group in maintenance mode: while it is paused no
+member takes the lease over from another, so a leader that dies (or is
+stopped) is not replaced; the leader keeps its duty while its lease holds.
+Every member's /v2/status says "paused". hanode resume ends it.
+
+It asks this host's node (HTTP_LISTEN, with ADMIN_TOKEN_FILE's token, both
+read from the env file).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return adminCall(cmd, ping.PathAdminPause, reason)
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	cmd.Flags().StringVar(&reason, "reason", "", "why, shown in every member's status")
+	return cmd
+}
+
+func newResumeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "resume",
+		Short: "Resume the group's failover after hanode pause",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return adminCall(cmd, ping.PathAdminResume, "")
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	return cmd
+}
+
+// adminCall posts body to path on this host's node and prints its answer.
+func adminCall(cmd *cobra.Command, path, body string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminToken() == "" {
+		return usageError{fmt.Errorf("no admin token: set %s in %s (the same file as the node's)", conf.KeyAdminTokenFile,
+			orDefault(cfg.EnvFile, conf.DefaultEnvFile))}
+	}
+	url := "http://" + localAddress(cfg.HTTPListen) + path
+	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.AdminToken())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach this host's node at %s (HTTP_LISTEN): %w", url, err)
+	}
+	defer res.Body.Close()
+	var answer struct{ Result, Error string }
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if err := json.Unmarshal(b, &answer); err != nil {
+		return fmt.Errorf("%s answered %s: %q", url, res.Status, b)
+	}
+	if res.StatusCode != http.StatusOK {
+		return errors.New(answer.Error)
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), answer.Result)
+	return err
+}
+
+// localAddress is where this host reaches a node listening on listen: the
+// loopback address when it listens on every address.
+func localAddress(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

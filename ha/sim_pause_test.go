@@ -1,0 +1,79 @@
+package ha
+
+// Pause in the simulator: an operator pauses the group (the group record's
+// "paused", as Election.Pause writes it) for a while, then resumes it, at any
+// moment, under every other fault. The invariant, checked whenever
+// ZooKeeper applies a write of the leader record: while the group record
+// says paused, no member takes the lease over (a record naming another
+// holder than before, or a record created anew); the holder re-claiming its
+// own lapsed lease (rule A) is no takeover. Liveness after the heal is the
+// usual bound: every pause ends before it.
+
+import (
+	"time"
+
+	"github.com/hanode/hanode/ha/internal/core"
+	"github.com/hanode/hanode/internal/simzk"
+)
+
+// pause sets the group record's pause for length, then clears it.
+func (s *sim) pause(length time.Duration) {
+	l := core.NewLayout(s.root, s.group)
+	set := func(p *core.PauseInfo) {
+		data, _, ok := s.zk.Get(l.GroupNode())
+		if !ok {
+			return
+		}
+		if next, ok := core.GroupRecordPaused(data, p); ok {
+			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.GroupNode(), Data: next, Version: -1})
+		}
+	}
+	set(&core.PauseInfo{By: "operator", At: simBase.Add(s.now), Reason: "simulated"})
+	s.at(s.now+length, func() { set(nil) })
+}
+
+// takeoverCheck is what beforeTakeover saw of a write of the leader record.
+type takeoverCheck struct {
+	write   bool   // op writes the leader record
+	newNode string // the holder it writes
+	oldNode string // the holder the record named before ("" none)
+	paused  bool   // the group record said paused
+}
+
+// beforeTakeover looks at a write of the leader record about to be applied.
+func (s *sim) beforeTakeover(op core.Op) takeoverCheck {
+	if op.Kind != core.OpMulti {
+		return takeoverCheck{}
+	}
+	l := core.NewLayout(s.root, s.group)
+	var tc takeoverCheck
+	for _, o := range op.Ops {
+		if (o.Kind == core.OpSet || o.Kind == core.OpCreate) && o.Path == l.LeaderNode() {
+			rec, kind, _ := core.DecodeLeader(o.Data)
+			if kind != core.RecOK || rec.State == core.RecReleased {
+				return takeoverCheck{}
+			}
+			tc.write, tc.newNode = true, rec.HolderNode
+		}
+	}
+	if !tc.write {
+		return takeoverCheck{}
+	}
+	if data, _, ok := s.zk.Get(l.LeaderNode()); ok {
+		if rec, kind, _ := core.DecodeLeader(data); kind == core.RecOK {
+			tc.oldNode = rec.HolderNode
+		}
+	}
+	if data, _, ok := s.zk.Get(l.GroupNode()); ok {
+		tc.paused = core.GroupPaused(data) != nil
+	}
+	return tc
+}
+
+// afterTakeover checks a write of the leader record once applied.
+func (s *sim) afterTakeover(tc takeoverCheck, r core.Result) {
+	if !tc.write || r.Err != core.ErrNone || !tc.paused || tc.newNode == tc.oldNode {
+		return
+	}
+	s.violate("a takeover while the group is paused: the record now names %s (before: %q)", tc.newNode, tc.oldNode)
+}
