@@ -16,7 +16,10 @@ import (
 	"github.com/hanode/hanode/internal/simzk"
 )
 
-// pause sets the group record's pause for length, then clears it.
+// pause sets the group record's pause for length, then clears it; the
+// operator resumes once more when the faults heal, in case ZooKeeper was
+// rolled back to a state that held the pause (which leaves a paused group
+// without a leader: the operator's to end, as README says).
 func (s *sim) pause(length time.Duration) {
 	l := core.NewLayout(s.root, s.group)
 	set := func(p *core.PauseInfo) {
@@ -30,6 +33,10 @@ func (s *sim) pause(length time.Duration) {
 	}
 	set(&core.PauseInfo{By: "operator", At: simBase.Add(s.now), Reason: "simulated"})
 	s.at(s.now+length, func() { set(nil) })
+	if !s.resumePlanned {
+		s.resumePlanned = true
+		s.at(s.healAt, func() { set(nil) })
+	}
 }
 
 // takeoverCheck is what beforeTakeover saw of a write of the leader record.
@@ -40,9 +47,21 @@ type takeoverCheck struct {
 	paused  bool   // the group record said paused
 }
 
-// beforeTakeover looks at a write of the leader record about to be applied.
-func (s *sim) beforeTakeover(op core.Op) takeoverCheck {
+// beforeTakeover looks at a write of the leader record about to be applied
+// for session sid: a takeover is a claim, by a member (a holder's
+// activation or repair of a damaged record is none), of a record that named
+// another holder or none.
+func (s *sim) beforeTakeover(sid int64, op core.Op) takeoverCheck {
 	if op.Kind != core.OpMulti {
+		return takeoverCheck{}
+	}
+	claimant := false
+	for _, n := range s.nodes {
+		if n.sid == sid && n.core != nil && n.core.Member() {
+			claimant = true
+		}
+	}
+	if !claimant {
 		return takeoverCheck{}
 	}
 	l := core.NewLayout(s.root, s.group)

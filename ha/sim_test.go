@@ -216,7 +216,8 @@ type sim struct {
 	log       []string // fault log
 	claims    map[string]int
 
-	fixPlanned bool // an operator deletes a record whose term cannot grow once the faults end
+	fixPlanned    bool // an operator deletes a record whose term cannot grow once the faults end
+	resumePlanned bool // an operator resumes a paused group once the faults end (sim_pause_test.go)
 
 	fenced         simFenced // the fenced writes applied (sim_fenced_test.go)
 	plan           advPlan   // armed sensitive-point faults (sim_adversary_test.go)
@@ -428,7 +429,7 @@ func (s *sim) serve(n *simNode, conn int, sid int64, id uint64, f *flight) {
 // apply executes an op at the server for session sid.
 func (s *sim) apply(sid int64, op core.Op) core.Result {
 	before, existed := s.beforeFenced(op)
-	takeover := s.beforeTakeover(op)
+	takeover := s.beforeTakeover(sid, op)
 	res, evs := s.zk.Apply(sid, simOp(op), s.now)
 	s.dispatch(evs)
 	s.armExpiry()
