@@ -390,6 +390,11 @@ func (e *Election) Run(ctx context.Context) error {
 	}
 	defer e.s.leaveGroup(e.cfg.Group)
 	defer e.kv.start()() // the state area is followed while Run runs
+	// The group's history hears of every takeover of ours (history.go).
+	histFeed, histStop := e.Subscribe()
+	histCtx, histCancel := context.WithCancel(context.Background())
+	defer func() { histCancel(); histStop() }()
+	go e.recordHistory(histCtx, histFeed)
 	notify, unsub := e.s.subscribe()
 	defer unsub()
 	timer := time.NewTimer(time.Hour)

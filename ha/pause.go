@@ -70,6 +70,13 @@ func (e *Election) setPause(ctx context.Context, p *PauseInfo) error {
 				fields = append(fields, zap.String("reason", p.Reason))
 			}
 			e.log.Warn("group "+map[bool]string{true: "paused: no takeover until resumed", false: "resumed"}[p != nil], fields...)
+			entry := HistoryEntry{At: time.Now().UTC(), To: e.s.cfg.Name, Cause: CauseResume}
+			if p != nil {
+				entry.Cause, entry.Reason = CausePause, p.Reason
+			}
+			if err := e.appendHistory(ctx, entry, false); err != nil {
+				e.log.Warn("pause or resume not recorded in the group's history", zap.Error(err))
+			}
 			return nil
 		case core.ErrBadVersion, core.ErrLost:
 			continue // changed meanwhile, or outcome unknown: read it again

@@ -125,6 +125,7 @@ type handler struct {
 	// admin serves the admin API (admin.go; nil: not mounted); adminToken
 	// is the SHA-256 of its bearer token, adminOn whether one is set.
 	admin      Admin
+	history    HistoryReader // the group's history (history.go); nil: not mounted
 	adminToken [32]byte
 	adminOn    bool
 	// pageCache holds the status page's last rendering (page.go).

@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hanode/hanode/conf"
+	"github.com/hanode/hanode/ha"
 	"github.com/hanode/hanode/ping"
 )
 
@@ -112,4 +115,67 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func newHistoryCmd() *cobra.Command {
+	var (
+		limit  int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "Print the group's leadership changes: when, from, to, term and why",
+		Long: `history prints this node's HA group's history, oldest first: every change
+of leader (its cause: first leader, graceful, switchover, health, preemption,
+duty lost, crash takeover) and every pause and resume, the last 1000 kept in
+ZooKeeper. It asks this host's node (HTTP_LISTEN from the env file).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			url := fmt.Sprintf("http://%s%s?limit=%d", localAddress(cfg.HTTPListen), ping.PathHistory, limit)
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("cannot reach this host's node at %s (HTTP_LISTEN): %w", url, err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s answered %s: %s", url, res.Status, bytes.TrimSpace(b))
+			}
+			if asJSON {
+				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			var doc struct {
+				History []ha.HistoryEntry `json:"history"`
+			}
+			if err := json.Unmarshal(b, &doc); err != nil {
+				return fmt.Errorf("%s answered %q", url, b)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "AT (UTC)\tFROM\tTO\tTERM\tCAUSE\tREASON")
+			for _, h := range doc.History {
+				term := "-"
+				if h.Term != 0 {
+					term = strconv.FormatInt(h.Term, 10)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", h.At.UTC().Format("2006-01-02 15:04:05.000"), dash(h.From), h.To,
+					term, h.Cause, dash(h.Reason))
+			}
+			return w.Flush()
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	cmd.Flags().IntVar(&limit, "limit", 100, "how many of the latest entries (1 to 1000)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON the node answered")
+	return cmd
 }

@@ -310,6 +310,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	h.MountState(el)
 	// The admin API (pause, resume): only with ADMIN_TOKEN.
 	h.MountAdmin(el, cfg.AdminToken())
+	// The group's history of leadership changes, read-only like status.
+	h.MountHistory(el)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
 
 	// systemd hears of every transition, and the watchdog asks the

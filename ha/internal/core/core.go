@@ -280,6 +280,7 @@ type holding struct {
 	fence          fenceState
 	afterStop      *afterStop // what to do once the duty has stopped, nil nothing
 	stopUnsure     bool       // the last stop was not confirmed: the next release only leaves
+	stopReason     string     // why the last stepDown happened: a release records it
 }
 
 // pacing spaces retries after failures.

@@ -85,11 +85,11 @@ func (c *Core) String() string {
 	w.part("hold").f("term", h.term).f("leaseSend", h.leaseSend).f("extBusy", h.extBusy).f("extN", h.extN).
 		f("extLost", h.extLost).f("repair", deref(h.repair)).f("activateDue", h.activateDue).f("releaseDue", deref(h.releaseDue)).
 		f("activated", h.activated).f("duty", h.duty).f("claimBusy", h.claimBusy).
-		f("claiming", fmt.Sprintf("{rule:%s term:%d fence:%v cands:%d seen:%s}", h.claiming.rule, h.claiming.rec.Term, h.claiming.fence,
-			len(h.claiming.cands), stamp(h.claiming.seen))).
+		f("claiming", fmt.Sprintf("{rule:%s term:%d fence:%v cands:%d seen:%s prev:%s/%s}", h.claiming.rule, h.claiming.rec.Term, h.claiming.fence,
+			len(h.claiming.cands), stamp(h.claiming.seen), h.claiming.prev.Name, h.claiming.prev.State)).
 		f("lookAfterClaim", h.lookAfterClaim).
 		f("fence", fmt.Sprintf("{busy:%v tries:%d term:%d retryAt:%s backoff:%s}", h.fence.busy, h.fence.tries, h.fence.term, stamp(h.fence.retryAt), h.fence.backoff)).
-		f("afterStop", deref(h.afterStop)).f("stopUnsure", h.stopUnsure)
+		f("afterStop", deref(h.afterStop)).f("stopUnsure", h.stopUnsure).f("stopReason", h.stopReason)
 	w.part("pace").f("retryAt", c.pace.retryAt).f("backoff", c.pace.backoff)
 	cd := c.cand
 	w.part("cand").f("unhealthy", cd.unhealthy).f("quitting", cd.quitting).f("better", cd.better).f("betterSince", cd.betterSince)

@@ -227,6 +227,7 @@ func (c *Core) stoppedProof() (dutyStopped, bool) {
 // duty has stopped, with the proof of it. The leader record may still name
 // us: rule A re-claims.
 func (c *Core) stepDown(reason string, then afterStop) {
+	c.hold.stopReason = reason
 	c.cancelFence()
 	c.hold.repair, c.hold.activateDue = nil, false
 	c.hold.activated = false

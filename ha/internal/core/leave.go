@@ -120,7 +120,7 @@ func (c *Core) release(st dutyStopped, leave bool, then afterDone) {
 	cover("release: written")
 	rec := c.rec.r
 	rec.Term = max(rec.Term, c.view.seenTerm)
-	rec.State, rec.Previous, rec.Since = RecReleased, nil, c.now.UTC()
+	rec.State, rec.Previous, rec.Since, rec.Reason = RecReleased, nil, c.now.UTC(), c.hold.stopReason
 	own := Op{Kind: OpCheck, Path: c.l.MemberNode(c.own.node), Version: c.own.ver}
 	if leave {
 		own.Kind = OpDelete

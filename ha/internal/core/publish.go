@@ -105,6 +105,7 @@ func (c *Core) setPhase(to Phase, reason string) {
 	t := Transition{From: from, To: to, Term: c.Term(), Reason: reason, At: c.now}
 	if to == PhaseActive {
 		t.Evidence = c.hold.claiming.seen // active is entered only after a claim
+		t.Previous, t.Cause = c.hold.claiming.prev.Name, historyCause(c.hold.claiming.rule, c.hold.claiming.prev)
 	}
 	c.emit(ActTransition{T: t})
 }

@@ -346,7 +346,11 @@ func (c *Core) claim(rule claimRule) {
 	c.hold.claimBusy = true
 	c.own.writes++
 	c.own.writeSeq++
-	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands, seen: c.evidence(rule)}
+	prev := LeaderRecord{}
+	if c.rec.kind == RecOK {
+		prev = c.rec.r
+	}
+	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands, seen: c.evidence(rule), prev: prev}
 	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
 	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))
 }
@@ -359,6 +363,9 @@ type claimInfo struct {
 	fence bool
 	cands []LeaderInfo // whom to fence: FenceRequest.Candidates
 	seen  time.Time    // Transition.Evidence of the activation it leads to
+	// prev is the record the claim replaces (its Name "" when there was
+	// none, or it was unreadable): Transition.Previous and Cause.
+	prev LeaderRecord
 }
 
 // evidence is when we observed what a claim by rule rests on: it times

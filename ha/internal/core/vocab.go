@@ -265,6 +265,10 @@ type Transition struct {
 	// of the release. Zero for rule A (our own lease) and on every other
 	// transition. On this node's clock, like At.
 	Evidence time.Time
+	// Previous and Cause, on a move to PhaseActive, are the leader this
+	// node took over from ("" none known) and why it could (HistoryCause:
+	// "graceful", "crash takeover", ...); "" on every other transition.
+	Previous, Cause string
 }
 
 // Notice is an operator-facing problem or repair.

@@ -104,6 +104,11 @@ type LeaderRecord struct {
 	// have acted when the record could not say who led (Previous is the
 	// first of them); omitted when there is one or none.
 	Candidates []LeaderInfo `json:"candidates,omitempty"`
+	// Reason, in a released record, is why its holder released (the
+	// reason it stepped down with: "shutting down", "resigned: ...",
+	// "health check failing: ..."); the next leader records it in the
+	// group's history.
+	Reason string `json:"reason,omitempty"`
 }
 
 // RecKind is what a read of the leader record found.

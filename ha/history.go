@@ -1,0 +1,191 @@
+package ha
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hanode/hanode/ha/internal/core"
+)
+
+// The group's history (issue 18): every change of leader, and every pause
+// and resume, as sequential znodes under groups/<HA_ID>/history, the last
+// HistoryLimit kept. A new leader records its own takeover with a fenced
+// write (so a leader whose lease moved on cannot), naming whom it took over
+// from and why (the cause: core.Cause*); a pause or resume is recorded by
+// the member that wrote it. A takeover is recorded only while its leader
+// still leads when the write lands (a leadership that ends within a round
+// trip of its start may leave no entry, and the next one names it as the
+// leader it took over from).
+
+// HistoryLimit is how many entries the history keeps.
+const HistoryLimit = 1000
+
+// The causes, one word each (HistoryEntry.Cause).
+const (
+	CauseFirst      = core.CauseFirst
+	CauseGraceful   = core.CauseGraceful
+	CauseSwitchover = core.CauseSwitchover
+	CauseHealth     = core.CauseHealth
+	CausePreemption = core.CausePreemption
+	CauseDutyLost   = core.CauseDutyLost
+	CauseCrash      = core.CauseCrash
+	CausePause      = core.CausePause
+	CauseResume     = core.CauseResume
+)
+
+// HistoryEntry is one change in a group's history.
+type HistoryEntry struct {
+	// At is when it happened, by the writer's wall clock (UTC).
+	At time.Time `json:"at"`
+	// From and To are the leaders before and after ("" none); for a pause
+	// or a resume, To is who did it.
+	From string `json:"from,omitempty"`
+	To   string `json:"to"`
+	// Term is the new leadership's term (0 for a pause or a resume).
+	Term int64 `json:"term,omitempty"`
+	// Cause is why, one word (Cause*); Reason the details.
+	Cause  string `json:"cause"`
+	Reason string `json:"reason,omitempty"`
+	// Seq orders the entries (the znode's sequence number).
+	Seq int64 `json:"seq"`
+}
+
+func historyDir(root, group string) string {
+	return core.NewLayout(root, group).GroupNode() + "/history"
+}
+
+// recordHistory writes, for the rest of Run, each takeover of this node to
+// the history. Runs on its own goroutine.
+func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t, ok := <-feed:
+			if !ok {
+				return
+			}
+			if t.To != PhaseActive || t.Cause == "" || t.Cause == core.CauseRenewed {
+				continue
+			}
+			entry := HistoryEntry{At: time.Now().UTC(), From: t.Previous, To: e.s.cfg.Name, Term: t.Term, Cause: t.Cause}
+			if err := e.appendHistory(ctx, entry, true); err != nil {
+				e.log.Warn("takeover not recorded in the group's history", zap.Int64("term", t.Term), zap.Error(err))
+			}
+		}
+	}
+}
+
+// appendHistory writes entry, fenced by this node's lease when fenced, and
+// trims the history to HistoryLimit. The history's directory is made first
+// (it exists after the group's first entry; a write that fails otherwise,
+// say after ZooKeeper lost the tree, makes it again and tries once more).
+func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced bool) error {
+	dir := historyDir(e.s.cfg.Root, e.cfg.Group)
+	var err error
+	for try := 0; try < 2; try++ {
+		e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // NodeExists after the first entry
+		if fenced {
+			_, err = e.Fenced(ctx, func(term int64) []Op {
+				entry.Term = term
+				return []Op{{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry), Sequence: true}}
+			})
+		} else if r, _, _ := e.s.do(core.Op{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry),
+			Sequence: true}); r.Err != core.ErrNone {
+			err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
+		}
+		if err == nil {
+			e.trimHistory(dir)
+			return nil
+		}
+		if errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// trimHistory deletes the oldest entries beyond HistoryLimit.
+func (e *Election) trimHistory(dir string) {
+	r, _, _ := e.s.do(core.Op{Kind: core.OpChildren, Path: dir})
+	if r.Err != core.ErrNone || len(r.Children) <= HistoryLimit {
+		return
+	}
+	names := sortedEntries(r.Children)
+	for _, n := range names[:len(names)-HistoryLimit] {
+		e.s.do(core.Op{Kind: core.OpDelete, Path: dir + "/" + n, Version: -1})
+	}
+}
+
+// sortedEntries orders history znode names by sequence, ignoring others.
+func sortedEntries(children []string) []string {
+	var out []string
+	for _, c := range children {
+		if _, ok := entrySeq(c); ok {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { a, _ := entrySeq(out[i]); b, _ := entrySeq(out[j]); return a < b })
+	return out
+}
+
+// entrySeq is a history znode's sequence number.
+func entrySeq(name string) (int64, bool) {
+	s, ok := strings.CutPrefix(name, "t-")
+	if !ok || len(s) != 10 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// History reads the group's last limit entries (all kept with limit <= 0),
+// oldest first. An entry that is not a history record is skipped (and
+// named in the error only when nothing could be read).
+func (e *Election) History(limit int) ([]HistoryEntry, error) {
+	return readHistory(func(op core.Op) core.Result { r, _, _ := e.s.do(op); return r },
+		historyDir(e.s.cfg.Root, e.cfg.Group), limit)
+}
+
+// readHistory reads the history under dir through do.
+func readHistory(do func(core.Op) core.Result, dir string, limit int) ([]HistoryEntry, error) {
+	r := do(core.Op{Kind: core.OpChildren, Path: dir})
+	switch r.Err {
+	case core.ErrNone:
+	case core.ErrNoNode:
+		return []HistoryEntry{}, nil
+	default:
+		return nil, fmt.Errorf("ha: read %s: %s", dir, r.Detail)
+	}
+	names := sortedEntries(r.Children)
+	if limit > 0 && len(names) > limit {
+		names = names[len(names)-limit:]
+	}
+	out := make([]HistoryEntry, 0, len(names))
+	for _, n := range names {
+		g := do(core.Op{Kind: core.OpGet, Path: dir + "/" + n})
+		if g.Err != core.ErrNone {
+			continue // trimmed meanwhile
+		}
+		var h HistoryEntry
+		if json.Unmarshal(g.Data, &h) != nil || h.Cause == "" {
+			continue // not ours: never trusted
+		}
+		h.Seq, _ = entrySeq(n)
+		out = append(out, h)
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+package ha
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hanode/hanode/internal/testwait"
+	"github.com/hanode/hanode/internal/zktest"
+)
+
+// TestHistoryRecordsEveryChangeWithItsCause: the first leader, a
+// switchover (Resign), a graceful stop, a pause and a resume each leave an
+// entry, in order, naming who led before and after and why; every member
+// reads the same history.
+func TestHistoryRecordsEveryChangeWithItsCause(t *testing.T) {
+	zkS := zktest.Start(t)
+	g := newGroup(t, zkS.Addr)
+	g.start("a")
+	g.start("b")
+	g.start("c")
+	first := g.waitLeader(20 * time.Second)
+	ctx := context.Background()
+	entries := func(n int) {
+		t.Helper()
+		testwait.For(t, 10*time.Second, "the history's next entry", func() bool {
+			h, err := first.el.History(0)
+			return err == nil && len(h) >= n
+		})
+	}
+	entries(1)
+	if err := first.el.Resign(ctx); err != nil {
+		t.Fatalf("resign: %v", err)
+	}
+	second := g.waitLeader(10 * time.Second)
+	entries(2)
+	if err := second.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	var third *member
+	testwait.For(t, 10*time.Second, "a third leader", func() bool {
+		for _, m := range g.members {
+			if m != second && m.el.State().Active() {
+				third = m
+				return true
+			}
+		}
+		return false
+	})
+	entries(3)
+	if err := third.el.Pause(ctx, "upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	if err := third.el.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []HistoryEntry{
+		{To: first.name, Cause: CauseFirst},
+		{From: first.name, To: second.name, Cause: CauseSwitchover},
+		{From: second.name, To: third.name, Cause: CauseGraceful},
+		{To: third.name, Cause: CausePause, Reason: "upgrade"},
+		{To: third.name, Cause: CauseResume},
+	}
+	var got []HistoryEntry
+	if err := testwait.Poll(10*time.Second, 20*time.Millisecond, func() bool {
+		var err error
+		got, err = third.el.History(0)
+		return err == nil && len(got) == len(want)
+	}); err != nil {
+		t.Errorf("history has %d entries, want %d", len(got), len(want))
+	}
+	for _, h := range got {
+		t.Logf("%+v", h)
+	}
+	for i, w := range want {
+		h := got[i]
+		if h.From != w.From || h.To != w.To || h.Cause != w.Cause || (w.Reason != "" && h.Reason != w.Reason) {
+			t.Errorf("entry %d = %+v, want from %q to %q cause %q", i, h, w.From, w.To, w.Cause)
+		}
+		if i > 0 && h.Seq <= got[i-1].Seq {
+			t.Errorf("entry %d out of order: seq %d after %d", i, h.Seq, got[i-1].Seq)
+		}
+		if (w.Cause == CausePause || w.Cause == CauseResume) != (h.Term == 0) {
+			t.Errorf("entry %d: term %d", i, h.Term)
+		}
+	}
+	if last, err := third.el.History(2); err != nil || len(last) != 2 || last[1].Cause != CauseResume {
+		t.Errorf("History(2) = %+v, %v: want the last two", last, err)
+	}
+}
