@@ -15,7 +15,7 @@ import (
 // a fenced write's ops and the lease's limits. The rest of the core's
 // vocabulary (events, actions, Core, Snapshot, Result...) stays internal.
 var userFacingCore = []string{"Phase", "PhaseStarting", "PhaseStandby", "PhaseWaiting", "PhaseFencing", "PhaseActive",
-	"PhaseDisconnected", "PhaseUnhealthy", "PhaseStopped", "PolicyFirstCome", "PolicyPriority", "PauseInfo", "CauseFirst", "CauseGraceful", "CauseSwitchover", "CauseHealth", "CausePreemption", "CauseDutyLost", "CauseCrash", "CausePause", "CauseResume", "MemberInfo", "Member", "Ignored", "FenceRequest", "LeaderInfo", "Transition",
+	"PhaseDisconnected", "PhaseUnhealthy", "PhaseStopped", "PolicyFirstCome", "PolicyPriority", "PauseInfo", "CauseFirst", "CauseGraceful", "CauseSwitchover", "CauseHealth", "CausePreemption", "CauseDutyLost", "CauseCrash", "CausePause", "CauseResume", "SwitchoverInfo", "MemberInfo", "Member", "Ignored", "FenceRequest", "LeaderInfo", "Transition",
 	"Op", "OpKind", "OpCreate", "OpDelete", "OpSet", "OpCheck", "MinLease", "MaxTerm", "DriftAllowance", "GroupStatus",
 	"ErrGroupMismatch"}
 

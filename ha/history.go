@@ -75,6 +75,7 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 			if t.To != PhaseActive || t.Cause == "" || t.Cause == core.CauseRenewed {
 				continue
 			}
+			e.clearSwitchover(ctx)
 			entry := HistoryEntry{At: time.Now().UTC(), From: t.Previous, To: e.s.cfg.Name, Term: t.Term, Cause: t.Cause}
 			if err := e.appendHistory(ctx, entry, true); err != nil {
 				e.log.Warn("takeover not recorded in the group's history", zap.Int64("term", t.Term), zap.Error(err))

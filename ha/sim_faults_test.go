@@ -141,6 +141,8 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 		s.unhealthy(n, length)
 	case fPause:
 		s.pause(length)
+	case fSwitchover:
+		s.switchover(n)
 	case fDutyLost:
 		// The holder's duty dies and its guard gives up restarting it.
 		if h := s.holder(); h != nil && h.duty && !h.dutyStopping && h.adv.pausedUntil <= s.now {

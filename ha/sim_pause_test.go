@@ -39,6 +39,21 @@ func (s *sim) pause(length time.Duration) {
 	}
 }
 
+// switchover asks for n to lead next, as Election.Switchover writes it
+// (whatever n is: down, never-lead or the leader already; the request is
+// then ignored, and lapses).
+func (s *sim) switchover(n *simNode) {
+	l := core.NewLayout(s.root, s.group)
+	data, _, ok := s.zk.Get(l.GroupNode())
+	if !ok {
+		return
+	}
+	req := &core.SwitchoverInfo{To: n.name, By: "operator", At: simBase.Add(s.now)}
+	if next, ok := core.GroupRecordSwitchover(data, req); ok {
+		s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.GroupNode(), Data: next, Version: -1})
+	}
+}
+
 // takeoverCheck is what beforeTakeover saw of a write of the leader record.
 type takeoverCheck struct {
 	write   bool   // op writes the leader record

@@ -72,6 +72,7 @@ const (
 	fResign
 	fUnhealthy       // the node's health check fails for a while (sim_candidacy_test.go)
 	fPause           // an operator pauses the group for a while (sim_pause_test.go)
+	fSwitchover      // an operator asks a member to lead (sim_pause_test.go)
 	fLaggingFollower // replicated only (sim_ensemble_test.go), from here on
 	fEnsembleElection
 	fSessionMove
@@ -81,7 +82,7 @@ const (
 var faultNames = [...]string{"partition", "slow", "freeze", "kill", "stop", "delete-member", "delete-holder",
 	"garbage-member", "garbage-record", "delete-record", "garbage-group", "foreign-nodes", "delete-tree",
 	"delete-members", "data-loss", "rollback", "server-restart", "server-down", "max-term",
-	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign", "unhealthy", "pause",
+	"sensitive-look", "valid-record", "copy-member", "rollback-at-claim", "takeover-rollback", "release-rollback", "host-pause", "duty-lost", "forged-low-member", "resign", "unhealthy", "pause", "switchover",
 	"lagging-follower", "ensemble-election", "session-move"}
 
 func (k faultKind) String() string { return faultNames[k] }

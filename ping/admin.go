@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hanode/hanode/ha"
 	"github.com/labstack/echo/v4"
 )
 
@@ -19,14 +20,18 @@ import (
 // configured the API answers 403, saying how to turn it on. The ping
 // endpoints and /v2/status stay open and read-only.
 const (
-	PathAdminPause  = "/v2/admin/pause"
-	PathAdminResume = "/v2/admin/resume"
+	PathAdminPause      = "/v2/admin/pause"
+	PathAdminResume     = "/v2/admin/resume"
+	PathAdminSwitchover = "/v2/admin/switchover"
 )
 
 // Admin is what the admin API asks of the node's election (*ha.Election).
 type Admin interface {
 	Pause(ctx context.Context, reason string) error
 	Resume(ctx context.Context) error
+	// Switchover hands leadership to the member named to ("" the next)
+	// and returns once it leads, with its name.
+	Switchover(ctx context.Context, to string) (string, error)
 }
 
 // adminTimeout bounds one admin request's work against ZooKeeper.
@@ -39,6 +44,7 @@ func (h *Handler) MountAdmin(a Admin, token string) {
 	h.h.adminOn = token != ""
 	h.echo.Any(PathAdminPause, h.h.adminPause)
 	h.echo.Any(PathAdminResume, h.h.adminResume)
+	h.echo.Any(PathAdminSwitchover, h.h.adminSwitchover)
 }
 
 // adminAllowed checks the request's method and token, answering when it
@@ -92,6 +98,25 @@ func (h *handler) adminResume(c echo.Context) error {
 		return adminFailed(c, err)
 	}
 	return adminAnswer(c, http.StatusOK, "resumed")
+}
+
+// adminSwitchover hands leadership over: ?to=NAME (or none: the next
+// member that may lead); it answers once the target leads (409 when the
+// switchover is refused, with why).
+func (h *handler) adminSwitchover(c echo.Context) error {
+	if ok, err := h.adminAllowed(c); !ok {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+	defer cancel()
+	to, err := h.admin.Switchover(ctx, c.QueryParam("to"))
+	switch {
+	case errors.Is(err, ha.ErrSwitchoverRefused):
+		return adminAnswer(c, http.StatusConflict, err.Error())
+	case err != nil:
+		return adminFailed(c, err)
+	}
+	return adminAnswer(c, http.StatusOK, to+" leads")
 }
 
 // adminFailed answers an admin request whose work failed: 504 when it ran

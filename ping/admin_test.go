@@ -3,6 +3,7 @@ package ping
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,6 +29,13 @@ func (f *fakeAdmin) Pause(_ context.Context, reason string) error {
 }
 
 func (f *fakeAdmin) Resume(context.Context) error { f.resumed++; return f.err }
+
+func (f *fakeAdmin) Switchover(_ context.Context, to string) (string, error) {
+	if to == "" {
+		to = "next"
+	}
+	return to, f.err
+}
 
 func adminDo(t *testing.T, h http.Handler, method, target, auth, body string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -75,6 +83,14 @@ func TestAdminNeedsTheBearerToken(t *testing.T) {
 	rec = adminDo(t, h, http.MethodPost, PathAdminResume, "Bearer "+token, "")
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, 1, a.resumed)
+
+	rec = adminDo(t, h, http.MethodPost, PathAdminSwitchover+"?to=nsg-c", "Bearer "+token, "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.JSONEq(t, `{"result": "nsg-c leads"}`, rec.Body.String())
+	a.err = fmt.Errorf("%w: nsg-x is not a member", ha.ErrSwitchoverRefused)
+	rec = adminDo(t, h, http.MethodPost, PathAdminSwitchover+"?to=nsg-x", "Bearer "+token, "")
+	assert.Equal(t, http.StatusConflict, rec.Code)
+	assert.Contains(t, rec.Body.String(), "nsg-x is not a member")
 
 	a.err = errors.New("ha: pause: read /hanode/groups/g: no session")
 	rec = adminDo(t, h, http.MethodPost, PathAdminResume, "Bearer "+token, "")

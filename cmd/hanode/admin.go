@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -178,4 +180,98 @@ ZooKeeper. It asks this host's node (HTTP_LISTEN from the env file).`,
 	cmd.Flags().IntVar(&limit, "limit", 100, "how many of the latest entries (1 to 1000)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON the node answered")
 	return cmd
+}
+
+func newSwitchoverCmd() *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "switchover",
+		Short: "Hand the group's leadership to a chosen (--to) or the next standby, with no overlap",
+		Long: `switchover asks this host's node to hand its HA group's leadership over: to
+the member named by --to, or to the next member that may lead. The members
+ahead of the target step behind it, the leader stops its duty and releases
+the lease, and the target claims it at once; there is never a moment with two
+leaders. It is refused, with the reason, when the target is not a member, may
+not lead (NOFAILOVER), already leads, or the group is paused. It returns when
+the new leader answers ok.
+
+It asks this host's node (HTTP_LISTEN, with ADMIN_TOKEN_FILE's token, both
+read from the env file).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			path := ping.PathAdminSwitchover
+			if to != "" {
+				path += "?to=" + neturl.QueryEscape(to)
+			}
+			if err := adminCall(cmd, path, ""); err != nil {
+				return err
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			took, err := waitNewLeaderOK(cmd.Context(), cfg, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "the new leader answers ok, %v after the request\n", took(start).Round(time.Millisecond))
+			return err
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	cmd.Flags().StringVar(&to, "to", "", "the member to lead next (its NAME); default: the next member that may lead")
+	return cmd
+}
+
+// waitNewLeaderOK waits until the leader this host's node names answers ok
+// on its ping; took measures from a start to then.
+func waitNewLeaderOK(ctx context.Context, cfg *conf.Config, bound time.Duration) (func(time.Time) time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	local := "http://" + localAddress(cfg.HTTPListen)
+	for {
+		var st ping.Status
+		if err := getJSON(ctx, local+ping.PathStatus, &st); err == nil && st.Leader != "" {
+			for _, m := range st.Members {
+				if m.Name != st.Leader || m.HTTP == "" {
+					continue
+				}
+				url := m.HTTP
+				if !strings.HasPrefix(url, "http") {
+					url = "http://" + url
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v2/ping/net/"+cfg.NetID+"/se/", nil)
+				if res, err := http.DefaultClient.Do(req); err == nil {
+					_ = res.Body.Close()
+					if res.StatusCode == http.StatusOK {
+						at := time.Now()
+						return func(start time.Time) time.Duration { return at.Sub(start) }, nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the new leader did not answer ok within %v", bound)
+		case <-time.After(5 * time.Millisecond): // polling the leader's ping
+		}
+	}
+}
+
+// getJSON GETs url into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, res.Status)
+	}
+	return json.NewDecoder(io.LimitReader(res.Body, 8<<20)).Decode(v)
 }

@@ -107,7 +107,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetVersionTemplate("hanode {{.Version}}\n") // as `hanode version`
 	root.AddCommand(newRunCmd(), newStatusCmd(), newCheckConfigCmd(), newVersionCmd(), newGuardCmd(),
-		newGenManCmd(), newWatchCmd(), newPauseCmd(), newResumeCmd(), newHistoryCmd())
+		newGenManCmd(), newWatchCmd(), newPauseCmd(), newResumeCmd(), newHistoryCmd(), newSwitchoverCmd())
 	for _, c := range root.Commands() {
 		if args := c.Args; args != nil {
 			c.Args = func(cmd *cobra.Command, a []string) error {

@@ -42,6 +42,8 @@ var CoverPoints = []string{
 	"candidacy: holder hands over to a better member",
 	"pause: seen",
 	"pause: resume seen",
+	"switchover: member steps behind the target",
+	"switchover: holder hands over",
 }
 
 // CoverHook, when set (tests only), hears every cover call. It must be safe

@@ -72,7 +72,8 @@ func (c *Core) String() string {
 		f("ignored", len(v.ignored)).f("infos", len(v.infos)).f("reread", v.reread).f("seenBelow", v.seenBelow).
 		f("belowInfo", v.belowInfo).f("position", v.position).f("unreadable", v.unreadable).f("sweepable", v.sweepable).
 		f("vacated", v.vacated).f("candSince", v.candSince).f("seenTerm", v.seenTerm).
-		f("grp", fmt.Sprintf("{known:%v ver:%d paused:%v watch:%d}", v.grp.known, v.grp.ver, v.grp.paused != nil, v.grp.watch))
+		f("grp", fmt.Sprintf("{known:%v ver:%d paused:%v switchTo:%s watch:%d}", v.grp.known, v.grp.ver, v.grp.paused != nil,
+			deref(v.grp.switchTo), v.grp.watch))
 	rc := c.rec
 	w.part("rec").f("r", fmt.Sprintf("{term:%d holder:%s name:%s state:%s}", rc.r.Term, rc.r.HolderNode, rc.r.Name, rc.r.State)).
 		f("kind", rc.kind).f("ver", rc.ver).f("why", rc.why).f("maxed", rc.maxed).f("first", rc.first).

@@ -26,10 +26,11 @@ type PauseInfo struct {
 
 // groupState is the group record as this member's looks last read it.
 type groupState struct {
-	known  bool  // read in this epoch: claims check its version
-	ver    int32 // its version then
-	paused *PauseInfo
-	watch  uint64 // a data watch on it, 0 none
+	known    bool  // read in this epoch: claims check its version
+	ver      int32 // its version then
+	paused   *PauseInfo
+	switchTo *SwitchoverInfo // the switchover asked for (switchover.go), nil none
+	watch    uint64          // a data watch on it, 0 none
 }
 
 // lookGroup reads the group record with a look, setting a watch on it when
@@ -57,6 +58,7 @@ func (c *Core) onLookGroup(id uint64, r Result) bool {
 		}
 		was := c.view.grp.paused
 		c.view.grp.known, c.view.grp.ver, c.view.grp.paused = true, r.Stat.Version, g.Paused
+		c.view.grp.switchTo = g.Switchover
 		switch {
 		case was == nil && g.Paused != nil:
 			cover("pause: seen")
@@ -65,7 +67,7 @@ func (c *Core) onLookGroup(id uint64, r Result) bool {
 		}
 		return true
 	case ErrNoNode:
-		c.view.grp.known, c.view.grp.paused = false, nil
+		c.view.grp.known, c.view.grp.paused, c.view.grp.switchTo = false, nil, nil
 		return true
 	}
 	return false
@@ -105,6 +107,28 @@ func GroupRecordPaused(data []byte, p *PauseInfo) ([]byte, bool) {
 	}
 	g.Paused = p
 	return MustJSON(g), true
+}
+
+// GroupRecordSwitchover returns the group record data with switchover set
+// to s (nil: none), keeping everything else; ok is false when data is not a
+// group record.
+func GroupRecordSwitchover(data []byte, s *SwitchoverInfo) ([]byte, bool) {
+	var g groupRecord
+	if err := StrictJSON(data, &g); err != nil || g.Role == "" || g.LeaseMS <= 0 {
+		return nil, false
+	}
+	g.Switchover = s
+	return MustJSON(g), true
+}
+
+// GroupSwitchover reads the switchover from group record data (nil: none,
+// or not a group record).
+func GroupSwitchover(data []byte) *SwitchoverInfo {
+	var g groupRecord
+	if StrictJSON(data, &g) != nil {
+		return nil
+	}
+	return g.Switchover
 }
 
 // GroupPaused reads the pause from group record data (nil: not paused, or

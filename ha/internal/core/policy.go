@@ -143,7 +143,12 @@ func (c *Core) advanceCandidacy() bool {
 		c.quitLine(c.cand.unhealthy)
 		return true
 	}
-	if to := c.yieldTo(); to != "" {
+	if to := c.switchoverYield(); to != "" {
+		cover("switchover: member steps behind the target")
+		c.quitLine("stepped behind " + to)
+		return true
+	}
+	if to := c.yieldTo(); to != "" && c.switchTarget() != c.cfg.Self.Name {
 		cover("candidacy: member steps behind a better one")
 		c.quitLine("stepped behind " + to)
 		return true
@@ -170,6 +175,11 @@ func (c *Core) advanceHolderCandidacy() bool {
 		cover("stop: unhealthy")
 		cover("release asked: unhealthy")
 		c.stepDown(c.cand.unhealthy, afterStop{write: writeRelease, leave: true, then: then})
+		return true
+	}
+	if t := c.switchTarget(); t != "" && t != c.cfg.Self.Name && c.hold.activated && c.hold.duty == dutyOn {
+		cover("switchover: holder hands over")
+		c.onResign("switchover to " + t + " asked by " + c.view.grp.switchTo.By)
 		return true
 	}
 	if !c.cfg.Preempt || !c.hold.activated || c.hold.duty != dutyOn || c.paused() {

@@ -4,7 +4,7 @@ package core
 // simulator's mutation tests (sim_mutation_test.go): each one breaks one
 // part of the argument in ha/doc.go, and the simulator must find a violation
 // with it. Production cores have none.
-type Weakening uint16
+type Weakening uint32
 
 const (
 	// WeakWait shortens the takeover wait W to 0.99 W.
@@ -52,6 +52,8 @@ const (
 	WeakFenceTimeOnly
 	// WeakIgnorePause takes no notice of a paused group: takeovers go on.
 	WeakIgnorePause
+	// WeakIgnoreSwitchover takes no notice of a switchover request.
+	WeakIgnoreSwitchover
 )
 
 func (w Weakening) has(x Weakening) bool { return w&x != 0 }

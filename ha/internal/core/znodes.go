@@ -70,8 +70,11 @@ type groupRecord struct {
 	// before policies existed).
 	Policy string `json:"policy,omitempty"`
 	// Paused is the group's maintenance mode (pause.go); nil: not paused.
-	Paused  *PauseInfo `json:"paused,omitempty"`
-	Created time.Time  `json:"created"`
+	Paused *PauseInfo `json:"paused,omitempty"`
+	// Switchover names the member an operator asked to lead next
+	// (switchover.go); nil: none.
+	Switchover *SwitchoverInfo `json:"switchover,omitempty"`
+	Created    time.Time       `json:"created"`
 }
 
 // Leader record states.
