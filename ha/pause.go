@@ -3,7 +3,6 @@ package ha
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,45 +42,28 @@ func (e *Election) setPause(ctx context.Context, p *PauseInfo) error {
 	if p != nil {
 		what = "pause"
 	}
-	for tries := 0; ; tries++ {
-		if err := ctx.Err(); err != nil {
-			return err
+	already := false
+	err := e.writeGroup(ctx, path, what, func(data []byte) ([]byte, bool) {
+		if cur := core.GroupPaused(data); (cur != nil) == (p != nil) && (p == nil || cur.Reason == p.Reason) {
+			already = true
+			return data, true // already so: written back unchanged
 		}
-		if tries == 8 {
-			return fmt.Errorf("ha: %s %s: the group record kept changing", what, path)
-		}
-		r, _, _ := e.s.do(core.Op{Kind: core.OpGet, Path: path})
-		if r.Err != core.ErrNone {
-			return fmt.Errorf("ha: %s: read %s: %s", what, path, r.Detail)
-		}
-		if (core.GroupPaused(r.Data) != nil) == (p != nil) && (p == nil || core.GroupPaused(r.Data).Reason == p.Reason) {
-			return nil // already so
-		}
-		next, ok := core.GroupRecordPaused(r.Data, p)
-		if !ok {
-			return fmt.Errorf("%w: %s holds %s; a member rewrites it when it joins, or delete it with every member stopped",
-				ErrGroupUnreadable, path, core.Quote(r.Data))
-		}
-		w, _, _ := e.s.do(core.Op{Kind: core.OpSet, Path: path, Data: next, Version: r.Stat.Version})
-		switch w.Err {
-		case core.ErrNone:
-			fields := []zap.Field{zap.String("znode", path)}
-			if p != nil {
-				fields = append(fields, zap.String("reason", p.Reason))
-			}
-			e.log.Warn("group "+map[bool]string{true: "paused: no takeover until resumed", false: "resumed"}[p != nil], fields...)
-			entry := HistoryEntry{At: time.Now().UTC(), To: e.s.cfg.Name, Cause: CauseResume}
-			if p != nil {
-				entry.Cause, entry.Reason = CausePause, p.Reason
-			}
-			if err := e.appendHistory(ctx, entry, false); err != nil {
-				e.log.Warn("pause or resume not recorded in the group's history", zap.Error(err))
-			}
-			return nil
-		case core.ErrBadVersion, core.ErrLost:
-			continue // changed meanwhile, or outcome unknown: read it again
-		default:
-			return fmt.Errorf("ha: %s: write %s: %s", what, path, w.Detail)
-		}
+		return core.GroupRecordPaused(data, p)
+	})
+	if err != nil || already {
+		return err
 	}
+	fields := []zap.Field{zap.String("znode", path)}
+	if p != nil {
+		fields = append(fields, zap.String("reason", p.Reason))
+	}
+	e.log.Warn("group "+map[bool]string{true: "paused: no takeover until resumed", false: "resumed"}[p != nil], fields...)
+	entry := HistoryEntry{At: time.Now().UTC(), To: e.s.cfg.Name, Cause: CauseResume}
+	if p != nil {
+		entry.Cause, entry.Reason = CausePause, p.Reason
+	}
+	if err := e.appendHistory(ctx, entry, false); err != nil {
+		e.log.Warn("pause or resume not recorded in the group's history", zap.Error(err))
+	}
+	return nil
 }
