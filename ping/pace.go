@@ -19,18 +19,20 @@ import (
 // making it wait: Serve starts the requests net/http serves at most one per
 // paceGap, in the order they came, and lets each wait for its turn. A
 // client on a connection sends its next request only after its answer, so
-// the node serves at most 1/paceGap of them a second (500), however many
-// connections ask, and they cost it about a tenth of a core. Connections
+// the node serves at most 1/paceGap of them a second (333), however many
+// connections ask, and they cost it under a tenth of a core. Connections
 // are capped (maxConns), so no request waits longer than maxConns ×
-// paceGap, about 2 s. Pings (anything under /v2/ping/) are never paced,
+// paceGap. The gap was 2 ms until the status page's loop still moved the
+// median ping by 1.10 ×; at 3 ms both loops stay within about 1.05 ×
+// (BENCHMARKS.md). Pings (anything under /v2/ping/) are never paced,
 // whichever path serves them, and the status page's live streams are paced
 // only as they open.
 //
 // Real users are far below the pace: Prometheus servers and dashboards ask
 // every few seconds, an operator's browser twice per page; 256 scrapers
-// once a second are half of it.
+// once a second are three quarters of it.
 const (
-	paceGap   = 2 * time.Millisecond
+	paceGap   = 3 * time.Millisecond
 	paceBatch = 10 * time.Millisecond // see pacer.batch
 )
 
