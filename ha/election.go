@@ -259,14 +259,11 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			return 0, err
 		}
 		if f.Wait {
-			// An extension is in flight: our member node's next version is
-			// not known yet. It is answered within a round trip.
-			t := time.NewTimer(5 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return 0, ctx.Err()
+			// An extension is in flight (our member node's next version is
+			// not known yet), or a look of a new epoch is: either is
+			// answered within a round trip.
+			if err := fenceRetryPause(ctx); err != nil {
+				return 0, err
 			}
 			continue
 		}
@@ -279,12 +276,8 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			// No session now, or not the connection the checks were taken
 			// on: nothing reached ZooKeeper. Ask the core again, after a
 			// pause (it may say we still lead while the session is away).
-			t := time.NewTimer(5 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return 0, ctx.Err()
+			if err := fenceRetryPause(ctx); err != nil {
+				return 0, err
 			}
 			continue
 		}
@@ -303,6 +296,19 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			return 0, fmt.Errorf("%w: %s", ErrOutcomeUnknown, r.Detail)
 		}
 		return 0, fmt.Errorf("ha: fenced write: %s", r.Detail)
+	}
+}
+
+// fenceRetryPause waits before Fenced asks the core again: ctx's error if
+// it ends first.
+func fenceRetryPause(ctx context.Context) error {
+	t := time.NewTimer(5 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
