@@ -250,7 +250,11 @@
 // may not) deletes its own member node and joins again at the back; an
 // unhealthy member does the same and stays out until healthy; an unhealthy
 // holder, or (Preempt) one that has seen a better member for PreemptDelay,
-// hands over as Resign does: stop, release, rejoin. Deleting one's own node
+// hands over as Resign does: stop, release, rejoin. A switchover
+// (Election.Switchover, core/switchover.go) is the same moves for a target
+// an operator named in the group record: the members ahead of it step
+// behind it and the holder resigns; a request for a target that is gone
+// lapses. Deleting one's own node
 // and a release after the duty stopped are moves every member may make at
 // any moment under the rules; so for candidacy too
 //
