@@ -136,7 +136,9 @@ func (c *Core) quitLine(reason string) {
 }
 
 // advanceCandidacy steps a member out of the line when it should not be
-// in it (unhealthy) or should be further back (yielding); true when it did.
+// in it (unhealthy) or should be further back (behind a switchover's target,
+// or yielding to a better member; a switchover's target does not yield);
+// true when it did.
 func (c *Core) advanceCandidacy() bool {
 	if c.cand.unhealthy != "" {
 		cover("candidacy: unhealthy member leaves the line")
@@ -157,8 +159,8 @@ func (c *Core) advanceCandidacy() bool {
 }
 
 // advanceHolderCandidacy hands the lease over when this holder should not
-// hold it: unhealthy, or (Preempt) a better member has been waiting for
-// PreemptDelay. True when it did.
+// hold it: unhealthy, a switchover names another member, or (Preempt) a
+// better member has been waiting for PreemptDelay. True when it did.
 func (c *Core) advanceHolderCandidacy() bool {
 	if c.hold.duty == dutyStopping || c.leaving {
 		return false
