@@ -13,26 +13,32 @@ import (
 	"github.com/hanode/hanode/ping"
 )
 
+// adminGroup starts real nodes a, b and c of one group, all with the same
+// admin token file, and waits for its leader.
+func adminGroup(t *testing.T) (token string, nodes []*nodetest.Node, chk *nodetest.Checker, leader *nodetest.Node) {
+	t.Helper()
+	zk := zktest.Start(t)
+	haID := nodetest.GroupID(t)
+	token = filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(token, []byte("e2e-admin-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		env := nodetest.HAEnv(zk.Addr, haID, name)
+		env["ADMIN_TOKEN_FILE"] = token
+		nodes = append(nodes, nodetest.Start(t, nodetest.Options{Name: name, Env: env, Heartbeat: true}))
+	}
+	chk = nodetest.NewChecker(t, nodes...)
+	return token, nodes, chk, chk.Node(chk.WaitSingleLeader(electionTimeout))
+}
+
 // TestPauseHoldsThroughALeaderKillAndResumeBringsALeader: hanode pause on a
 // standby's host (its env file gives the address and the token) pauses the
 // group; every member's status says so; the leader is SIGKILLed and for
 // three session timeouts nobody answers ok; hanode resume brings a leader
 // within the takeover bound. A wrong token is refused, the group untouched.
 func TestPauseHoldsThroughALeaderKillAndResumeBringsALeader(t *testing.T) {
-	zk := zktest.Start(t)
-	haID := nodetest.GroupID(t)
-	token := filepath.Join(t.TempDir(), "admin-token")
-	if err := os.WriteFile(token, []byte("e2e-admin-token-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var nodes []*nodetest.Node
-	for _, name := range []string{"a", "b", "c"} {
-		env := nodetest.HAEnv(zk.Addr, haID, name)
-		env["ADMIN_TOKEN_FILE"] = token
-		nodes = append(nodes, nodetest.Start(t, nodetest.Options{Name: name, Env: env, Heartbeat: true}))
-	}
-	chk := nodetest.NewChecker(t, nodes...)
-	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
+	token, nodes, _, leader := adminGroup(t)
 	var standby *nodetest.Node
 	for _, n := range nodes {
 		if n != leader {

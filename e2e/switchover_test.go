@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
-	"github.com/hanode/hanode/internal/zktest"
 )
 
 // TestSwitchoverCommandMovesLeadershipWithoutOverlap: hanode switchover
@@ -17,20 +14,7 @@ import (
 // leads, and no two members ever answered ok at once; a switchover to a
 // member that does not exist is refused with exit 1 and why.
 func TestSwitchoverCommandMovesLeadershipWithoutOverlap(t *testing.T) {
-	zk := zktest.Start(t)
-	haID := nodetest.GroupID(t)
-	token := filepath.Join(t.TempDir(), "admin-token")
-	if err := os.WriteFile(token, []byte("e2e-admin-token-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var nodes []*nodetest.Node
-	for _, name := range []string{"a", "b", "c"} {
-		env := nodetest.HAEnv(zk.Addr, haID, name)
-		env["ADMIN_TOKEN_FILE"] = token
-		nodes = append(nodes, nodetest.Start(t, nodetest.Options{Name: name, Env: env, Heartbeat: true}))
-	}
-	chk := nodetest.NewChecker(t, nodes...)
-	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
+	_, nodes, chk, leader := adminGroup(t)
 	var target *nodetest.Node
 	for _, n := range nodes {
 		if n != leader {
