@@ -178,7 +178,6 @@ func (a *stateArea) write(ctx context.Context, key string, value []byte, del boo
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
 	var last error
-	raced := 0
 	for tries := 0; tries < kvWriteTries; tries++ {
 		st := a.e.State()
 		if st.Phase != PhaseActive {
@@ -225,15 +224,6 @@ func (a *stateArea) write(ctx context.Context, key string, value []byte, del boo
 			return ops
 		})
 		switch {
-		case errors.Is(err, ErrNotLeader) && raced < kvRaceTries && a.stillLeads(ctx, term):
-			// A lease extension landed between our fence and our write:
-			// the fence checked the member node's version from before it
-			// (core.Fence answers checks, not "wait", while an extension
-			// is in flight). Still active in the same term: fence again.
-			a.log.Debug("state: write raced a lease extension, fencing again", zap.String("key", key), zap.Error(err))
-			raced++
-			tries--
-			continue
 		case errors.Is(err, ErrNotLeader):
 			return 0, err
 		case err != nil && (errors.Is(err, ErrOutcomeUnknown) || ctx.Err() != nil):
@@ -260,24 +250,6 @@ func (a *stateArea) write(ctx context.Context, key string, value []byte, del boo
 		return term, nil
 	}
 	return 0, fmt.Errorf("ha: state write of %q: %w", key, last)
-}
-
-// kvRaceTries bounds the writes retried after losing a race with a lease
-// extension (see write).
-const kvRaceTries = 5
-
-// stillLeads waits a moment, for the election to take in the extension's
-// reply, and reports whether this node still leads in term.
-func (a *stateArea) stillLeads(ctx context.Context, term int64) bool {
-	t := time.NewTimer(5 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return false
-	}
-	st := a.e.State()
-	return st.Phase == PhaseActive && st.Term == term
 }
 
 // notLeader is the refusal of a write on a node that does not lead.
