@@ -85,14 +85,16 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 }
 
 // appendHistory writes entry, fenced by this node's lease when fenced, and
-// trims the history to HistoryLimit. The history's directory is made first
-// (it exists after the group's first entry; a write that fails otherwise,
-// say after ZooKeeper lost the tree, makes it again and tries once more).
+// trims the history to HistoryLimit. A write that fails (the group's first
+// entry, or ZooKeeper lost the tree) makes the history's directory and
+// tries once more.
 func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced bool) error {
 	dir := historyDir(e.s.cfg.Root, e.cfg.Group)
 	var err error
 	for try := 0; try < 2; try++ {
-		e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // NodeExists after the first entry
+		if try > 0 {
+			e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // the group's first entry, or the tree was lost
+		}
 		if fenced {
 			_, err = e.Fenced(ctx, func(term int64) []Op {
 				entry.Term = term
