@@ -46,7 +46,7 @@ func (e *Election) setPause(ctx context.Context, p *PauseInfo) error {
 	err := e.writeGroup(ctx, path, what, func(data []byte) ([]byte, bool) {
 		if cur := core.GroupPaused(data); (cur != nil) == (p != nil) && (p == nil || cur.Reason == p.Reason) {
 			already = true
-			return data, true // already so: written back unchanged
+			return nil, true // already so
 		}
 		return core.GroupRecordPaused(data, p)
 	})

@@ -110,16 +110,17 @@ func (e *Election) clearSwitchover(ctx context.Context) {
 	}
 	if err := e.writeGroup(ctx, path, "switchover done", func(data []byte) ([]byte, bool) {
 		if s := core.GroupSwitchover(data); s == nil || s.To != e.s.cfg.Name {
-			return nil, false // changed meanwhile: not ours to clear
+			return nil, true // changed meanwhile: not ours to clear
 		}
 		return core.GroupRecordSwitchover(data, nil)
-	}); err != nil && !errors.Is(err, ErrGroupUnreadable) {
+	}); err != nil {
 		e.log.Info("switchover request not cleared; it lapses by itself", zap.Error(err))
 	}
 }
 
-// writeGroup rewrites the group record with edit, by compare-and-set
-// (edit's ok false: nothing to write).
+// writeGroup rewrites the group record with edit, by compare-and-set.
+// edit returns the new data, nil for nothing to write, and ok false when
+// the record is not one it can edit (ErrGroupUnreadable).
 func (e *Election) writeGroup(ctx context.Context, path, what string, edit func([]byte) ([]byte, bool)) error {
 	for tries := 0; tries < 8; tries++ {
 		if err := ctx.Err(); err != nil {
@@ -132,6 +133,9 @@ func (e *Election) writeGroup(ctx context.Context, path, what string, edit func(
 		next, ok := edit(r.Data)
 		if !ok {
 			return fmt.Errorf("%w: %s holds %s", ErrGroupUnreadable, path, core.Quote(r.Data))
+		}
+		if next == nil {
+			return nil
 		}
 		w, _, _ := e.s.do(core.Op{Kind: core.OpSet, Path: path, Data: next, Version: r.Stat.Version})
 		switch w.Err {
