@@ -40,7 +40,11 @@ It asks this host's node (HTTP_LISTEN, with ADMIN_TOKEN_FILE's token, both
 read from the env file).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return adminCall(cmd, ping.PathAdminPause, reason)
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return adminCall(cmd, cfg, ping.PathAdminPause, reason)
 		},
 	}
 	addConfigFlags(cmd.Flags())
@@ -54,7 +58,11 @@ func newResumeCmd() *cobra.Command {
 		Short: "Resume the group's failover after hanode pause",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return adminCall(cmd, ping.PathAdminResume, "")
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return adminCall(cmd, cfg, ping.PathAdminResume, "")
 		},
 	}
 	addConfigFlags(cmd.Flags())
@@ -62,11 +70,7 @@ func newResumeCmd() *cobra.Command {
 }
 
 // adminCall posts body to path on this host's node and prints its answer.
-func adminCall(cmd *cobra.Command, path, body string) error {
-	cfg, err := loadConfig(cmd)
-	if err != nil {
-		return err
-	}
+func adminCall(cmd *cobra.Command, cfg *conf.Config, path, body string) error {
 	if cfg.AdminToken() == "" {
 		return usageError{fmt.Errorf("no admin token: set %s in %s (the same file as the node's)", conf.KeyAdminTokenFile,
 			orDefault(cfg.EnvFile, conf.DefaultEnvFile))}
@@ -204,11 +208,11 @@ read from the env file).`,
 			if to != "" {
 				path += "?to=" + neturl.QueryEscape(to)
 			}
-			if err := adminCall(cmd, path, ""); err != nil {
-				return err
-			}
 			cfg, err := loadConfig(cmd)
 			if err != nil {
+				return err
+			}
+			if err := adminCall(cmd, cfg, path, ""); err != nil {
 				return err
 			}
 			took, err := waitNewLeaderOK(cmd.Context(), cfg, 10*time.Second)
