@@ -181,8 +181,11 @@ func TestScaleHandoverSmoke(t *testing.T) {
 			t.Logf("handover %d: the successor waited W (%v): the leader's extension was in flight", i+1, tr.active)
 		case !strings.Contains(tr.rule, ruleReleased):
 			t.Errorf("handover %d: the successor claimed by %q", i+1, tr.rule)
-		case tr.writes != 2 || tr.claimAck == 0 || tr.releaseAck == 0:
-			t.Errorf("handover %d: %d writes, release acknowledged at %v, claim at %v; want the release and the claim",
+		// The release and the claim; and the new leader's history entry
+		// (ha/history.go), written just after its activation, when it lands
+		// before the window closes.
+		case tr.writes < 2 || tr.writes > 3 || tr.claimAck == 0 || tr.releaseAck == 0:
+			t.Errorf("handover %d: %d writes, release acknowledged at %v, claim at %v; want the release and the claim (and the history entry)",
 				i+1, tr.writes, tr.releaseAck, tr.claimAck)
 		}
 	}

@@ -273,7 +273,7 @@ func TestElectionPolicies(t *testing.T) {
 		require.NotEqual(t, "n", first.Name())
 		st := n.MustStatus()
 		assert.True(t, st.Candidacy.NoFailover)
-		assert.Contains(t, st.Reason, "never leads (NOFAILOVER)")
+		assert.Contains(t, st.Reason, "NOFAILOVER") // the core's reason, or the status wrapper's note after a transient one
 
 		fault := first.Kill()
 		second, took := chk.WaitTakeover(fault, first, 3*nodetest.DefaultSessionTimeout)
@@ -284,7 +284,7 @@ func TestElectionPolicies(t *testing.T) {
 			return st.Leader == "" && st.LeaderNote == "no leader: every member that may lead is unhealthy or gone (1 NOFAILOVER member never leads)"
 		})
 		require.NoError(t, err)
-		assert.Contains(t, st.Reason, "never leads (NOFAILOVER)")
+		assert.Contains(t, st.Reason, "NOFAILOVER") // the core's reason, or the status wrapper's note after a transient one
 		// Two more leases: nobody is left to claim but n, which must not.
 		<-time.After(2 * nodetest.DefaultSessionTimeout)
 		for _, r := range chk.Runs(n) {

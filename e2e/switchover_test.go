@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 )
 
 // TestSwitchoverCommandMovesLeadershipWithoutOverlap: hanode switchover
@@ -43,8 +44,12 @@ func TestSwitchoverCommandMovesLeadershipWithoutOverlap(t *testing.T) {
 	if n := chk.Node(chk.WaitSingleLeader(electionTimeout)); n == target {
 		t.Fatalf("%s still leads after a switchover to the next", n)
 	}
-	if out, _, code := cli(t, "history", "--env-file", target.EnvFilePath()); code != 0 || strings.Count(out, "switchover") != 2 {
-		t.Errorf("hanode history (exit %d) does not show two switchovers:\n%s", code, out)
-	}
+	// The new leader records its takeover just after it leads: wait for it.
+	var out string
+	testwait.For(t, 10*time.Second, "hanode history to show two switchovers", func() bool {
+		var code int
+		out, _, code = cli(t, "history", "--env-file", target.EnvFilePath())
+		return code == 0 && strings.Count(out, "switchover") == 2
+	})
 	chk.Assert(t)
 }
