@@ -81,6 +81,11 @@ func benchTakeover(b *testing.B, fault func(*nodetest.Node) time.Time, wantExit 
 	}
 
 	chk.Assert(b)
+	report(b, chk, rounds)
+}
+
+// report prints the rounds' table and reports their quantiles and overlaps.
+func report(b *testing.B, chk *nodetest.Checker, rounds []round) {
 	rep := chk.Report()
 
 	takeovers := make([]time.Duration, len(rounds))
