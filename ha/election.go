@@ -90,6 +90,13 @@ type Callbacks struct {
 	// uses it to stop the duty on its own clock when the extensions stop
 	// coming (this process froze, starved or died). Must not block.
 	LeaseExtended func(until time.Time)
+	// ReleaseTicket runs with every LeaseExtended with what a duty guard
+	// in another process needs to release the lease itself once this
+	// process has provably exited and the duty is stopped (nil: it may
+	// not; see ReleaseAfterExit). The ticket holds ZooKeeper credentials
+	// derived from the shared secret: pass it only to a process of the
+	// same user, over a pipe. Must not block.
+	ReleaseTicket func(ticket []byte)
 	// LeaderChanged runs whenever the group's leader, as this node sees
 	// it, changes (its name or its term; see Leader): client-go's
 	// OnNewLeader, but on the election's goroutine, so it must not block.
@@ -520,12 +527,18 @@ func (e *Election) execute(a core.Action) {
 		if cb.LeaseExtended != nil {
 			cb.LeaseExtended(a.LeaseEnd) // the guard learns the lease before the duty exists
 		}
+		if cb.ReleaseTicket != nil {
+			cb.ReleaseTicket(e.encodeTicket(a.Ticket))
+		}
 		if cb.StartDuty != nil {
 			cb.StartDuty(ctx, a.Term)
 		}
 	case core.ActExtendDuty:
 		if cb.LeaseExtended != nil {
 			cb.LeaseExtended(a.LeaseEnd)
+		}
+		if cb.ReleaseTicket != nil {
+			cb.ReleaseTicket(e.encodeTicket(a.Ticket))
 		}
 	case core.ActStopDuty:
 		e.stopDuty(a.Reason)

@@ -57,6 +57,9 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fFreeze:
 		if n.running && n.frozen <= s.now {
 			n.frozen = s.now + length
+			if s.cfg.guardNoProof {
+				s.guardOnExit(n) // broken: its silence taken for its death
+			}
 		}
 	case fKill:
 		if n.running {

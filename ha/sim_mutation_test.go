@@ -41,6 +41,8 @@ var mutations = []mutation{
 	{"an unhealthy holder keeps its lease", func(c *simConfig) { c.weaken |= core.WeakHolderIgnoresHealth }},
 	{"a fenced write rests on the holder's clock only", func(c *simConfig) { c.weaken |= core.WeakFenceTimeOnly }},
 	{"a paused group takes over all the same", func(c *simConfig) { c.weaken |= core.WeakIgnorePause }},
+	{"a guard takes a silent coordinator for dead and releases", func(c *simConfig) { c.guardRelease, c.guardNoProof = true, true }},
+	{"a guard releases before the duty has stopped", func(c *simConfig) { c.guardRelease, c.guardEarly = true, true }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of

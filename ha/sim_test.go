@@ -117,6 +117,11 @@ type simConfig struct {
 	fenceMaxTries int
 
 	cand simCandidacy // election policy, priorities, never-lead nodes (sim_candidacy_test.go)
+
+	// The guard's release after a proven exit (sim_guard_test.go), and
+	// its deliberate breaks: a silent coordinator taken for dead, a
+	// release before the duty's stop.
+	guardRelease, guardNoProof, guardEarly bool
 }
 
 // randomConfig draws a scenario from a seed.
@@ -147,6 +152,7 @@ func randomConfig(seed int64) simConfig {
 	cfg.cand = randomCandidacy(seed, cfg.nodes, lease)
 	cfg.settle = simSettle(cfg)
 	cfg.replicated = replicatedSeed(seed)
+	cfg.guardRelease = rand.New(rand.NewSource(seed^0x6a4d_0e1f)).Intn(4) != 0
 	return cfg
 }
 
@@ -224,6 +230,9 @@ type sim struct {
 	plan           advPlan   // armed sensitive-point faults (sim_adversary_test.go)
 	resumeOverlaps int       // duties started while an older one was paused with its host
 	serverGen      int       // bumped when the server stops: its connections die with it
+
+	grng        *rand.Rand    // the guard's draws (sim_guard_test.go)
+	fencedGuard simGuardStats // the guards' releases
 }
 
 func newSim(cfg simConfig) *sim {
@@ -704,6 +713,7 @@ type simStats struct {
 	faults, claims              map[string]int
 	fenced                      simFenced // counts only
 	ens                         ensStats
+	guard                       simGuardStats
 }
 
 func (st *simStats) add(s *sim) {
@@ -715,6 +725,7 @@ func (st *simStats) add(s *sim) {
 	st.fenced.applied += s.fenced.applied
 	st.fenced.refused += s.fenced.refused
 	st.fenced.notSent += s.fenced.notSent
+	st.guard = st.guard.add(s.fencedGuard)
 	st.simulated += s.now
 	if s.leaderAt > 0 {
 		st.leaderMax = max(st.leaderMax, s.leaderAt-s.healAt)
@@ -777,7 +788,7 @@ func TestSimulation(t *testing.T) {
 	t.Logf("branches reached (claims, releases, stops):\n%s", strings.Join(lines, "\n"))
 	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s; %s",
 		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
-		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens, st.fenced.summary())
+		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens, st.fenced.summary()+st.guard.summary())
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d scenarios failed; seeds %v", len(failed), n, failed[:min(len(failed), 20)])
 	}

@@ -64,7 +64,8 @@ type simNode struct {
 	fenceTerm    int64
 	fenceGen     int
 
-	adv simAdv // what the adversary knows and plans (sim_adversary_test.go)
+	adv   simAdv   // what the adversary knows and plans (sim_adversary_test.go)
+	guard simGuard // the guard's release ticket (sim_guard_test.go)
 }
 
 type simReq struct {
@@ -206,6 +207,7 @@ func (n *simNode) act(a core.Action) {
 		n.send(a.ID, a.Op)
 	case core.ActStartDuty:
 		s.dutyStart(n, a.Term, a.LeaseEnd)
+		s.guardTell(n, a.Ticket)
 	case core.ActExtendDuty:
 		if n.duty && !n.dutyStopping {
 			if a.LeaseEnd.After(n.core.LeaseBound()) {
@@ -213,8 +215,10 @@ func (n *simNode) act(a core.Action) {
 			}
 			n.dutyDeadline = a.LeaseEnd
 			n.armGuard()
+			s.guardTell(n, a.Ticket)
 		}
 	case core.ActStopDuty:
+		s.guardTell(n, nil) // the guard forgets its ticket at a stop
 		s.dutyStop(n, true)
 	case core.ActFence:
 		n.fenceGen++
@@ -580,6 +584,7 @@ func (n *simNode) exit(graceful bool) {
 	if n.duty && !n.dutyStopping {
 		s.dutyStop(n, false)
 	}
+	s.guardOnExit(n) // the process exited: the kernel says so to its guard
 	if graceful && n.connected && !n.cut() {
 		sid := n.sid
 		s.at(s.now+n.latency(), func() {

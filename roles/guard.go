@@ -3,6 +3,7 @@ package roles
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"strconv"
@@ -37,7 +38,9 @@ import (
 //
 // Protocol, one line each way:
 //
-//	coordinator -> guard: "until <CLOCK_MONOTONIC ns>", "start <term>", "stop <reason>"
+//	coordinator -> guard: "until <CLOCK_MONOTONIC ns>", "start <term>", "stop <reason>",
+//	                      "ticket <base64>" or "ticket -" (the release the guard may
+//	                      write for a coordinator that provably exited; GuardExit)
 //	guard -> coordinator: "started <term> <pgid>" whenever a duty process starts
 //	                      (restarts included), "exited <term> <how>" when it
 //	                      ended on its own, "failed <term> <reason>" when the
@@ -48,6 +51,21 @@ import (
 //	                      stop (a guard that does not say so at once is taken
 //	                      for frozen), and "stopped" or "stopped error <text>"
 //	                      after each stop
+
+// exitProofWait bounds how long a guard whose coordinator's pipe closed
+// waits for the kernel's proof that the coordinator exited: the pipe
+// closes as the process exits, so the proof comes at once unless it lives.
+const exitProofWait = time.Second
+
+// GuardExit lets the guard release the lease for a coordinator that has
+// provably exited (issue 17): once the duty and every jail of the
+// coordinator are confirmed stopped, and Proof says the coordinator exited,
+// the guard calls Release with the last ticket the coordinator sent
+// ("ticket <base64>"; a "stop" or "ticket -" withdraws it).
+type GuardExit struct {
+	Proof   *ExitProof
+	Release func(ticket []byte)
+}
 
 // replyTimeout bounds how long a guard that is ending waits to hand its last
 // replies to the coordinator.
@@ -119,6 +137,7 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		deadline = 0
 		return sup.Kill(reason)
 	}
+	var ticket []byte // the release the coordinator last handed us (Exit), nil none
 	// gone: the coordinator died or closed us. Its other jails (a fence in
 	// flight) have nobody else to end them.
 	gone := func() error {
@@ -129,8 +148,26 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			// own jail. The duty's guard ends the siblings.
 			return err
 		}
-		for _, dir := range cfg.Jailer.EndSiblings(time.Now().Add(KillGrace)) {
+		ended, endErr := cfg.Jailer.EndSiblings(time.Now().Add(KillGrace))
+		for _, dir := range ended {
 			log.Warn("ended what the gone coordinator was running", zap.String("cgroup", dir))
+		}
+		t := ticket
+		ticket = nil
+		switch ex := cfg.Exit; {
+		case t == nil || ex == nil:
+		case err != nil || endErr != nil:
+			log.Warn("not releasing the lease for the gone coordinator: not everything it ran is confirmed stopped; the group waits the lease out",
+				zap.NamedError("duty", err), zap.NamedError("jails", endErr))
+		case cfg.Jailer.Mode() != ContainCgroup:
+			log.Info("not releasing the lease for the gone coordinator: only cgroup containment proves that all it ran has stopped; the group waits the lease out",
+				zap.String("containment", string(cfg.Jailer.Mode())))
+		case !ex.Proof.Exited(exitProofWait):
+			// A closed pipe, and the process lives (or its exit is not
+			// proven): it may still act on its lease.
+			log.Warn("coordinator closed its pipe but has not exited: not releasing its lease", zap.Int("pid", ex.Proof.PID()))
+		default:
+			ex.Release(t)
 		}
 		return err
 	}
@@ -194,6 +231,16 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 				}
 				deadline = ns
 				expiry.Reset(max(0, monoUntil(ns)))
+			case "ticket":
+				ticket = nil
+				if arg != "-" {
+					t, err := base64.StdEncoding.DecodeString(arg)
+					if err != nil {
+						log.Error("bad guard command", zap.String("verb", verb), zap.Error(err))
+						continue
+					}
+					ticket = t
+				}
 			case "start":
 				term, err := strconv.ParseInt(arg, 10, 64)
 				if err != nil {
@@ -212,6 +259,7 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 				}
 				sup.Start(term)
 			case "stop":
+				ticket = nil // the coordinator releases, or leaves the lease to lapse
 				if !w.send("stopping") {
 					return gone()
 				}

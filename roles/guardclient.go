@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -129,10 +130,11 @@ type Guard struct {
 
 // guardWant is what the elector asked for.
 type guardWant struct {
-	until int64 // lease deadline, CLOCK_MONOTONIC ns; 0: none
-	term  int64
-	on    bool // between Start and Stop
-	lost  bool // the duty of term was reported lost: do not start it on our own
+	until  int64  // lease deadline, CLOCK_MONOTONIC ns; 0: none
+	ticket string // the release ticket (SetTicket), base64; "": none
+	term   int64
+	on     bool // between Start and Stop
+	lost   bool // the duty of term was reported lost: do not start it on our own
 }
 
 // DutyReport is what the coordinator knows of its duty, from its guard.
@@ -258,6 +260,17 @@ func (g *Guard) ExtendUntil(deadline time.Time) {
 	g.setUntil(monoOf(deadline))
 }
 
+// SetTicket passes the guard the release it may write once this process
+// has provably exited and the duty is stopped (ha.Callbacks.ReleaseTicket;
+// nil: none). A Stop makes the guard forget it. It never blocks.
+func (g *Guard) SetTicket(ticket []byte) {
+	g.init()
+	g.mu.Lock()
+	g.want.ticket = base64.StdEncoding.EncodeToString(ticket)
+	g.mu.Unlock()
+	g.poke()
+}
+
 func (g *Guard) setUntil(ns int64) {
 	g.init()
 	g.mu.Lock()
@@ -289,7 +302,7 @@ func (g *Guard) Start(term int64) {
 func (g *Guard) Stop(reason string) error {
 	g.init()
 	g.mu.Lock()
-	g.want.on, g.want.lost = false, false
+	g.want.on, g.want.lost, g.want.ticket = false, false, ""
 	g.setReport(DutyStopped)
 	g.mu.Unlock()
 	req := guardStopRequest{reason: reason, reply: make(chan error, 1)}
@@ -383,6 +396,7 @@ func (g *Guard) converge() {
 			}
 			p.until = w.until
 		}
+		g.tellTicket(p, w)
 		return
 	}
 	if w.until != 0 && monoUntil(w.until) <= 0 {
@@ -406,9 +420,30 @@ func (g *Guard) converge() {
 		}
 		p.until = w.until
 	}
+	if !g.tellTicket(p, w) {
+		return
+	}
 	if err := g.tell(p, fmt.Sprintf("start %d", w.term)); err != nil {
 		g.replace("unreachable")
 	}
+}
+
+// tellTicket sends the guard the wanted release ticket when it changed;
+// false when the guard is unreachable (it is replaced).
+func (g *Guard) tellTicket(p *guardProc, w guardWant) bool {
+	if p.ticket == w.ticket {
+		return true
+	}
+	line := "ticket -"
+	if w.ticket != "" {
+		line = "ticket " + w.ticket
+	}
+	if err := g.tell(p, line); err != nil {
+		g.replace("unreachable")
+		return false
+	}
+	p.ticket = w.ticket
+	return true
 }
 
 // handle reads one line guard process p sent outside a stop.
@@ -484,7 +519,7 @@ func (g *Guard) handle(p *guardProc, line string) {
 			g.mu.Lock()
 			g.setReport(DutyStopped)
 			g.mu.Unlock()
-			p.term, p.started, p.until = 0, false, 0
+			p.term, p.started, p.until, p.ticket = 0, false, 0, ""
 			if g.proc == p {
 				g.disarmConfirm()
 			}
@@ -535,7 +570,7 @@ func (g *Guard) stop(reason string) error {
 				continue
 			}
 			if r, isStop := strings.CutPrefix(line, "stopped"); isStop {
-				p.term, p.started, p.until = 0, false, 0 // the guard forgot its lease
+				p.term, p.started, p.until, p.ticket = 0, false, 0, "" // the guard forgot its lease and ticket
 				if msg, failed := strings.CutPrefix(r, " error "); failed {
 					return fmt.Errorf("roles: guard: %s", msg)
 				}

@@ -27,10 +27,11 @@ type guardProc struct {
 	spawned time.Time
 
 	// What it has been told and has answered; owned by the Guard's run.
-	until   int64 // lease deadline last sent; 0: none (a stop makes the guard forget it)
-	term    int64 // term of the last start sent; 0: none since the last stop
-	started bool  // "started <term>" came for term
-	pgid    int   // the duty's latest process group
+	until   int64  // lease deadline last sent; 0: none (a stop makes the guard forget it)
+	ticket  string // release ticket last sent (base64); "": none (a stop makes the guard forget it)
+	term    int64  // term of the last start sent; 0: none since the last stop
+	started bool   // "started <term>" came for term
+	pgid    int    // the duty's latest process group
 }
 
 // spawn starts a guard process; it becomes g.proc.

@@ -150,32 +150,36 @@ func (j *Jailer) Sweep(stem string, deadline time.Time) []string {
 // outside the guard (a FENCE_CMD and all it started), which nothing else
 // would stop. This process's cgroup is named "<stem><n>"; its siblings
 // "<stem><m>" are ended and removed. It does nothing unless ContainCgroup.
-func (j *Jailer) EndSiblings(deadline time.Time) []string {
+// The error names every jail not confirmed empty by deadline.
+func (j *Jailer) EndSiblings(deadline time.Time) ([]string, error) {
 	if j == nil || j.mode != ContainCgroup {
-		return nil
+		return nil, nil
 	}
 	own := filepath.Base(j.base)
 	stem := strings.TrimRight(own, "0123456789")
 	if stem == own || stem == "" {
-		return nil
+		return nil, fmt.Errorf("roles: cannot tell the coordinator's jails from %s", j.base)
 	}
 	parent := filepath.Dir(j.base)
 	entries, err := os.ReadDir(parent)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("roles: list the coordinator's jails: %w", err)
 	}
 	var ended []string
+	var errs []error
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), stem)
 		if !e.IsDir() || !ok || e.Name() == own || rest == "" || strings.Trim(rest, "0123456789") != "" {
 			continue
 		}
 		dir := filepath.Join(parent, e.Name())
-		_ = cgroupKill(dir, deadline)
+		if err := cgroupKill(dir, deadline); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
+		}
 		_ = removeCgroup(dir)
 		ended = append(ended, dir)
 	}
-	return ended
+	return ended, errors.Join(errs...)
 }
 
 // jail holds the processes of one run of a command.
@@ -421,8 +425,8 @@ func cgroupKill(dir string, deadline time.Time) error {
 	defer tick.Stop()
 	for {
 		pop, err := cgroupPopulated(dir)
-		if err == nil && !pop {
-			return nil
+		if err == nil && !pop || errors.Is(err, fs.ErrNotExist) {
+			return nil // empty, or removed: a populated cgroup cannot be
 		}
 		if !useKill {
 			for _, pid := range cgroupProcs(dir) {

@@ -86,6 +86,9 @@ type SupervisorConfig struct {
 	// Once runs the command once per Start (a scheduled job's run): its
 	// exit ends the run, is reported to OnExit, and is not restarted.
 	Once bool
+	// Exit, for ServeGuard only: the release of the lease for a
+	// coordinator that provably exited (nil: never).
+	Exit *GuardExit
 }
 
 // The duty states of DutyStatus.State.

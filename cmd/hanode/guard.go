@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
 	"os"
 	"strconv"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/hanode/hanode/ha"
 	"github.com/hanode/hanode/roles"
 )
 
@@ -24,6 +28,11 @@ type guardOptions struct {
 	// (its exit ends the run), with env (KEY=value) added.
 	once bool
 	env  []string
+	// coordinatorPID, for the duty's guard: the guard may release the
+	// lease once this process has provably exited (roles.GuardExit),
+	// dialing ZooKeeper as the coordinator does (the tls* files).
+	coordinatorPID         int
+	tlsCA, tlsCert, tlsKey string
 }
 
 // args are the guard's command-line arguments.
@@ -37,6 +46,14 @@ func (o guardOptions) args() []string {
 	}
 	if o.once {
 		a = append(a, "--once")
+	}
+	if o.coordinatorPID != 0 {
+		a = append(a, "--coordinator-pid", strconv.Itoa(o.coordinatorPID))
+	}
+	for _, f := range [][2]string{{"--zk-tls-ca", o.tlsCA}, {"--zk-tls-cert", o.tlsCert}, {"--zk-tls-key", o.tlsKey}} {
+		if f[1] != "" {
+			a = append(a, f[0], f[1])
+		}
 	}
 	for _, kv := range o.env {
 		a = append(a, "--env", kv)
@@ -61,7 +78,8 @@ func newGuardCmd() *cobra.Command {
 		command, name, role, haID, level, format, containment string
 		stop, window                                          time.Duration
 		forking, once                                         bool
-		maxRestarts                                           int
+		maxRestarts, coordinatorPID                           int
+		tlsCA, tlsCert, tlsKey                                string
 		env                                                   []string
 	)
 	cmd := &cobra.Command{
@@ -110,10 +128,13 @@ func newGuardCmd() *cobra.Command {
 				return err
 			}
 			defer stderr.Close(childLogDrain)
+			exit := guardExit(coordinatorPID, once, tlsCA, tlsCert, tlsKey, log)
+			defer exit.close()
 			return roles.ServeGuard(ctx, os.Stdin, os.Stdout, roles.SupervisorConfig{
 				Command: command, StopTimeout: stop, Name: name, Role: role, HAID: haID,
 				Env: withEnv(os.Environ(), env), Stdout: stdout.w, Stderr: stderr.w, Logger: log,
 				Jailer: jailer, Forking: forking, MaxRestarts: maxRestarts, RestartWindow: window, Once: once,
+				Exit: exit.GuardExit,
 			})
 		},
 	}
@@ -131,5 +152,60 @@ func newGuardCmd() *cobra.Command {
 	f.DurationVar(&window, "restart-window", time.Minute, "ACTIVE_RESTART_WINDOW")
 	f.BoolVar(&once, "once", false, "run the command once: its exit ends the run (a scheduled job's run)")
 	f.StringArrayVar(&env, "env", nil, "KEY=value added to the command's environment (repeatable)")
+	f.IntVar(&coordinatorPID, "coordinator-pid", 0, "the coordinator (this process's parent): release its lease once it provably exited")
+	f.StringVar(&tlsCA, "zk-tls-ca", "", "ZK_TLS_CA, for the release")
+	f.StringVar(&tlsCert, "zk-tls-cert", "", "ZK_TLS_CERT, for the release")
+	f.StringVar(&tlsKey, "zk-tls-key", "", "ZK_TLS_KEY, for the release")
 	return cmd
+}
+
+// releaseTimeout bounds a guard's release: a dial, the authentication and
+// one multi. A release that does not land leaves the group to the lease.
+const releaseTimeout = 5 * time.Second
+
+// exitRelease is a guard's roles.GuardExit and what it holds open.
+type exitRelease struct {
+	*roles.GuardExit
+	proof *roles.ExitProof
+}
+
+func (e exitRelease) close() { _ = e.proof.Close() }
+
+// guardExit makes the duty guard's release for a coordinator that provably
+// exited: nil (never) for a job's run-once guard, without a coordinator
+// pid, or when its pidfd cannot be had (the guard then only stops the
+// duty, and the group waits the lease out).
+func guardExit(pid int, once bool, ca, cert, key string, log *zap.Logger) exitRelease {
+	if once || pid == 0 {
+		return exitRelease{}
+	}
+	proof, err := roles.ParentExitProof(pid)
+	if err != nil {
+		log.Warn("no proof of the coordinator's exit: the guard will not release its lease", zap.Error(err))
+		return exitRelease{}
+	}
+	var tlsCfg *tls.Config
+	if ca != "" {
+		if tlsCfg, err = ha.LoadTLS(ca, cert, key); err != nil {
+			log.Warn("the guard cannot load the ZooKeeper TLS files: it will not release the lease", zap.Error(err))
+			return exitRelease{proof: proof}
+		}
+	}
+	return exitRelease{proof: proof, GuardExit: &roles.GuardExit{Proof: proof, Release: func(ticket []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		start := time.Now()
+		term, err := ha.ReleaseAfterExit(ctx, ticket, tlsCfg, log.Named("release"))
+		switch {
+		case errors.Is(err, ha.ErrTicketStale):
+			log.Info("the coordinator exited; its lease was not released (it extended or another member claimed since): the group waits it out",
+				zap.Int("coordinator_pid", pid), zap.Int64("term", term), zap.Error(err))
+		case err != nil:
+			log.Warn("the coordinator exited; releasing its lease failed: the group waits it out",
+				zap.Int("coordinator_pid", pid), zap.Int64("term", term), zap.Error(err))
+		default:
+			log.Info("the coordinator exited; its duty stopped; lease released for it",
+				zap.Int("coordinator_pid", pid), zap.Int64("term", term), zap.Duration("took", time.Since(start)))
+		}
+	}}}
 }

@@ -96,6 +96,7 @@ type gatedDuty struct {
 func (g gatedDuty) Start(term int64)               { g.gate.Start(term) }
 func (g gatedDuty) Stop(reason string) error       { return g.gate.Stop(reason) }
 func (g gatedDuty) ExtendUntil(deadline time.Time) { g.inner.ExtendUntil(deadline) }
+func (g gatedDuty) SetTicket(ticket []byte)        { g.inner.SetTicket(ticket) }
 
 // withHooks adds STANDBY_CMD's state and the last NOTIFY_CMD run to the
 // node's state: no "ok" while STANDBY_CMD may run (ha.State.Active).

@@ -149,7 +149,8 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 			Args: guardOptions{command: cfg.ActiveCmd, stop: cfg.ActiveStopTimeout,
 				name: cfg.Name, role: cfg.Role, haID: cfg.HAID, logLevel: cfg.LogLevel, logFormat: cfg.LogFormat,
 				containment: jailer.Mode(), forking: cfg.ActiveCmdMode == "forking",
-				maxRestarts: cfg.ActiveMaxRestarts, restartWindow: cfg.ActiveRestartWindow}.args(),
+				maxRestarts: cfg.ActiveMaxRestarts, restartWindow: cfg.ActiveRestartWindow,
+				coordinatorPID: os.Getpid(), tlsCA: cfg.ZKTLSCA, tlsCert: cfg.ZKTLSCert, tlsKey: cfg.ZKTLSKey}.args(),
 			// A guard that does not acknowledge a stop at once is frozen, and
 			// one that has not confirmed it by ACTIVE_STOP_TIMEOUT plus the
 			// slack is killed with its jail: conf has checked that this fits
@@ -238,6 +239,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 			// leave without a release: no successor starts at once.
 			StopDuty:      func(reason string) error { return stopBoth(reason, duty, jobs) },
 			LeaseExtended: func(until time.Time) { duty.ExtendUntil(until); jobs.ExtendUntil(until) },
+			ReleaseTicket: duty.SetTicket,
 			Fence:         fence,
 		},
 	})
@@ -374,6 +376,9 @@ type leaseDuty interface {
 	Start(term int64)
 	Stop(reason string) error
 	ExtendUntil(deadline time.Time)
+	// SetTicket hands the guard the release it may write once this
+	// process has provably exited (ha.Callbacks.ReleaseTicket).
+	SetTicket(ticket []byte)
 }
 
 // noDuty stands in when there is no ACTIVE_CMD.
@@ -384,6 +389,7 @@ type nopDuty struct{}
 func (nopDuty) Start(int64)           {}
 func (nopDuty) Stop(string) error     { return nil }
 func (nopDuty) ExtendUntil(time.Time) {}
+func (nopDuty) SetTicket([]byte)      {}
 
 // runStandalone serves a node with no HA group: always active, duty always
 // on, ready for systemd once it serves.

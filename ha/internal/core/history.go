@@ -38,6 +38,8 @@ func historyCause(rule claimRule, prev LeaderRecord) string {
 		return CauseHealth
 	case strings.HasPrefix(r, "duty lost"):
 		return CauseDutyLost
+	case strings.HasPrefix(r, "exited"):
+		return CauseCrash // released by the dead holder's guard (guard.go)
 	}
 	return CauseGraceful
 }

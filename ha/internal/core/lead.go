@@ -189,7 +189,8 @@ func (c *Core) advanceHolder() {
 	if c.hold.duty == dutyOff && c.now.Before(c.leaseEnd()) {
 		c.hold.duty = dutyOn
 		c.setPhase(PhaseActive, fmt.Sprintf("leading in term %d, claimed by %s", c.hold.term, c.hold.claiming.rule))
-		c.emit(ActStartDuty{Term: c.hold.term, LeaseEnd: c.leaseEnd()})
+		t, _ := c.guardTicket()
+		c.emit(ActStartDuty{Term: c.hold.term, LeaseEnd: c.leaseEnd(), Ticket: t})
 	}
 }
 
@@ -355,7 +356,8 @@ func (c *Core) extended(p pending) {
 	if c.role == roleHolder && c.current(p.epoch) {
 		c.hold.leaseSend = later(c.hold.leaseSend, p.sent)
 		if c.hold.duty == dutyOn {
-			c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd()})
+			t, _ := c.guardTicket()
+			c.emit(ActExtendDuty{LeaseEnd: c.leaseEnd(), Ticket: t})
 		}
 	}
 }

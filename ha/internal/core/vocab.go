@@ -214,10 +214,17 @@ type ActRequest struct {
 type ActStartDuty struct {
 	Term     int64
 	LeaseEnd time.Time
+	// Ticket is the release the duty guard may write once this process
+	// has provably exited and the duty is stopped (guard.go); nil: none.
+	Ticket *GuardTicket
 }
 
-// ActExtendDuty moves the duty's deadline to LeaseEnd.
-type ActExtendDuty struct{ LeaseEnd time.Time }
+// ActExtendDuty moves the duty's deadline to LeaseEnd, with the guard's
+// new ticket (nil: none).
+type ActExtendDuty struct {
+	LeaseEnd time.Time
+	Ticket   *GuardTicket
+}
 
 // ActStopDuty stops the duty; EvDutyStopped must follow once it has stopped.
 type ActStopDuty struct{ Reason string }

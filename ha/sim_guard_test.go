@@ -1,0 +1,149 @@
+package ha
+
+// The duty guard's release (issue 17, core/guard.go) in the simulator. The
+// guard is an actor of its own beside each process: it holds the last
+// ticket its coordinator sent (over a pipe: a little late, in order), and
+// when the process has exited — the kernel's proof, which the simulator has
+// only for a kill or a process that gave up leaving, never for a freeze or
+// a partition — it waits for the duty's stop, then writes the ticket's
+// multi through a connection of its own. The guard itself may die before
+// it sends, freeze for up to two leases, or be cut off (its request lost, or
+// landing late). Deliberately broken guards (mutation tests): one that
+// takes a silent coordinator (a freeze) for dead, one that releases before
+// the duty has stopped.
+
+import (
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/hanode/hanode/ha/internal/core"
+)
+
+// simGuard is what a node's guard holds for the release.
+type simGuard struct {
+	ticket  *core.GuardTicket // the last ticket that arrived, nil none
+	sent    uint64            // tickets sent down the pipe (and clears)
+	applied uint64            // the last one that arrived
+	busy    bool              // a release is on its way for this process
+}
+
+// simGuardStats counts the guard's releases.
+type simGuardStats struct {
+	asked, landed, refused, lost int
+}
+
+func (g simGuardStats) add(o simGuardStats) simGuardStats {
+	return simGuardStats{g.asked + o.asked, g.landed + o.landed, g.refused + o.refused, g.lost + o.lost}
+}
+
+// guardRng is the guard's own stream of draws, so that the scenarios'
+// other draws stay as they were.
+func (s *sim) guardRng() *rand.Rand {
+	if s.grng == nil {
+		s.grng = rand.New(rand.NewSource(s.cfg.seed ^ 0x6a4d_0e1e))
+	}
+	return s.grng
+}
+
+// guardTell sends t (nil: clear) down n's pipe to its guard: it arrives
+// after a moment, after every line sent before it.
+func (s *sim) guardTell(n *simNode, t *core.GuardTicket) {
+	if !s.cfg.guardRelease {
+		return
+	}
+	n.guard.sent++
+	seq := n.guard.sent
+	s.at(s.now+time.Duration(s.guardRng().Int63n(int64(time.Millisecond))), func() {
+		if seq > n.guard.applied {
+			n.guard.applied, n.guard.ticket = seq, t
+		}
+	})
+}
+
+// guardOnExit: n's coordinator has exited (proven) or, for a broken guard,
+// went silent. The guard stops the duty (exit has asked for it), and once
+// it has stopped, releases with the ticket it holds.
+func (s *sim) guardOnExit(n *simNode) {
+	if !s.cfg.guardRelease || n.guard.busy {
+		return
+	}
+	// Lines still in the pipe arrive first: the guard reads to EOF.
+	s.at(s.now+time.Millisecond, func() {
+		t := n.guard.ticket
+		n.guard.ticket = nil
+		if t == nil {
+			return
+		}
+		n.guard.busy = true
+		inc := n.inc
+		release := func() { s.guardRelease(n, t, inc) }
+		switch {
+		case s.cfg.guardEarly:
+			release() // broken: before the duty's stop is confirmed
+		case n.duty && n.dutyStopping:
+			done := n.adv.stopDone
+			n.adv.stopDone = func() { done(); release() }
+		case n.duty:
+			s.dutyStop(n, false)
+			done := n.adv.stopDone
+			n.adv.stopDone = func() { done(); release() }
+		default:
+			release()
+		}
+	})
+}
+
+// guardRelease writes t's multi for n, with the guard's own faults.
+func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, inc int) {
+	rng := s.guardRng()
+	s.fencedGuard.asked++
+	delay := s.dur(2*s.cfg.netBase, 2*s.cfg.netBase+3*s.cfg.netJitter) // connect, then send
+	switch f := rng.Intn(10); {
+	case f == 0: // the guard dies before it sends
+		s.tracef("%s: guard died before its release (term %d)", n.name, t.Term)
+		s.fencedGuard.lost++
+		n.guard.busy = false
+		return
+	case f <= 2: // frozen before it sends
+		delay += time.Duration(rng.Int63n(int64(2 * s.cfg.lease)))
+	case f == 3: // cut off: lost, or late
+		if rng.Intn(2) == 0 {
+			s.at(s.now+delay, func() { n.guard.busy = false })
+			s.tracef("%s: guard cut off; its release is lost (term %d)", n.name, t.Term)
+			s.fencedGuard.lost++
+			return
+		}
+		delay += time.Duration(rng.Int63n(int64(s.cfg.lease)))
+	}
+	s.at(s.now+delay, func() {
+		n.guard.busy = false
+		if s.zkDown {
+			s.fencedGuard.lost++
+			return
+		}
+		res := s.apply(s.advSession(), core.Op{Kind: core.OpMulti, Ops: t.Ops})
+		if res.Err == core.ErrNone {
+			s.fencedGuard.landed++
+			// doc.go: a release is written after the duty stopped; it
+			// ends the lease (the next member may claim at once).
+			if n.duty {
+				s.violate("%s: its guard's release of term %d applied while the duty still runs", n.name, t.Term)
+			}
+			n.adv.leaseSent, n.adv.releaseSent = 0, s.now
+		} else {
+			s.fencedGuard.refused++
+		}
+		s.tracef("%s: guard's release for term %d (process %s): %v", n.name, t.Term,
+			map[bool]string{true: "exited", false: "alive"}[n.inc != inc || !n.running], res.Err)
+		if n.inc == inc && n.running && res.Err == core.ErrNone && !s.cfg.guardNoProof {
+			s.violate("%s: its guard released term %d while the process lives", n.name, t.Term)
+		}
+	})
+}
+
+
+func (g simGuardStats) summary() string {
+	return fmt.Sprintf("; guards' releases after a proven exit: %d asked, %d landed, %d refused by their checks, %d lost with the guard",
+		g.asked, g.landed, g.refused, g.lost)
+}
