@@ -164,6 +164,7 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyZKTLSKey, "", ""},
 		{KeyAdminTokenFile, "", ""},
 		{KeyAdminToken, "", ""},
+		{KeyAdminSocket, "", ""},
 	}, c.Settings())
 	assert.Equal(t, "", c.EnvFile)
 }
