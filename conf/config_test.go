@@ -428,6 +428,7 @@ func TestSystemdUnit(t *testing.T) {
 		"Restart=on-failure",
 		"RestartPreventExitStatus=77 78",
 		"Delegate=yes",
+		"RuntimeDirectory=hanode", // the admin socket's directory, /run/hanode
 	} {
 		assert.Contains(t, lines, want)
 	}
