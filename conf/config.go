@@ -146,6 +146,8 @@ var keys = []keyInfo{
 	{name: KeyZKTLSKey, usage: "PEM file of the key of ZK_TLS_CERT (mode 600)"},
 	{name: KeyAdminTokenFile, usage: "file holding the bearer token of the admin API (POST /v2/admin/..., hanode pause/resume); without one the admin API is off (mode 600)"},
 	{name: KeyAdminToken, usage: "the admin API's bearer token itself (prefer ADMIN_TOKEN_FILE); never printed"},
+	// The admin socket (adminsocket.go, issue 18).
+	{name: KeyAdminSocket, emptyIsValue: true, usage: "path of a Unix socket (mode 600) on which the node serves the admin API and /v2/status, /v2/history to its own user and root without a token; empty means none"},
 }
 
 func lookupKey(name string) (keyInfo, bool) {
@@ -222,6 +224,8 @@ type Config struct {
 	secretFiles                  map[string]string
 	ZKACLOpen                    bool
 	ZKTLSCA, ZKTLSCert, ZKTLSKey string
+	// AdminSocket is the admin socket's path (ADMIN_SOCKET), "" for none.
+	AdminSocket string
 
 	sources map[string]string // key -> where its effective value came from
 	notices []Notice
@@ -350,6 +354,8 @@ func (c *Config) value(key string) string {
 		return c.PollInterval.String()
 	case KeyCycleCmd:
 		return c.CycleCmd
+	case KeyAdminSocket:
+		return c.AdminSocket
 	}
 	if v, ok := c.accessValue(key); ok {
 		return v

@@ -59,7 +59,7 @@ func TestBindFlagsRegistersOneFlagPerKey(t *testing.T) {
 		"active-cmd-mode", "active-max-restarts", "active-restart-window", "active-restart-grace", "duty-containment", "fence-max-tries",
 		"notify-cmd", "notify-timeout", "standby-cmd", "standby-stop-timeout",
 		// Access to ZooKeeper: the secrets themselves have no flag (ps shows a command line).
-		"cluster-shared-secret-file", "cluster-shared-secret-old-file", "zk-acl-open", "zk-tls-ca", "zk-tls-cert", "zk-tls-key", "admin-token-file",
+		"cluster-shared-secret-file", "cluster-shared-secret-old-file", "zk-acl-open", "zk-tls-ca", "zk-tls-cert", "zk-tls-key", "admin-token-file", "admin-socket",
 		"poll-interval", "cycle-cmd",
 		"election-policy", "priority", "preempt", "preempt-delay", "nofailover",
 		"health-cmd", "health-interval", "health-timeout", "health-failures", "health-recoveries",
@@ -164,6 +164,7 @@ func TestLoadSettingsInTableOrder(t *testing.T) {
 		{KeyZKTLSKey, "", ""},
 		{KeyAdminTokenFile, "", ""},
 		{KeyAdminToken, "", ""},
+		{KeyAdminSocket, "", ""},
 	}, c.Settings())
 	assert.Equal(t, "", c.EnvFile)
 }
@@ -427,6 +428,7 @@ func TestSystemdUnit(t *testing.T) {
 		"Restart=on-failure",
 		"RestartPreventExitStatus=77 78",
 		"Delegate=yes",
+		"RuntimeDirectory=hanode", // the admin socket's directory, /run/hanode
 	} {
 		assert.Contains(t, lines, want)
 	}

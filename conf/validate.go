@@ -150,6 +150,7 @@ func Validate(raw []Setting) (*Config, error) {
 	v.timing(c)
 	v.cycle(c)
 	v.access(c)
+	c.AdminSocket = v.adminSocket()
 	if c.ActiveCmdMode == "forking" && c.DutyContainment == "none" {
 		dc := v.get(KeyDutyContainment)
 		v.fail(KeyActiveCmdMode, fmt.Sprintf("needs a containment that sees the daemon, but DUTY_CONTAINMENT=%s (from %s): "+

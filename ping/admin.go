@@ -16,9 +16,11 @@ import (
 )
 
 // The admin API (issue 18): what an operator asks of the group through any
-// member. Every request needs the bearer token (ADMIN_TOKEN); without one
-// configured the API answers 403, saying how to turn it on. The ping
-// endpoints and /v2/status stay open and read-only.
+// member. Every request over HTTP needs the bearer token (ADMIN_TOKEN);
+// without one configured the API answers 403, saying how to turn it on. A
+// request over the admin socket (socket.go) needs none: the socket serves
+// only the node's user and root. The ping endpoints and /v2/status stay
+// open and read-only.
 const (
 	PathAdminPause      = "/v2/admin/pause"
 	PathAdminResume     = "/v2/admin/resume"
@@ -54,8 +56,12 @@ func (h *handler) adminAllowed(c echo.Context) (bool, error) {
 		c.Response().Header().Set(echo.HeaderAllow, http.MethodPost)
 		return false, adminAnswer(c, http.StatusMethodNotAllowed, "use POST")
 	}
+	if fromSocket(c.Request().Context()) {
+		return true, nil // the admin socket checked its peer (socket.go)
+	}
 	if !h.adminOn {
-		return false, adminAnswer(c, http.StatusForbidden, "the admin API is off on this node: set ADMIN_TOKEN_FILE")
+		return false, adminAnswer(c, http.StatusForbidden,
+			"the admin API over HTTP is off on this node (no token configured): set ADMIN_TOKEN_FILE, or use the admin socket (ADMIN_SOCKET) on the node's host")
 	}
 	auth := c.Request().Header.Get(echo.HeaderAuthorization)
 	got, ok := strings.CutPrefix(auth, "Bearer ")

@@ -11,6 +11,12 @@
 //	/                        200, the status page, HTML for people (page.go)
 //	/v2/status/events        the page's live stream, server-sent events (live.go)
 //
+// The admin API (admin.go: POST /v2/admin/pause, resume, switchover) needs
+// a bearer token over HTTP. ServeSocket serves it, with /v2/status and
+// /v2/history and nothing else, on the admin socket (socket.go), a Unix
+// socket of mode 0600 whose peers are checked (SO_PEERCRED): the node's
+// user and root need no token there.
+//
 // The ping bodies are exactly "ok" or "standby" with no trailing newline,
 // text/plain; charset=UTF-8, with Content-Length and Cache-Control: no-store.
 // HEAD answers the same status and headers with no body. The trailing slash is

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +23,9 @@ import (
 
 // The admin commands ask this host's node, through the admin API it serves
 // (ping/admin.go): one implementation for the CLI and HTTP. They read the
-// node's env file, so an operator types neither an address nor a token.
+// node's env file, so an operator types neither an address nor a token; how
+// a request reaches the node (the admin socket, or HTTP with the token) is
+// admintransport.go's.
 
 func newPauseCmd() *cobra.Command {
 	var reason string
@@ -36,8 +37,9 @@ member takes the lease over from another, so a leader that dies (or is
 stopped) is not replaced; the leader keeps its duty while its lease holds.
 Every member's /v2/status says "paused". hanode resume ends it.
 
-It asks this host's node (HTTP_LISTEN, with ADMIN_TOKEN_FILE's token, both
-read from the env file).`,
+It asks this host's node over its admin socket (ADMIN_SOCKET, no token;
+as root or the node's user) when that exists, else over HTTP_LISTEN with
+ADMIN_TOKEN_FILE's token, all read from the env file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -48,6 +50,7 @@ read from the env file).`,
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addSocketFlag(cmd.Flags())
 	cmd.Flags().StringVar(&reason, "reason", "", "why, shown in every member's status")
 	return cmd
 }
@@ -66,38 +69,8 @@ func newResumeCmd() *cobra.Command {
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addSocketFlag(cmd.Flags())
 	return cmd
-}
-
-// adminCall posts body to path on this host's node and prints its answer.
-func adminCall(cmd *cobra.Command, cfg *conf.Config, path, body string) error {
-	if cfg.AdminToken() == "" {
-		return usageError{fmt.Errorf("no admin token: set %s in %s (the same file as the node's)", conf.KeyAdminTokenFile,
-			orDefault(cfg.EnvFile, conf.DefaultEnvFile))}
-	}
-	url := "http://" + localAddress(cfg.HTTPListen) + path
-	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewBufferString(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cfg.AdminToken())
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach this host's node at %s (HTTP_LISTEN): %w", url, err)
-	}
-	defer res.Body.Close()
-	var answer struct{ Result, Error string }
-	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	if err := json.Unmarshal(b, &answer); err != nil {
-		return fmt.Errorf("%s answered %s: %q", url, res.Status, b)
-	}
-	if res.StatusCode != http.StatusOK {
-		return errors.New(answer.Error)
-	}
-	_, err = fmt.Fprintln(cmd.OutOrStdout(), answer.Result)
-	return err
 }
 
 // localAddress is where this host reaches a node listening on listen: the
@@ -134,23 +107,20 @@ func newHistoryCmd() *cobra.Command {
 		Long: `history prints this node's HA group's history, oldest first: every change
 of leader (its cause: first leader, graceful, switchover, health, preemption,
 duty lost, crash takeover) and every pause and resume, the last 1000 kept in
-ZooKeeper. It asks this host's node (HTTP_LISTEN from the env file).`,
+ZooKeeper. It asks this host's node over its admin socket (ADMIN_SOCKET)
+when that exists, else over HTTP_LISTEN, both read from the env file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			url := fmt.Sprintf("http://%s%s?limit=%d", localAddress(cfg.HTTPListen), ping.PathHistory, limit)
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			res, url, err := adminSend(ctx, cmd, cfg, adminRequest{method: http.MethodGet,
+				path: fmt.Sprintf("%s?limit=%d", ping.PathHistory, limit)})
 			if err != nil {
 				return err
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("cannot reach this host's node at %s (HTTP_LISTEN): %w", url, err)
 			}
 			defer res.Body.Close()
 			b, _ := io.ReadAll(io.LimitReader(res.Body, 8<<20))
@@ -181,6 +151,7 @@ ZooKeeper. It asks this host's node (HTTP_LISTEN from the env file).`,
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addSocketFlag(cmd.Flags())
 	cmd.Flags().IntVar(&limit, "limit", 100, "how many of the latest entries (1 to 1000)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON the node answered")
 	return cmd
@@ -199,8 +170,9 @@ leaders. It is refused, with the reason, when the target is not a member, may
 not lead (NOFAILOVER), already leads, or the group is paused. It returns when
 the new leader answers ok.
 
-It asks this host's node (HTTP_LISTEN, with ADMIN_TOKEN_FILE's token, both
-read from the env file).`,
+It asks this host's node over its admin socket (ADMIN_SOCKET, no token;
+as root or the node's user) when that exists, else over HTTP_LISTEN with
+ADMIN_TOKEN_FILE's token, all read from the env file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
@@ -225,6 +197,7 @@ read from the env file).`,
 	}
 	addConfigFlags(cmd.Flags())
 	cmd.Flags().StringVar(&to, "to", "", "the member to lead next (its NAME); default: the next member that may lead")
+	addSocketFlag(cmd.Flags())
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -61,6 +62,14 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	if err != nil {
 		return fmt.Errorf("listen %s (HTTP_LISTEN): %w", cfg.HTTPListen, err)
 	}
+	// The admin socket (adminsocket.go): taken before anything else runs,
+	// removed on the way out.
+	sock, err := listenAdminSocket(cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer closeAdminSocket(sock)
 	host, _ := os.Hostname()
 	httpAddr := advertised(ln.Addr(), host)
 	log.Info("hanode starting", zap.String("version", version), zap.String("role", cfg.Role),
@@ -106,7 +115,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 			MaxRestarts: cfg.ActiveMaxRestarts, RestartWindow: cfg.ActiveRestartWindow, RestartGrace: cfg.ActiveRestartGrace,
 			OnStart: m.DutyStarted, OnExit: m.DutyExited,
 		})
-		return runStandalone(ctx, log, ln, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m, sd, watchdog, hooks, hookDrain(cfg))
+		return runStandalone(ctx, log, ln, sock, id, duty, cfg.ActiveRestartGrace, jailer.Mode(), m, sd, watchdog, hooks, hookDrain(cfg))
 	}
 
 	// One ZooKeeper session for the process: it reserves the server name
@@ -315,6 +324,7 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	// The group's history of leadership changes, read-only like status.
 	h.MountHistory(el)
 	go func() { srvDone <- ping.Serve(srvCtx, ln, h, log.Named("http")) }()
+	sockDone := serveAdminSocket(srvCtx, sock, h, log.Named("http"))
 
 	// systemd hears of every transition, and the watchdog asks the
 	// election's goroutine; a stuck one gets no more pings. The limit is
@@ -367,6 +377,9 @@ func run(ctx context.Context, cfg *conf.Config, reload func() (*conf.Config, err
 	if err := <-srvDone; err != nil && runErr == nil {
 		runErr = err
 	}
+	if err := sockDone(); err != nil && runErr == nil {
+		runErr = err
+	}
 	log.Info("hanode stopped", zap.Error(runErr))
 	return runErr
 }
@@ -393,8 +406,8 @@ func (nopDuty) SetTicket([]byte)      {}
 
 // runStandalone serves a node with no HA group: always active, duty always
 // on, ready for systemd once it serves.
-func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id ping.Identity, duty *roles.Supervisor,
-	grace time.Duration, contain roles.Containment, m *metrics.Metrics, sd *notifier, watchdog time.Duration,
+func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, sock *ping.SocketListener, id ping.Identity,
+	duty *roles.Supervisor, grace time.Duration, contain roles.Containment, m *metrics.Metrics, sd *notifier, watchdog time.Duration,
 	hooks *roles.Hooks, drain time.Duration) error {
 	const reason = "standalone: no HA_ID"
 	log.Info("state change", zap.String("from", string(ha.PhaseStarting)), zap.String("to", string(ha.PhaseActive)),
@@ -422,7 +435,9 @@ func runStandalone(ctx context.Context, log *zap.Logger, ln net.Listener, id pin
 	// The listener is bound: connections wait in its backlog until Serve
 	// accepts them.
 	sd.Status("active (standalone: no HA_ID)", true)
-	err := ping.Serve(ctx, ln, httpHandler(id, state, m, log), log.Named("http"))
+	h := httpHandler(id, state, m, log)
+	sockDone := serveAdminSocket(ctx, sock, h, log.Named("http")) // /v2/status only: no group to administer
+	err := errors.Join(ping.Serve(ctx, ln, h, log.Named("http")), sockDone())
 	if serr := duty.Stop("shutdown"); serr != nil {
 		log.Error("duty did not stop", zap.Error(serr))
 	}
