@@ -168,8 +168,33 @@
 //	   extra D). Our claim deletes it at that version: if it extended
 //	   meanwhile the claim fails; if not, it never can.
 //
+// # Release by the guard
+//
+// A release written by the holder's duty guard (guardrelease.go,
+// core/guard.go) is one more case of rule B. The holder hands its guard a
+// ticket with every acknowledged extension: the release multi as of its
+// last writes, which deletes its node at the version its last extension
+// left and writes the record, released, at the version its last write of
+// it left. The guard writes it only when the holder's process has exited,
+// proven by the kernel (a pidfd: not a closed pipe, not silence), and the
+// duty and every other jail of that process are confirmed stopped (cgroup
+// containment; with none, the guard never releases). So the release
+// follows stop(X), and X can never act again: no duty, no process. The
+// versions make it exact: an extension still on its way when X died, landing
+// before the release, changes X's node and the release fails; landing after,
+// it finds the node gone and fails itself. A claim by another member changes
+// the record's version, and the release fails. A stale ticket only costs the
+// fast path: the group waits out the lease (rule D). A frozen or partitioned
+// holder is never released for: it has not exited. Its fenced writes on
+// their way fail the same way (their checks name the node and the record at
+// the versions the release changes). The simulator models the guard as an
+// actor that can die, freeze for two leases or be cut off at any step, and
+// catches a guard that takes silence for death or releases before the stop
+// (sim_guard_test.go).
+//
 // A node vanishing, a tree recreated, an empty server: none of these proves
-// anything by itself. A crashed holder is replaced W after its last
+// anything by itself. A crashed holder whose guard could not release for it
+// (the machine died, or the guard with it) is replaced W after its last
 // extension (rule D), without waiting for ZooKeeper to expire its session,
 // so a crash takeover takes W − (time since the last extension), below the
 // session timeout on average. A graceful one takes two writes and a read:

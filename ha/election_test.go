@@ -57,6 +57,9 @@ type group struct {
 	leaderChanged func(member string, l Leader)
 	// access is the Access of members started next (access_test.go).
 	access Access
+	// tickets, when set, hears the ReleaseTicket calls of members started
+	// next (guardrelease_test.go).
+	tickets func(member string, ticket []byte)
 
 	mu      sync.Mutex
 	members []*member
@@ -93,6 +96,9 @@ func (g *group) startOn(name string, servers []string) *member {
 		}}
 	if g.fence != nil {
 		cfg.Callbacks.Fence = g.fence(name)
+	}
+	if f := g.tickets; f != nil {
+		cfg.Callbacks.ReleaseTicket = func(t []byte) { f(name, t) }
 	}
 	if f := g.leaderChanged; f != nil {
 		cfg.Callbacks.LeaderChanged = func(l Leader) { f(name, l) }

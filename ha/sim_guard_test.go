@@ -142,7 +142,6 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, inc int) {
 	})
 }
 
-
 func (g simGuardStats) summary() string {
 	return fmt.Sprintf("; guards' releases after a proven exit: %d asked, %d landed, %d refused by their checks, %d lost with the guard",
 		g.asked, g.landed, g.refused, g.lost)
