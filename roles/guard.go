@@ -148,26 +148,29 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			// own jail. The duty's guard ends the siblings.
 			return err
 		}
+		t := ticket
+		ticket = nil
+		// With a ticket, the kernel's proof of the exit comes first: only
+		// then can nothing new be started beside what is ended below.
+		exited := t != nil && cfg.Exit != nil && cfg.Jailer.Mode() == ContainCgroup && cfg.Exit.Proof.Exited(exitProofWait)
 		ended, endErr := cfg.Jailer.EndSiblings(time.Now().Add(KillGrace))
 		for _, dir := range ended {
 			log.Warn("ended what the gone coordinator was running", zap.String("cgroup", dir))
 		}
-		t := ticket
-		ticket = nil
-		switch ex := cfg.Exit; {
-		case t == nil || ex == nil:
-		case err != nil || endErr != nil:
-			log.Warn("not releasing the lease for the gone coordinator: not everything it ran is confirmed stopped; the group waits the lease out",
-				zap.NamedError("duty", err), zap.NamedError("jails", endErr))
+		switch {
+		case t == nil || cfg.Exit == nil:
 		case cfg.Jailer.Mode() != ContainCgroup:
 			log.Info("not releasing the lease for the gone coordinator: only cgroup containment proves that all it ran has stopped; the group waits the lease out",
 				zap.String("containment", string(cfg.Jailer.Mode())))
-		case !ex.Proof.Exited(exitProofWait):
+		case !exited:
 			// A closed pipe, and the process lives (or its exit is not
 			// proven): it may still act on its lease.
-			log.Warn("coordinator closed its pipe but has not exited: not releasing its lease", zap.Int("pid", ex.Proof.PID()))
+			log.Warn("coordinator closed its pipe but has not exited: not releasing its lease", zap.Int("pid", cfg.Exit.Proof.PID()))
+		case err != nil || endErr != nil:
+			log.Warn("not releasing the lease for the gone coordinator: not everything it ran is confirmed stopped; the group waits the lease out",
+				zap.NamedError("duty", err), zap.NamedError("jails", endErr))
 		default:
-			ex.Release(t)
+			cfg.Exit.Release(t)
 		}
 		return err
 	}
