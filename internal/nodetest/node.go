@@ -354,9 +354,10 @@ func (n *Node) Term() time.Time { return n.Signal(syscall.SIGTERM) }
 // it through Pdeathsig) and returns the instant just before it was sent.
 func (n *Node) Kill() time.Time { return n.Signal(syscall.SIGKILL) }
 
-// KillGroup sends SIGKILL to hanode's process group and to every process it
-// started in other groups (its duties): the whole node dies at once, as on a
-// power loss. It returns the instant just before the first signal.
+// KillGroup sends SIGKILL to every process hanode started in other groups
+// (its duty guard, its duties), then to hanode's process group: the whole
+// node dies at once, as on a power loss, and no guard outlives hanode to
+// release its lease. It returns the instant just before the first signal.
 func (n *Node) KillGroup() time.Time {
 	n.t.Helper()
 	p := n.current()
@@ -364,6 +365,14 @@ func (n *Node) KillGroup() time.Time {
 		n.t.Fatalf("nodetest: KillGroup %s: not running", n.name)
 	}
 	at := time.Now()
+	// Everything else first, hanode last: its duty guard, which lives in a
+	// session of its own, must not see hanode exit and release its lease
+	// (a power loss leaves nobody to do that).
+	for _, pid := range nodePIDs(n.marker, n.dir) {
+		if pid != p.cmd.Process.Pid {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	n.killMarked()
 	return at
