@@ -286,11 +286,20 @@ func (g *switchoverGroup) checkOneLeaderAfterKill(target *nodetest.Node, asked, 
 		t.Errorf("target %s ran its duty (%d heartbeats, %v)", target, len(beats), err)
 	}
 
+	// The request answers, soon after the takeover, that its target left
+	// and who leads instead (HTTP 503, or the command's exit 1).
 	select {
 	case a := <-answer:
 		t.Logf("the switchover request answered %d %s after %v (err %v)", a.code, a.body, a.took.Round(time.Millisecond), a.err)
-		if a.err == nil && (a.code == http.StatusOK || a.code == 0) {
-			t.Errorf("the switchover to the killed %s reported success: %s", target, a.body)
+		if a.code != http.StatusServiceUnavailable && a.code != 1 {
+			t.Errorf("the switchover to the killed %s answered %d, want 503 (HTTP) or exit 1: %s (%v)", target, a.code, a.body, a.err)
+		}
+		want := "switchover target left the group before it led: " + target.Name() + "; " + next.Name() + " leads"
+		if !strings.Contains(a.body, want) {
+			t.Errorf("the switchover's answer %q does not say %q", a.body, want)
+		}
+		if late := asked.Add(a.took).Sub(kill.Add(took)); late > 2*time.Second {
+			t.Errorf("the switchover answered %v after %s took over, want within 2s", late, next)
 		}
 	case <-time.After(cliTimeout):
 		t.Errorf("the switchover request did not answer within %v", cliTimeout)

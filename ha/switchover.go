@@ -19,13 +19,20 @@ type SwitchoverInfo = core.SwitchoverInfo
 // (no such member, it may not lead, it already leads, nobody else may).
 var ErrSwitchoverRefused = errors.New("ha: switchover refused")
 
+// ErrSwitchoverTargetGone: the switchover was asked, but its target left
+// the group (died, or became unhealthy) before it led, and another member
+// leads now; the request lapses by itself.
+var ErrSwitchoverTargetGone = errors.New("ha: switchover target left the group before it led")
+
 // Switchover hands the group's leadership to the member named to, or to the
 // next member that may lead when to is "": a planned handover without
 // overlap. It records the request in the group record; the members ahead
 // of the target step behind it, the leader hands over as Resign does, and
 // the target claims the released lease. It returns once this node sees the
 // target lead, with its name; ctx bounds the wait (the request then
-// stands until it is older than two leases and W, and is ignored).
+// stands until it is older than two leases and W, and is ignored). When
+// another member leads first and the target is no longer in the line, it
+// returns ErrSwitchoverTargetGone at once, naming that leader.
 func (e *Election) Switchover(ctx context.Context, to string) (string, error) {
 	st := e.State()
 	if st.Leader == "" {
@@ -62,10 +69,30 @@ func (e *Election) Switchover(ctx context.Context, to string) (string, error) {
 			if l.Name == target && l.Term > st.Term {
 				return target, nil
 			}
+			if l.Name != "" && l.Term > st.Term && !e.inLine(target) {
+				// Nobody will hand over to a target that left: waiting for
+				// ctx would only end in a timeout that hides what happened.
+				return "", fmt.Errorf("%w: %s; %s leads (term %d)", ErrSwitchoverTargetGone, target, l.Name, l.Term)
+			}
 		case <-ctx.Done():
 			return "", fmt.Errorf("ha: switchover to %s: %w", target, ctx.Err())
 		}
 	}
+}
+
+// inLine reports whether name is, as ZooKeeper has it now, a member that
+// may lead; true when the group cannot be read (keep waiting).
+func (e *Election) inLine(name string) bool {
+	gs, err := e.ReadGroup()
+	if err != nil {
+		return true
+	}
+	for _, m := range gs.Members {
+		if m.Name == name && !m.NoFailover {
+			return true
+		}
+	}
+	return false
 }
 
 // switchoverTarget checks to against the members, in line order, or picks
