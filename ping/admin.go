@@ -36,8 +36,10 @@ type Admin interface {
 	Switchover(ctx context.Context, to string) (string, error)
 }
 
-// adminTimeout bounds one admin request's work against ZooKeeper.
-const adminTimeout = 10 * time.Second
+// adminTimeout bounds one admin request's work against ZooKeeper; below
+// the HTTP server's writeTimeout, so the answer to a request that ran out
+// (504, with why) is still written.
+const adminTimeout = writeTimeout - 2*time.Second
 
 // MountAdmin serves the admin API, calling a, for requests that carry
 // token as "Authorization: Bearer <token>" ("" disables the API: 403).
