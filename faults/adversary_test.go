@@ -623,7 +623,7 @@ func TestAdversaryTermCannotGrow(t *testing.T) {
 // it saw below it vanish), so it still runs FENCE_CMD naming it by name and
 // the term it published (HANODE_PREV_KNOWN=1), and
 // only then starts its duty (the fence's line precedes the duty's first
-// heartbeat). The plain case, the leader SIGKILLed alone: the next fences it
+// heartbeat). The plain case, the leader's node SIGKILLed: the next fences it
 // by name and term, from the record. Either takeover comes W after the
 // killed leader's last extension at most.
 func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
@@ -645,7 +645,12 @@ func TestAdversaryFenceWithoutLeaderRecord(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leader, term := steady(t, c, settleTimeout)
-			fault := leader.Kill()
+			// The whole node dies (hanode with its duty guard): nobody
+			// releases, so the next leader must fence. (hanode alone is
+			// released for by its guard, with its duty proven stopped,
+			// and is not fenced, as after a graceful stop:
+			// e2e/guard_release_test.go.)
+			fault := leader.KillGroup()
 			if tc.deleteRecord {
 				if err := adv.conn.Delete(adv.leader(c.haID), -1); err != nil {
 					t.Fatalf("delete the leader record: %v", err)
