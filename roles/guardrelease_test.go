@@ -1,0 +1,259 @@
+package roles
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// The guard's release for a coordinator that provably exited (issue 17):
+// ServeGuard calls GuardExit.Release with the last ticket only when its
+// stdin closed, the duty and every jail of the coordinator are confirmed
+// stopped under cgroup containment, and the kernel proves the coordinator
+// exited. These tests use real processes for the proof (a pidfd of a child
+// of the test) and real cgroups for the jails.
+
+// childProof returns an ExitProof of a child process of the test: one that
+// has exited when exited, else one that lives until the test ends.
+func childProof(t *testing.T, exited bool) *ExitProof {
+	t.Helper()
+	proc := sleeper(t)
+	fd, err := unix.PidfdOpen(proc.Pid, 0)
+	require.NoError(t, err, "pidfd_open")
+	p := &ExitProof{fd: fd, pid: proc.Pid}
+	t.Cleanup(func() { _ = p.Close() })
+	if exited {
+		_ = proc.Kill()
+		_, err := proc.Wait()
+		require.NoError(t, err)
+	}
+	return p
+}
+
+// sleeper starts a process that sleeps until the test ends, and reaps it
+// then. Nothing waits for it meanwhile: requireNoDutyGoroutines would take
+// a goroutine in os.(*Process).Wait for a duty's.
+func sleeper(t *testing.T) *os.Process {
+	t.Helper()
+	path, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	proc, err := os.StartProcess(path, []string{"sleep", "60"}, &os.ProcAttr{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = proc.Kill()
+		_, _ = proc.Wait()
+	})
+	return proc
+}
+
+var coordSeq atomic.Int64
+
+// coordinatorJails lays out cgroups as a coordinator does under cgroup
+// containment: the guard's own jail "<stem>1", in which the guard makes
+// the duty's jails, and a sibling "<stem>2" that holds a running process
+// (a FENCE_CMD in flight, say) which only the guard can end once the
+// coordinator is gone. It returns the guard's Jailer and the sibling.
+func coordinatorJails(t *testing.T) (*Jailer, string) {
+	t.Helper()
+	base := cgroupJailer(t).Base()
+	stem := fmt.Sprintf("hanode-test-%d-%s-coord%d-", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"), coordSeq.Add(1))
+	own, sibling := filepath.Join(base, stem+"1"), filepath.Join(base, stem+"2")
+	for _, dir := range []string{own, sibling} {
+		require.NoError(t, os.Mkdir(dir, 0o755))
+	}
+	t.Cleanup(func() {
+		for _, dir := range []string{sibling, own} {
+			_ = cgroupKill(dir, time.Now().Add(KillGrace))
+			assert.NoError(t, removeCgroup(dir))
+		}
+	})
+	proc := sleeper(t) // unreaped once killed: a zombie is no process of its cgroup
+	require.NoError(t, os.WriteFile(filepath.Join(sibling, "cgroup.procs"), []byte(strconv.Itoa(proc.Pid)), 0),
+		"move pid %d into %s", proc.Pid, sibling)
+	return &Jailer{mode: ContainCgroup, base: own, prefix: "duty-"}, sibling
+}
+
+// releases records the guard's calls of Release, with what had stopped by
+// then.
+type releases struct {
+	mu    sync.Mutex
+	calls []releaseCall
+	// dutyPID and sibling say what to look at when Release is called.
+	dutyPID func() int
+	sibling string
+}
+
+type releaseCall struct {
+	ticket                 string
+	dutyDead, siblingEmpty bool
+}
+
+func (r *releases) release(ticket []byte) {
+	c := releaseCall{ticket: string(ticket)}
+	if r.dutyPID != nil {
+		c.dutyDead = processDead(r.dutyPID())
+	}
+	if r.sibling != "" {
+		pop, err := cgroupPopulated(r.sibling)
+		c.siblingEmpty = err == nil && !pop
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, c)
+}
+
+func (r *releases) got() []releaseCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]releaseCall(nil), r.calls...)
+}
+
+func ticketLine(s string) string { return "ticket " + base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// runDuty gives g a lease, sends the lines, starts the duty of term 3 and
+// returns its pid once the guard reported it started: every line before
+// the start has been read by then, since the guard reads its commands in
+// order.
+func (g *guardUnderTest) runDuty(t *testing.T, lines ...string) int {
+	t.Helper()
+	g.lease(t, time.Minute)
+	for _, l := range lines {
+		g.send(t, l)
+	}
+	g.send(t, "start 3")
+	pid := g.dutyPID(t)
+	assert.Equal(t, fmt.Sprintf("started 3 %d", pid), g.reply(t))
+	return pid
+}
+
+// closeAndWait closes the guard's stdin, as the coordinator's exit does,
+// and waits until ServeGuard returned (Release, if any, ran before).
+func (g *guardUnderTest) closeAndWait(t *testing.T) {
+	t.Helper()
+	require.NoError(t, g.in.Close())
+	select {
+	case err := <-g.done:
+		g.done <- err // for startGuard's cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeGuard did not return after its stdin closed")
+	}
+}
+
+// TestGuardReleasesForAnExitedCoordinator: stdin closed and the
+// coordinator provably exited: Release is called once, with the latest
+// ticket, after the duty stopped and the coordinator's other jail was
+// emptied.
+func TestGuardReleasesForAnExitedCoordinator(t *testing.T) {
+	jailer, sibling := coordinatorJails(t)
+	rel := &releases{sibling: sibling}
+	g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, true), Release: rel.release}})
+	var pid int
+	rel.dutyPID = func() int { return pid }
+	pid = g.runDuty(t, ticketLine("first"), ticketLine("second")) // a later extension's ticket replaces the first
+	g.closeAndWait(t)
+
+	calls := rel.got()
+	require.Len(t, calls, 1, "Release calls")
+	assert.Equal(t, "second", calls[0].ticket, "the latest ticket")
+	assert.True(t, calls[0].dutyDead, "Release was called before the duty had stopped")
+	assert.True(t, calls[0].siblingEmpty, "Release was called before the coordinator's other jail was emptied")
+	assert.Equal(t, 1, g.logs.FilterMessage("ended what the gone coordinator was running").Len())
+}
+
+// TestGuardDoesNotReleaseWithoutProofOfExit: a coordinator that closed the
+// pipe but lives (frozen, busy, or it closed it by mistake) may still act on
+// its lease: no Release, however valid the ticket, and the guard says why.
+func TestGuardDoesNotReleaseWithoutProofOfExit(t *testing.T) {
+	jailer, _ := coordinatorJails(t)
+	rel := &releases{}
+	proof := childProof(t, false)
+	g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: proof, Release: rel.release}})
+	pid := g.runDuty(t, ticketLine("valid"))
+	start := time.Now()
+	g.closeAndWait(t)
+
+	assert.Empty(t, rel.got(), "Release called for a coordinator that lives")
+	assert.True(t, processDead(pid), "the duty must stop all the same")
+	assert.GreaterOrEqual(t, time.Since(start), exitProofWait, "gave up on the proof before exitProofWait")
+	entries := g.logs.FilterMessage("coordinator closed its pipe but has not exited: not releasing its lease").All()
+	require.Len(t, entries, 1)
+	assert.Equal(t, int64(proof.PID()), entries[0].ContextMap()["pid"])
+}
+
+// TestGuardForgetsItsTicket: a "stop" (the coordinator releases itself, or
+// lets the lease lapse) and a "ticket -" withdraw the ticket: the guard of
+// a coordinator that then exits releases nothing. So do containment other
+// than cgroup (nothing proves that all the coordinator ran has stopped) and
+// jails of the coordinator that cannot be found and confirmed ended.
+func TestGuardForgetsItsTicket(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// jailer returns the guard's Jailer; nil: coordinatorJails.
+		jailer func(t *testing.T) *Jailer
+		// run starts the duty and does what comes before the exit.
+		run func(t *testing.T, g *guardUnderTest)
+		log string // what the guard logs instead of releasing, "" nothing
+	}{
+		{name: "stop", run: func(t *testing.T, g *guardUnderTest) {
+			g.runDuty(t, ticketLine("valid"))
+			g.send(t, "stop leadership ended")
+			assert.Equal(t, "stopping", g.reply(t))
+			assert.Equal(t, "stopped", g.reply(t))
+		}},
+		{name: "ticket -", run: func(t *testing.T, g *guardUnderTest) {
+			g.runDuty(t, ticketLine("valid"), "ticket -")
+		}},
+		{name: "no ticket yet", run: func(t *testing.T, g *guardUnderTest) {
+			g.runDuty(t)
+		}},
+		{
+			name:   "containment none",
+			jailer: func(*testing.T) *Jailer { return &Jailer{mode: ContainNone} },
+			run:    func(t *testing.T, g *guardUnderTest) { g.runDuty(t, ticketLine("valid")) },
+			log:    "not releasing the lease for the gone coordinator: only cgroup containment proves that all it ran has stopped; the group waits the lease out",
+		},
+		{
+			name: "the coordinator's jails not told apart",
+			jailer: func(t *testing.T) *Jailer {
+				// A guard's own cgroup not named "<stem><n>": its
+				// coordinator's other jails cannot be found and ended.
+				j, _ := coordinatorJails(t)
+				odd := j.Base() + "-odd"
+				require.NoError(t, os.Mkdir(odd, 0o755))
+				t.Cleanup(func() { assert.NoError(t, removeCgroup(odd)) })
+				return &Jailer{mode: ContainCgroup, base: odd, prefix: "duty-"}
+			},
+			run: func(t *testing.T, g *guardUnderTest) { g.runDuty(t, ticketLine("valid")) },
+			log: "not releasing the lease for the gone coordinator: not everything it ran is confirmed stopped; the group waits the lease out",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var jailer *Jailer
+			if tc.jailer != nil {
+				jailer = tc.jailer(t)
+			} else {
+				jailer, _ = coordinatorJails(t)
+			}
+			rel := &releases{}
+			g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, true), Release: rel.release}})
+			tc.run(t, g)
+			g.closeAndWait(t)
+			assert.Empty(t, rel.got(), "Release calls")
+			if tc.log != "" {
+				assert.Equal(t, 1, g.logs.FilterMessage(tc.log).Len(), "want the guard to log %q", tc.log)
+			}
+		})
+	}
+}
