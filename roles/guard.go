@@ -110,7 +110,12 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 
 	inFD := inputFD(in)
 	lines := make(chan string, 64) // buffered: queued commands can be seen (len) after a stall
-	readErr := make(chan error, 1)
+	// The end of stdin closes lines, after every command before it: a
+	// coordinator that sent a ticket and died at once is gone only once
+	// that ticket was read (a separate channel for the end could be picked
+	// first by the select below, and the release would use the stale
+	// ticket before it).
+	var readErr error // written before lines closes
 	go func() {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
@@ -120,7 +125,8 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 				return
 			}
 		}
-		readErr <- sc.Err()
+		readErr = sc.Err()
+		close(lines)
 	}()
 
 	expiry := time.NewTimer(time.Hour)
@@ -198,9 +204,6 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			reapOrphans()
 		case <-ctx.Done():
 			return stop("guard stopped")
-		case err := <-readErr:
-			log.Warn("coordinator gone; stopping the duty", zap.Error(err))
-			return gone()
 		case <-w.failed:
 			log.Warn("coordinator gone (reply pipe broken); stopping the duty")
 			return gone()
@@ -223,7 +226,11 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 			if term != 0 && !w.trySend(fmt.Sprintf("expired %d", term)) {
 				log.Warn("coordinator not reading; expiry not reported", zap.Int64("term", term))
 			}
-		case line := <-lines:
+		case line, ok := <-lines:
+			if !ok {
+				log.Warn("coordinator gone; stopping the duty", zap.Error(readErr))
+				return gone()
+			}
 			verb, arg, _ := strings.Cut(line, " ")
 			switch verb {
 			case "until":

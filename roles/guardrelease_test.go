@@ -257,3 +257,29 @@ func TestGuardForgetsItsTicket(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardReleasesWithTheTicketSentJustBeforeTheExit: the coordinator
+// sends its lease and the ticket of an extension together ("until", then
+// "ticket") and dies at once, so the guard reads both lines and the end of
+// its stdin in one go, while it handles the first line. The release must
+// use that last ticket, not the one before: the one before is stale (the
+// extension moved the holder's member node on), so using it costs the
+// group a whole lease.
+func TestGuardReleasesWithTheTicketSentJustBeforeTheExit(t *testing.T) {
+	const rounds = 50
+	for round := range rounds {
+		jailer, _ := coordinatorJails(t)
+		rel := &releases{}
+		g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, true), Release: rel.release}})
+		g.runDuty(t, ticketLine("old"))
+		last := fmt.Sprintf("until %d\n%s\n", monoNow()+int64(time.Minute), ticketLine("new"))
+		_, err := g.in.Write([]byte(last))
+		require.NoError(t, err)
+		g.closeAndWait(t)
+		calls := rel.got()
+		require.Len(t, calls, 1, "round %d: Release calls", round)
+		if calls[0].ticket != "new" {
+			t.Fatalf("round %d: released with ticket %q, want the last one sent, %q", round, calls[0].ticket, "new")
+		}
+	}
+}
