@@ -185,7 +185,12 @@
 // it finds the node gone and fails itself. A claim by another member changes
 // the record's version, and the release fails. A stale ticket only costs the
 // fast path: the group waits out the lease (rule D). A frozen or partitioned
-// holder is never released for: it has not exited. Its fenced writes on
+// holder is never released for: it has not exited. The versions cannot
+// tell a history ZooKeeper rolled back (a snapshot from before another
+// member's claim brings them back), so the guard sends the release only
+// before the holder's lease ends on its clock — before any other member may
+// claim at all — and on one connection: a rollback later cuts that
+// connection, and go-zookeeper cannot carry the request to another. Its fenced writes on
 // their way fail the same way (their checks name the node and the record at
 // the versions the release changes). The simulator models the guard as an
 // actor that can die, freeze for two leases or be cut off at any step, and

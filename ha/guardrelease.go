@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"go.uber.org/zap"
 
@@ -64,7 +68,8 @@ func (e *Election) encodeTicket(t *core.GuardTicket) []byte {
 
 // ReleaseAfterExit writes the release a guard holds a ticket for, once its
 // coordinator has provably exited and the duty is stopped: the caller
-// promises both. tlsCfg dials ZooKeeper's secure port (nil: plain TCP). It
+// promises both, and gives ctx the lease's end as its deadline (the release
+// is never sent after it, nor on a second connection). tlsCfg dials ZooKeeper's secure port (nil: plain TCP). It
 // returns ErrTicketStale when ZooKeeper refused the versions (the holder
 // extended after its ticket, or another member claimed): the group then
 // waits the lease out, as after any crash.
@@ -76,16 +81,42 @@ func ReleaseAfterExit(ctx context.Context, ticket []byte, tlsCfg *tls.Config, lo
 	if log == nil {
 		log = zap.NewNop()
 	}
-	a := Access{TLS: tlsCfg}
-	conn, err := DialAccess(ctx, rt.Servers, rt.Timeout, log, a)
+	// One connection only, once it has a session: go-zookeeper sends a
+	// request queued when its connection broke on the next one, and that
+	// one may reach a ZooKeeper restored to before another member's claim.
+	// A release is sent only on the connection it was made for.
+	d := &negotiatedDialer{tls: tlsCfg, log: log}
+	var session atomic.Bool
+	dial := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		if session.Load() {
+			return nil, errors.New("ha: a guard's release has one connection only")
+		}
+		return d.dial(network, address, timeout)
+	}
+	conn, events, err := zk.Connect(rt.Servers, rt.Timeout, zk.WithLogger(zkLogger(log)), zk.WithDialer(dial))
 	if err != nil {
-		return rt.Term, err
+		return rt.Term, fmt.Errorf("ha: connect: %w", err)
 	}
 	defer conn.Close()
+	for !session.Load() {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				session.Store(true)
+			}
+		case <-ctx.Done():
+			return rt.Term, fmt.Errorf("ha: no ZooKeeper session with %v before the lease ended: %w", rt.Servers, ctx.Err())
+		}
+	}
 	for _, c := range rt.Auth {
 		if err := conn.AddAuth("digest", []byte(c)); err != nil {
 			return rt.Term, fmt.Errorf("ha: authenticate: %w", err)
 		}
+	}
+	// Never sent after the lease (ctx's deadline): past it another member
+	// may have claimed, and ZooKeeper may since have lost that claim.
+	if err := ctx.Err(); err != nil {
+		return rt.Term, fmt.Errorf("ha: release of term %d not sent: %w", rt.Term, err)
 	}
 	r, _ := do(conn, nil, core.Op{Kind: core.OpMulti, Ops: rt.Ops})
 	switch r.Err {

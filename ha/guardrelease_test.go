@@ -78,7 +78,8 @@ func TestGuardReleaseHandsAGoneHoldersLeaseOverAtOnce(t *testing.T) {
 	}
 
 	// a is cut off: once its own clock ends its lease, it is gone for the
-	// group; its guard releases with the last ticket.
+	// group, and its last ticket releases. (A real guard sends it only
+	// before the lease's end, roles' rule; here: what the write does.)
 	p.Stall()
 	testwait.For(t, 10*time.Second, "a's lease to run out on its clock", func() bool { return !a.el.State().Active() })
 	last, _ := tickets.get("a")

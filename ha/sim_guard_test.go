@@ -23,6 +23,7 @@ import (
 // simGuard is what a node's guard holds for the release.
 type simGuard struct {
 	ticket  *core.GuardTicket // the last ticket that arrived, nil none
+	until   time.Time         // the lease's end that came with it (the node's clock)
 	sent    uint64            // tickets sent down the pipe (and clears)
 	applied uint64            // the last one that arrived
 	busy    bool              // a release is on its way for this process
@@ -30,11 +31,11 @@ type simGuard struct {
 
 // simGuardStats counts the guard's releases.
 type simGuardStats struct {
-	asked, landed, refused, lost int
+	asked, landed, refused, lost, late int
 }
 
 func (g simGuardStats) add(o simGuardStats) simGuardStats {
-	return simGuardStats{g.asked + o.asked, g.landed + o.landed, g.refused + o.refused, g.lost + o.lost}
+	return simGuardStats{g.asked + o.asked, g.landed + o.landed, g.refused + o.refused, g.lost + o.lost, g.late + o.late}
 }
 
 // guardRng is the guard's own stream of draws, so that the scenarios'
@@ -48,7 +49,7 @@ func (s *sim) guardRng() *rand.Rand {
 
 // guardTell sends t (nil: clear) down n's pipe to its guard: it arrives
 // after a moment, after every line sent before it.
-func (s *sim) guardTell(n *simNode, t *core.GuardTicket) {
+func (s *sim) guardTell(n *simNode, t *core.GuardTicket, until time.Time) {
 	if !s.cfg.guardRelease {
 		return
 	}
@@ -56,7 +57,7 @@ func (s *sim) guardTell(n *simNode, t *core.GuardTicket) {
 	seq := n.guard.sent
 	s.at(s.now+time.Duration(s.guardRng().Int63n(int64(time.Millisecond))), func() {
 		if seq > n.guard.applied {
-			n.guard.applied, n.guard.ticket = seq, t
+			n.guard.applied, n.guard.ticket, n.guard.until = seq, t, until
 		}
 	})
 }
@@ -70,14 +71,14 @@ func (s *sim) guardOnExit(n *simNode) {
 	}
 	// Lines still in the pipe arrive first: the guard reads to EOF.
 	s.at(s.now+time.Millisecond, func() {
-		t := n.guard.ticket
+		t, until := n.guard.ticket, n.guard.until
 		n.guard.ticket = nil
 		if t == nil {
 			return
 		}
 		n.guard.busy = true
 		inc := n.inc
-		release := func() { s.guardRelease(n, t, inc) }
+		release := func() { s.guardRelease(n, t, until, inc) }
 		switch {
 		case s.cfg.guardEarly:
 			release() // broken: before the duty's stop is confirmed
@@ -94,11 +95,16 @@ func (s *sim) guardOnExit(n *simNode) {
 	})
 }
 
-// guardRelease writes t's multi for n, with the guard's own faults.
-func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, inc int) {
+// guardRelease writes t's multi for n, with the guard's own faults. It is
+// sent only before the lease's end until (n's clock: the guard's host), on
+// one connection: a server restart or rollback between its send and its
+// arrival loses it with the connection.
+func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, until time.Time, inc int) {
 	rng := s.guardRng()
 	s.fencedGuard.asked++
-	delay := s.dur(2*s.cfg.netBase, 2*s.cfg.netBase+3*s.cfg.netJitter) // connect, then send
+	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int63n(int64(hi-lo)+1)) }
+	send := between(2*s.cfg.netBase, 2*s.cfg.netBase+3*s.cfg.netJitter) // connect, then send
+	arrive := between(s.cfg.netBase, s.cfg.netBase+s.cfg.netJitter)
 	switch f := rng.Intn(10); {
 	case f == 0: // the guard dies before it sends
 		s.tracef("%s: guard died before its release (term %d)", n.name, t.Term)
@@ -106,43 +112,58 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, inc int) {
 		n.guard.busy = false
 		return
 	case f <= 2: // frozen before it sends
-		delay += time.Duration(rng.Int63n(int64(2 * s.cfg.lease)))
-	case f == 3: // cut off: lost, or late
+		send += time.Duration(rng.Int63n(int64(2 * s.cfg.lease)))
+	case f >= 4 && f <= 6 && s.adversaryMayAct() && !s.plan.rollbackAtClaim:
+		// The adversary's timing: the guard wakes just after the next
+		// member claimed (rule D, W after the last extension it saw) and
+		// ZooKeeper forgot that claim (restored to the ticket's versions).
+		s.plan.rollbackAtClaim = true
+		send += core.TakeoverWait(s.cfg.lease) + between(60*time.Millisecond, 400*time.Millisecond)
+		s.tracef("ADVERSARY: %s's guard frozen until after the next claim, which ZooKeeper forgets", n.name)
+	case f == 3: // cut off once sent: lost, or late on the same connection
 		if rng.Intn(2) == 0 {
-			s.at(s.now+delay, func() { n.guard.busy = false })
+			s.at(s.now+send, func() { n.guard.busy = false })
 			s.tracef("%s: guard cut off; its release is lost (term %d)", n.name, t.Term)
 			s.fencedGuard.lost++
 			return
 		}
-		delay += time.Duration(rng.Int63n(int64(s.cfg.lease)))
+		arrive += time.Duration(rng.Int63n(int64(s.cfg.lease)))
 	}
-	s.at(s.now+delay, func() {
+	s.at(s.now+send, func() {
 		n.guard.busy = false
-		if s.zkDown {
-			s.fencedGuard.lost++
+		if !s.cfg.guardLate && !n.local(s.now).Before(until) {
+			s.tracef("%s: guard's release for term %d not sent: the lease is over", n.name, t.Term)
+			s.fencedGuard.late++
 			return
 		}
-		res := s.apply(s.advSession(), core.Op{Kind: core.OpMulti, Ops: t.Ops})
-		if res.Err == core.ErrNone {
-			s.fencedGuard.landed++
-			// doc.go: a release is written after the duty stopped; it
-			// ends the lease (the next member may claim at once).
-			if n.duty {
-				s.violate("%s: its guard's release of term %d applied while the duty still runs", n.name, t.Term)
+		gen := s.serverGen
+		s.at(s.now+arrive, func() {
+			if s.zkDown || s.serverGen != gen {
+				s.fencedGuard.lost++ // its connection died with the server
+				return
 			}
-			n.adv.leaseSent, n.adv.releaseSent = 0, s.now
-		} else {
-			s.fencedGuard.refused++
-		}
-		s.tracef("%s: guard's release for term %d (process %s): %v", n.name, t.Term,
-			map[bool]string{true: "exited", false: "alive"}[n.inc != inc || !n.running], res.Err)
-		if n.inc == inc && n.running && res.Err == core.ErrNone && !s.cfg.guardNoProof {
-			s.violate("%s: its guard released term %d while the process lives", n.name, t.Term)
-		}
+			res := s.apply(s.advSession(), core.Op{Kind: core.OpMulti, Ops: t.Ops})
+			if res.Err == core.ErrNone {
+				s.fencedGuard.landed++
+				// doc.go: a release is written after the duty stopped; it
+				// ends the lease (the next member may claim at once).
+				if n.duty {
+					s.violate("%s: its guard's release of term %d applied while the duty still runs", n.name, t.Term)
+				}
+				n.adv.leaseSent, n.adv.releaseSent = 0, s.now
+			} else {
+				s.fencedGuard.refused++
+			}
+			s.tracef("%s: guard's release for term %d (process %s): %v", n.name, t.Term,
+				map[bool]string{true: "exited", false: "alive"}[n.inc != inc || !n.running], res.Err)
+			if n.inc == inc && n.running && res.Err == core.ErrNone && !s.cfg.guardNoProof {
+				s.violate("%s: its guard released term %d while the process lives", n.name, t.Term)
+			}
+		})
 	})
 }
 
 func (g simGuardStats) summary() string {
-	return fmt.Sprintf("; guards' releases after a proven exit: %d asked, %d landed, %d refused by their checks, %d lost with the guard",
-		g.asked, g.landed, g.refused, g.lost)
+	return fmt.Sprintf("; guards' releases after a proven exit: %d asked, %d landed, %d refused by their checks, %d lost with the guard or its connection, %d not sent (the lease was over)",
+		g.asked, g.landed, g.refused, g.lost, g.late)
 }

@@ -43,6 +43,7 @@ var mutations = []mutation{
 	{"a paused group takes over all the same", func(c *simConfig) { c.weaken |= core.WeakIgnorePause }},
 	{"a guard takes a silent coordinator for dead and releases", func(c *simConfig) { c.guardRelease, c.guardNoProof = true, true }},
 	{"a guard releases before the duty has stopped", func(c *simConfig) { c.guardRelease, c.guardEarly = true, true }},
+	{"a guard releases after the lease (across a rollback)", func(c *simConfig) { c.guardRelease, c.guardLate = true, true }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of

@@ -120,8 +120,8 @@ type simConfig struct {
 
 	// The guard's release after a proven exit (sim_guard_test.go), and
 	// its deliberate breaks: a silent coordinator taken for dead, a
-	// release before the duty's stop.
-	guardRelease, guardNoProof, guardEarly bool
+	// release before the duty's stop, a release sent after the lease.
+	guardRelease, guardNoProof, guardEarly, guardLate bool
 }
 
 // randomConfig draws a scenario from a seed.

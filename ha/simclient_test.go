@@ -207,7 +207,7 @@ func (n *simNode) act(a core.Action) {
 		n.send(a.ID, a.Op)
 	case core.ActStartDuty:
 		s.dutyStart(n, a.Term, a.LeaseEnd)
-		s.guardTell(n, a.Ticket)
+		s.guardTell(n, a.Ticket, a.LeaseEnd)
 	case core.ActExtendDuty:
 		if n.duty && !n.dutyStopping {
 			if a.LeaseEnd.After(n.core.LeaseBound()) {
@@ -215,10 +215,10 @@ func (n *simNode) act(a core.Action) {
 			}
 			n.dutyDeadline = a.LeaseEnd
 			n.armGuard()
-			s.guardTell(n, a.Ticket)
+			s.guardTell(n, a.Ticket, a.LeaseEnd)
 		}
 	case core.ActStopDuty:
-		s.guardTell(n, nil) // the guard forgets its ticket at a stop
+		s.guardTell(n, nil, time.Time{}) // the guard forgets its ticket at a stop
 		s.dutyStop(n, true)
 	case core.ActFence:
 		n.fenceGen++

@@ -64,7 +64,9 @@ const exitProofWait = time.Second
 // ("ticket <base64>"; a "stop" or "ticket -" withdraws it).
 type GuardExit struct {
 	Proof   *ExitProof
-	Release func(ticket []byte)
+	// Release writes the ticket's release; it must not send it after
+	// leaseEnd (this process's clock), nor on a second connection.
+	Release func(ticket []byte, leaseEnd time.Time)
 }
 
 // replyTimeout bounds how long a guard that is ending waits to hand its last
@@ -147,6 +149,7 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 	// gone: the coordinator died or closed us. Its other jails (a fence in
 	// flight) have nobody else to end them.
 	gone := func() error {
+		leaseEnd := deadline // stop forgets it
 		err := stop("coordinator gone")
 		if cfg.Once {
 			// A run-once guard (a job's run) is one of several guards of
@@ -175,8 +178,14 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		case err != nil || endErr != nil:
 			log.Warn("not releasing the lease for the gone coordinator: not everything it ran is confirmed stopped; the group waits the lease out",
 				zap.NamedError("duty", err), zap.NamedError("jails", endErr))
+		case leaseEnd == 0 || monoUntil(leaseEnd) <= 0:
+			// Past the lease nothing is gained (the group claims by its
+			// own rules now), and a release sent later could land in a
+			// history ZooKeeper rolled back to before another member's
+			// claim (ha/doc.go, "Release by the guard").
+			log.Info("not releasing the lease for the gone coordinator: its lease is over", zap.Int64("lease_end_ns", leaseEnd))
 		default:
-			cfg.Exit.Release(t)
+			cfg.Exit.Release(t, time.Now().Add(monoUntil(leaseEnd)))
 		}
 		return err
 	}

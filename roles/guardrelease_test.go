@@ -100,7 +100,7 @@ type releaseCall struct {
 	dutyDead, siblingEmpty bool
 }
 
-func (r *releases) release(ticket []byte) {
+func (r *releases) release(ticket []byte, _ time.Time) {
 	c := releaseCall{ticket: string(ticket)}
 	if r.dutyPID != nil {
 		c.dutyDead = processDead(r.dutyPID())
@@ -282,4 +282,26 @@ func TestGuardReleasesWithTheTicketSentJustBeforeTheExit(t *testing.T) {
 			t.Fatalf("round %d: released with ticket %q, want the last one sent, %q", round, calls[0].ticket, "new")
 		}
 	}
+}
+
+// TestGuardDoesNotReleaseAfterTheLease: a coordinator that exits after its
+// lease ran out (the guard stopped the duty at the deadline) is not
+// released for: the group claims by its own rules by then, and a release
+// sent that late could land in a history ZooKeeper rolled back to before
+// another member's claim (ha/doc.go, "Release by the guard").
+func TestGuardDoesNotReleaseAfterTheLease(t *testing.T) {
+	jailer, _ := coordinatorJails(t)
+	rel := &releases{}
+	g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, true), Release: rel.release}})
+	g.lease(t, 300*time.Millisecond)
+	g.send(t, ticketLine("valid"))
+	g.send(t, "start 3")
+	pid := g.dutyPID(t)
+	assert.Equal(t, fmt.Sprintf("started 3 %d", pid), g.reply(t))
+	assert.Equal(t, "expired 3", g.reply(t), "the guard stops the duty at the lease's end")
+	g.closeAndWait(t)
+
+	assert.Empty(t, rel.got(), "Release called after the lease")
+	assert.True(t, processDead(pid))
+	assert.Equal(t, 1, g.logs.FilterMessage("not releasing the lease for the gone coordinator: its lease is over").Len())
 }

@@ -191,9 +191,11 @@ func guardExit(pid int, once bool, ca, cert, key string, log *zap.Logger) exitRe
 			return exitRelease{proof: proof}
 		}
 	}
-	return exitRelease{proof: proof, GuardExit: &roles.GuardExit{Proof: proof, Release: func(ticket []byte) {
+	return exitRelease{proof: proof, GuardExit: &roles.GuardExit{Proof: proof, Release: func(ticket []byte, leaseEnd time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
+		ctx, cancelLease := context.WithDeadline(ctx, leaseEnd) // never sent after the lease
+		defer cancelLease()
 		start := time.Now()
 		term, err := ha.ReleaseAfterExit(ctx, ticket, tlsCfg, log.Named("release"))
 		switch {
