@@ -63,7 +63,7 @@ const exitProofWait = time.Second
 // the guard calls Release with the last ticket the coordinator sent
 // ("ticket <base64>"; a "stop" or "ticket -" withdraws it).
 type GuardExit struct {
-	Proof   *ExitProof
+	Proof *ExitProof
 	// Release writes the ticket's release; it must not send it after
 	// leaseEnd (this process's clock), nor on a second connection.
 	Release func(ticket []byte, leaseEnd time.Time)
