@@ -72,16 +72,33 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 			if !ok {
 				return
 			}
-			if t.To != PhaseActive || t.Cause == "" || t.Cause == core.CauseRenewed {
+			if !recordsTakeover(t) {
 				continue
 			}
 			e.clearSwitchover(ctx)
-			entry := HistoryEntry{At: time.Now().UTC(), From: t.Previous, To: e.s.cfg.Name, Term: t.Term, Cause: t.Cause}
+			entry := takeoverEntry(t, e.s.cfg.Name, time.Now().UTC())
 			if err := e.appendHistory(ctx, entry, true); err != nil {
 				e.log.Warn("takeover not recorded in the group's history", zap.Int64("term", t.Term), zap.Error(err))
 			}
 		}
 	}
+}
+
+// recordsTakeover: t is a takeover the history records, a move to active
+// by a claim (not our own lapsed lease re-claimed by rule A).
+func recordsTakeover(t Transition) bool {
+	return t.To == PhaseActive && t.Cause != "" && t.Cause != core.CauseRenewed
+}
+
+// takeoverEntry is the entry recording t, a takeover by the member named
+// name, at at (its term is the one the fenced write lands in).
+func takeoverEntry(t Transition, name string, at time.Time) HistoryEntry {
+	return HistoryEntry{At: at, From: t.Previous, To: name, Term: t.Term, Cause: t.Cause}
+}
+
+// entryCreate is the write that appends entry to the history under dir.
+func entryCreate(dir string, entry HistoryEntry) Op {
+	return Op{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry), Sequence: true}
 }
 
 // appendHistory writes entry, fenced by this node's lease when fenced, and
@@ -98,10 +115,9 @@ func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced
 		if fenced {
 			_, err = e.Fenced(ctx, func(term int64) []Op {
 				entry.Term = term
-				return []Op{{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry), Sequence: true}}
+				return []Op{entryCreate(dir, entry)}
 			})
-		} else if r, _, _ := e.s.do(core.Op{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry),
-			Sequence: true}); r.Err != core.ErrNone {
+		} else if r, _, _ := e.s.do(entryCreate(dir, entry)); r.Err != core.ErrNone {
 			err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
 		}
 		if err == nil {
@@ -118,13 +134,27 @@ func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced
 // trimHistory deletes the oldest entries beyond HistoryLimit.
 func (e *Election) trimHistory(dir string) {
 	r, _, _ := e.s.do(core.Op{Kind: core.OpChildren, Path: dir})
-	if r.Err != core.ErrNone || len(r.Children) <= HistoryLimit {
+	if r.Err != core.ErrNone {
 		return
 	}
-	names := sortedEntries(r.Children)
-	for _, n := range names[:len(names)-HistoryLimit] {
-		e.s.do(core.Op{Kind: core.OpDelete, Path: dir + "/" + n, Version: -1})
+	for _, op := range trimDeletes(dir, r.Children, HistoryLimit) {
+		e.s.do(op)
 	}
+}
+
+// trimDeletes are the deletes, oldest first, that leave the newest limit
+// entries of dir, whose children are children (none when there are no
+// more than limit).
+func trimDeletes(dir string, children []string, limit int) []Op {
+	if len(children) <= limit {
+		return nil
+	}
+	names := sortedEntries(children)
+	var ops []Op
+	for _, n := range names[:len(names)-limit] {
+		ops = append(ops, Op{Kind: core.OpDelete, Path: dir + "/" + n, Version: -1})
+	}
+	return ops
 }
 
 // sortedEntries orders history znode names by sequence, ignoring others.
