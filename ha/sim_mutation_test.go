@@ -43,6 +43,8 @@ var mutations = []mutation{
 	{"a paused group takes over all the same", func(c *simConfig) { c.weaken |= core.WeakIgnorePause }},
 	{"a guard takes a silent coordinator for dead and releases", func(c *simConfig) { c.guardRelease, c.guardNoProof = true, true }},
 	{"a guard releases before the duty has stopped", func(c *simConfig) { c.guardRelease, c.guardEarly = true, true }},
+	{"a takeover's history entry written unfenced", func(c *simConfig) { c.hist.unfenced = true }},
+	{"the history's trim deletes the newest entries", func(c *simConfig) { c.hist.trimNewest = true }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of
