@@ -144,12 +144,16 @@ func (e *Election) trimHistory(dir string) {
 
 // trimDeletes are the deletes, oldest first, that leave the newest limit
 // entries of dir, whose children are children (none when there are no
-// more than limit).
+// more than limit entries; nodes that are not entries are neither deleted
+// nor counted).
 func trimDeletes(dir string, children []string, limit int) []Op {
 	if len(children) <= limit {
 		return nil
 	}
 	names := sortedEntries(children)
+	if len(names) <= limit {
+		return nil // others' nodes made up the rest
+	}
 	var ops []Op
 	for _, n := range names[:len(names)-limit] {
 		ops = append(ops, Op{Kind: core.OpDelete, Path: dir + "/" + n, Version: -1})
