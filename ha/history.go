@@ -101,6 +101,18 @@ func entryCreate(dir string, entry HistoryEntry) Op {
 	return Op{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry), Sequence: true}
 }
 
+// takeoverOps are the ops of the fenced write that records entry, a
+// takeover, when the write is fenced by term: none when term is a later
+// one (the leadership that took over ended while the write waited, and the
+// next records its own takeover; under the later term the entry would name
+// a takeover that term did not start, and that term twice).
+func takeoverOps(dir string, entry HistoryEntry, term int64) []Op {
+	if term != entry.Term {
+		return nil
+	}
+	return []Op{entryCreate(dir, entry)}
+}
+
 // appendHistory writes entry, fenced by this node's lease when fenced, and
 // trims the history to HistoryLimit. A write that fails (the group's first
 // entry, or ZooKeeper lost the tree) makes the history's directory and
@@ -113,10 +125,15 @@ func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced
 			e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // the group's first entry, or the tree was lost
 		}
 		if fenced {
+			stale := false
 			_, err = e.Fenced(ctx, func(term int64) []Op {
-				entry.Term = term
-				return []Op{entryCreate(dir, entry)}
+				ops := takeoverOps(dir, entry, term)
+				stale = ops == nil
+				return ops
 			})
+			if err == nil && stale {
+				return fmt.Errorf("%w: the leadership of term %d ended before its takeover was recorded", ErrNotLeader, entry.Term)
+			}
 		} else if r, _, _ := e.s.do(entryCreate(dir, entry)); r.Err != core.ErrNone {
 			err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
 		}

@@ -125,3 +125,19 @@ func TestTrimDeletesTheOldestEntriesOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeoverRecordedOnlyUnderItsOwnTerm: a takeover's write fenced by a
+// later term (the leadership ended while the write waited, and this node
+// leads again) records nothing: the next takeover records its own, and no
+// term appears twice (found by the simulator, sim_history_test.go).
+func TestTakeoverRecordedOnlyUnderItsOwnTerm(t *testing.T) {
+	entry := HistoryEntry{From: "a", To: "b", Term: 7, Cause: CauseSwitchover}
+	ops := takeoverOps("/h", entry, 7)
+	if len(ops) != 1 || ops[0].Kind != core.OpCreate || !ops[0].Sequence || ops[0].Path != "/h/t-" ||
+		!strings.Contains(string(ops[0].Data), `"term":7`) {
+		t.Fatalf("fenced by its own term: %+v, want the entry's sequential create", ops)
+	}
+	if ops := takeoverOps("/h", entry, 9); ops != nil {
+		t.Fatalf("fenced by a later term: %+v, want nothing", ops)
+	}
+}

@@ -96,7 +96,7 @@ type histMemo struct {
 
 // simHistCounts are the history's statistics.
 type simHistCounts struct {
-	acked, ackedTakeovers, refused, unknown, notSent, trimmed, staleTrims int
+	acked, ackedTakeovers, refused, unknown, notSent, dropped, trimmed, staleTrims int
 }
 
 func (c *simHistCounts) add(o simHistCounts) {
@@ -105,14 +105,16 @@ func (c *simHistCounts) add(o simHistCounts) {
 	c.refused += o.refused
 	c.unknown += o.unknown
 	c.notSent += o.notSent
+	c.dropped += o.dropped
 	c.staleTrims += o.staleTrims
 	c.trimmed += o.trimmed
 }
 
 func (c simHistCounts) String() string {
 	return fmt.Sprintf("history writes acknowledged %d (takeovers %d), refused by checks %d, outcome unknown %d, "+
-		"not sent (connection replaced) %d, entries trimmed %d (of them listed before ZooKeeper forgot %d)", c.acked,
-		c.ackedTakeovers, c.refused, c.unknown, c.notSent, c.trimmed, c.staleTrims)
+		"not sent (connection replaced) %d, dropped (a later term by then) %d, entries trimmed %d (of them listed "+
+		"before ZooKeeper forgot %d)", c.acked, c.ackedTakeovers, c.refused, c.unknown, c.notSent, c.dropped, c.trimmed,
+		c.staleTrims)
 }
 
 func (s *sim) historyDir() string { return historyDir(s.root, s.group) }
@@ -265,8 +267,8 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, done func(ok, notLeader
 	if s.cfg.hist.unfenced {
 		checks = nil
 	}
-	entry.Term = fb.Term
-	op := core.Op{Kind: core.OpMulti, Ops: append(checks, entryCreate(s.historyDir(), entry))}
+	ops := takeoverOps(s.historyDir(), entry, fb.Term)
+	op := core.Op{Kind: core.OpMulti, Ops: append(checks, ops...)}
 	send := func() {
 		// Session.doIn: never on a later connection than the checks'.
 		if n.epoch != fb.Epoch {
@@ -282,7 +284,10 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, done func(ok, notLeader
 				s.tracef("%s: history: takeover of term %d: %s %s", n.name, entry.Term, r.Err, createdPathOr(op, r))
 			}
 			if r.Err == core.ErrNone {
-				done(true, false)
+				if ops == nil {
+					s.hist.counts.dropped++ // the checks alone: that leadership ended
+				}
+				done(ops != nil, ops == nil)
 				return
 			}
 			if r.Err == core.ErrNotSent {
