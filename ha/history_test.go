@@ -126,18 +126,29 @@ func TestTrimDeletesTheOldestEntriesOnly(t *testing.T) {
 	}
 }
 
-// TestTakeoverRecordedOnlyUnderItsOwnTerm: a takeover's write fenced by a
-// later term (the leadership ended while the write waited, and this node
-// leads again) records nothing: the next takeover records its own, and no
-// term appears twice (found by the simulator, sim_history_test.go).
+// TestTakeoverRecordedOnlyUnderItsOwnTerm: a takeover's write carries its
+// entry and the history's mark by compare-and-set from the version read
+// (found by the simulator, sim_history_test.go: a write tried again after
+// an unknown outcome recorded the takeover twice); fenced by a later term
+// (the leadership ended while the write waited, and this node leads again)
+// it records nothing: the next takeover records its own, and no term
+// appears twice (found by the simulator too).
 func TestTakeoverRecordedOnlyUnderItsOwnTerm(t *testing.T) {
 	entry := HistoryEntry{From: "a", To: "b", Term: 7, Cause: CauseSwitchover}
-	ops := takeoverOps("/h", entry, 7)
-	if len(ops) != 1 || ops[0].Kind != core.OpCreate || !ops[0].Sequence || ops[0].Path != "/h/t-" ||
+	ops := takeoverOps("/h", entry, 7, 3)
+	if len(ops) != 2 || ops[0].Kind != core.OpCreate || !ops[0].Sequence || ops[0].Path != "/h/t-" ||
 		!strings.Contains(string(ops[0].Data), `"term":7`) {
-		t.Fatalf("fenced by its own term: %+v, want the entry's sequential create", ops)
+		t.Fatalf("fenced by its own term: %+v, want the entry's sequential create first", ops)
 	}
-	if ops := takeoverOps("/h", entry, 9); ops != nil {
+	if m := ops[1]; m.Kind != core.OpSet || m.Path != "/h" || m.Version != 3 || markedTerm(m.Data) != 7 {
+		t.Fatalf("the mark: %+v, want term 7 set on /h from version 3", m)
+	}
+	if ops := takeoverOps("/h", entry, 9, 3); ops != nil {
 		t.Fatalf("fenced by a later term: %+v, want nothing", ops)
+	}
+	for _, data := range []string{"", "x", `{"term":"7"}`} {
+		if got := markedTerm([]byte(data)); got != 0 {
+			t.Errorf("markedTerm(%q) = %d, want 0", data, got)
+		}
 	}
 }

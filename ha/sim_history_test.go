@@ -4,11 +4,12 @@ package ha
 // running process records each takeover of its own as Election does, with
 // history.go's own functions for the entry, its create and the trim: on the
 // history goroutine (one write after the other), after the read of the
-// group record that clearSwitchover makes, by a write fenced with the core's
-// checks (Election.Fenced: asked again while the core says wait or the
-// connection was replaced, refused when a check fails), the history's
-// directory made and the write tried once more when it failed otherwise,
-// then the oldest entries beyond the limit deleted. A writer may be frozen
+// group record that clearSwitchover makes, by appendTakeover: the mark of
+// the history's directory read, then the entry and the mark written by a
+// write fenced with the core's checks (Election.Fenced: asked again while
+// the core says wait or the connection was replaced, refused when a check
+// fails), read and written again while the outcome is unknown or the mark
+// moved on, then the oldest entries beyond the limit deleted. A writer may be frozen
 // between taking the checks and sending, like the other fenced writes. An
 // operator's pause or resume is recorded, unfenced, by the member that
 // wrote it. Every request goes through the process's simulated client, so
@@ -24,7 +25,9 @@ package ha
 //     has a lower term: a leader whose lease moved on cannot write after a
 //     later term's entry;
 //   - (iii) when a takeover's entry lands, it names the member whose duty
-//     ran in that term.
+//     ran in that term, and the leader record names that member in that
+//     term (the write is fenced, as sim_fenced_test.go checks for the
+//     others).
 
 import (
 	"encoding/json"
@@ -49,6 +52,7 @@ type histConfig struct {
 	limit      int  // HistoryLimit in production; a few here, so that runs trim
 	unfenced   bool // mutation: the takeover's write sent without the core's checks
 	trimNewest bool // mutation: the trim deletes the newest entries, not the oldest
+	noMark     bool // mutation: the takeover's write neither reads nor sets the history's mark
 }
 
 // randomHistConfig draws a seed's history limit, from its own stream so
@@ -66,9 +70,12 @@ type simHistory struct {
 	landed  map[string]bool  // entries created in this stretch whose acknowledgement may come
 	acked   map[string]int64 // entries acknowledged to their writer in this stretch: path -> sequence
 	holders map[int64]string // term -> the member whose duty ran in it
-	memo    histMemo         // what the last check of (i) saw
-	ackGen  int              // bumped by every acknowledgement
-	counts  simHistCounts
+	// basis is the stretch in which each takeover write's checks were
+	// taken, by its multi's first op (shared by every copy of the write).
+	basis  map[*core.Op]int
+	memo   histMemo // what the last check of (i) saw
+	ackGen int      // bumped by every acknowledgement
+	counts simHistCounts
 }
 
 // histCall is a history request waiting for its reply.
@@ -96,7 +103,7 @@ type histMemo struct {
 
 // simHistCounts are the history's statistics.
 type simHistCounts struct {
-	acked, ackedTakeovers, refused, unknown, notSent, dropped, trimmed, staleTrims int
+	acked, ackedTakeovers, refused, unknown, notSent, dropped, found, trimmed, staleTrims, carried int
 }
 
 func (c *simHistCounts) add(o simHistCounts) {
@@ -106,15 +113,17 @@ func (c *simHistCounts) add(o simHistCounts) {
 	c.unknown += o.unknown
 	c.notSent += o.notSent
 	c.dropped += o.dropped
+	c.found += o.found
+	c.carried += o.carried
 	c.staleTrims += o.staleTrims
 	c.trimmed += o.trimmed
 }
 
 func (c simHistCounts) String() string {
 	return fmt.Sprintf("history writes acknowledged %d (takeovers %d), refused by checks %d, outcome unknown %d, "+
-		"not sent (connection replaced) %d, dropped (a later term by then) %d, entries trimmed %d (of them listed "+
-		"before ZooKeeper forgot %d)", c.acked, c.ackedTakeovers, c.refused, c.unknown, c.notSent, c.dropped, c.trimmed,
-		c.staleTrims)
+		"not sent (connection replaced) %d, dropped (a later term by then) %d, found recorded when tried again %d, "+
+		"landed after ZooKeeper forgot %d, entries trimmed %d (of them listed before ZooKeeper forgot %d)", c.acked,
+		c.ackedTakeovers, c.refused, c.unknown, c.notSent, c.dropped, c.found, c.carried, c.trimmed, c.staleTrims)
 }
 
 func (s *sim) historyDir() string { return historyDir(s.root, s.group) }
@@ -209,34 +218,25 @@ func (s *sim) histPause(n *simNode, p *core.PauseInfo) {
 	n.at(s.now, func() { s.histAppend(n, entry, false, 0, func() {}) })
 }
 
-// histAppend is appendHistory: try 1 makes the directory first.
+// histAppend is appendHistory: a takeover is histTakeover's; a pause or
+// a resume is tried once more after making the directory.
 func (s *sim) histAppend(n *simNode, entry HistoryEntry, fenced bool, try int, done func()) {
-	dir := s.historyDir()
-	again := func(notLeader bool) {
-		if notLeader || try+1 >= 2 {
-			done()
-			return
-		}
-		s.histAppend(n, entry, fenced, try+1, done)
+	if fenced {
+		s.histTakeover(n, entry, 0, done)
+		return
 	}
+	dir := s.historyDir()
 	write := func() {
-		if fenced {
-			s.histFenced(n, entry, func(ok, notLeader bool) {
-				if ok {
-					s.histTrim(n, done)
-					return
-				}
-				again(notLeader)
-			})
-			return
-		}
 		s.histDo(n, entryCreate(dir, entry), func(r core.Result) {
-			s.tracef("%s: history: %s: %s %s", n.name, entry.Cause, r.Err, createdPathOr(entryCreate(dir, entry), r))
-			if r.Err == core.ErrNone {
+			s.tracef("%s: history: %s: %s %s", n.name, entry.Cause, r.Err, s.createdPathOr(entryCreate(dir, entry), r))
+			switch {
+			case r.Err == core.ErrNone:
 				s.histTrim(n, done)
-				return
+			case try+1 < 2:
+				s.histAppend(n, entry, fenced, try+1, done)
+			default:
+				done()
 			}
-			again(false)
 		})
 	}
 	if try > 0 {
@@ -246,13 +246,67 @@ func (s *sim) histAppend(n *simNode, entry HistoryEntry, fenced bool, try int, d
 	write()
 }
 
-// histFenced is Election.Fenced writing entry; done learns whether it
-// landed, or else whether the lease moved on (ErrNotLeader).
-func (s *sim) histFenced(n *simNode, entry HistoryEntry, done func(ok, notLeader bool)) {
+// histTakeover is appendTakeover: the mark read, then the fenced write of
+// the entry and the mark from the version read, again while the outcome is
+// unknown or the mark moved on.
+func (s *sim) histTakeover(n *simNode, entry HistoryEntry, try int, done func()) {
+	if try >= takeoverTries {
+		done()
+		return
+	}
+	dir := s.historyDir()
+	s.histDo(n, core.Op{Kind: core.OpGet, Path: dir}, func(r core.Result) {
+		switch r.Err {
+		case core.ErrNone:
+		case core.ErrNotSent:
+			if fb := n.core.Fence(n.local(s.now)); fb.Checks == nil && !fb.Wait {
+				done()
+				return
+			}
+			n.at(s.now+5*time.Millisecond, func() { s.histTakeover(n, entry, try, done) })
+			return
+		case core.ErrNoNode:
+			s.histDo(n, core.Op{Kind: core.OpCreate, Path: dir}, func(core.Result) { s.histTakeover(n, entry, try+1, done) })
+			return
+		default:
+			s.histTakeover(n, entry, try+1, done)
+			return
+		}
+		last := markedTerm(r.Data)
+		if s.cfg.hist.noMark {
+			last = 0
+		}
+		switch {
+		case last == entry.Term:
+			s.tracef("%s: history: takeover of term %d found recorded", n.name, entry.Term)
+			s.hist.counts.found++
+			done()
+			return
+		case last > entry.Term:
+			done()
+			return
+		}
+		s.histFenced(n, entry, r.Stat.Version, func(ok, notLeader bool) {
+			switch {
+			case ok:
+				s.histTrim(n, done)
+			case notLeader:
+				done()
+			default:
+				s.histTakeover(n, entry, try+1, done)
+			}
+		})
+	})
+}
+
+// histFenced is Election.Fenced writing entry with the mark from version
+// ver; done learns whether it landed, or else whether the lease moved on
+// (ErrNotLeader).
+func (s *sim) histFenced(n *simNode, entry HistoryEntry, ver int32, done func(ok, notLeader bool)) {
 	if n.core == nil {
 		return
 	}
-	pause := func() { n.at(s.now+5*time.Millisecond, func() { s.histFenced(n, entry, done) }) }
+	pause := func() { n.at(s.now+5*time.Millisecond, func() { s.histFenced(n, entry, ver, done) }) }
 	fb := n.core.Fence(n.local(s.now))
 	switch {
 	case fb.Checks == nil && !fb.Wait:
@@ -267,8 +321,17 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, done func(ok, notLeader
 	if s.cfg.hist.unfenced {
 		checks = nil
 	}
-	ops := takeoverOps(s.historyDir(), entry, fb.Term)
+	ops := takeoverOps(s.historyDir(), entry, fb.Term, ver)
+	if s.cfg.hist.noMark && ops != nil {
+		ops = ops[:1]
+	}
 	op := core.Op{Kind: core.OpMulti, Ops: append(checks, ops...)}
+	if len(op.Ops) > 0 {
+		if s.hist.basis == nil {
+			s.hist.basis = map[*core.Op]int{}
+		}
+		s.hist.basis[&op.Ops[0]] = s.hist.gen
+	}
 	send := func() {
 		// Session.doIn: never on a later connection than the checks'.
 		if n.epoch != fb.Epoch {
@@ -281,7 +344,7 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, done func(ok, notLeader
 		}
 		s.histDo(n, op, func(r core.Result) {
 			if r.Err != core.ErrNotSent {
-				s.tracef("%s: history: takeover of term %d: %s %s", n.name, entry.Term, r.Err, createdPathOr(op, r))
+				s.tracef("%s: history: takeover of term %d: %s %s", n.name, entry.Term, r.Err, s.createdPathOr(op, r))
 			}
 			if r.Err == core.ErrNone {
 				if ops == nil {
@@ -299,7 +362,7 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, done func(ok, notLeader
 				// Our member node moved on: an extension landed first, or
 				// our lease did. Ask the core which.
 				if g := n.core.Fence(n.local(s.now)); g.Wait || len(g.Checks) > 0 && g.Checks[0].Version != checks[0].Version {
-					s.histFenced(n, entry, done)
+					s.histFenced(n, entry, ver, done)
 					return
 				}
 			}
@@ -416,34 +479,42 @@ func (s *sim) histEntries() []histNode {
 	return out
 }
 
-// isHistoryCreate: op appends an entry; the entry it writes.
-func (s *sim) isHistoryCreate(op core.Op) (HistoryEntry, bool) {
-	last := op
-	if op.Kind == core.OpMulti && len(op.Ops) > 0 {
-		last = op.Ops[len(op.Ops)-1]
+// histCreate finds an entry's create in op: its index in a multi (-1: op
+// itself) and the entry.
+func (s *sim) histCreate(op core.Op) (int, HistoryEntry, bool) {
+	i, c := -1, op
+	if op.Kind == core.OpMulti {
+		i = slices.IndexFunc(op.Ops, func(o core.Op) bool { return o.Kind == core.OpCreate && o.Sequence })
+		if i < 0 {
+			return 0, HistoryEntry{}, false
+		}
+		c = op.Ops[i]
 	}
-	if last.Kind != core.OpCreate || !last.Sequence || last.Path != s.historyDir()+"/t-" {
-		return HistoryEntry{}, false
+	if c.Kind != core.OpCreate || !c.Sequence || c.Path != s.historyDir()+"/t-" {
+		return 0, HistoryEntry{}, false
 	}
 	var e HistoryEntry
-	_ = json.Unmarshal(last.Data, &e)
-	return e, true
+	_ = json.Unmarshal(c.Data, &e)
+	return i, e, true
 }
 
-// createdPath is the path a history create made.
-func createdPath(op core.Op, r core.Result) string {
-	if op.Kind == core.OpMulti {
-		return r.Multi[len(r.Multi)-1].Path
+// createdPath is the path op's create of an entry made (index i: histCreate).
+func createdPath(op core.Op, i int, r core.Result) string {
+	if i >= 0 {
+		return r.Multi[i].Path
 	}
 	return r.Path
 }
 
-// createdPathOr is createdPath when the create succeeded.
-func createdPathOr(op core.Op, r core.Result) string {
+// createdPathOr is createdPath when op succeeded, else what failed.
+func (s *sim) createdPathOr(op core.Op, r core.Result) string {
 	if r.Err != core.ErrNone {
 		return r.Detail
 	}
-	return createdPath(op, r)
+	if i, _, ok := s.histCreate(op); ok {
+		return createdPath(op, i, r)
+	}
+	return "(no entry)"
 }
 
 // afterHistory checks an entry ZooKeeper just applied, (ii) and (iii),
@@ -465,17 +536,33 @@ func (s *sim) afterHistory(op core.Op, r core.Result) {
 		}
 		return
 	}
-	entry, ok := s.isHistoryCreate(op)
+	i, entry, ok := s.histCreate(op)
 	if !ok {
 		return
 	}
-	p := createdPath(op, r)
+	p := createdPath(op, i, r)
 	if s.hist.landed == nil {
 		s.hist.landed = map[string]bool{}
 	}
 	s.hist.landed[p] = true
 	if entry.Term == 0 {
 		return // a pause or a resume
+	}
+	// Fenced: the leader record names its writer in its term as it lands;
+	// except for a write carried to a later connection that lands after
+	// ZooKeeper forgot, where another client may have brought both checked
+	// versions back (doc.go, "Fenced writes": not covered).
+	gen, known := 0, false
+	if op.Kind == core.OpMulti {
+		gen, known = s.hist.basis[&op.Ops[0]]
+		delete(s.hist.basis, &op.Ops[0])
+	}
+	if known && gen != s.hist.gen {
+		s.hist.counts.carried++
+	} else if data, _, ok := s.zk.Get(core.NewLayout(s.root, s.group).LeaderNode()); !s.recordNames(data, ok, entry) {
+		rec, _, _ := core.DecodeLeader(data)
+		s.violate("history entry %s of term %d by %s landed while the leader record says term %d, %s (%v)", p,
+			entry.Term, entry.To, rec.Term, rec.Name, ok)
 	}
 	if held := s.hist.holders[entry.Term]; held != entry.To {
 		s.violate("history entry %s says %s took term %d (%s), but that term's duty ran on %q", p, entry.To,
@@ -490,6 +577,13 @@ func (s *sim) afterHistory(op core.Op, r core.Result) {
 	}
 }
 
+// recordNames: the leader record (data; ok: it exists) names entry's
+// writer in entry's term.
+func (s *sim) recordNames(data []byte, ok bool, entry HistoryEntry) bool {
+	rec, kind, _ := core.DecodeLeader(data)
+	return ok && kind == core.RecOK && rec.Term == entry.Term && rec.Name == entry.To
+}
+
 // histHeld notes that n's duty runs in term.
 func (s *sim) histHeld(n *simNode, term int64) {
 	if s.hist.holders == nil {
@@ -500,7 +594,7 @@ func (s *sim) histHeld(n *simNode, term int64) {
 
 // histAck is a history create's reply reaching its writer.
 func (s *sim) histAck(n *simNode, op core.Op, r core.Result) {
-	entry, ok := s.isHistoryCreate(op)
+	i, entry, ok := s.histCreate(op)
 	if !ok || r.Err != core.ErrNone {
 		return
 	}
@@ -508,7 +602,7 @@ func (s *sim) histAck(n *simNode, op core.Op, r core.Result) {
 	if entry.Cause != CausePause && entry.Cause != CauseResume {
 		s.hist.counts.ackedTakeovers++
 	}
-	p := createdPath(op, r)
+	p := createdPath(op, i, r)
 	if !s.hist.landed[p] {
 		return // applied before ZooKeeper forgot it
 	}
