@@ -2,32 +2,38 @@ package ha
 
 // The group's history in the simulator (history.go, issue 18): every
 // running process records each takeover of its own as Election does, with
-// history.go's own functions for the entry, its create and the trim: on the
-// history goroutine (one write after the other), after the read of the
-// group record that clearSwitchover makes, by appendTakeover: the mark of
-// the history's directory read, then the entry and the mark written by a
-// write fenced with the core's checks (Election.Fenced: asked again while
-// the core says wait or the connection was replaced, refused when a check
-// fails), read and written again while the outcome is unknown or the mark
-// moved on, then the oldest entries beyond the limit deleted. A writer may be frozen
-// between taking the checks and sending, like the other fenced writes. An
-// operator's pause or resume is recorded, unfenced, by the member that
-// wrote it. Every request goes through the process's simulated client, so
-// it meets every fault the election meets.
+// history.go's own functions for the entry, its writes and the trim: on
+// the history goroutine (one takeover after the other), after the read of
+// the group record that clearSwitchover makes, by appendTakeover: the mark
+// of the history's directory read, then the entry and the mark written by
+// a write fenced with the core's checks (Election.Fenced: asked again
+// while the core says wait or the connection was replaced, refused when a
+// check fails), read and written again while the outcome is unknown or the
+// mark moved on; then the oldest entries beyond the limit deleted. A
+// writer may be frozen between taking the checks and sending, like the
+// other fenced writes, and the adversary now and then cuts its connection
+// with its write applied and the reply not yet sent. An operator's pause
+// or resume is recorded, unfenced, by the member that wrote it. Every
+// request goes through the process's simulated client, so it meets every
+// fault the election meets; another client puts foreign nodes under the
+// history (fForeignNodes).
 //
 // Invariants:
 //   - (i) after every step and at the end: an entry whose create its writer
 //     saw acknowledged is in ZooKeeper's data, unless at least limit newer
 //     entries are (the trim's right to delete it), while ZooKeeper keeps its
 //     data; a restore or a wipe, or another client deleting the tree,
-//     starts a new stretch, in which only what survived it is still owed;
+//     starts a new stretch, in which only what survived it is still owed
+//     (and a trim's delete listed before it acts on a history it never
+//     saw: not counted against the trim);
 //   - (ii) when a takeover's entry lands, every takeover entry before it
 //     has a lower term: a leader whose lease moved on cannot write after a
-//     later term's entry;
+//     later term's entry, and no term is recorded twice;
 //   - (iii) when a takeover's entry lands, it names the member whose duty
 //     ran in that term, and the leader record names that member in that
 //     term (the write is fenced, as sim_fenced_test.go checks for the
-//     others).
+//     others; a write carried to a later connection that lands after
+//     ZooKeeper forgot is doc.go's uncovered case, counted, not checked).
 
 import (
 	"encoding/json"
@@ -73,8 +79,9 @@ type simHistory struct {
 	// basis is the stretch in which each takeover write's checks were
 	// taken, by its multi's first op (shared by every copy of the write).
 	basis  map[*core.Op]int
-	memo   histMemo // what the last check of (i) saw
-	ackGen int      // bumped by every acknowledgement
+	rng    *rand.Rand // the adversary's draws at the history's writes
+	memo   histMemo   // what the last check of (i) saw
+	ackGen int        // bumped by every acknowledgement
 	counts simHistCounts
 }
 
@@ -103,7 +110,7 @@ type histMemo struct {
 
 // simHistCounts are the history's statistics.
 type simHistCounts struct {
-	acked, ackedTakeovers, refused, unknown, notSent, dropped, found, trimmed, staleTrims, carried int
+	acked, ackedTakeovers, refused, unknown, notSent, dropped, found, trimmed, staleTrims, carried, cut int
 }
 
 func (c *simHistCounts) add(o simHistCounts) {
@@ -115,15 +122,17 @@ func (c *simHistCounts) add(o simHistCounts) {
 	c.dropped += o.dropped
 	c.found += o.found
 	c.carried += o.carried
+	c.cut += o.cut
 	c.staleTrims += o.staleTrims
 	c.trimmed += o.trimmed
 }
 
 func (c simHistCounts) String() string {
-	return fmt.Sprintf("history writes acknowledged %d (takeovers %d), refused by checks %d, outcome unknown %d, "+
+	return fmt.Sprintf("history writes acknowledged %d (takeovers %d), refused by checks %d, "+
+		"connections cut with a takeover's write applied %d, outcome unknown %d, "+
 		"not sent (connection replaced) %d, dropped (a later term by then) %d, found recorded when tried again %d, "+
 		"landed after ZooKeeper forgot %d, entries trimmed %d (of them listed before ZooKeeper forgot %d)", c.acked,
-		c.ackedTakeovers, c.refused, c.unknown, c.notSent, c.dropped, c.found, c.carried, c.trimmed, c.staleTrims)
+		c.ackedTakeovers, c.refused, c.cut, c.unknown, c.notSent, c.dropped, c.found, c.carried, c.trimmed, c.staleTrims)
 }
 
 func (s *sim) historyDir() string { return historyDir(s.root, s.group) }
@@ -582,6 +591,25 @@ func (s *sim) afterHistory(op core.Op, r core.Result) {
 func (s *sim) recordNames(data []byte, ok bool, entry HistoryEntry) bool {
 	rec, kind, _ := core.DecodeLeader(data)
 	return ok && kind == core.RecOK && rec.Term == entry.Term && rec.Name == entry.To
+}
+
+// histLanded sees a multi of n's client that ZooKeeper applied: at a
+// takeover's write, now and then (while the faults last), the adversary
+// cuts n's connection before the reply leaves, so that the writer learns
+// nothing of the outcome and must not record the takeover twice.
+func (s *sim) histLanded(n *simNode, f *flight) {
+	if _, entry, ok := s.histCreate(f.op); !ok || entry.Term == 0 || s.now >= s.healAt || !n.connected ||
+		f.epoch != n.epoch {
+		return
+	}
+	if s.hist.rng == nil {
+		s.hist.rng = rand.New(rand.NewSource(s.cfg.seed ^ 0x4157_c0de))
+	}
+	if s.hist.rng.Intn(4) == 0 {
+		s.hist.counts.cut++
+		s.tracef("ADVERSARY %s: connection cut with its history write applied", n.name)
+		n.breakConn("cut with its history write applied")
+	}
 }
 
 // histHeld notes that n's duty runs in term.
