@@ -18,11 +18,13 @@ import (
 // and resume, as sequential znodes under groups/<HA_ID>/history, the last
 // HistoryLimit kept. A new leader records its own takeover with a fenced
 // write (so a leader whose lease moved on cannot), naming whom it took over
-// from and why (the cause: core.Cause*); a pause or resume is recorded by
-// the member that wrote it. A takeover is recorded only while its leader
-// still leads when the write lands (a leadership that ends within a round
-// trip of its start may leave no entry, and the next one names it as the
-// leader it took over from).
+// from and why (the cause: core.Cause*), once: the history's directory
+// holds the term of the last takeover recorded, set with each entry by
+// compare-and-set; a pause or resume is recorded by the member that wrote
+// it. A takeover is recorded only while its leader still leads when the
+// write lands (a leadership that ends within a round trip of its start may
+// leave no entry, and the next one names it as the leader it took over
+// from).
 
 // HistoryLimit is how many entries the history keeps.
 const HistoryLimit = 1000
@@ -72,11 +74,11 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 			if !ok {
 				return
 			}
-			if t.To != PhaseActive || t.Cause == "" || t.Cause == core.CauseRenewed {
+			if !recordsTakeover(t) {
 				continue
 			}
 			e.clearSwitchover(ctx)
-			entry := HistoryEntry{At: time.Now().UTC(), From: t.Previous, To: e.s.cfg.Name, Term: t.Term, Cause: t.Cause}
+			entry := takeoverEntry(t, e.s.cfg.Name, time.Now().UTC())
 			if err := e.appendHistory(ctx, entry, true); err != nil {
 				e.log.Warn("takeover not recorded in the group's history", zap.Int64("term", t.Term), zap.Error(err))
 			}
@@ -84,33 +86,138 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 	}
 }
 
-// appendHistory writes entry, fenced by this node's lease when fenced, and
-// trims the history to HistoryLimit. A write that fails (the group's first
-// entry, or ZooKeeper lost the tree) makes the history's directory and
-// tries once more.
+// recordsTakeover: t is a takeover the history records, a move to active
+// by a claim (not our own lapsed lease re-claimed by rule A).
+func recordsTakeover(t Transition) bool {
+	return t.To == PhaseActive && t.Cause != "" && t.Cause != core.CauseRenewed
+}
+
+// takeoverEntry is the entry recording t, a takeover by the member named
+// name, at at (its term is the one the fenced write lands in).
+func takeoverEntry(t Transition, name string, at time.Time) HistoryEntry {
+	return HistoryEntry{At: at, From: t.Previous, To: name, Term: t.Term, Cause: t.Cause}
+}
+
+// entryCreate is the write that appends entry to the history under dir.
+func entryCreate(dir string, entry HistoryEntry) Op {
+	return Op{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry), Sequence: true}
+}
+
+// historyMark is the data of the history's directory: the term of the
+// last takeover recorded. A takeover's write sets it by compare-and-set
+// with its entry, so that a write tried again after an unknown outcome
+// cannot record the takeover twice.
+type historyMark struct {
+	Term int64 `json:"term"`
+}
+
+// markedTerm is the term the history's directory data records (0 none, or
+// not a mark).
+func markedTerm(data []byte) int64 {
+	var m historyMark
+	if json.Unmarshal(data, &m) != nil {
+		return 0
+	}
+	return m.Term
+}
+
+// takeoverOps are the ops of the fenced write that records entry, a
+// takeover, when the write is fenced by term and the history's directory
+// is at version ver: the entry, and the directory's mark set to its term
+// from ver. None when term is a later one (the leadership that took over
+// ended while the write waited, and the next records its own takeover;
+// under the later term the entry would name a takeover that term did not
+// start, and that term twice).
+func takeoverOps(dir string, entry HistoryEntry, term int64, ver int32) []Op {
+	if term != entry.Term {
+		return nil
+	}
+	return []Op{entryCreate(dir, entry),
+		{Kind: core.OpSet, Path: dir, Data: core.MustJSON(historyMark{Term: term}), Version: ver}}
+}
+
+// takeoverTries bounds the reads of the mark and the writes of one
+// takeover's entry.
+const takeoverTries = 8
+
+// appendHistory writes entry, fenced by this node's lease when fenced (a
+// takeover: appendTakeover), and trims the history to HistoryLimit. A
+// write that fails (the group's first entry, or ZooKeeper lost the tree)
+// makes the history's directory and tries once more.
 func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced bool) error {
 	dir := historyDir(e.s.cfg.Root, e.cfg.Group)
+	if fenced {
+		return e.appendTakeover(ctx, dir, entry)
+	}
 	var err error
 	for try := 0; try < 2; try++ {
 		if try > 0 {
 			e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // the group's first entry, or the tree was lost
 		}
-		if fenced {
-			_, err = e.Fenced(ctx, func(term int64) []Op {
-				entry.Term = term
-				return []Op{{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry), Sequence: true}}
-			})
-		} else if r, _, _ := e.s.do(core.Op{Kind: core.OpCreate, Path: dir + "/t-", Data: core.MustJSON(entry),
-			Sequence: true}); r.Err != core.ErrNone {
-			err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
-		}
-		if err == nil {
+		r, _, _ := e.s.do(entryCreate(dir, entry))
+		if r.Err == core.ErrNone {
 			e.trimHistory(dir)
 			return nil
 		}
-		if errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
+		err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
+		if ctx.Err() != nil {
 			return err
 		}
+	}
+	return err
+}
+
+// appendTakeover records entry, our takeover, once: it reads the mark of
+// the history's directory (the last takeover recorded: ours when an
+// earlier try landed though its outcome was unknown), then writes the
+// entry with the mark, fenced by our lease, by compare-and-set from the
+// version it read (so that an earlier try landing late makes it fail, and
+// the mark is read again).
+func (e *Election) appendTakeover(ctx context.Context, dir string, entry HistoryEntry) error {
+	err := fmt.Errorf("ha: history %s: the takeover of term %d not recorded", dir, entry.Term)
+	for try := 0; try < takeoverTries; try++ {
+		r, _, _ := e.s.do(core.Op{Kind: core.OpGet, Path: dir})
+		switch r.Err {
+		case core.ErrNone:
+		case core.ErrNotSent:
+			// No session now: as Fenced does, ask again while we lead.
+			if _, err := e.fenceOf(ctx); err != nil {
+				return err
+			}
+			if err := fenceRetryPause(ctx); err != nil {
+				return err
+			}
+			try--
+			continue
+		case core.ErrNoNode:
+			e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // the group's first entry, or the tree was lost
+			continue
+		default:
+			err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
+			continue
+		}
+		switch last := markedTerm(r.Data); {
+		case last == entry.Term:
+			return nil // an earlier try landed
+		case last > entry.Term:
+			return fmt.Errorf("%w: the takeover of term %d is recorded", ErrNotLeader, last)
+		}
+		stale := false
+		_, err = e.Fenced(ctx, func(term int64) []Op {
+			ops := takeoverOps(dir, entry, term, r.Stat.Version)
+			stale = ops == nil
+			return ops
+		})
+		switch {
+		case err == nil && stale:
+			return fmt.Errorf("%w: the leadership of term %d ended before its takeover was recorded", ErrNotLeader, entry.Term)
+		case err == nil:
+			e.trimHistory(dir)
+			return nil
+		case errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
+			return err
+		}
+		// The outcome unknown, or the directory moved on: read it again.
 	}
 	return err
 }
@@ -118,13 +225,31 @@ func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced
 // trimHistory deletes the oldest entries beyond HistoryLimit.
 func (e *Election) trimHistory(dir string) {
 	r, _, _ := e.s.do(core.Op{Kind: core.OpChildren, Path: dir})
-	if r.Err != core.ErrNone || len(r.Children) <= HistoryLimit {
+	if r.Err != core.ErrNone {
 		return
 	}
-	names := sortedEntries(r.Children)
-	for _, n := range names[:len(names)-HistoryLimit] {
-		e.s.do(core.Op{Kind: core.OpDelete, Path: dir + "/" + n, Version: -1})
+	for _, op := range trimDeletes(dir, r.Children, HistoryLimit) {
+		e.s.do(op)
 	}
+}
+
+// trimDeletes are the deletes, oldest first, that leave the newest limit
+// entries of dir, whose children are children (none when there are no
+// more than limit entries; nodes that are not entries are neither deleted
+// nor counted).
+func trimDeletes(dir string, children []string, limit int) []Op {
+	if len(children) <= limit {
+		return nil
+	}
+	names := sortedEntries(children)
+	if len(names) <= limit {
+		return nil // others' nodes made up the rest
+	}
+	var ops []Op
+	for _, n := range names[:len(names)-limit] {
+		ops = append(ops, Op{Kind: core.OpDelete, Path: dir + "/" + n, Version: -1})
+	}
+	return ops
 }
 
 // sortedEntries orders history znode names by sequence, ignoring others.

@@ -2,9 +2,12 @@ package ha
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 )
@@ -86,5 +89,66 @@ func TestHistoryRecordsEveryChangeWithItsCause(t *testing.T) {
 	}
 	if last, err := third.el.History(2); err != nil || len(last) != 2 || last[1].Cause != CauseResume {
 		t.Errorf("History(2) = %+v, %v: want the last two", last, err)
+	}
+}
+
+// TestTrimDeletesTheOldestEntriesOnly: the trim leaves the newest limit
+// entries and never counts or deletes a node that is not an entry, even
+// when such nodes make the children more than limit while the entries are
+// fewer (it used to slice out of range there, ending the process: found by
+// the simulator, sim_history_test.go).
+func TestTrimDeletesTheOldestEntriesOnly(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		children []string
+		limit    int
+		want     []string
+	}{
+		{"within the limit", []string{"t-0000000001", "t-0000000000"}, 2, nil},
+		{"the oldest beyond it", []string{"t-0000000002", "t-0000000000", "t-0000000001"}, 1,
+			[]string{"t-0000000000", "t-0000000001"}},
+		{"others' nodes are not counted", []string{"foreign", "t-junk", "t-0000000004"}, 2, nil},
+		{"nor deleted", []string{"foreign", "t-0000000007", "t-junk", "t-0000000003", "t-0000000005"}, 2,
+			[]string{"t-0000000003"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, op := range trimDeletes("/h", c.children, c.limit) {
+				if op.Kind != core.OpDelete || op.Version != -1 {
+					t.Fatalf("op %+v: want an unconditional delete", op)
+				}
+				got = append(got, strings.TrimPrefix(op.Path, "/h/"))
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("trimDeletes(%v, %d) deletes %v, want %v", c.children, c.limit, got, c.want)
+			}
+		})
+	}
+}
+
+// TestTakeoverRecordedOnlyUnderItsOwnTerm: a takeover's write carries its
+// entry and the history's mark by compare-and-set from the version read
+// (found by the simulator, sim_history_test.go: a write tried again after
+// an unknown outcome recorded the takeover twice); fenced by a later term
+// (the leadership ended while the write waited, and this node leads again)
+// it records nothing: the next takeover records its own, and no term
+// appears twice (found by the simulator too).
+func TestTakeoverRecordedOnlyUnderItsOwnTerm(t *testing.T) {
+	entry := HistoryEntry{From: "a", To: "b", Term: 7, Cause: CauseSwitchover}
+	ops := takeoverOps("/h", entry, 7, 3)
+	if len(ops) != 2 || ops[0].Kind != core.OpCreate || !ops[0].Sequence || ops[0].Path != "/h/t-" ||
+		!strings.Contains(string(ops[0].Data), `"term":7`) {
+		t.Fatalf("fenced by its own term: %+v, want the entry's sequential create first", ops)
+	}
+	if m := ops[1]; m.Kind != core.OpSet || m.Path != "/h" || m.Version != 3 || markedTerm(m.Data) != 7 {
+		t.Fatalf("the mark: %+v, want term 7 set on /h from version 3", m)
+	}
+	if ops := takeoverOps("/h", entry, 9, 3); ops != nil {
+		t.Fatalf("fenced by a later term: %+v, want nothing", ops)
+	}
+	for _, data := range []string{"", "x", `{"term":"7"}`} {
+		if got := markedTerm([]byte(data)); got != 0 {
+			t.Errorf("markedTerm(%q) = %d, want 0", data, got)
+		}
 	}
 }

@@ -234,6 +234,7 @@ func (s *sim) afterApply(n *simNode, f *flight, res core.Result) {
 	if res.Err != core.ErrNone || op.Kind != core.OpMulti {
 		return
 	}
+	s.histLanded(n, f)
 	p := &s.plan
 	if p.rollbackAtClaim && p.snap != nil && n != p.heal && isClaim(n, op) {
 		snap, heal := p.snap, p.heal

@@ -112,9 +112,11 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 			Flags: zk.FlagEphemeral | zk.FlagSequence})
 		s.adversary(simzk.Op{Kind: simzk.Create, Path: l.MemberNode("_c_" + strings.Repeat("2", 32) + "-m-"),
 			Data: s.garbage(), Flags: zk.FlagEphemeral | zk.FlagSequence})
+		s.histForeign()
 	case fDeleteTree:
 		evs, _ := s.zk.DeleteAll(s.advSession(), s.root, s.now)
 		s.dispatch(evs)
+		s.histForgot()
 	case fDeleteMembers:
 		evs, _ := s.zk.DeleteAll(s.advSession(), l.MembersDir(), s.now)
 		s.dispatch(evs)
@@ -143,7 +145,7 @@ func (s *sim) inject(k faultKind, n *simNode, length time.Duration) {
 	case fUnhealthy:
 		s.unhealthy(n, length)
 	case fPause:
-		s.pause(length)
+		s.pause(n, length)
 	case fSwitchover:
 		s.switchover(n)
 	case fDutyLost:
@@ -215,6 +217,7 @@ func (s *sim) serverOutage(d time.Duration, restart func()) {
 	}
 	s.at(s.now+d, func() {
 		restart()
+		s.histForgot() // it may have lost data (sim_history_test.go)
 		if s.ens != nil {
 			s.ens.reset()
 		}

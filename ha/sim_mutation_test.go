@@ -44,6 +44,9 @@ var mutations = []mutation{
 	{"a guard takes a silent coordinator for dead and releases", func(c *simConfig) { c.guardRelease, c.guardNoProof = true, true }},
 	{"a guard releases before the duty has stopped", func(c *simConfig) { c.guardRelease, c.guardEarly = true, true }},
 	{"a guard releases after the lease (across a rollback)", func(c *simConfig) { c.guardRelease, c.guardLate = true, true }},
+	{"a takeover's history entry written unfenced", func(c *simConfig) { c.hist.unfenced = true }},
+	{"the history's trim deletes the newest entries", func(c *simConfig) { c.hist.trimNewest = true }},
+	{"a takeover's history entry written without the mark", func(c *simConfig) { c.hist.noMark = true }},
 }
 
 // mutationSeeds is how many seeds a mutation may need at most: the seeds of

@@ -19,16 +19,22 @@ import (
 // pause sets the group record's pause for length, then clears it; the
 // operator resumes once more when the faults heal, in case ZooKeeper was
 // rolled back to a state that held the pause (which leaves a paused group
-// without a leader: the operator's to end, as README says).
-func (s *sim) pause(length time.Duration) {
+// without a leader: the operator's to end, as README says). Member n records
+// each change in the history, as Election.Pause and Resume do
+// (sim_history_test.go).
+func (s *sim) pause(n *simNode, length time.Duration) {
 	l := core.NewLayout(s.root, s.group)
 	set := func(p *core.PauseInfo) {
 		data, _, ok := s.zk.Get(l.GroupNode())
 		if !ok {
 			return
 		}
+		already := (core.GroupPaused(data) != nil) == (p != nil) // Election.setPause records nothing then
 		if next, ok := core.GroupRecordPaused(data, p); ok {
 			s.adversary(simzk.Op{Kind: simzk.SetData, Path: l.GroupNode(), Data: next, Version: -1})
+			if !already && !s.zkDown {
+				s.histPause(n, p)
+			}
 		}
 	}
 	set(&core.PauseInfo{By: "operator", At: simBase.Add(s.now), Reason: "simulated"})

@@ -122,6 +122,8 @@ type simConfig struct {
 	// its deliberate breaks: a silent coordinator taken for dead, a
 	// release before the duty's stop, a release sent after the lease.
 	guardRelease, guardNoProof, guardEarly, guardLate bool
+
+	hist histConfig // the history's limit, and the writer's weakenings (sim_history_test.go)
 }
 
 // randomConfig draws a scenario from a seed.
@@ -153,6 +155,7 @@ func randomConfig(seed int64) simConfig {
 	cfg.settle = simSettle(cfg)
 	cfg.replicated = replicatedSeed(seed)
 	cfg.guardRelease = rand.New(rand.NewSource(seed^0x6a4d_0e1f)).Intn(4) != 0
+	cfg.hist = randomHistConfig(seed)
 	return cfg
 }
 
@@ -226,10 +229,11 @@ type sim struct {
 	fixPlanned    bool // an operator deletes a record whose term cannot grow once the faults end
 	resumePlanned bool // an operator resumes a paused group once the faults end (sim_pause_test.go)
 
-	fenced         simFenced // the fenced writes applied (sim_fenced_test.go)
-	plan           advPlan   // armed sensitive-point faults (sim_adversary_test.go)
-	resumeOverlaps int       // duties started while an older one was paused with its host
-	serverGen      int       // bumped when the server stops: its connections die with it
+	fenced         simFenced  // the fenced writes applied (sim_fenced_test.go)
+	hist           simHistory // the history's writes (sim_history_test.go)
+	plan           advPlan    // armed sensitive-point faults (sim_adversary_test.go)
+	resumeOverlaps int        // duties started while an older one was paused with its host
+	serverGen      int        // bumped when the server stops: its connections die with it
 
 	grng        *rand.Rand    // the guard's draws (sim_guard_test.go)
 	fencedGuard simGuardStats // the guards' releases
@@ -327,6 +331,9 @@ func (s *sim) run() string {
 	}
 	if s.fail == "" {
 		s.now = s.end
+		s.checkHistory()
+	}
+	if s.fail == "" {
 		switch active := s.active(); {
 		case s.leaderAt == 0 || len(active) != 1:
 			var states []string
@@ -446,6 +453,7 @@ func (s *sim) apply(sid int64, op core.Op) core.Result {
 	r := simResult(res)
 	s.afterFenced(op, before, existed, r)
 	s.afterTakeover(takeover, r)
+	s.afterHistory(op, r)
 	return r
 }
 
@@ -544,6 +552,7 @@ func (s *sim) dutyStart(n *simNode, term int64, leaseEnd time.Time) {
 			n.core.LeaseBound(), n.local(s.now))
 	}
 	s.maxTerm = max(s.maxTerm, term)
+	s.histHeld(n, term)
 	s.duties++
 	n.duty, n.dutyTerm, n.dutyDeadline, n.dutyStopping = true, term, leaseEnd, false
 	n.dutyGen++
@@ -659,6 +668,7 @@ func (s *sim) check() {
 	if len(act) != 1 && s.now >= s.healAt {
 		s.leaderAt = 0
 	}
+	s.checkHistory()
 }
 
 // --- tests --------------------------------------------------------------------
@@ -712,6 +722,7 @@ type simStats struct {
 	leaderMaxSeed               int64
 	faults, claims              map[string]int
 	fenced                      simFenced // counts only
+	hist                        simHistCounts
 	ens                         ensStats
 	guard                       simGuardStats
 }
@@ -726,6 +737,7 @@ func (st *simStats) add(s *sim) {
 	st.fenced.refused += s.fenced.refused
 	st.fenced.notSent += s.fenced.notSent
 	st.guard = st.guard.add(s.fencedGuard)
+	st.hist.add(s.hist.counts)
 	st.simulated += s.now
 	if s.leaderAt > 0 {
 		st.leaderMax = max(st.leaderMax, s.leaderAt-s.healAt)
@@ -786,9 +798,10 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	t.Logf("branches reached (claims, releases, stops):\n%s", strings.Join(lines, "\n"))
-	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s; %s",
+	t.Logf("%d scenarios in %s: %d steps, %.0f simulated hours, %d duties, %d fences; slowest leader after the heal %s (%.1f leases, seed %d); claims by rule %v; faults %v; %s; %s; %s",
 		st.runs, time.Since(start).Round(time.Millisecond), st.steps, st.simulated.Hours(), st.duties, st.fences,
-		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens, st.fenced.summary()+st.guard.summary())
+		st.leaderMax.Round(time.Millisecond), st.leaderMaxLeases, st.leaderMaxSeed, st.claims, st.faults, st.ens,
+		st.fenced.summary()+st.guard.summary(), st.hist)
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d scenarios failed; seeds %v", len(failed), n, failed[:min(len(failed), 20)])
 	}

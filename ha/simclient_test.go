@@ -139,6 +139,9 @@ func (n *simNode) step(ev core.Event) {
 	if n.core == nil {
 		return
 	}
+	if r, ok := ev.(core.EvReply); ok && n.s.histReply(n, r) {
+		return // the history goroutine's, not the core's (sim_history_test.go)
+	}
 	now := n.local(n.s.now)
 	// As the driver does (election.go): a stalled monotonic clock first.
 	// The wall clock follows real time (NTP corrects it after a pause).
@@ -242,6 +245,7 @@ func (n *simNode) act(a core.Action) {
 		if a.T.To == PhaseActive {
 			s.claims[a.T.Reason[strings.Index(a.T.Reason, "claimed by ")+len("claimed by "):]]++
 		}
+		s.histTransition(n, a.T)
 	case core.ActNotice:
 		s.tracef("%s: notice %s: %s", n.name, a.N.Level, a.N.Msg)
 		if a.N.Level == "bug" {
