@@ -225,6 +225,11 @@ func (s *sim) serverOutage(d time.Duration, restart func()) {
 		s.expiryAt = 0
 		s.armExpiry()
 		s.tracef("zk: serving again")
+		wake := s.onServing
+		s.onServing = nil
+		for _, f := range wake {
+			f() // who waited for the server (sim_guard_test.go)
+		}
 	})
 }
 

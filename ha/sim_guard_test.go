@@ -69,6 +69,7 @@ func (s *sim) guardOnExit(n *simNode) {
 	if !s.cfg.guardRelease || n.guard.busy {
 		return
 	}
+	inc := n.inc // the process that exited (or, for a broken guard, froze)
 	// Lines still in the pipe arrive first: the guard reads to EOF.
 	s.at(s.now+time.Millisecond, func() {
 		t, until := n.guard.ticket, n.guard.until
@@ -77,7 +78,6 @@ func (s *sim) guardOnExit(n *simNode) {
 			return
 		}
 		n.guard.busy = true
-		inc := n.inc
 		release := func() { s.guardRelease(n, t, until, inc) }
 		switch {
 		case s.cfg.guardEarly:
@@ -118,8 +118,17 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, until time.Time, inc
 		// member claimed (rule D, W after the last extension it saw) and
 		// ZooKeeper forgot that claim (restored to the ticket's versions).
 		s.plan.rollbackAtClaim = true
-		send += core.TakeoverWait(s.cfg.lease) + between(60*time.Millisecond, 400*time.Millisecond)
 		s.tracef("ADVERSARY: %s's guard frozen until after the next claim, which ZooKeeper forgets", n.name)
+		woken := false
+		wake := func() {
+			if !woken {
+				woken = true
+				s.guardSend(n, t, until, inc, arrive)
+			}
+		}
+		s.onServing = append(s.onServing, func() { s.at(s.now+between(20*time.Millisecond, s.cfg.lease/2), wake) })
+		s.at(s.now+core.TakeoverWait(s.cfg.lease)+s.cfg.lease, wake) // no claim came: wake all the same
+		return
 	case f == 3: // cut off once sent: lost, or late on the same connection
 		if rng.Intn(2) == 0 {
 			s.at(s.now+send, func() { n.guard.busy = false })
@@ -129,8 +138,14 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, until time.Time, inc
 		}
 		arrive += time.Duration(rng.Int63n(int64(s.cfg.lease)))
 	}
-	s.at(s.now+send, func() {
-		n.guard.busy = false
+	s.at(s.now+send, func() { s.guardSend(n, t, until, inc, arrive) })
+}
+
+// guardSend is the guard sending t's release now (unless its lease is
+// over), arriving at the server after arrive on the same connection.
+func (s *sim) guardSend(n *simNode, t *core.GuardTicket, until time.Time, inc int, arrive time.Duration) {
+	n.guard.busy = false
+	{
 		if !s.cfg.guardLate && !n.local(s.now).Before(until) {
 			s.tracef("%s: guard's release for term %d not sent: the lease is over", n.name, t.Term)
 			s.fencedGuard.late++
@@ -160,7 +175,7 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, until time.Time, inc
 				s.violate("%s: its guard released term %d while the process lives", n.name, t.Term)
 			}
 		})
-	})
+	}
 }
 
 func (g simGuardStats) summary() string {

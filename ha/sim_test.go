@@ -236,6 +236,7 @@ type sim struct {
 	serverGen      int        // bumped when the server stops: its connections die with it
 
 	grng        *rand.Rand    // the guard's draws (sim_guard_test.go)
+	onServing   []func()      // run once the server serves again after an outage
 	fencedGuard simGuardStats // the guards' releases
 }
 
