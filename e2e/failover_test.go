@@ -54,7 +54,9 @@ func TestGracefulFailoverHandsOverWithoutOverlap(t *testing.T) {
 }
 
 // TestCrashedLeaderIsReplacedOnceItsLeaseProvablyEnded: SIGKILL of the
-// leader's process. The next member takes over W after the last extension
+// leader's whole node (hanode with its duty guard, as when the machine
+// dies: nobody releases; hanode alone is released for by its guard,
+// e2e/guard_release_test.go). The next member takes over W after the last extension
 // it saw (ZK_SESSION_TIMEOUT=4s: W is 4.08 s), without waiting for ZooKeeper
 // to expire the dead session. The killed node, restarted at once, finds its
 // name held by its dead process, takes it back, and joins as a standby: it
@@ -66,7 +68,7 @@ func TestCrashedLeaderIsReplacedOnceItsLeaseProvablyEnded(t *testing.T) {
 	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
 	oldTerm := activeTerm(t, leader)
 
-	fault := leader.Kill()
+	fault := leader.KillGroup()
 	if code := leader.WaitExit(exitBound); code != -1 {
 		t.Fatalf("%s exited %d after SIGKILL, want -1 (killed)", leader, code)
 	}
