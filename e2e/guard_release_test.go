@@ -495,8 +495,8 @@ func TestStaleTicketOfAnExtensionInFlightIsRefused(t *testing.T) {
 	case <-timer.C:
 		t.Fatalf("no extension of %s landed after ZooKeeper resumed: it was not in flight at the kill", leader)
 	}
-	if said := guardVerdict(t, leader); said != msgLeaseOver {
-		t.Errorf("%s's guard logged %q, want %q", leader, said, msgLeaseOver)
+	if said := guardVerdict(t, leader); said != msgStale {
+		t.Errorf("%s's guard logged %q, want %q", leader, said, msgStale)
 	}
 	succ, took := chk.WaitTakeover(fault, leader, crashBound)
 	t.Logf("%s answered ok %v after the extension in flight landed", succ, took)

@@ -357,22 +357,24 @@ func (n *Node) Kill() time.Time { return n.Signal(syscall.SIGKILL) }
 // KillGroup sends SIGKILL to every process hanode started in other groups
 // (its duty guard, its duties), then to hanode's process group: the whole
 // node dies at once, as on a power loss, and no guard outlives hanode to
-// release its lease. It returns the instant just before the first signal.
+// release its lease. It returns the instant just before hanode's signal.
 func (n *Node) KillGroup() time.Time {
 	n.t.Helper()
 	p := n.current()
 	if p == nil || isDone(p.done) {
 		n.t.Fatalf("nodetest: KillGroup %s: not running", n.name)
 	}
-	at := time.Now()
 	// Everything else first, hanode last: its duty guard, which lives in a
 	// session of its own, must not see hanode exit and release its lease
-	// (a power loss leaves nobody to do that).
+	// (a power loss leaves nobody to do that). The instant returned is
+	// hanode's: it answers until then (finding the others takes a scan of
+	// /proc).
 	for _, pid := range nodePIDs(n.marker, n.dir) {
 		if pid != p.cmd.Process.Pid {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	at := time.Now()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	n.killMarked()
 	return at
