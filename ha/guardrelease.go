@@ -69,8 +69,8 @@ func (e *Election) encodeTicket(t *core.GuardTicket) []byte {
 // ReleaseAfterExit writes the release a guard holds a ticket for, once its
 // coordinator has provably exited and the duty is stopped: the caller
 // promises both, and gives ctx the lease's end as its deadline (the release
-// is never sent after it, nor on a second connection). tlsCfg dials ZooKeeper's secure port (nil: plain TCP). It
-// returns ErrTicketStale when ZooKeeper refused the versions (the holder
+// is never sent after it, nor on a second connection). tlsCfg dials
+// ZooKeeper's secure port (nil: plain TCP). It returns ErrTicketStale when ZooKeeper refused the versions (the holder
 // extended after its ticket, or another member claimed): the group then
 // waits the lease out, as after any crash.
 func ReleaseAfterExit(ctx context.Context, ticket []byte, tlsCfg *tls.Config, log *zap.Logger) (term int64, err error) {
