@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,7 +118,14 @@ func (j *Jailer) Base() string {
 // Sweep ends what earlier processes left behind: the jails named
 // "<stem><pid>-..." in this cgroup whose pid no longer runs (a hanode killed
 // with its guard, or a restarted node's dead guard). A cgroup still in use
-// by a live process of that pid is left alone. It reports what it ended.
+// by a live process of that pid is left alone, and so is every jail of a
+// dead hanode whose duty guard still runs: that guard is doing the job
+// itself (stopping the duty, ending the other jails, releasing the lease,
+// bounded by its release timeout) and exits after; killing it would cost
+// the group the release, so the lease would be waited out. A later Sweep
+// removes what it leaves. Several hanode processes can share one cgroup
+// (tests, or a unit running several), so a start must not end another's
+// guard. It reports what it ended.
 func (j *Jailer) Sweep(stem string, deadline time.Time) []string {
 	if j == nil || j.mode != ContainCgroup {
 		return nil
@@ -126,7 +134,8 @@ func (j *Jailer) Sweep(stem string, deadline time.Time) []string {
 	if err != nil {
 		return nil
 	}
-	var ended []string
+	dead := map[int][]string{} // a dead owner's pid: its jails
+	var owners []int
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), stem)
 		if !e.IsDir() || !ok {
@@ -137,12 +146,39 @@ func (j *Jailer) Sweep(stem string, deadline time.Time) []string {
 		if err != nil || pid == os.Getpid() || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 			continue
 		}
-		dir := filepath.Join(j.base, e.Name())
-		_ = cgroupKill(dir, deadline)
-		_ = removeCgroup(dir)
-		ended = append(ended, dir)
+		if _, seen := dead[pid]; !seen {
+			owners = append(owners, pid)
+		}
+		dead[pid] = append(dead[pid], filepath.Join(j.base, e.Name()))
+	}
+	var ended []string
+	for _, pid := range owners {
+		if slices.ContainsFunc(dead[pid], holdsGuard) {
+			continue
+		}
+		for _, dir := range dead[pid] {
+			_ = cgroupKill(dir, deadline)
+			_ = removeCgroup(dir)
+			ended = append(ended, dir)
+		}
 	}
 	return ended
+}
+
+// GuardCommand is the hanode subcommand that runs a duty guard; Sweep
+// tells a live guard by it.
+const GuardCommand = "duty-guard"
+
+// holdsGuard reports whether a process in dir (or below) runs a duty
+// guard: GuardCommand among its arguments.
+func holdsGuard(dir string) bool {
+	for _, pid := range cgroupProcs(dir) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && slices.Contains(strings.Split(string(b), "\x00"), GuardCommand) {
+			return true
+		}
+	}
+	return false
 }
 
 // EndSiblings ends the jails made by the same process as this one's own

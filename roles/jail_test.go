@@ -362,3 +362,64 @@ func TestStuckDutyIsNeitherRestartedNorReportedStopped(t *testing.T) {
 	require.NoError(t, h.s.Stop("test"))
 	assert.Equal(t, 1, h.logs.FilterMessage("the duty's leftover processes are gone").Len())
 }
+
+// TestSweepLeavesADeadHanodesWorkingGuardAlone: a starting hanode ends the
+// jails of dead hanode processes in its cgroup, but not those of a dead
+// hanode whose duty guard still runs (it is stopping the duty and
+// releasing the lease; several hanode processes may share the cgroup), and
+// never a live hanode's. Each jail holds a sleeping shell; the guard's
+// shell carries GuardCommand in its arguments, as a guard does.
+func TestSweepLeavesADeadHanodesWorkingGuardAlone(t *testing.T) {
+	base := cgroupJailer(t)
+	stem := fmt.Sprintf("hnsweep%d-", os.Getpid())
+	deadPID := func() int {
+		c := exec.Command("/bin/true")
+		require.NoError(t, c.Run())
+		return c.Process.Pid
+	}
+	// jailed starts a shell with argv0 in a jail of a hanode with pid owner.
+	jailers := map[int]*Jailer{}
+	jailed := func(owner int, argv0 string) (pid int, dir string) {
+		j := jailers[owner]
+		if j == nil {
+			j = &Jailer{mode: ContainCgroup, base: base.Base(), prefix: fmt.Sprintf("%s%d-", stem, owner)}
+			jailers[owner] = j
+		}
+		c := exec.Command("/bin/sh", "-c", "sleep 1000; :", argv0)
+		jl, err := j.start(c)
+		require.NoError(t, err)
+		waited := make(chan struct{})
+		go func() { _ = c.Wait(); close(waited) }() // reaped: processDead sees it gone
+		t.Cleanup(func() {
+			_ = cgroupKill(jl.dir, time.Now().Add(5*time.Second))
+			<-waited
+			jl.release()
+		})
+		return c.Process.Pid, jl.dir
+	}
+	withGuard, otherJail := deadPID(), deadPID()
+	guard, guardDir := jailed(withGuard, GuardCommand)
+	fence, fenceDir := jailed(withGuard, "fence") // a sibling the guard ends itself
+	orphan, orphanDir := jailed(otherJail, "fence")
+	live, liveDir := jailed(os.Getpid(), GuardCommand)
+
+	sweeper := &Jailer{mode: ContainCgroup, base: base.Base()}
+	ended := sweeper.Sweep(stem, time.Now().Add(5*time.Second))
+
+	assert.Equal(t, []string{orphanDir}, ended)
+	assert.True(t, processDead(orphan), "the jail of a dead hanode without a guard was not ended")
+	assert.NoDirExists(t, orphanDir)
+	for name, p := range map[string]int{"the working guard": guard, "its sibling": fence, "a live hanode's jail": live} {
+		assert.False(t, processDead(p), "%s was ended", name)
+	}
+	for _, dir := range []string{guardDir, fenceDir, liveDir} {
+		assert.DirExists(t, dir)
+	}
+
+	// Once the guard is done (it exits), the next start ends the rest.
+	require.NoError(t, syscall.Kill(guard, syscall.SIGKILL))
+	testwait.For(t, 5*time.Second, "the guard's exit", func() bool { return processDead(guard) })
+	ended = sweeper.Sweep(stem, time.Now().Add(5*time.Second))
+	assert.ElementsMatch(t, []string{guardDir, fenceDir}, ended)
+	assert.True(t, processDead(fence), "the dead hanode's sibling jail outlived the sweep after its guard exited")
+}

@@ -37,7 +37,7 @@ type guardOptions struct {
 
 // args are the guard's command-line arguments.
 func (o guardOptions) args() []string {
-	a := []string{"duty-guard", "--command", o.command, "--stop-timeout", o.stop.String(),
+	a := []string{roles.GuardCommand, "--command", o.command, "--stop-timeout", o.stop.String(),
 		"--name", o.name, "--role", o.role, "--ha-id", o.haID, "--log-level", o.logLevel, "--log-format", o.logFormat,
 		"--containment", string(o.containment), "--max-restarts", strconv.Itoa(o.maxRestarts),
 		"--restart-window", o.restartWindow.String()}
@@ -83,7 +83,7 @@ func newGuardCmd() *cobra.Command {
 		env                                                   []string
 	)
 	cmd := &cobra.Command{
-		Use:    "duty-guard",
+		Use:    roles.GuardCommand,
 		Short:  "Run the active duty for `hanode run` (internal)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
