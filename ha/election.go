@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/hanode/hanode/ha/internal/core"
 	"github.com/hanode/hanode/internal/clockwatch"
 	"go.uber.org/zap"
@@ -429,6 +430,7 @@ func (e *Election) Run(ctx context.Context) error {
 		select {
 		case <-shutdown:
 			shutdown = nil
+			e.s.batch.hurry() // the release waits for a waiting extension's reply
 			e.step(core.EvShutdown{})
 		case <-sessionDone:
 			sessionDone = nil
@@ -448,6 +450,7 @@ func (e *Election) Run(ctx context.Context) error {
 			e.checkClock()
 			req.reply <- e.core.Fence(time.Now())
 		case r := <-e.resigns:
+			e.s.batch.hurry()
 			e.resign(r)
 		case <-e.healthKick:
 			if h, ok := e.takeHealth(); ok {
@@ -510,7 +513,16 @@ func (e *Election) execute(a core.Action) {
 	switch a := a.(type) {
 	case core.ActRequest:
 		go func() {
-			r, ch, epoch := e.s.do(a.Op)
+			var (
+				r     core.Result
+				ch    <-chan zk.Event
+				epoch uint64
+			)
+			if a.Op.Kind == core.OpMulti { // the election's writes: batched with other groups' (batch.go)
+				r, epoch = e.s.batch.do(a.Op, a.Extension)
+			} else {
+				r, ch, epoch = e.s.do(a.Op)
+			}
 			e.post(core.EvReply{ID: a.ID, Result: r, Epoch: epoch})
 			if ch != nil {
 				select {

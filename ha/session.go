@@ -80,6 +80,8 @@ type Session struct {
 	subs   map[chan struct{}]struct{}
 	groups map[string]bool // groups an election runs in (joinGroup)
 
+	batch *batcher // the elections' writes, together (batch.go)
+
 	// Owned by the session goroutine.
 	epoch        uint64
 	lastSession  time.Time
@@ -138,6 +140,7 @@ func OpenSession(cfg SessionConfig) (*Session, error) {
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		subs: map[chan struct{}]struct{}{}, groups: map[string]bool{}, events: make(chan func(), 64),
 	}
+	s.batch = &batcher{s: s}
 	s.stat.Store(&sessionStatus{cause: "connecting"})
 	if err := s.connect(); err != nil {
 		return nil, err
@@ -233,12 +236,18 @@ type SessionStats struct {
 	// Replacements counts clients replaced after a session timeout
 	// without a session (checkClient).
 	Replacements uint64
+	// Batches counts the multis that carried the writes of several
+	// elections (batch.go), and Batched those writes: each batch is one
+	// of Requests and of Writes.
+	Batches, Batched uint64
 }
 
 // Stats returns the session's counters so far.
 func (s *Session) Stats() SessionStats {
-	return SessionStats{Requests: s.requests.Load(), Writes: s.writes.Load(), WatchEvents: s.watches.Load(),
+	st := SessionStats{Requests: s.requests.Load(), Writes: s.writes.Load(), WatchEvents: s.watches.Load(),
 		Replacements: s.replacements.Load()}
+	st.Batches, st.Batched = s.batch.stats()
+	return st
 }
 
 func (s *Session) status() sessionStatus { return *s.stat.Load() }
@@ -281,6 +290,14 @@ func (s *Session) joinGroup(group string) bool {
 	}
 	s.groups[group] = true
 	return true
+}
+
+// manyGroups reports whether elections of more than one group run on the
+// session: only then do their writes wait for each other (batch.go).
+func (s *Session) manyGroups() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.groups) > 1
 }
 
 // leaveGroup undoes joinGroup once the election has left the group.

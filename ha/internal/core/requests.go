@@ -58,7 +58,7 @@ func (c *Core) request(p pending, op Op) uint64 {
 	p.gen, p.epoch, p.sent = c.own.gen, c.sess.epoch, c.now
 	c.req.pend[id] = p
 	c.req.order = append(c.req.order, id)
-	c.emit(ActRequest{ID: id, Op: op})
+	c.emit(ActRequest{ID: id, Op: op, Extension: p.p == pExtend})
 	return id
 }
 

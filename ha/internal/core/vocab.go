@@ -207,6 +207,12 @@ type Action interface{ isAction() }
 type ActRequest struct {
 	ID uint64
 	Op Op
+	// Extension marks a lease extension. Its lease counts from the moment
+	// it was asked (the core's now), never from its send, so an executor
+	// may hold it back briefly and send it with other elections' writes
+	// in one multi: a later send only makes the holder's count of its
+	// lease more conservative. Nothing else about it changes.
+	Extension bool
 }
 
 // ActStartDuty starts the duty for Term. The duty must stop by itself if it

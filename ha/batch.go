@@ -1,0 +1,219 @@
+package ha
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hanode/hanode/ha/internal/core"
+)
+
+// Batching: the elections of one session (a process in several groups)
+// send their writes of the election (extensions, claims, releases: each a
+// multi) together, as one multi: ZooKeeper logs and fsyncs one transaction
+// instead of one per group, and answers one request.
+//
+// Why it changes nothing the core relies on:
+//
+//   - Every group's ops are its own multi's, unchanged, inside the batch;
+//     a multi is all or nothing, so each group's ops still land together
+//     or not at all, checked by their own versions. The groups of one
+//     session are distinct (joinGroup), so no op of one group reads or
+//     writes a znode of another.
+//   - A batch that ZooKeeper refused (one op failed its check) applied
+//     nothing. The group whose op failed gets that answer, exactly as if
+//     it had been sent alone; the others are sent again without it. Each
+//     group's ops are thus applied at most once. A batch whose outcome is
+//     unknown (the connection was lost) is never sent again: every group in
+//     it gets the unknown outcome, as it would alone.
+//   - A batched write goes out later than asked, never earlier. The core
+//     counts a lease from the moment it asked for the extension
+//     (core.ActRequest.Extension), so a later send only makes its count
+//     more conservative; every other write is a request whose premises
+//     are its own versions, which do not depend on when it is sent.
+//
+// Extensions may wait up to the window for company: at 1,000 groups on one
+// session, the leaders' extensions spread over R then leave in about R /
+// window multis instead of one each. Every other write goes at once, or,
+// while a batch is in flight, with the next one (the way a database
+// commits a group). With a single election on the session nothing waits.
+
+// batchWindow is how long an extension may wait for others of the same
+// session. It is a small part of the extension period (R = 2.33 s at the
+// defaults), which leaves two more extensions before the lease is at risk.
+const batchWindow = 100 * time.Millisecond
+
+// batchMaxOps bounds the ops in one batch: ZooKeeper refuses a request
+// above jute.maxbuffer (1 MB by default) by closing the connection, so a
+// batch stays far below it (an election's multi is two or three ops of a
+// few hundred bytes).
+const batchMaxOps = 1000
+
+// batcher gathers one session's election writes into multis.
+type batcher struct {
+	s *Session
+
+	mu      sync.Mutex
+	queue   []*batchItem
+	urgent  bool        // the queue holds a write that must not wait for the window
+	timer   *time.Timer // armed while only extensions wait
+	busy    bool        // a batch is in flight
+	batches uint64      // multis sent for more than one election
+	batched uint64      // election writes they carried
+}
+
+type batchItem struct {
+	op   core.Op // an OpMulti
+	done chan batchReply
+}
+
+type batchReply struct {
+	r     core.Result
+	epoch uint64
+}
+
+// do sends op, an election's multi, in a batch when other elections of the
+// session write too; extension says it may wait up to the window.
+func (b *batcher) do(op core.Op, extension bool) (core.Result, uint64) {
+	if !b.s.manyGroups() {
+		r, _, epoch := b.s.do(op)
+		return r, epoch
+	}
+	it := &batchItem{op: op, done: make(chan batchReply, 1)}
+	b.mu.Lock()
+	b.queue = append(b.queue, it)
+	if !extension {
+		b.urgent = true
+	}
+	b.kickLocked()
+	b.mu.Unlock()
+	rep := <-it.done
+	return rep.r, rep.epoch
+}
+
+// hurry sends the waiting extensions now: an election is about to stop,
+// and its release waits for its extension's reply.
+func (b *batcher) hurry() {
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		b.urgent = true
+		b.kickLocked()
+	}
+	b.mu.Unlock()
+}
+
+// kickLocked starts a batch when one may go: nothing in flight, and either
+// an urgent write waits or the window has passed.
+func (b *batcher) kickLocked() {
+	if b.busy || len(b.queue) == 0 {
+		return
+	}
+	if !b.urgent {
+		if b.timer == nil {
+			b.timer = time.AfterFunc(batchWindow, b.windowEnded)
+		}
+		return
+	}
+	b.startLocked()
+}
+
+func (b *batcher) windowEnded() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.timer = nil
+	if len(b.queue) > 0 {
+		b.urgent = true
+	}
+	b.kickLocked()
+}
+
+// startLocked takes the queue (up to batchMaxOps) and sends it.
+func (b *batcher) startLocked() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	n, ops := 0, 0
+	for n < len(b.queue) && (n == 0 || ops+len(b.queue[n].op.Ops) <= batchMaxOps) {
+		ops += len(b.queue[n].op.Ops)
+		n++
+	}
+	items := b.queue[:n:n]
+	b.queue = append([]*batchItem(nil), b.queue[n:]...)
+	b.urgent = len(b.queue) > 0 // what is left went past its window already
+	b.busy = true
+	go b.send(items)
+}
+
+// send sends items as one multi until each has its answer, then lets the
+// next batch go.
+func (b *batcher) send(items []*batchItem) {
+	for len(items) > 0 {
+		items = b.sendOnce(items)
+	}
+	b.mu.Lock()
+	b.busy = false
+	b.kickLocked()
+	b.mu.Unlock()
+}
+
+// sendOnce sends items as one multi and answers those it can: all of them,
+// or, when ZooKeeper refused the batch, the one whose op failed. It
+// returns the ones to send again.
+func (b *batcher) sendOnce(items []*batchItem) []*batchItem {
+	if len(items) == 1 {
+		r, _, epoch := b.s.do(items[0].op)
+		items[0].done <- batchReply{r, epoch}
+		return nil
+	}
+	var all []core.Op
+	for _, it := range items {
+		all = append(all, it.op.Ops...)
+	}
+	r, _, epoch := b.s.do(core.Op{Kind: core.OpMulti, Ops: all})
+	b.mu.Lock()
+	b.batches++
+	b.batched += uint64(len(items))
+	b.mu.Unlock()
+	if len(r.Multi) != len(all) {
+		// No answer per op (lost, not sent, or refused whole): the same
+		// outcome for every one, as each would have had alone.
+		for _, it := range items {
+			it.done <- batchReply{core.Result{Err: r.Err, Detail: r.Detail}, epoch}
+		}
+		return nil
+	}
+	failed := -1
+	if r.Err != core.ErrNone {
+		for i, m := range r.Multi {
+			if m.Err != core.ErrNone {
+				failed = i // ZooKeeper marks the ops before the failing one as not failed
+				break
+			}
+		}
+	}
+	var again []*batchItem
+	lo := 0
+	for _, it := range items {
+		hi := lo + len(it.op.Ops)
+		switch {
+		case r.Err == core.ErrNone:
+			it.done <- batchReply{core.Result{Err: core.ErrNone, Multi: r.Multi[lo:hi:hi]}, epoch}
+		case failed >= lo && failed < hi:
+			it.done <- batchReply{core.Result{Err: r.Err, Detail: r.Detail, Multi: r.Multi[lo:hi:hi]}, epoch}
+		case failed < 0:
+			// Refused with no op marked: answer every one alike.
+			it.done <- batchReply{core.Result{Err: r.Err, Detail: r.Detail, Multi: r.Multi[lo:hi:hi]}, epoch}
+		default:
+			again = append(again, it) // nothing of it applied; its ops did not fail
+		}
+		lo = hi
+	}
+	return again
+}
+
+// stats returns the batches sent and the election writes they carried.
+func (b *batcher) stats() (batches, batched uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.batches, b.batched
+}
