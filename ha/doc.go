@@ -168,6 +168,15 @@
 //	   extra D). Our claim deletes it at that version: if it extended
 //	   meanwhile the claim fails; if not, it never can.
 //
+// Elections of several groups on one Session send these multis together,
+// as one multi (batch.go): each group's ops unchanged inside it, all or
+// nothing, a refused batch sent again without the group whose op failed (it
+// gets ZooKeeper's answer as if alone), an unknown outcome never sent
+// again. Batching only delays a send; the holder counts its lease from when
+// it asked for the extension, so a later send can only shorten the lease it
+// counts on (the left inequality), and every other write rests on its own
+// versions, not on when it is sent.
+//
 // # Release by the guard
 //
 // A release written by the holder's duty guard (guardrelease.go,

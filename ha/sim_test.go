@@ -737,6 +737,7 @@ func (st *simStats) add(s *sim) {
 	st.fenced.applied += s.fenced.applied
 	st.fenced.refused += s.fenced.refused
 	st.fenced.notSent += s.fenced.notSent
+	st.fenced.carried += s.fenced.carried
 	st.guard = st.guard.add(s.fencedGuard)
 	st.hist.add(s.hist.counts)
 	st.simulated += s.now

@@ -198,6 +198,10 @@ type groupView struct {
 	look      lookState
 	lookDue   bool
 	lastLook  time.Time
+	// lookAt: a look asked for a little later (lookSoon), zero none. A
+	// change that only makes the view stale waits for it, off the path of
+	// any handover.
+	lookAt time.Time
 	members   []Member
 	names     []string // the members' node names, in order
 	ignored   []Ignored
@@ -452,6 +456,9 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	relist := time.Time{}
 	if !c.view.lastLook.IsZero() && c.view.look.id == 0 {
 		relist = c.view.lastLook.Add(c.relistEvery())
+	}
+	if !c.view.lookAt.IsZero() && c.view.look.id == 0 && (relist.IsZero() || c.view.lookAt.Before(relist)) {
+		relist = c.view.lookAt
 	}
 	switch c.role {
 	case roleHolder:

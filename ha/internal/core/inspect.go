@@ -68,7 +68,7 @@ func (c *Core) String() string {
 	lk := v.look
 	w.part("view").f("look", fmt.Sprintf("{id:%d at:%s names:%d waiting:%d recDone:%v again:%v ownSeq:%d ownBusy:%v ownRead:%v outdated:%v}",
 		lk.id, stamp(lk.at), len(lk.names), lk.waiting, lk.recDone, lk.again, lk.ownSeq, lk.ownBusy, lk.ownRead, lk.outdated)).
-		f("lookDue", v.lookDue).f("lastLook", v.lastLook).f("members", len(v.members)).f("names", v.names).
+		f("lookDue", v.lookDue).f("lastLook", v.lastLook).f("lookAt", v.lookAt).f("members", len(v.members)).f("names", v.names).
 		f("ignored", len(v.ignored)).f("infos", len(v.infos)).f("reread", v.reread).f("seenBelow", v.seenBelow).
 		f("belowInfo", v.belowInfo).f("position", v.position).f("unreadable", v.unreadable).f("sweepable", v.sweepable).
 		f("vacated", v.vacated).f("candSince", v.candSince).f("seenTerm", v.seenTerm).

@@ -55,7 +55,7 @@ func (c *Core) onClaimReply(p pending, r Result) {
 	c.own.writes--
 	if c.hold.lookAfterClaim {
 		c.hold.lookAfterClaim = false
-		c.wantLook()
+		c.lookSoon()
 	}
 	if c.stale(p) || c.role != roleMember {
 		return
@@ -157,7 +157,7 @@ func FailedOp(r Result) (int, ErrKind) {
 }
 
 func (c *Core) advanceHolder() {
-	if c.view.look.id == 0 && (c.view.lookDue || c.own.revalidate || !c.now.Before(c.view.lastLook.Add(c.relistEvery()))) {
+	if c.view.look.id == 0 && (c.view.lookDue || c.own.revalidate || c.lookSoonDue() || !c.now.Before(c.view.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
 	}
 	if c.own.revalidate {

@@ -47,8 +47,26 @@ func (c *Core) lookWanted() {
 	}
 }
 
+// lookSoon asks for a look one extension period from now (unless one is
+// asked sooner): for a change that leaves the view stale but decides
+// nothing now. Every member of a group that changed leader would otherwise
+// list the group at once, the moment ZooKeeper is busiest with the
+// handovers themselves. Looks only ever enable claims, so a later one can
+// only delay a claim, never allow one.
+func (c *Core) lookSoon() {
+	if at := c.now.Add(c.every); c.view.lookAt.IsZero() || at.Before(c.view.lookAt) {
+		c.view.lookAt = at
+	}
+}
+
+// lookSoonDue reports whether the look lookSoon asked for is due.
+func (c *Core) lookSoonDue() bool {
+	return !c.view.lookAt.IsZero() && !c.now.Before(c.view.lookAt)
+}
+
 func (c *Core) startLook() {
 	c.view.lookDue = false
+	c.view.lookAt = time.Time{}
 	id := c.request(pending{p: pLookChildren}, Op{Kind: OpChildren, Path: c.l.MembersDir()})
 	c.view.look = lookState{id: id, ownSeq: c.own.writeSeq, ownBusy: c.own.writes > 0}
 	p := c.req.pend[id]
@@ -437,6 +455,14 @@ func (c *Core) onPredWatch(kind WatchKind) {
 			c.watchPred()
 			return
 		}
+		// Not the lowest: a standby's node changes by its claim (or by
+		// another client), so the lowest has probably left. Follow it again
+		// at once (its release or departure wakes us), and list the group
+		// a period later: only rule D rests on knowing that it is now the
+		// lowest, and rule D waits W anyway.
+		c.watchPred()
+		c.lookSoon()
+		return
 	case WatchDeleted:
 		if c.pred.lowest && !c.pred.obs.IsZero() {
 			// It vanished with no change since we read it at predObs: its

@@ -318,6 +318,13 @@ func TestCoreAPredecessorChangedDuringALookKeepsItsPlace(t *testing.T) {
 	if r.c.view.position != 2 {
 		t.Fatalf("position %d after the predecessor changed during the look, want 2", r.c.view.position)
 	}
+	// The changed predecessor is followed again at once (a watching
+	// read), and the group listed later.
+	q, ok := r.takeGet(pred, true)
+	if !ok {
+		t.Fatalf("the changed predecessor is not read again with a watch; outstanding %v", r.pending())
+	}
+	r.answer(q, Result{Data: MustJSON(MemberInfo{Name: "b", Role: "p"}), Stat: Stat{Version: 1, EphemeralOwner: 9}})
 	r.step(EvTick{})
 	if _, ok := r.find(OpChildren, "/members"); ok {
 		if _, ok := r.takeGet(pred, false); ok {

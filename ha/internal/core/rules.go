@@ -108,7 +108,7 @@ func (c *Core) pickRule() (claimRule, time.Time, bool) {
 
 // advanceMember keeps a member's view fresh and claims when a rule allows.
 func (c *Core) advanceMember() {
-	if c.view.look.id == 0 && (c.view.lookDue || !c.view.lastLook.IsZero() && !c.now.Before(c.view.lastLook.Add(c.relistEvery()))) {
+	if c.view.look.id == 0 && (c.view.lookDue || c.lookSoonDue() || !c.view.lastLook.IsZero() && !c.now.Before(c.view.lastLook.Add(c.relistEvery()))) {
 		c.startLook()
 	}
 	if c.memberBusy() {
