@@ -90,6 +90,7 @@ type scaleResult struct {
 	watchesPerFailover float64
 	handoverRules      map[string]ruleTally // the new leaders' State().Reason: which claim rule
 	handoverOdd        string               // with trace: the wire of groups not led again by rule B
+	handoverMix        string               // with trace: frames per group from the cancels on, by session
 	handoverZK         zkDelta
 	handoverZKCPU      float64 // share of one core from just before the cancels to the last Run's return
 	handoverSelfCPU    float64
@@ -419,6 +420,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 	r.handoverMedian, _, r.handoverAll = quantiles(took)
 	if cfg.trace {
 		r.handoverOdd = oddHandovers(f, leaders, tracers, h0, 2)
+		r.handoverMix = frameMix(tracers, h0, float64(cfg.groups))
 	}
 	r.handoverWindow = window
 	r.handoverWatches = int64(s6.WatchEvents - s5.WatchEvents)
@@ -571,6 +573,9 @@ func (r scaleResult) report() string {
 		fmt.Fprintf(&b, "mass handover: %d new leaders %q, the slowest after %v\n", rt.n, rule, rt.slowest.Round(time.Millisecond))
 	}
 	b.WriteString(r.handoverOdd)
+	if r.handoverMix != "" {
+		fmt.Fprintf(&b, "mass handover: frames per group from the cancels on, by session:\n%s", r.handoverMix)
+	}
 	fmt.Fprintf(&b, "mass handover: CPU, share of one core over %.2f s: ZooKeeper %.0f%%, this process %.0f%%\n",
 		r.handoverZK.secs, 100*r.handoverZKCPU, 100*r.handoverSelfCPU)
 	return b.String()

@@ -422,7 +422,7 @@ func TestSystemdUnit(t *testing.T) {
 	lines := strings.Split(string(src), "\n")
 	for _, want := range []string{
 		"ExecStart=/usr/local/bin/hanode run --env-file /etc/default/hanode",
-		"KillMode=mixed",
+		"KillMode=control-group",
 		"KillSignal=SIGTERM",
 		"TimeoutStopSec=15",
 		"Restart=on-failure",

@@ -344,6 +344,63 @@ func TestNoReleaseWhenHanodeAndItsGuardDieTogether(t *testing.T) {
 	chk.Assert(t)
 }
 
+// TestGuardReleasesUnderSystemdAfterTheMainProcessDied: what the shipped
+// unit's KillMode=control-group does when hanode is killed: systemd reaps
+// it, then SIGTERMs every process left in the unit's cgroup (the guard and
+// the duty) and waits for them. The guard takes the signal after its
+// coordinator's exit as the end of its pipe: it stops the duty and
+// releases, and the next member answers ok well below the lease. (Under
+// KillMode=mixed, the unit's earlier setting, systemd SIGKILLs the guard at
+// once and the lease is waited out: TestNoReleaseWhenHanodeAndItsGuardDieTogether.)
+func TestGuardReleasesUnderSystemdAfterTheMainProcessDied(t *testing.T) {
+	zkSrv := zktest.Start(t)
+	nodes := nodetest.StartGroup(t, nodetest.GroupOptions{ZK: zkSrv.Addr, Heartbeat: true})
+	chk := nodetest.NewChecker(t, nodes...)
+	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
+	g := newGroupZK(t, zkSrv.Addr, nodetest.GroupID(t))
+
+	fault := g.afterExtension(t, leader, midLease, leader.KillUnderSystemd)
+	next, took := chk.WaitTakeover(fault, leader, crashBound)
+	t.Logf("%s answered ok %v after %s's hanode was killed and systemd signalled what was left", next, took, leader)
+	if took >= fastTakeover {
+		t.Errorf("takeover took %v, want < %v: the guard's release did not land", took, fastTakeover)
+	}
+	if said := guardVerdict(t, leader); said != msgReleased {
+		t.Errorf("%s's guard logged %q, want %q\n%s", leader, said, msgReleased, leader.Logs())
+	}
+	rejoin(t, chk, leader, next)
+	chk.Assert(t)
+}
+
+// TestSystemctlStopHandsOverUnderControlGroup: `systemctl stop` with the
+// shipped KillMode=control-group signals hanode, its guard and the duty at
+// once. hanode still hands over as on a SIGTERM of its own (the guard,
+// signalled while its coordinator lives, leaves the duty's stop to it), the
+// next member answers ok at once, and nothing is logged as an error.
+func TestSystemctlStopHandsOverUnderControlGroup(t *testing.T) {
+	zkSrv := zktest.Start(t)
+	nodes := nodetest.StartGroup(t, nodetest.GroupOptions{ZK: zkSrv.Addr, Heartbeat: true})
+	chk := nodetest.NewChecker(t, nodes...)
+	leader := chk.Node(chk.WaitSingleLeader(electionTimeout))
+
+	fault := leader.StopUnderSystemd()
+	next, took := chk.WaitTakeover(fault, leader, crashBound)
+	t.Logf("%s answered ok %v after systemctl stop of %s (every process signalled)", next, took, leader)
+	if took >= fastTakeover {
+		t.Errorf("takeover took %v after systemctl stop, want < %v: no release", took, fastTakeover)
+	}
+	if code := leader.WaitExit(exitBound); code != 0 {
+		t.Errorf("%s exited %d after systemctl stop, want 0", leader, code)
+	}
+	for _, e := range leader.LogEntries() {
+		if e.Level == "error" {
+			t.Errorf("%s logged an error on systemctl stop: %s %v", leader, e.Msg, e.Fields)
+		}
+	}
+	rejoin(t, chk, leader, next)
+	chk.Assert(t)
+}
+
 // TestGuardReleasesTheLeaseOfAPanickedLeader: a Go panic of the leader's
 // hanode (the hidden, test-only --debug-panic-on-sigusr2, signalled
 // mid-lease) exits 2, and the guard releases its lease as after a SIGKILL:

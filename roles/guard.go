@@ -57,6 +57,10 @@ import (
 // closes as the process exits, so the proof comes at once unless it lives.
 const exitProofWait = time.Second
 
+// signalGrace is how much longer than the duty's stop timeout a signalled
+// guard leaves its living coordinator to stop the duty and close it.
+const signalGrace = 2 * time.Second
+
 // GuardExit lets the guard release the lease for a coordinator that has
 // provably exited (issue 17): once the duty and every jail of the
 // coordinator are confirmed stopped, and Proof says the coordinator exited,
@@ -118,12 +122,14 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 	// first by the select below, and the release would use the stale
 	// ticket before it).
 	var readErr error // written before lines closes
+	quit := make(chan struct{})
+	defer close(quit)
 	go func() {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
 			select {
 			case lines <- sc.Text():
-			case <-ctx.Done():
+			case <-quit: // not ctx: after a signal the last lines still count
 				return
 			}
 		}
@@ -198,6 +204,8 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		defer t.Stop()
 		reap = t.C
 	}
+	done := ctx.Done()
+	var drained <-chan time.Time // after a signal once the coordinator died: its pipe's end is late
 	for {
 		if by := clock.check(); by > 0 && deadline != 0 {
 			log.Warn("monotonic clock stalled (host paused?): killing the duty", zap.Duration("stall", by))
@@ -211,8 +219,32 @@ func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg Supervisor
 		case <-clockTick.C:
 		case <-reap:
 			reapOrphans()
-		case <-ctx.Done():
-			return stop("guard stopped")
+		case <-done:
+			done = nil
+			if cfg.Exit != nil && !cfg.Once && cfg.Exit.Proof.Exited(0) {
+				// A SIGTERM after the coordinator died: systemd stopping the
+				// unit whose main process died (KillMode=control-group
+				// signals every process left in it, then waits for them).
+				// That is the end of the coordinator's pipe, which comes
+				// with its exit: read what it sent before (its last
+				// ticket), then its end stops the duty and releases.
+				log.Warn("signalled after the coordinator exited; reading what it sent", zap.Int("coordinator_pid", cfg.Exit.Proof.PID()))
+				drained = time.After(exitProofWait)
+				continue
+			}
+			// The coordinator lives: the whole unit is being stopped
+			// (systemctl stop signals every process of the unit), and the
+			// coordinator stops the duty, releases and closes us. Only if it
+			// has not within the duty's stop timeout, stop the duty here.
+			grace := cfg.StopTimeout + signalGrace
+			log.Info("signalled; the coordinator stops the duty", zap.Duration("else_after", grace))
+			drained = time.After(grace)
+		case <-drained:
+			if cfg.Exit != nil && !cfg.Once && cfg.Exit.Proof.Exited(0) {
+				log.Warn("the gone coordinator's pipe did not end; stopping the duty")
+				return gone()
+			}
+			return stop("guard signalled, and the coordinator did not stop the duty")
 		case <-w.failed:
 			log.Warn("coordinator gone (reply pipe broken); stopping the duty")
 			return gone()

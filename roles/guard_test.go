@@ -31,6 +31,7 @@ type guardUnderTest struct {
 	in      *io.PipeWriter
 	replies chan string
 	done    chan error
+	signal  context.CancelFunc // a SIGTERM to the guard (notifySignals cancels its context)
 }
 
 func startGuard(t *testing.T, cfg SupervisorConfig) *guardUnderTest {
@@ -56,8 +57,10 @@ func startGuard(t *testing.T, cfg SupervisorConfig) *guardUnderTest {
 		}
 		close(g.replies)
 	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	g.signal = cancel
 	go func() {
-		err := ServeGuard(context.Background(), inR, outW, cfg)
+		err := ServeGuard(ctx, inR, outW, cfg)
 		_ = outW.Close()
 		g.done <- err
 	}()

@@ -106,7 +106,7 @@ type GuardConfig struct {
 // duty's processes here: the duty's shell still dies with the guard
 // (PR_SET_PDEATHSIG), but its children do not. Then the service manager is
 // the backstop: systemd kills whatever is left in the unit's cgroup when the
-// main process has died (KillMode=mixed, as shipped, or control-group; never
+// main process has died (KillMode=control-group, as shipped, or mixed; never
 // process or none) before it restarts hanode.
 type Guard struct {
 	cfg GuardConfig

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -170,6 +171,73 @@ func TestGuardReleasesForAnExitedCoordinator(t *testing.T) {
 	assert.True(t, calls[0].dutyDead, "Release was called before the duty had stopped")
 	assert.True(t, calls[0].siblingEmpty, "Release was called before the coordinator's other jail was emptied")
 	assert.Equal(t, 1, g.logs.FilterMessage("ended what the gone coordinator was running").Len())
+}
+
+// TestGuardSignalledAfterItsCoordinatorExitedReleases: systemd stopping a
+// unit whose main process died (KillMode=control-group) signals the guard
+// as the coordinator's pipe ends. The guard reads what the coordinator sent
+// before its end (a ticket written just before the exit), then stops the
+// duty and releases with that ticket; the same signal while the coordinator
+// lives stops the duty and releases nothing, at once.
+func TestGuardSignalledAfterItsCoordinatorExitedReleases(t *testing.T) {
+	t.Run("exited", func(t *testing.T) {
+		jailer, sibling := coordinatorJails(t)
+		rel := &releases{sibling: sibling}
+		g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, true), Release: rel.release}})
+		var pid int
+		rel.dutyPID = func() int { return pid }
+		pid = g.runDuty(t, ticketLine("first"))
+		g.send(t, ticketLine("last")) // on its way when the coordinator died
+		g.signal()
+		// Here the pipe's end comes after the signal is taken (in life a
+		// little before it): the guard must wait for it.
+		testwait.For(t, 5*time.Second, "the signal to be taken", func() bool {
+			return g.logs.FilterMessage("signalled after the coordinator exited; reading what it sent").Len() == 1
+		})
+		g.closeAndWait(t)
+
+		calls := rel.got()
+		require.Len(t, calls, 1, "Release calls")
+		assert.Equal(t, "last", calls[0].ticket, "the ticket sent before the end")
+		assert.True(t, calls[0].dutyDead, "Release was called before the duty had stopped")
+	})
+	t.Run("alive", func(t *testing.T) {
+		// systemctl stop: every process of the unit is signalled, the
+		// coordinator too, and it stops the duty itself.
+		jailer, _ := coordinatorJails(t)
+		rel := &releases{}
+		g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, false), Release: rel.release}})
+		pid := g.runDuty(t, ticketLine("valid"))
+		g.signal()
+		testwait.For(t, 5*time.Second, "the signal to be taken", func() bool {
+			return g.logs.FilterMessage("signalled; the coordinator stops the duty").Len() == 1
+		})
+		g.send(t, "stop shutting down")
+		assert.Equal(t, "stopping", g.reply(t), "the signalled guard still serves its coordinator")
+		assert.Equal(t, "stopped", g.reply(t))
+		assert.True(t, processDead(pid), "the duty must stop")
+		g.closeAndWait(t)
+		assert.Empty(t, rel.got(), "Release called for a coordinator that lives")
+	})
+	t.Run("alive and silent", func(t *testing.T) {
+		// Signalled alone: the duty is stopped once the coordinator has
+		// had the duty's stop timeout and more to do it.
+		jailer, _ := coordinatorJails(t)
+		rel := &releases{}
+		g := startGuard(t, SupervisorConfig{Jailer: jailer, Exit: &GuardExit{Proof: childProof(t, false), Release: rel.release}})
+		pid := g.runDuty(t, ticketLine("valid"))
+		start := time.Now()
+		g.signal()
+		select {
+		case err := <-g.done:
+			g.done <- err
+		case <-time.After(10 * time.Second):
+			t.Fatal("ServeGuard did not return after the signal and the grace")
+		}
+		assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond+signalGrace, "stopped the duty before the coordinator's grace")
+		assert.Empty(t, rel.got(), "Release called for a coordinator that lives")
+		assert.True(t, processDead(pid), "the duty must stop")
+	})
 }
 
 // TestGuardDoesNotReleaseWithoutProofOfExit: a coordinator that closed the

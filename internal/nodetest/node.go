@@ -380,6 +380,49 @@ func (n *Node) KillGroup() time.Time {
 	return at
 }
 
+// StopUnderSystemd stops the node as `systemctl stop` does with
+// KillMode=control-group: SIGTERM to every process of the node at once,
+// hanode, its duty guard and its duty's processes. It returns the instant
+// just before the first signal.
+func (n *Node) StopUnderSystemd() time.Time {
+	n.t.Helper()
+	p := n.current()
+	if p == nil || isDone(p.done) {
+		n.t.Fatalf("nodetest: StopUnderSystemd %s: not running", n.name)
+	}
+	pids := nodePIDs(n.marker, n.dir)
+	at := time.Now()
+	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	for _, pid := range pids {
+		if pid != p.cmd.Process.Pid {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
+	return at
+}
+
+// KillUnderSystemd kills hanode as the OOM killer would under systemd with
+// KillMode=control-group: SIGKILL to hanode alone; once it is reaped (systemd
+// acts on its SIGCHLD), SIGTERM to every process left of the node (systemd
+// stopping the unit signals every process in its cgroup, then waits for
+// them). It returns the instant just before hanode's SIGKILL. (Under
+// KillMode=mixed the SIGTERM goes to the dead main process only and every
+// other process gets SIGKILL at once: KillGroup, in effect.)
+func (n *Node) KillUnderSystemd() time.Time {
+	n.t.Helper()
+	p := n.current()
+	at := n.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(exitTimeout):
+		n.t.Fatalf("nodetest: %s pid %d not reaped %v after SIGKILL", n.name, p.cmd.Process.Pid, exitTimeout)
+	}
+	for _, pid := range nodePIDs(n.marker, n.dir) {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	return at
+}
+
 // Stop sends SIGSTOP to the hanode process (not to its duty), freezing it as
 // a long pause would; Cont resumes it.
 func (n *Node) Stop() time.Time {
