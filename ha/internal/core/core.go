@@ -195,13 +195,13 @@ type membership struct {
 
 // groupView is the group as our looks saw it.
 type groupView struct {
-	look      lookState
-	lookDue   bool
-	lastLook  time.Time
+	look     lookState
+	lookDue  bool
+	lastLook time.Time
 	// lookAt: a look asked for a little later (lookSoon), zero none. A
 	// change that only makes the view stale waits for it, off the path of
 	// any handover.
-	lookAt time.Time
+	lookAt    time.Time
 	members   []Member
 	names     []string // the members' node names, in order
 	ignored   []Ignored
