@@ -8,9 +8,11 @@ import (
 )
 
 // Batching: the elections of one session (a process in several groups)
-// send their writes of the election (extensions, claims, releases: each a
-// multi) together, as one multi: ZooKeeper logs and fsyncs one transaction
-// instead of one per group, and answers one request.
+// send their writes (extensions, claims, releases, and the fenced writes
+// within their groups: history, jobs, state; each a multi) together, as one
+// multi: ZooKeeper logs and fsyncs one transaction instead of one per
+// group, and answers one request. A fenced write goes only with writes
+// fenced on the same connection, and only on it (Session.doIn).
 //
 // Why it changes nothing the core relies on:
 //
@@ -62,8 +64,9 @@ type batcher struct {
 }
 
 type batchItem struct {
-	op   core.Op // an OpMulti
-	done chan batchReply
+	op    core.Op // an OpMulti
+	epoch uint64  // a fenced write's connection (Session.doIn), 0 any
+	done  chan batchReply
 }
 
 type batchReply struct {
@@ -74,11 +77,26 @@ type batchReply struct {
 // do sends op, an election's multi, in a batch when other elections of the
 // session write too; extension says it may wait up to the window.
 func (b *batcher) do(op core.Op, extension bool) (core.Result, uint64) {
+	return b.doIn(0, op, extension)
+}
+
+// doIn is do for a fenced write (Session.doIn): sent only on connection
+// epoch, in a batch with other writes fenced on it. Its ops must all be
+// under its group's node, as an election's are.
+func (b *batcher) doIn(epoch uint64, op core.Op, extension bool) (core.Result, uint64) {
 	if !b.s.manyGroups() {
-		r, _, epoch := b.s.do(op)
-		return r, epoch
+		var (
+			r core.Result
+			e uint64
+		)
+		if epoch != 0 {
+			r, _, e = b.s.doIn(epoch, op)
+		} else {
+			r, _, e = b.s.do(op)
+		}
+		return r, e
 	}
-	it := &batchItem{op: op, done: make(chan batchReply, 1)}
+	it := &batchItem{op: op, epoch: epoch, done: make(chan batchReply, 1)}
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
 	if !extension {
@@ -132,13 +150,19 @@ func (b *batcher) startLocked() {
 		b.timer.Stop()
 		b.timer = nil
 	}
-	n, ops := 0, 0
-	for n < len(b.queue) && (n == 0 || ops+len(b.queue[n].op.Ops) <= batchMaxOps) {
-		ops += len(b.queue[n].op.Ops)
-		n++
+	// The first waiting write and those fenced on the same connection (or,
+	// for the election's own, on none), in order, up to batchMaxOps.
+	epoch, ops := b.queue[0].epoch, 0
+	var items, rest []*batchItem
+	for _, it := range b.queue {
+		if it.epoch != epoch || len(items) > 0 && ops+len(it.op.Ops) > batchMaxOps {
+			rest = append(rest, it)
+			continue
+		}
+		ops += len(it.op.Ops)
+		items = append(items, it)
 	}
-	items := b.queue[:n:n]
-	b.queue = append([]*batchItem(nil), b.queue[n:]...)
+	b.queue = rest
 	b.urgent = len(b.queue) > 0 // what is left went past its window already
 	b.busy = true
 	go b.send(items)
@@ -160,8 +184,16 @@ func (b *batcher) send(items []*batchItem) {
 // or, when ZooKeeper refused the batch, the one whose op failed. It
 // returns the ones to send again.
 func (b *batcher) sendOnce(items []*batchItem) []*batchItem {
+	send := func(op core.Op) (core.Result, uint64) {
+		if e := items[0].epoch; e != 0 {
+			r, _, epoch := b.s.doIn(e, op)
+			return r, epoch
+		}
+		r, _, epoch := b.s.do(op)
+		return r, epoch
+	}
 	if len(items) == 1 {
-		r, _, epoch := b.s.do(items[0].op)
+		r, epoch := send(items[0].op)
 		items[0].done <- batchReply{r, epoch}
 		return nil
 	}
@@ -169,7 +201,7 @@ func (b *batcher) sendOnce(items []*batchItem) []*batchItem {
 	for _, it := range items {
 		all = append(all, it.op.Ops...)
 	}
-	r, _, epoch := b.s.do(core.Op{Kind: core.OpMulti, Ops: all})
+	r, epoch := send(core.Op{Kind: core.OpMulti, Ops: all})
 	b.mu.Lock()
 	b.batches++
 	b.batched += uint64(len(items))

@@ -113,3 +113,41 @@ func TestBatchWaitsOnlyForCompany(t *testing.T) {
 	assert.Less(t, time.Since(start), batchWindow, "the urgent write waited for the window")
 	assert.Equal(t, SessionStats{Batches: 1, Batched: 2}, SessionStats{Batches: s.Stats().Batches, Batched: s.Stats().Batched})
 }
+
+// TestBatchKeepsFencedWritesToTheirConnection: a fenced write goes only on
+// the connection its checks were taken on: one fenced on another (a
+// replaced connection) is refused, not sent, and never carried in a batch
+// with writes fenced on the current one.
+func TestBatchKeepsFencedWritesToTheirConnection(t *testing.T) {
+	zkS := zktest.Start(t)
+	s := batchSession(t, zkS.Addr, "g0", "g1")
+	conn := s.conn.Load()
+	for _, p := range []string{"/now", "/old"} {
+		_, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+		require.NoError(t, err)
+	}
+	set := func(p string) core.Op {
+		return core.Op{Kind: core.OpMulti, Ops: []core.Op{{Kind: core.OpSet, Path: p, Data: []byte("x"), Version: -1}}}
+	}
+	current := s.dialer.dials.Load()
+	// An extension waits for company; the two fenced writes come while it
+	// waits and go at once: the current one with it, the old one alone.
+	ext := make(chan core.Result, 1)
+	go func() { r, _ := s.batch.do(set("/now"), true); ext <- r }()
+	testwait.For(t, 5*time.Second, "the extension to wait in the queue", func() bool {
+		s.batch.mu.Lock()
+		defer s.batch.mu.Unlock()
+		return len(s.batch.queue) == 1
+	})
+	var wg sync.WaitGroup
+	var now, old core.Result
+	wg.Go(func() { now, _ = s.batch.doIn(current, set("/now"), false) })
+	wg.Go(func() { old, _ = s.batch.doIn(current+1, set("/old"), false) })
+	wg.Wait()
+	assert.Equal(t, core.ErrNone, now.Err, now.Detail)
+	assert.Equal(t, core.ErrNotSent, old.Err, "a write fenced on another connection was sent")
+	assert.Equal(t, core.ErrNone, (<-ext).Err)
+	_, st, err := conn.Get("/old")
+	require.NoError(t, err)
+	assert.Equal(t, int32(0), st.Version, "the write fenced on another connection landed")
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,6 +250,19 @@ type fencedReq struct {
 
 type fenceReply = core.FenceBasis
 
+// inGroup reports whether every op of op (a multi) is on a znode of this
+// election's group: only such a write joins other groups' in a batch, whose
+// ops are then on distinct znodes (batch.go).
+func (e *Election) inGroup(op core.Op) bool {
+	prefix := core.NewLayout(e.s.cfg.Root, e.cfg.Group).GroupNode() + "/"
+	for _, o := range op.Ops {
+		if !strings.HasPrefix(o.Path, prefix) {
+			return false
+		}
+	}
+	return true
+}
+
 // Fenced makes one term-fenced write: build's ops, in one ZooKeeper multi
 // after checks that succeed only while this node still holds the group's
 // lease (our member node at the version our last lease extension left, the
@@ -276,7 +290,13 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			continue
 		}
 		ops := build(f.Term)
-		r, _, _ := e.s.doIn(f.Epoch, core.Op{Kind: core.OpMulti, Ops: append(f.Checks, ops...)})
+		op := core.Op{Kind: core.OpMulti, Ops: append(f.Checks, ops...)}
+		var r core.Result
+		if e.inGroup(op) {
+			r, _ = e.s.batch.doIn(f.Epoch, op, false) // with the other groups' writes (batch.go)
+		} else {
+			r, _, _ = e.s.doIn(f.Epoch, op)
+		}
 		if r.Err == core.ErrNone {
 			return f.Term, nil
 		}

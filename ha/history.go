@@ -77,7 +77,9 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 			if !recordsTakeover(t) {
 				continue
 			}
-			e.clearSwitchover(ctx)
+			if t.Cause == CauseSwitchover {
+				e.clearSwitchover(ctx) // a request to us that is now done
+			}
 			entry := takeoverEntry(t, e.s.cfg.Name, time.Now().UTC())
 			if err := e.appendHistory(ctx, entry, true); err != nil {
 				e.log.Warn("takeover not recorded in the group's history", zap.Int64("term", t.Term), zap.Error(err))
@@ -212,7 +214,9 @@ func (e *Election) appendTakeover(ctx context.Context, dir string, entry History
 		case err == nil && stale:
 			return fmt.Errorf("%w: the leadership of term %d ended before its takeover was recorded", ErrNotLeader, entry.Term)
 		case err == nil:
-			e.trimHistory(dir)
+			if mayNeedTrim(r.Stat, HistoryLimit) {
+				e.trimHistory(dir)
+			}
 			return nil
 		case errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
 			return err
@@ -221,6 +225,12 @@ func (e *Election) appendTakeover(ctx context.Context, dir string, entry History
 	}
 	return err
 }
+
+// mayNeedTrim reports whether a history whose directory was at st just
+// before one more entry was created can hold more than limit entries: its
+// children are at most the creates its Cversion counts (with the deletes)
+// plus that one. Until then a takeover lists nothing to trim.
+func mayNeedTrim(st core.Stat, limit int) bool { return int64(st.Cversion)+1 > int64(limit) }
 
 // trimHistory deletes the oldest entries beyond HistoryLimit.
 func (e *Election) trimHistory(dir string) {

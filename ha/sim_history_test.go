@@ -297,6 +297,8 @@ func (s *sim) histTakeover(n *simNode, entry HistoryEntry, try int, done func())
 		}
 		s.histFenced(n, entry, r.Stat.Version, func(ok, notLeader bool) {
 			switch {
+			case ok && !mayNeedTrim(r.Stat, s.cfg.hist.limit):
+				done() // as appendTakeover: nothing to trim yet
 			case ok:
 				s.histTrim(n, done)
 			case notLeader:
