@@ -314,6 +314,9 @@ func (e wireEvent) label() string {
 	case "notify":
 		return "notify " + zkEventNames[e.ev] + what
 	case "req":
+		if len(e.subOps) > 6 {
+			return "batched multi" // several groups' writes (ha/batch.go)
+		}
 		if len(e.subOps) > 0 {
 			return "multi [" + strings.Join(e.subOps, ", ") + "]"
 		}

@@ -36,19 +36,26 @@ import (
 // Extensions may wait up to the window for company: at 1,000 groups on one
 // session, the leaders' extensions spread over R then leave in about R /
 // window multis instead of one each. Every other write goes at once, or,
-// while a batch is in flight, with the next one (the way a database
-// commits a group). With a single election on the session nothing waits.
+// while batchMaxFlying batches are in flight, with the next one (the way a
+// database commits a group). With a single election on the session nothing
+// waits.
 
 // batchWindow is how long an extension may wait for others of the same
 // session. It is a small part of the extension period (R = 2.33 s at the
 // defaults), which leaves two more extensions before the lease is at risk.
 const batchWindow = 100 * time.Millisecond
 
-// batchMaxOps bounds the ops in one batch: ZooKeeper refuses a request
+// batchMaxOps bounds the ops in one batch. ZooKeeper refuses a request
 // above jute.maxbuffer (1 MB by default) by closing the connection, so a
-// batch stays far below it (an election's multi is two or three ops of a
-// few hundred bytes).
-const batchMaxOps = 1000
+// batch stays far below it (an election's multi is two to four ops of a
+// few hundred bytes); and a large multi is slow to apply (its ops are
+// checked and applied one after another, inside one transaction), so
+// batches stay small and several fly at once instead.
+const batchMaxOps = 128
+
+// batchMaxFlying bounds the batches of one session in flight: ZooKeeper
+// applies one session's requests in order, so more only queue there.
+const batchMaxFlying = 4
 
 // batcher gathers one session's election writes into multis.
 type batcher struct {
@@ -58,7 +65,7 @@ type batcher struct {
 	queue   []*batchItem
 	urgent  bool        // the queue holds a write that must not wait for the window
 	timer   *time.Timer // armed while only extensions wait
-	busy    bool        // a batch is in flight
+	flying  int         // batches in flight
 	batches uint64      // multis sent for more than one election
 	batched uint64      // election writes they carried
 }
@@ -122,7 +129,7 @@ func (b *batcher) hurry() {
 // kickLocked starts a batch when one may go: nothing in flight, and either
 // an urgent write waits or the window has passed.
 func (b *batcher) kickLocked() {
-	if b.busy || len(b.queue) == 0 {
+	if b.flying >= batchMaxFlying || len(b.queue) == 0 {
 		return
 	}
 	if !b.urgent {
@@ -164,7 +171,7 @@ func (b *batcher) startLocked() {
 	}
 	b.queue = rest
 	b.urgent = len(b.queue) > 0 // what is left went past its window already
-	b.busy = true
+	b.flying++
 	go b.send(items)
 }
 
@@ -175,7 +182,7 @@ func (b *batcher) send(items []*batchItem) {
 		items = b.sendOnce(items)
 	}
 	b.mu.Lock()
-	b.busy = false
+	b.flying--
 	b.kickLocked()
 	b.mu.Unlock()
 }
