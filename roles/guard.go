@@ -79,8 +79,11 @@ const replyTimeout = time.Second
 
 // ServeGuard is the guard's main loop: it reads commands from in, runs the
 // duty as cfg says (cfg.OnStart is wrapped to report each start), and
-// answers on out. It returns when in closes, out breaks or ctx ends, after
-// stopping the duty.
+// answers on out. It returns when in closes or out breaks, after stopping
+// the duty. ctx ending is a signal (notifySignals): after the coordinator's
+// exit it is taken as the end of in; while the coordinator lives, the guard
+// goes on serving it for the duty's stop timeout and signalGrace, then
+// stops the duty and returns.
 func ServeGuard(ctx context.Context, in io.Reader, out io.Writer, cfg SupervisorConfig) error {
 	log := cfg.Logger
 	if log == nil {
