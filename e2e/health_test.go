@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hanode/hanode/internal/nodetest"
+	"github.com/hanode/hanode/internal/testwait"
 	"github.com/hanode/hanode/internal/zktest"
 	"github.com/hanode/hanode/ping"
 )
@@ -44,6 +45,22 @@ func firstFailAfter(t *testing.T, dir, node string, since time.Time) time.Time {
 	}
 	t.Fatalf("%s: no failing check since %v", node, since)
 	return time.Time{}
+}
+
+// waitMark waits until node's duty has written its mark what at or after
+// since (a duty writes it just after it starts, so it may come a little
+// after the node's first ok) and returns its time, 0 if none came.
+func waitMark(t *testing.T, dir, node, what string, since int64) int64 {
+	t.Helper()
+	var at int64
+	_ = testwait.Poll(5*time.Second, 5*time.Millisecond, func() bool {
+		if _, err := os.Stat(filepath.Join(dir, node+".marks")); err != nil {
+			return false
+		}
+		at = markOf(t, dir, node, what, since)
+		return at != 0
+	})
+	return at
 }
 
 // markOf is the time of node's first mark what ("active start", ...) at
@@ -120,8 +137,8 @@ func TestFailingHealthCmdMovesLeadershipWithoutOverlap(t *testing.T) {
 	assert.GreaterOrEqual(t, st.Health.Failures, failures)
 	assert.Equal(t, next.Name(), st.Leader, "out of the line, it still knows who leads")
 	assert.Empty(t, st.LeaderNote)
-	stopped := markOf(t, dir, old.Name(), "active stop", fault.UnixNano())
-	started := markOf(t, dir, next.Name(), "active start", fault.UnixNano())
+	stopped := waitMark(t, dir, old.Name(), "active stop", fault.UnixNano())
+	started := waitMark(t, dir, next.Name(), "active start", fault.UnixNano())
 	require.NotZero(t, stopped, "%s's duty was stopped (SIGTERM), not killed", old)
 	require.NotZero(t, started)
 	assert.Less(t, stopped, started, "the old duty stopped before the new one started")
@@ -248,8 +265,8 @@ func TestElectionPolicies(t *testing.T) {
 			}
 		}
 		assert.True(t, preempted, "a's transition out of active says it was preempted:\n%s", a.Logs())
-		stopped := markOf(t, dir, "a", "active stop", joined.UnixNano())
-		started := markOf(t, dir, "b", "active start", joined.UnixNano())
+		stopped := waitMark(t, dir, "a", "active stop", joined.UnixNano())
+		started := waitMark(t, dir, "b", "active start", joined.UnixNano())
 		require.NotZero(t, stopped, "a's duty was stopped, not killed")
 		require.NotZero(t, started)
 		assert.Less(t, stopped, started, "a's duty stopped before b's started")

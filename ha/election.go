@@ -275,17 +275,23 @@ func (e *Election) inGroup(op core.Op) bool {
 // connection broke with the write outstanding, or another error when one of
 // build's ops failed (ZooKeeper applied none of them).
 func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int64, error) {
+	term, _, err := e.fencedWrite(ctx, build)
+	return term, err
+}
+
+// fencedWrite is Fenced, with ZooKeeper's answer to the write that landed.
+func (e *Election) fencedWrite(ctx context.Context, build func(term int64) []Op) (int64, core.Result, error) {
 	for {
 		f, err := e.fenceOf(ctx)
 		if err != nil {
-			return 0, err
+			return 0, core.Result{}, err
 		}
 		if f.Wait {
 			// An extension is in flight (our member node's next version is
 			// not known yet), or a look of a new epoch is: either is
 			// answered within a round trip.
 			if err := fenceRetryPause(ctx); err != nil {
-				return 0, err
+				return 0, core.Result{}, err
 			}
 			continue
 		}
@@ -298,14 +304,14 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			r, _, _ = e.s.doIn(f.Epoch, op)
 		}
 		if r.Err == core.ErrNone {
-			return f.Term, nil
+			return f.Term, r, nil
 		}
 		if r.Err == core.ErrNotSent {
 			// No session now, or not the connection the checks were taken
 			// on: nothing reached ZooKeeper. Ask the core again, after a
 			// pause (it may say we still lead while the session is away).
 			if err := fenceRetryPause(ctx); err != nil {
-				return 0, err
+				return 0, core.Result{}, err
 			}
 			continue
 		}
@@ -318,12 +324,12 @@ func (e *Election) Fenced(ctx context.Context, build func(term int64) []Op) (int
 			}
 		}
 		if i >= 0 && i < len(f.Checks) {
-			return 0, fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
+			return 0, r, fmt.Errorf("%w: the lease moved on (%s)", ErrNotLeader, r.Multi[i].Detail)
 		}
 		if r.Err == core.ErrLost {
-			return 0, fmt.Errorf("%w: %s", ErrOutcomeUnknown, r.Detail)
+			return 0, r, fmt.Errorf("%w: %s", ErrOutcomeUnknown, r.Detail)
 		}
-		return 0, fmt.Errorf("ha: fenced write: %s", r.Detail)
+		return 0, r, fmt.Errorf("ha: fenced write: %s", r.Detail)
 	}
 }
 

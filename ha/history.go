@@ -169,44 +169,51 @@ func (e *Election) appendHistory(ctx context.Context, entry HistoryEntry, fenced
 	return err
 }
 
-// appendTakeover records entry, our takeover, once: it reads the mark of
-// the history's directory (the last takeover recorded: ours when an
-// earlier try landed though its outcome was unknown), then writes the
-// entry with the mark, fenced by our lease, by compare-and-set from the
-// version it read (so that an earlier try landing late makes it fail, and
-// the mark is read again).
+// appendTakeover records entry, our takeover, once. The first try writes
+// the entry with the mark of the history's directory set to its term, fenced
+// by our lease, without reading the mark first (no earlier try of ours can
+// have landed). A try whose outcome is unknown, or that failed, is followed
+// by one that reads the mark (the last takeover recorded: ours when the
+// earlier try landed after all) and writes the entry with the mark by
+// compare-and-set from the version it read (so that an earlier try landing
+// late makes it fail, and the mark is read again).
 func (e *Election) appendTakeover(ctx context.Context, dir string, entry HistoryEntry) error {
 	err := fmt.Errorf("ha: history %s: the takeover of term %d not recorded", dir, entry.Term)
+	ver := int32(-1) // the first try: the mark set whatever its version
 	for try := 0; try < takeoverTries; try++ {
-		r, _, _ := e.s.do(core.Op{Kind: core.OpGet, Path: dir})
-		switch r.Err {
-		case core.ErrNone:
-		case core.ErrNotSent:
-			// No session now: as Fenced does, ask again while we lead.
-			if _, err := e.fenceOf(ctx); err != nil {
-				return err
+		if try > 0 {
+			r, _, _ := e.s.do(core.Op{Kind: core.OpGet, Path: dir})
+			switch r.Err {
+			case core.ErrNone:
+			case core.ErrNotSent:
+				// No session now: as Fenced does, ask again while we lead.
+				if _, err := e.fenceOf(ctx); err != nil {
+					return err
+				}
+				if err := fenceRetryPause(ctx); err != nil {
+					return err
+				}
+				try--
+				continue
+			case core.ErrNoNode:
+				e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // the group's first entry, or the tree was lost
+				continue
+			default:
+				err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
+				continue
 			}
-			if err := fenceRetryPause(ctx); err != nil {
-				return err
+			switch last := markedTerm(r.Data); {
+			case last == entry.Term:
+				return nil // an earlier try landed
+			case last > entry.Term:
+				return fmt.Errorf("%w: the takeover of term %d is recorded", ErrNotLeader, last)
 			}
-			try--
-			continue
-		case core.ErrNoNode:
-			e.s.do(core.Op{Kind: core.OpCreate, Path: dir}) // the group's first entry, or the tree was lost
-			continue
-		default:
-			err = fmt.Errorf("ha: history %s: %s", dir, r.Detail)
-			continue
-		}
-		switch last := markedTerm(r.Data); {
-		case last == entry.Term:
-			return nil // an earlier try landed
-		case last > entry.Term:
-			return fmt.Errorf("%w: the takeover of term %d is recorded", ErrNotLeader, last)
+			ver = r.Stat.Version
 		}
 		stale := false
-		_, err = e.Fenced(ctx, func(term int64) []Op {
-			ops := takeoverOps(dir, entry, term, r.Stat.Version)
+		var res core.Result
+		_, res, err = e.fencedWrite(ctx, func(term int64) []Op {
+			ops := takeoverOps(dir, entry, term, ver)
 			stale = ops == nil
 			return ops
 		})
@@ -214,23 +221,38 @@ func (e *Election) appendTakeover(ctx context.Context, dir string, entry History
 		case err == nil && stale:
 			return fmt.Errorf("%w: the leadership of term %d ended before its takeover was recorded", ErrNotLeader, entry.Term)
 		case err == nil:
-			if mayNeedTrim(r.Stat, HistoryLimit) {
+			if mayNeedTrim(createdSeq(dir, res), HistoryLimit) {
 				e.trimHistory(dir)
 			}
 			return nil
 		case errors.Is(err, ErrNotLeader) || ctx.Err() != nil:
 			return err
 		}
-		// The outcome unknown, or the directory moved on: read it again.
+		// The outcome unknown, the directory missing, or the mark moved
+		// on: read it, and try again.
 	}
 	return err
 }
 
-// mayNeedTrim reports whether a history whose directory was at st just
-// before one more entry was created can hold more than limit entries: its
-// children are at most the creates its Cversion counts (with the deletes)
-// plus that one. Until then a takeover lists nothing to trim.
-func mayNeedTrim(st core.Stat, limit int) bool { return int64(st.Cversion)+1 > int64(limit) }
+// createdSeq is the sequence number of the entry a takeover's write
+// created under dir (its answer r), -1 when r names none.
+func createdSeq(dir string, r core.Result) int64 {
+	for _, m := range r.Multi {
+		if name, ok := strings.CutPrefix(m.Path, dir+"/"); ok {
+			if n, ok := entrySeq(name); ok {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// mayNeedTrim reports whether a history whose newest entry has sequence
+// number seq (-1: not known) can hold more than limit entries. Its entries
+// are at most the creates under its directory, and a sequence number is the
+// directory's count of creates and deletes before it: at most seq + 1.
+// Until then a takeover lists nothing to trim.
+func mayNeedTrim(seq int64, limit int) bool { return seq < 0 || seq+1 > int64(limit) }
 
 // trimHistory deletes the oldest entries beyond HistoryLimit.
 func (e *Election) trimHistory(dir string) {

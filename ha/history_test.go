@@ -152,3 +152,38 @@ func TestTakeoverRecordedOnlyUnderItsOwnTerm(t *testing.T) {
 		}
 	}
 }
+
+// TestTrimListsOnlyWhenTheHistoryMayBeFull: a takeover lists the history for
+// a trim only once the sequence number of the entry it created says that
+// the directory may hold more than the limit (entries are at most the
+// creates, and a sequence number counts creates and deletes before it), or
+// when it cannot tell.
+func TestTrimListsOnlyWhenTheHistoryMayBeFull(t *testing.T) {
+	dir := "/hanode/groups/g/history"
+	multi := func(paths ...string) core.Result {
+		r := core.Result{}
+		for _, p := range paths {
+			r.Multi = append(r.Multi, core.Result{Path: p})
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		r     core.Result
+		limit int
+		want  bool
+	}{
+		{"the first entry", multi("", "", dir+"/t-0000000000", ""), 1000, false},
+		{"the limit-th entry", multi("", "", dir+"/t-0000000999", ""), 1000, false},
+		{"one more than the limit", multi("", "", dir+"/t-0000001000", ""), 1000, true},
+		{"a limit of one, the second entry", multi("", "", dir+"/t-0000000001", ""), 1, true},
+		{"no entry named", multi("", ""), 1000, true},
+		{"another directory's node", multi("/elsewhere/t-0000000001"), 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mayNeedTrim(createdSeq(dir, tc.r), tc.limit); got != tc.want {
+				t.Errorf("mayNeedTrim(createdSeq(%v), %d) = %v, want %v", tc.r.Multi, tc.limit, got, tc.want)
+			}
+		})
+	}
+}

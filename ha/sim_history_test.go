@@ -255,15 +255,31 @@ func (s *sim) histAppend(n *simNode, entry HistoryEntry, fenced bool, try int, d
 	write()
 }
 
-// histTakeover is appendTakeover: the mark read, then the fenced write of
-// the entry and the mark from the version read, again while the outcome is
-// unknown or the mark moved on.
+// histTakeover is appendTakeover: the fenced write of the entry and the
+// mark, at once on the first try; then, while the outcome is unknown or the
+// write failed, the mark read and the write from the version read.
 func (s *sim) histTakeover(n *simNode, entry HistoryEntry, try int, done func()) {
 	if try >= takeoverTries {
 		done()
 		return
 	}
 	dir := s.historyDir()
+	written := func(ok, notLeader bool, r core.Result) {
+		switch {
+		case ok && !mayNeedTrim(createdSeq(dir, r), s.cfg.hist.limit):
+			done() // as appendTakeover: nothing to trim yet
+		case ok:
+			s.histTrim(n, done)
+		case notLeader:
+			done()
+		default:
+			s.histTakeover(n, entry, try+1, done)
+		}
+	}
+	if try == 0 {
+		s.histFenced(n, entry, -1, written)
+		return
+	}
 	s.histDo(n, core.Op{Kind: core.OpGet, Path: dir}, func(r core.Result) {
 		switch r.Err {
 		case core.ErrNone:
@@ -295,25 +311,14 @@ func (s *sim) histTakeover(n *simNode, entry HistoryEntry, try int, done func())
 			done()
 			return
 		}
-		s.histFenced(n, entry, r.Stat.Version, func(ok, notLeader bool) {
-			switch {
-			case ok && !mayNeedTrim(r.Stat, s.cfg.hist.limit):
-				done() // as appendTakeover: nothing to trim yet
-			case ok:
-				s.histTrim(n, done)
-			case notLeader:
-				done()
-			default:
-				s.histTakeover(n, entry, try+1, done)
-			}
-		})
+		s.histFenced(n, entry, r.Stat.Version, written)
 	})
 }
 
 // histFenced is Election.Fenced writing entry with the mark from version
 // ver; done learns whether it landed, or else whether the lease moved on
 // (ErrNotLeader).
-func (s *sim) histFenced(n *simNode, entry HistoryEntry, ver int32, done func(ok, notLeader bool)) {
+func (s *sim) histFenced(n *simNode, entry HistoryEntry, ver int32, done func(ok, notLeader bool, r core.Result)) {
 	if n.core == nil {
 		return
 	}
@@ -322,7 +327,7 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, ver int32, done func(ok
 	switch {
 	case fb.Checks == nil && !fb.Wait:
 		s.tracef("%s: history: not leader (%s)", n.name, entry.Cause)
-		done(false, true)
+		done(false, true, core.Result{})
 		return
 	case fb.Wait:
 		pause()
@@ -361,7 +366,7 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, ver int32, done func(ok
 				if ops == nil {
 					s.hist.counts.dropped++ // the checks alone: that leadership ended
 				}
-				done(ops != nil, ops == nil)
+				done(ops != nil, ops == nil, r)
 				return
 			}
 			if r.Err == core.ErrNotSent {
@@ -380,12 +385,12 @@ func (s *sim) histFenced(n *simNode, entry HistoryEntry, ver int32, done func(ok
 			switch {
 			case i >= 0 && i < len(checks):
 				s.hist.counts.refused++
-				done(false, true)
+				done(false, true, r)
 			case r.Err == core.ErrLost:
 				s.hist.counts.unknown++
-				done(false, false)
+				done(false, false, r)
 			default:
-				done(false, false)
+				done(false, false, r)
 			}
 		})
 	}
