@@ -201,6 +201,8 @@ func TestGuardContainsEscapes(t *testing.T) {
 					testwait.For(t, 5*time.Second, "the dead guard's jail killed", func() bool { return processDead(esc) })
 				case "guard frozen":
 					require.NoError(t, syscall.Kill(guard, syscall.SIGSTOP))
+					testwait.For(t, 5*time.Second, "the guard frozen", func() bool { return processStopped(guard) })
+					began = time.Now()
 					require.NoError(t, g.g.Stop("test"))
 					assert.Less(t, time.Since(began), 200*time.Millisecond+KillGrace, "a frozen guard was waited for")
 					assert.Equal(t, 1, g.logs.FilterMessage("duty guard did not acknowledge the stop (frozen?); killing it and its duty's every process").Len())

@@ -93,6 +93,25 @@ func processDead(pid int) bool {
 	return f[0] == "Z" || f[0] == "X"
 }
 
+// processStopped reports whether every thread of pid is stopped (SIGSTOP
+// takes each thread at its next return to user mode, not at the kill).
+func processStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); f[0] != "T" && f[0] != "t" {
+			return false
+		}
+	}
+	return true
+}
+
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	b, err := os.ReadFile(path)
