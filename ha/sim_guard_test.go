@@ -113,7 +113,7 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, until time.Time, inc
 		return
 	case f <= 2: // frozen before it sends
 		send += time.Duration(rng.Int63n(int64(2 * s.cfg.lease)))
-	case f >= 4 && f <= 6 && s.adversaryMayAct() && !s.plan.rollbackAtClaim:
+	case (f >= 4 && f <= 6 || f >= 7 && s.othersRunning(n) >= 2) && s.adversaryMayAct() && !s.plan.rollbackAtClaim:
 		// The adversary's timing: the guard wakes just after the next
 		// member claimed (rule D, W after the last extension it saw) and
 		// ZooKeeper forgot that claim (restored to the ticket's versions).
@@ -139,6 +139,19 @@ func (s *sim) guardRelease(n *simNode, t *core.GuardTicket, until time.Time, inc
 		arrive += time.Duration(rng.Int63n(int64(s.cfg.lease)))
 	}
 	s.at(s.now+send, func() { s.guardSend(n, t, until, inc, arrive) })
+}
+
+// othersRunning counts the processes running beside n: the adversary's
+// rollback-at-claim needs a second one, to claim by rule B after the late
+// release while the first's erased claim still acts.
+func (s *sim) othersRunning(n *simNode) int {
+	c := 0
+	for _, o := range s.nodes {
+		if o != n && o.running {
+			c++
+		}
+	}
+	return c
 }
 
 // guardSend is the guard sending t's release now (unless its lease is

@@ -53,6 +53,13 @@ var mutations = []mutation{
 // make test's own run of the simulator.
 const mutationSeeds = 10000
 
+// mutationBudget lets a mutation whose defect needs a rare coincidence
+// search longer. A guard's late release needs a killed holder with a
+// ticket, its guard frozen, a claim ZooKeeper then forgets and a third
+// member: about one seed in four thousand has them (seeds 3779 and 4139 at
+// two commits of issue 17).
+var mutationBudget = map[string]int{"a guard releases after the lease (across a rollback)": 4 * mutationSeeds}
+
 // firstFailing runs seeds from 1 with edit applied until one fails, on two
 // workers; it returns that seed (0: none within limit) and the violation.
 func firstFailing(limit int, edit func(*simConfig)) (int64, string) {
@@ -97,9 +104,13 @@ func TestSimulationCatchesEveryMutation(t *testing.T) {
 	var report []string
 	for _, m := range mutations {
 		start := time.Now()
-		seed, what := firstFailing(mutationSeeds, m.edit)
+		limit := mutationSeeds
+		if b := mutationBudget[m.name]; b > 0 {
+			limit = b
+		}
+		seed, what := firstFailing(limit, m.edit)
 		if seed == 0 {
-			t.Errorf("mutation %q: no violation in %d seeds: the simulator cannot see this defect", m.name, mutationSeeds)
+			t.Errorf("mutation %q: no violation in %d seeds: the simulator cannot see this defect", m.name, limit)
 			continue
 		}
 		first, _, _ := strings.Cut(what, "\n")
