@@ -86,10 +86,18 @@ func idleMix(t *testing.T, f *fleet, tracers [scaleProcs]*tracer) string {
 // frameMix counts each tracer's frames since t0 by label (replies only
 // when they failed), divided by per, one line per tracer.
 func frameMix(tracers [scaleProcs]*tracer, t0 time.Time, per float64, names ...string) string {
+	return frameMixUntil(tracers, t0, time.Time{}, per, names...)
+}
+
+// frameMixUntil is frameMix for the frames from t0 to t1 (zero: on).
+func frameMixUntil(tracers [scaleProcs]*tracer, t0, t1 time.Time, per float64, names ...string) string {
 	var b strings.Builder
 	for p, tr := range tracers {
 		counts := map[string]int{}
 		for _, e := range tr.since(t0) {
+			if !t1.IsZero() && e.at.After(t1) {
+				continue
+			}
 			if e.kind != "pong" && (e.kind != "rep" || e.failed()) {
 				counts[e.label()]++
 			}

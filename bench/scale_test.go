@@ -420,7 +420,7 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 	r.handoverMedian, _, r.handoverAll = quantiles(took)
 	if cfg.trace {
 		r.handoverOdd = oddHandovers(f, leaders, tracers, h0, 2)
-		r.handoverMix = frameMix(tracers, h0, float64(cfg.groups))
+		r.handoverMix = frameMixUntil(tracers, h0, h0.Add(window), float64(cfg.groups))
 	}
 	r.handoverWindow = window
 	r.handoverWatches = int64(s6.WatchEvents - s5.WatchEvents)
@@ -574,7 +574,7 @@ func (r scaleResult) report() string {
 	}
 	b.WriteString(r.handoverOdd)
 	if r.handoverMix != "" {
-		fmt.Fprintf(&b, "mass handover: frames per group from the cancels on, by session:\n%s", r.handoverMix)
+		fmt.Fprintf(&b, "mass handover: frames per group from the cancels until every old leader left, by session:\n%s", r.handoverMix)
 	}
 	fmt.Fprintf(&b, "mass handover: CPU, share of one core over %.2f s: ZooKeeper %.0f%%, this process %.0f%%\n",
 		r.handoverZK.secs, 100*r.handoverZKCPU, 100*r.handoverSelfCPU)

@@ -107,8 +107,8 @@ func (c *Core) onLookReply(id uint64, p pending, r Result) {
 				continue // ignored without reading it
 			}
 			if name == c.own.node {
-				if !c.own.check && c.own.sure {
-					continue // we know our node: only a look for a reason reads it
+				if !c.own.check && c.own.sure && !c.own.revalidate {
+					continue // we know our node: only a look for a reason reads it (a holder's revalidation is one)
 				}
 				c.view.look.ownRead = true
 			} else if _, known := c.view.infos[name]; known && !c.view.reread[name] {

@@ -386,3 +386,22 @@ func TestCoreAnUnconfirmedStopLeavesWithoutARelease(t *testing.T) {
 		})
 	}
 }
+
+// TestCoreARevalidatingHolderReadsItsNode: a holder in a new epoch writes
+// nothing until a look of that epoch has shown it the lowest member with
+// its node as it left it, so that look must read its node even when
+// nothing else asks for it (simulator seed 694 of an intermediate commit:
+// the reading was left to a flag a look of the epoch had already cleared,
+// and the holder listed the group for ever without extending).
+func TestCoreARevalidatingHolderReadsItsNode(t *testing.T) {
+	r := newRig(t, "a")
+	own := r.lead()
+	r.step(EvSession{Up: false, Epoch: 1})
+	r.step(EvSession{Up: true, ID: 7, Epoch: 2})
+	r.c.own.check = false // as after a look of this epoch that read it and could not revalidate
+	r.after(time.Millisecond)
+	r.answer(r.take(OpChildren, "/members"), Result{Children: []string{own}})
+	if _, ok := r.takeGet(own, false); !ok {
+		t.Fatalf("the revalidation look does not read our node; outstanding %v", r.pending())
+	}
+}
