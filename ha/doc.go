@@ -49,7 +49,10 @@
 // member of a group (Run refuses a second with ErrAlreadyMember), so two
 // members of one group need two sessions, as two processes have. hanode run
 // also reserves its server name (SessionConfig.ReserveName); a library user
-// who only wants an election leaves it out.
+// who only wants an election leaves it out. The Elections of one Session
+// send their writes together (batch.go; SessionStats.Batches counts them):
+// at 1,000 groups on a session ZooKeeper logs a few transactions a second
+// instead of one per extension.
 //
 // # Layout
 //
