@@ -51,8 +51,11 @@ func (c *Core) lookWanted() {
 // asked sooner): for a change that leaves the view stale but decides
 // nothing now. Every member of a group that changed leader would otherwise
 // list the group at once, the moment ZooKeeper is busiest with the
-// handovers themselves. Looks only ever enable claims, so a later one can
-// only delay a claim, never allow one.
+// handovers themselves. A member's looks only enable claims, so a later one
+// can only delay a claim, never allow one; a new holder's look only
+// refreshes its view (its safety rests on its own writes, and a new epoch's
+// revalidation look is never deferred), so a later one only delays noticing
+// a node another client forged below it.
 func (c *Core) lookSoon() {
 	if at := c.now.Add(c.every); c.view.lookAt.IsZero() || at.Before(c.view.lookAt) {
 		c.view.lookAt = at
