@@ -88,7 +88,9 @@ type dialTracker struct {
 
 // close gives up: go-zookeeper's Close waits up to a second for a client
 // stuck in its handshake (with a server that accepted and never answers),
-// so the sockets are closed first, which ends the handshake at once.
+// so the sockets are closed first, which ends the handshake at once, and
+// Close runs on its own: go-zookeeper may have dialed the silent server
+// again meanwhile, and the caller, giving up, must not wait for that.
 func (t *dialTracker) close(conn *zk.Conn) {
 	t.mu.Lock()
 	open := t.open
@@ -97,7 +99,7 @@ func (t *dialTracker) close(conn *zk.Conn) {
 	for _, c := range open {
 		_ = c.Close()
 	}
-	conn.Close()
+	go conn.Close()
 }
 
 func (t *dialTracker) dial(network, address string, timeout time.Duration) (net.Conn, error) {
