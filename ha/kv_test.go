@@ -96,7 +96,10 @@ func TestLeaderPublishesStateThatEveryMemberReads(t *testing.T) {
 		t.Fatal("WaitState on a standby did not wake on the leader's write")
 	}
 
-	// A standby may not write; it names the leader.
+	// A standby may not write; it names the leader (once it has learned
+	// who leads: a standby that joined before the claim learns it from its
+	// next read of the record, not at once).
+	testwait.For(t, 10*time.Second, s.name+" to know the leader", func() bool { return s.el.State().Leader == leader.name })
 	if _, err := s.el.PutState(ctx, "epoch", []byte("mine")); !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), leader.name) {
 		t.Fatalf("standby's PutState = %v, want ErrNotLeader naming %s", err, leader.name)
 	}
