@@ -228,7 +228,22 @@
 // it cannot be acting (rule D's argument). The member behind the lowest
 // readable one sweeps them too, a lease later, because a foreign client's
 // node can carry member data and then never sweeps; rule D then pushes that
-// node out like any silent lowest member.
+// node out like any silent lowest member. Member data with a term no hanode
+// issues (MaxTerm or beyond) is not readable member data: two foreign nodes
+// at the head of the line, both readable, would otherwise leave every
+// member behind them waiting for as long as their owner's session lives.
+//
+// A standby watches its own node, so that it learns at once of another
+// client's write or delete. Its own claim writes that node too, and
+// ZooKeeper tells the watch before it answers the claim: a change told
+// while the claim is out is settled by the claim's reply. The claim wrote
+// our node at the version the watch's read found, and landed, answered on
+// that connection: then nothing wrote the node between that read and the
+// claim, and the change the watch tells (it fires once) was the claim's.
+// Anything else (the claim refused or lost, another epoch, the watch's
+// version unknown) is looked at, reading our node, as before. The new holder
+// learns of a later foreign write from its next extension, which expects
+// the version its claim left.
 //
 // # Observations
 //

@@ -188,9 +188,15 @@ type membership struct {
 	// to a state in which another member is below it.
 	revalidate bool
 	watch      uint64 // a member's watch on its own node, 0 none
-	check      bool   // the next look reads our node (it may have been written)
-	writes     int    // writes of our node in flight: a look must not mistake them for another client's
-	writeSeq   uint64 // writes of our node sent so far
+	// watchVer is the version the read that set watch found (-1: not
+	// answered yet). When the watch fires while our claim is out,
+	// changedInClaim holds and changedAt is that version: the claim's
+	// reply settles whose write fired it (onClaimReply).
+	watchVer, changedAt int32
+	changedInClaim      bool
+	check               bool   // the next look reads our node (it may have been written)
+	writes              int    // writes of our node in flight: a look must not mistake them for another client's
+	writeSeq            uint64 // writes of our node sent so far
 }
 
 // groupView is the group as our looks saw it.

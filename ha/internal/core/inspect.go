@@ -63,7 +63,7 @@ func (c *Core) String() string {
 	o := c.own
 	w.part("own").f("gen", o.gen).f("guid", o.guid).f("joining", o.joining).f("ensureAt", o.ensureAt).f("node", o.node).
 		f("ver", o.ver).f("sure", o.sure).f("epoch", o.epoch).f("sent", o.sent).f("data", o.data).
-		f("revalidate", o.revalidate).f("watch", o.watch).f("check", o.check).f("writes", o.writes).f("writeSeq", o.writeSeq)
+		f("revalidate", o.revalidate).f("watch", o.watch).f("watchVer", o.watchVer).f("changedInClaim", o.changedInClaim).f("changedAt", o.changedAt).f("check", o.check).f("writes", o.writes).f("writeSeq", o.writeSeq)
 	v := c.view
 	lk := v.look
 	w.part("view").f("look", fmt.Sprintf("{id:%d at:%s names:%d waiting:%d recDone:%v again:%v ownSeq:%d ownBusy:%v ownRead:%v outdated:%v}",

@@ -58,7 +58,17 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		c.lookSoon()
 	}
 	if c.stale(p) || c.role != roleMember {
+		c.own.changedInClaim = false
 		return
+	}
+	if c.own.changedInClaim {
+		c.own.changedInClaim = false
+		if !c.claimFiredOwnWatch(p, r) {
+			// Another client's write, or we cannot tell: look now,
+			// reading our node, as the watch would have had us do.
+			c.own.check = true
+			c.wantLook()
+		}
 	}
 	switch r.Err {
 	case ErrNone:
@@ -74,6 +84,22 @@ func (c *Core) onClaimReply(p pending, r Result) {
 		return
 	}
 	c.claimed(p, r)
+}
+
+// claimFiredOwnWatch: the change our own-node watch told while the claim
+// was out was the claim's own write. ZooKeeper tells a watch before it
+// answers the write that fired it, so this is the common case of every
+// claim, and a look for it would cost every takeover a listing and three
+// reads. It was ours when the claim landed, answered on the connection
+// the watch was set on, and the claim's versioned write of our node
+// expected the very version the watch's read found: then nothing wrote our
+// node between that read and our claim (the version would have moved and
+// the claim failed), so the first change after the watch was set, the one
+// it tells, is the claim's. A write after the claim is not this watch's
+// (it fires once); the holder learns of it from its next extension, which
+// expects the version the claim left.
+func (c *Core) claimFiredOwnWatch(p pending, r Result) bool {
+	return r.Err == ErrNone && c.current(p.epoch) && c.own.changedAt >= 0 && c.own.changedAt == c.hold.claiming.ownVer
 }
 
 // claimRefused: a check of the claim failed; what failed says what to read

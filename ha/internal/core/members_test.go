@@ -63,3 +63,33 @@ func FuzzParseMember(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeMemberRefusesWhatNoMemberWrites: a member record names a member
+// and carries terms hanode can issue. Data another client wrote with a term
+// at MaxTerm or beyond is no member's: it is not trusted as one, and the
+// node is swept like any unreadable one (simulator seed 9947: two such nodes
+// at the head of the line, in a live foreign session, left every member
+// behind them waiting for ever).
+func TestDecodeMemberRefusesWhatNoMemberWrites(t *testing.T) {
+	info := MemberInfo{Name: "a", Role: "primary"}
+	for _, c := range []struct {
+		name string
+		data []byte
+		ok   bool
+		why  string
+	}{
+		{"a standby", MustJSON(MemberData{MemberInfo: info}), true, ""},
+		{"a holder", MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary", SeenTerm: 1795996804209}, LeaseTerm: 1795996804209, LeaseN: 3}), true, ""},
+		{"the largest term issued", MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary", SeenTerm: MaxTerm - 2}}), true, ""},
+		{"seen term beyond", MustJSON(MemberData{MemberInfo: MemberInfo{Name: "a", Role: "primary", SeenTerm: 1<<62 + 5}}), false, "beyond any hanode issues"},
+		{"lease term beyond", MustJSON(MemberData{MemberInfo: info, LeaseTerm: MaxTerm}), false, "beyond any hanode issues"},
+		{"no role", MustJSON(MemberInfo{Name: "a"}), false, "no name or role"},
+		{"not JSON", []byte("not json"), false, "not JSON"},
+		{"trailing data", append(MustJSON(MemberData{MemberInfo: info}), " {}"...), false, "trailing data"},
+	} {
+		_, why, ok := DecodeMember(c.data)
+		if ok != c.ok || !strings.Contains(why, c.why) {
+			t.Errorf("%s: DecodeMember(%s) = %q, %v; want ok %v and a reason with %q", c.name, c.data, why, ok, c.ok, c.why)
+		}
+	}
+}

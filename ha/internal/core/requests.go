@@ -154,6 +154,9 @@ func (c *Core) onReply(ev EvReply) {
 		if !c.stale(p) && ev.ID == c.own.watch {
 			switch r.Err {
 			case ErrNone:
+				if c.current(p.epoch) {
+					c.own.watchVer = r.Stat.Version
+				}
 			case ErrNoNode:
 				c.own.watch = 0
 				c.wantLook() // the look finds it gone
@@ -184,9 +187,16 @@ func (c *Core) onWatch(ev EvWatch) {
 		c.view.grp.watch = 0
 		c.lookWanted()
 	case ev.ID == c.own.watch:
+		c.own.watch = 0
+		if ev.Kind == WatchChanged && c.hold.claimBusy {
+			// Most likely our claim's own write, told before its reply:
+			// the reply settles it (onClaimReply).
+			c.own.changedInClaim, c.own.changedAt = true, c.own.watchVer
+			return
+		}
 		// Someone deleted or wrote our node (a standby's node changes only
 		// by our claim): look now, reading it, rather than at the next relist.
-		c.own.watch, c.own.check = 0, true
+		c.own.check = true
 		c.wantLook()
 	}
 }
@@ -240,7 +250,7 @@ func (c *Core) newEpoch() {
 		return
 	}
 	c.pred.watch, c.pred.obs, c.pred.lowest = 0, time.Time{}, false
-	c.own.watch, c.rec.fixWatch = 0, 0
+	c.own.watch, c.rec.fixWatch, c.own.changedInClaim = 0, 0, false
 	c.view.grp = groupState{} // read again, in this epoch
 	c.view.vacated, c.view.candSince = time.Time{}, time.Time{}
 	clear(c.view.seenBelow)
@@ -270,6 +280,7 @@ func (c *Core) lose(reason string) {
 	c.own.node, c.own.sure, c.own.epoch, c.own.sent, c.own.data = "", false, 0, time.Time{}, nil
 	c.own.revalidate = false
 	c.view.position, c.pred.node, c.pred.watch, c.own.watch, c.rec.fixWatch = -1, "", 0, 0, 0
+	c.own.changedInClaim = false
 	c.rec.mineOK = false
 	c.pred.obs, c.view.vacated, c.view.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.view.seenBelow)

@@ -126,7 +126,7 @@ func (c *Core) advanceMember() {
 		c.rec.fixWatch = c.request(pending{p: pRecFix}, Op{Kind: OpGet, Path: c.l.LeaderNode(), Watch: true})
 	}
 	if c.own.watch == 0 && c.view.position >= 0 {
-		c.own.watch = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.node), Watch: true})
+		c.own.watch, c.own.watchVer = c.request(pending{p: pOwnWatch}, Op{Kind: OpGet, Path: c.l.MemberNode(c.own.node), Watch: true}), -1
 	}
 	if rule, at, ok := c.pickRule(); ok && !c.now.Before(at) {
 		how := ""
@@ -350,7 +350,7 @@ func (c *Core) claim(rule claimRule) {
 	if c.rec.kind == RecOK {
 		prev = c.rec.r
 	}
-	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands, seen: c.evidence(rule), prev: prev}
+	c.hold.claiming = claimInfo{rule: rule, rec: rec, data: data, fence: fence, cands: cands, seen: c.evidence(rule), prev: prev, ownVer: c.own.ver}
 	c.request(pending{p: pClaim, rule: rule, term: term, data: data}, Op{Kind: OpMulti, Ops: ops})
 	c.setPhase(PhaseWaiting, fmt.Sprintf("claiming term %d: %s", term, rule))
 }
@@ -366,6 +366,8 @@ type claimInfo struct {
 	// prev is the record the claim replaces (its Name "" when there was
 	// none, or it was unreadable): Transition.Previous and Cause.
 	prev LeaderRecord
+	// ownVer is the version of our node the claim's write expects.
+	ownVer int32
 }
 
 // evidence is when we observed what a claim by rule rests on: it times

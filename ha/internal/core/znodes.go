@@ -160,6 +160,12 @@ func DecodeMember(data []byte) (MemberData, string, bool) {
 	if m.Name == "" || m.Role == "" {
 		return MemberData{}, "no name or role", false
 	}
+	if m.SeenTerm >= MaxTerm-1 || m.LeaseTerm >= MaxTerm-1 {
+		// No hanode issues such a term: whoever wrote it is not a member,
+		// and a node nobody can trust as one is swept like garbage once it
+		// stays unchanged (a live member rewrites its node first).
+		return MemberData{}, fmt.Sprintf("term %d is beyond any hanode issues (%d)", max(m.SeenTerm, m.LeaseTerm), int64(MaxTerm)), false
+	}
 	return m, "", true
 }
 
