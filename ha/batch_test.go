@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -150,4 +151,58 @@ func TestBatchKeepsFencedWritesToTheirConnection(t *testing.T) {
 	_, st, err := conn.Get("/old")
 	require.NoError(t, err)
 	assert.Equal(t, int32(0), st.Version, "the write fenced on another connection landed")
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	assert.True(t, s.batch.lastOwn.IsZero(), "a fenced write or an extension counted as the session's takeover traffic (quiet)")
+}
+
+// TestBatchQuietGivesWayToTheSessionsOwnWrites: a write that only records
+// (a takeover's history entry) waits until the session's elections have
+// asked for no claim, release or rejoin for quietAfter, at most quietMost;
+// not at all with one election on the session; and not for fenced writes
+// (another record's write does not hold the records back).
+func TestBatchQuietGivesWayToTheSessionsOwnWrites(t *testing.T) {
+	quiet := func(b *batcher, ctx context.Context) time.Duration {
+		start := time.Now()
+		b.quiet(ctx)
+		return time.Since(start)
+	}
+	alone := &batcher{s: &Session{groups: map[string]bool{"g0": true}}}
+	alone.lastOwn = time.Now()
+	assert.Less(t, quiet(alone, context.Background()), quietAfter/2, "one election on the session: no wait")
+
+	many := &batcher{s: &Session{groups: map[string]bool{"g0": true, "g1": true}}}
+	assert.Less(t, quiet(many, context.Background()), quietAfter/2, "nothing asked yet: no wait")
+
+	many.lastOwn = time.Now()
+	assert.GreaterOrEqual(t, quiet(many, context.Background()), quietAfter*9/10, "a claim just asked: waits for quiet")
+
+	// Claims asked again and again: the wait ends at quietMost all the same.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	many.lastOwn = time.Now()
+	wg.Go(func() {
+		tick := time.NewTicker(quietAfter / 4)
+		defer tick.Stop()
+		for {
+			many.mu.Lock()
+			many.lastOwn = time.Now()
+			many.mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	took := quiet(many, context.Background())
+	close(stop)
+	wg.Wait()
+	assert.GreaterOrEqual(t, took, quietMost*9/10)
+	assert.Less(t, took, quietMost+time.Second, "bounded by quietMost")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	many.lastOwn = time.Now()
+	assert.Less(t, quiet(many, ctx), quietAfter/2, "a cancelled context ends the wait")
 }

@@ -81,6 +81,7 @@ func (e *Election) recordHistory(ctx context.Context, feed <-chan Transition) {
 				e.clearSwitchover(ctx) // a request to us that is now done
 			}
 			entry := takeoverEntry(t, e.s.cfg.Name, time.Now().UTC())
+			e.s.batch.quiet(ctx) // the session's takeovers first (batch.go)
 			if err := e.appendHistory(ctx, entry, true); err != nil {
 				e.log.Warn("takeover not recorded in the group's history", zap.Int64("term", t.Term), zap.Error(err))
 			}
