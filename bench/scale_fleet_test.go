@@ -205,23 +205,6 @@ func (f *fleet) unsettled() int {
 	return n
 }
 
-// doubleActive counts groups with two members active at once.
-func (f *fleet) doubleActive() int {
-	n := 0
-	for _, g := range f.members {
-		active := 0
-		for _, m := range g {
-			if m.running.Load() && m.el.State().Active() {
-				active++
-			}
-		}
-		if active > 1 {
-			n++
-		}
-	}
-	return n
-}
-
 // leaders returns each group's active member (nil if none).
 func (f *fleet) leaders() []*membership {
 	out := make([]*membership, len(f.members))
@@ -245,40 +228,6 @@ func (f *fleet) stats() ha.SessionStats {
 		s.WatchEvents += x.WatchEvents
 	}
 	return s
-}
-
-// overlapWatch samples doubleActive every interval until stopped and keeps
-// the worst sample.
-type overlapWatch struct {
-	worst, samples atomic.Int64
-	stop, done     chan struct{}
-}
-
-func (f *fleet) watchOverlaps(interval time.Duration) *overlapWatch {
-	w := &overlapWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tk := time.NewTicker(interval)
-		defer tk.Stop()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-tk.C:
-			}
-			if n := int64(f.doubleActive()); n > w.worst.Load() {
-				w.worst.Store(n)
-			}
-			w.samples.Add(1)
-		}
-	}()
-	return w
-}
-
-func (w *overlapWatch) end() (worst, samples int64) {
-	close(w.stop)
-	<-w.done
-	return w.worst.Load(), w.samples.Load()
 }
 
 // waitDone waits at most timeout for m's Run to return and returns its

@@ -95,8 +95,11 @@ type scaleResult struct {
 	handoverZKCPU      float64 // share of one core from just before the cancels to the last Run's return
 	handoverSelfCPU    float64
 	handoverProbe      probeFigures
-	worstDouble        int64 // most groups seen with two actives in one sample (must be 0)
-	overlapSamples     int64
+	// dutyOverlaps counts groups whose new leader's duty started before
+	// the old leader's StopDuty call (must be 0). Exact, from the duty
+	// callbacks' times, where a sampler of every State() competed with
+	// the handover for the machine's two cores and saw only every 20 ms.
+	dutyOverlaps int
 }
 
 // ruleTally counts new leaders by the reason they lead for.
@@ -135,8 +138,8 @@ func TestScaleSmoke(t *testing.T) {
 	r := runScale(t, scaleConfig{groups: 10, settle: scaleR, idle: 4 * time.Second, idleProbe: time.Second,
 		probeEvery: 10 * time.Millisecond, pollEvery: 10 * time.Millisecond})
 	t.Log("\n" + r.report())
-	if r.worstDouble != 0 {
-		t.Errorf("%d groups had two active members in one sample", r.worstDouble)
+	if r.dutyOverlaps != 0 {
+		t.Errorf("%d groups had a new leader's duty start before the old one's stop", r.dutyOverlaps)
 	}
 	if got := float64(r.idle.writes) / r.idle.secs / float64(r.groups); got > 1 {
 		t.Errorf("idle: %.2f ZooKeeper writes/s per group, want about 1/R = %.2f", got, 1/scaleR.Seconds())
@@ -353,7 +356,6 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 		}
 	}
 	stopProfile = startCPUProfile(t, cfg.profilePath("cpu-handover"))
-	ow := f.watchOverlaps(cfg.pollEvery)
 	s5, z5 := f.stats(), mustSrvr(t, zks.Addr)
 	zc5, _ := cgroupCPU(cid)
 	c5, _ := procCPU(os.Getpid())
@@ -394,7 +396,6 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 	z6 := mustSrvr(t, zks.Addr)
 	zc6, _ := cgroupCPU(cid)
 	c6, _ := procCPU(os.Getpid())
-	r.worstDouble, r.overlapSamples = ow.end()
 	stopProfile()
 	var took []time.Duration
 	r.handoverRules = map[string]ruleTally{}
@@ -412,6 +413,12 @@ func runScale(t *testing.T, cfg scaleConfig) scaleResult {
 		}
 		if err := waitDone(m, 10*time.Second); err != nil {
 			t.Errorf("group %d: old leader: %v", gi, err)
+		}
+		// A duty's start and stop are told on the election's goroutine at
+		// the moment the core decides (an active node is active only
+		// between them), so no overlap of the two is exact.
+		if stop := m.stopCall.Load(); stop < h0.UnixNano() || h0.UnixNano()+int64(d) < stop {
+			r.dutyOverlaps++
 		}
 		if rel := time.Duration(m.stoppedAt.Load() - h0.UnixNano()); rel > r.releasedAll {
 			r.releasedAll = rel
@@ -563,9 +570,9 @@ func (r scaleResult) report() string {
 	fmt.Fprintf(&b, "mass handover: %d cancels in %v; every group led again after %v (median group %v); every old leader released and left after %v\n",
 		r.groups, r.cancelSpread.Round(time.Microsecond), r.handoverAll.Round(time.Millisecond),
 		r.handoverMedian.Round(time.Millisecond), r.releasedAll.Round(time.Millisecond))
-	fmt.Fprintf(&b, "mass handover: %d watch events delivered in %v, %d of them new holders' extensions: %.2f per departure; two actives in one group: %d (of %d samples)\n",
+	fmt.Fprintf(&b, "mass handover: %d watch events delivered in %v, %d of them new holders' extensions: %.2f per departure; groups whose new duty started before the old one's stop: %d\n",
 		r.handoverWatches, r.handoverWindow.Round(time.Millisecond), r.handoverExtensions, r.watchesPerFailover,
-		r.worstDouble, r.overlapSamples)
+		r.dutyOverlaps)
 	fmt.Fprintf(&b, "mass handover: ZooKeeper received %d, sent %d packets, %d writes; server avg latency %.2f ms, max since start %d ms; probe %s\n",
 		r.handoverZK.received, r.handoverZK.sent, r.handoverZK.writes, r.handoverZK.avgLatMs, r.handoverZK.maxLatSinceStartMs, r.handoverProbe)
 	for _, rule := range slices.Sorted(maps.Keys(r.handoverRules)) {
