@@ -373,7 +373,9 @@
 // does not hide whom the next must fence. With the record missing or
 // unreadable, the claimant names what it read of the members instead
 // (fenceCandidates): the silent holder a rule D claim deletes, or every
-// member seen below it (rule C); the record keeps that list while fencing.
+// member seen below it (rule C; remembered across reconnects, the latest
+// 64, since naming one too many only fences one more node); the record
+// keeps that list while fencing.
 // Nobody is named only when nothing is known. Downstream systems should
 // also reject writes carrying a term lower than one they have seen.
 //

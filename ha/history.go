@@ -24,7 +24,9 @@ import (
 // it. A takeover is recorded only while its leader still leads when the
 // write lands (a leadership that ends within a round trip of its start may
 // leave no entry, and the next one names it as the leader it took over
-// from).
+// from). With elections of many groups on one session, a takeover's entry
+// waits for the session's claims and releases to quiet down, at most a
+// second (batcher.quiet).
 
 // HistoryLimit is how many entries the history keeps.
 const HistoryLimit = 1000

@@ -214,11 +214,14 @@ type groupView struct {
 	infos     map[string]nodeInfo
 	reread    map[string]bool // known nodes that changed since: the next look reads them again
 	seenBelow map[string]bool // members seen below us in this epoch (rule B)
-	// belowInfo: who the members seen below us in this epoch said they
-	// were, and the highest term each published as holder, as last read;
-	// kept after they are gone: the members that may have acted, when the
-	// leader record cannot say (fenceCandidates).
+	// belowInfo: who the members seen below us said they were, and the
+	// highest term each published as holder, as last read; kept after
+	// they are gone, and across reconnects (a name too many only fences
+	// one more node), the latest belowKept of them (belowSeen: when each
+	// was last seen): the members that may have acted, when the leader
+	// record cannot say (fenceCandidates).
 	belowInfo  map[string]LeaderInfo
+	belowSeen  map[string]time.Time
 	position   int        // our index among members, -1 unknown
 	unreadable []unread   // nodes below us in the order whose data is not a member record
 	sweepable  []unread   // those we may delete (no readable member below us)
@@ -331,7 +334,7 @@ func New(cfg Config) (*Core, error) {
 		every: ExtendEvery(cfg.Lease, cfg.Margin),
 		req:   requests{pend: map[uint64]pending{}},
 		view: groupView{infos: map[string]nodeInfo{}, reread: map[string]bool{}, seenBelow: map[string]bool{},
-			belowInfo: map[string]LeaderInfo{}, position: -1, seenTerm: cfg.Self.SeenTerm},
+			belowInfo: map[string]LeaderInfo{}, belowSeen: map[string]time.Time{}, position: -1, seenTerm: cfg.Self.SeenTerm},
 		pub: published{phase: PhaseStarting, reason: "connecting to ZooKeeper", noticed: map[string]bool{}},
 	}
 	if cfg.Weaken.has(WeakWait) {

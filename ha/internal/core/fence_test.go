@@ -1,8 +1,10 @@
 package core
 
 import (
+	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,9 +94,13 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 		below []string      // members below us at first (our seq follows)
 		rec   *LeaderRecord // nil: missing
 		gone  bool          // the members below vanish after the first look (rule C)
-		idle  bool          // a's node carries no lease
-		rule  claimRule
-		want  []LeaderInfo
+		// reconnect: a new connection before they vanish, whose first
+		// look comes after (CI's TestFencingNamesASilentLeaderWhoseRecordWasDeleted
+		// once saw no candidate: a reconnect forgot them)
+		reconnect bool
+		idle      bool // a's node carries no lease
+		rule      claimRule
+		want      []LeaderInfo
 	}{
 		{name: "rule D, record missing: the deleted member", below: []string{a}, rule: ruleD,
 			want: []LeaderInfo{infoA}},
@@ -112,6 +118,8 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 			want: []LeaderInfo{infoB, infoA}},
 		{name: "rule C, record missing: every member seen below", below: []string{a, b}, gone: true, rule: ruleC,
 			want: []LeaderInfo{infoA, infoB}},
+		{name: "rule C, record missing, a reconnect between: every member seen below", below: []string{a, b}, gone: true,
+			reconnect: true, rule: ruleC, want: []LeaderInfo{infoA, infoB}},
 		{name: "rule C, nothing known", rule: ruleC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +139,11 @@ func TestCoreFenceNamesWhoMayHaveActed(t *testing.T) {
 			}
 			if _, ok := r.serve(tr, self); ok {
 				t.Fatal("claimed at once")
+			}
+			if tc.reconnect {
+				r.step(EvSession{Up: false, Epoch: 1})
+				r.step(EvSession{Up: true, ID: 7, Epoch: 2})
+				tr.watches = map[string]uint64{} // set on the old connection
 			}
 			if tc.gone {
 				r.remove(tr, tc.below...)
@@ -202,5 +215,33 @@ func TestCoreFenceRecordDecodesOldAndNew(t *testing.T) {
 	}
 	if s := string(MustJSON(LeaderInfo{Name: "q"})); strings.Contains(s, "since") {
 		t.Errorf("a candidate without a leadership start encodes as %s, want no since", s)
+	}
+}
+
+// TestCoreForgetsOnlyTheOldestGoneMembersBeyondTheBound: the members seen
+// below us are remembered after they are gone (a fence names them) and
+// across reconnects, at most belowKept of them: the ones seen longest ago
+// and no longer listed go first; a listed member is never forgotten.
+func TestCoreForgetsOnlyTheOldestGoneMembersBeyondTheBound(t *testing.T) {
+	r := newRig(t, "z")
+	var listed []string
+	for i := range belowKept + 6 {
+		node := memberName(fmt.Sprintf("%032x", i+100), i)
+		r.c.noteBelow(node, MemberData{MemberInfo: MemberInfo{Name: node, Role: "primary"}})
+		if i < 3 || i >= belowKept+3 {
+			listed = append(listed, node) // the three oldest and the three newest are still members
+		}
+		r.c.now = r.c.now.Add(time.Millisecond)
+	}
+	r.c.forgetBelow(listed)
+	if n := len(r.c.view.belowInfo); n != belowKept || len(r.c.view.belowSeen) != belowKept {
+		t.Fatalf("%d remembered (%d times), want %d", n, len(r.c.view.belowSeen), belowKept)
+	}
+	for i := range belowKept + 6 {
+		node := memberName(fmt.Sprintf("%032x", i+100), i)
+		_, kept := r.c.view.belowInfo[node]
+		if want := i < 3 || i >= 9; kept != want {
+			t.Errorf("member %d kept %v, want %v (listed: %v)", i, kept, want, slices.Contains(listed, node))
+		}
 	}
 }

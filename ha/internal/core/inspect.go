@@ -70,7 +70,7 @@ func (c *Core) String() string {
 		lk.id, stamp(lk.at), len(lk.names), lk.waiting, lk.recDone, lk.again, lk.ownSeq, lk.ownBusy, lk.ownRead, lk.outdated)).
 		f("lookDue", v.lookDue).f("lastLook", v.lastLook).f("lookAt", v.lookAt).f("members", len(v.members)).f("names", v.names).
 		f("ignored", len(v.ignored)).f("infos", len(v.infos)).f("reread", v.reread).f("seenBelow", v.seenBelow).
-		f("belowInfo", v.belowInfo).f("position", v.position).f("unreadable", v.unreadable).f("sweepable", v.sweepable).
+		f("belowInfo", v.belowInfo).f("belowSeen", v.belowSeen).f("position", v.position).f("unreadable", v.unreadable).f("sweepable", v.sweepable).
 		f("vacated", v.vacated).f("candSince", v.candSince).f("seenTerm", v.seenTerm).
 		f("grp", fmt.Sprintf("{known:%v ver:%d paused:%v switchTo:%s watch:%d}", v.grp.known, v.grp.ver, v.grp.paused != nil,
 			deref(v.grp.switchTo), v.grp.watch))

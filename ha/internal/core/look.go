@@ -327,6 +327,7 @@ func (c *Core) orderMembers(lk lookState, obs time.Time) (o order, ok bool) {
 			c.ignore(name, "not a member node name (hanode creates _c_<32 hex>-m-<10 digits>)")
 		}
 	}
+	c.forgetBelow(lk.names)
 	return o, true
 }
 

@@ -255,7 +255,6 @@ func (c *Core) newEpoch() {
 	c.view.vacated, c.view.candSince = time.Time{}, time.Time{}
 	clear(c.view.seenBelow)
 	c.rec.firstOK = false
-	clear(c.view.belowInfo)
 	c.view.look = lookState{}
 	c.lookWanted()
 }
@@ -285,6 +284,7 @@ func (c *Core) lose(reason string) {
 	c.pred.obs, c.view.vacated, c.view.candSince = time.Time{}, time.Time{}, time.Time{}
 	clear(c.view.seenBelow)
 	clear(c.view.belowInfo)
+	clear(c.view.belowSeen)
 	c.view.look = lookState{}
 	c.hold.claimBusy, c.hold.extBusy = false, false
 	c.own.joining = joinStart

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -302,6 +303,30 @@ func (c *Core) noteBelow(node string, d MemberData) {
 		li.Term = max(li.Term, old.Term)
 	}
 	c.view.belowInfo[node] = li
+	c.view.belowSeen[node] = c.now
+}
+
+// belowKept bounds the members seen below us that are remembered after
+// they are gone (belowInfo): a fence names them all, so a long-lived member
+// in a group whose members come and go keeps only the latest.
+const belowKept = 64
+
+// forgetBelow drops, beyond belowKept, the members seen below us longest
+// ago that are not among names.
+func (c *Core) forgetBelow(names []string) {
+	for len(c.view.belowSeen) > belowKept {
+		oldest, at := "", time.Time{}
+		for node, seen := range c.view.belowSeen {
+			if !slices.Contains(names, node) && (oldest == "" || seen.Before(at)) {
+				oldest, at = node, seen
+			}
+		}
+		if oldest == "" {
+			return // every one is a member now
+		}
+		delete(c.view.belowSeen, oldest)
+		delete(c.view.belowInfo, oldest)
+	}
 }
 
 // claim writes the lease claim: one multi that (for rule D) deletes the
