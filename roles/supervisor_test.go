@@ -105,7 +105,7 @@ func processStopped(pid int) bool {
 		if err != nil {
 			return false
 		}
-		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); f[0] != "T" && f[0] != "t" {
+		if st, ok := parseStat(b); !ok || st.state != 'T' && st.state != 't' {
 			return false
 		}
 	}
